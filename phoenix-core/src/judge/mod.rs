@@ -1,0 +1,169 @@
+//! The judge: success criteria, and the verdict an experiment ends with.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A KPI a criterion can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KpiName {
+    /// Candidate series vs baseline series, percent fewer.
+    CardinalityReductionPct,
+    /// Candidate data points vs baseline, percent fewer.
+    DataPointReductionPct,
+    /// Candidate cost vs baseline cost under the experiment's pricing model, percent less.
+    CostReductionPct,
+    /// Share of host CPU and memory the candidate still carries, percent (the lower of the two).
+    FidelityPct,
+    /// Share of critical processes and metric patterns present in the candidate, percent.
+    CriticalCoveragePct,
+    /// Extra agent CPU the candidate costs relative to the baseline, percent.
+    AgentCpuOverheadPct,
+    /// Extra agent memory the candidate costs relative to the baseline, percent.
+    AgentRssOverheadPct,
+}
+
+impl KpiName {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CardinalityReductionPct => "cardinality_reduction_pct",
+            Self::DataPointReductionPct => "data_point_reduction_pct",
+            Self::CostReductionPct => "cost_reduction_pct",
+            Self::FidelityPct => "fidelity_pct",
+            Self::CriticalCoveragePct => "critical_coverage_pct",
+            Self::AgentCpuOverheadPct => "agent_cpu_overhead_pct",
+            Self::AgentRssOverheadPct => "agent_rss_overhead_pct",
+        }
+    }
+}
+
+impl fmt::Display for KpiName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Direction of a criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// The measured value must be at least the threshold.
+    AtLeast,
+    /// The measured value must be at most the threshold.
+    AtMost,
+}
+
+/// One success criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criterion {
+    /// The KPI tested.
+    pub kpi: KpiName,
+    /// Direction.
+    pub comparison: Comparison,
+    /// Threshold, in the KPI's unit (percent for every built-in KPI).
+    pub threshold: f64,
+    /// A failed critical criterion fails the verdict; a failed non-critical one makes it marginal.
+    #[serde(default)]
+    pub critical: bool,
+}
+
+impl Criterion {
+    /// `kpi >= threshold`.
+    #[must_use]
+    pub fn at_least(kpi: KpiName, threshold: f64, critical: bool) -> Self {
+        Self {
+            kpi,
+            comparison: Comparison::AtLeast,
+            threshold,
+            critical,
+        }
+    }
+
+    /// `kpi <= threshold`.
+    #[must_use]
+    pub fn at_most(kpi: KpiName, threshold: f64, critical: bool) -> Self {
+        Self {
+            kpi,
+            comparison: Comparison::AtMost,
+            threshold,
+            critical,
+        }
+    }
+
+    /// The criteria used when a spec states none: at least 50% fewer series, fidelity of
+    /// at least 80%, every critical process visible, agent CPU overhead under 50%.
+    #[must_use]
+    pub fn defaults() -> Vec<Self> {
+        vec![
+            Self::at_least(KpiName::CardinalityReductionPct, 50.0, true),
+            Self::at_least(KpiName::CriticalCoveragePct, 100.0, true),
+            Self::at_least(KpiName::FidelityPct, 80.0, false),
+            Self::at_most(KpiName::AgentCpuOverheadPct, 50.0, false),
+        ]
+    }
+}
+
+/// The judge's overall answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictOutcome {
+    /// Every criterion met.
+    Pass,
+    /// Every critical criterion met, some non-critical one missed.
+    Marginal,
+    /// A critical criterion missed.
+    Fail,
+    /// Not enough evidence (too few samples, zero baseline, missing hosts).
+    Inconclusive,
+}
+
+impl VerdictOutcome {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Marginal => "marginal",
+            Self::Fail => "fail",
+            Self::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl fmt::Display for VerdictOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one criterion fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriterionResult {
+    /// The criterion.
+    pub criterion: Criterion,
+    /// The measured value, if it could be measured.
+    pub measured: Option<f64>,
+    /// Whether it was met; `None` when it could not be decided.
+    pub passed: Option<bool>,
+    /// Human explanation with the measured value next to the threshold.
+    pub reason: String,
+}
+
+/// The judge's verdict on an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Overall outcome.
+    pub outcome: VerdictOutcome,
+    /// Why, in sentences.
+    pub reasons: Vec<String>,
+    /// Per-criterion detail.
+    pub criteria: Vec<CriterionResult>,
+    /// Samples judged (after warm-up).
+    pub samples: u64,
+    /// When it was decided.
+    pub decided_at: DateTime<Utc>,
+}

@@ -1,0 +1,26 @@
+//! # phoenix-core
+//!
+//! The embeddable heart of Phoenix: the experiment state machine, task queue semantics,
+//! agent rules, pipelines, cost model, KPIs and the judge, all pure and all behind storage
+//! traits, with an in-memory backend ([`memory::MemoryStore`]).
+//!
+//! Invariants: this crate does no network or file IO; time comes from an injected
+//! [`clock::Clock`]; rules live here and backends only provide atomic primitives.
+
+pub mod agent;
+pub mod auth;
+pub mod clock;
+pub mod deployment;
+pub mod error;
+pub mod experiment;
+pub mod ids;
+pub mod judge;
+pub mod measure;
+pub mod memory;
+pub mod page;
+pub mod pipeline;
+pub mod store;
+pub mod task;
+pub mod validation;
+
+pub use error::StoreError;

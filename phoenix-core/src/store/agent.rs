@@ -1,0 +1,51 @@
+//! Enrolled agents.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use crate::error::StoreError;
+use crate::ids::AgentId;
+use crate::page::{Page, PageRequest};
+
+/// The agent registry.
+#[async_trait]
+pub trait AgentRegistry: Send + Sync + 'static {
+    /// Stores a newly enrolled agent with the hash of its secret. `Conflict` if the id exists.
+    async fn register(&self, agent: &Agent, secret: &SecretHash) -> Result<(), StoreError>;
+
+    /// The agent, or `NotFound`.
+    async fn get_agent(&self, id: AgentId) -> Result<Agent, StoreError>;
+
+    /// The stored secret hash, or `NotFound`.
+    async fn secret_hash(&self, id: AgentId) -> Result<SecretHash, StoreError>;
+
+    /// Records a heartbeat received at `at` with the status the core derived from it:
+    /// sets resources, pipelines, started_at (when given), `last_heartbeat = at`, status.
+    /// `NotFound` if absent. Returns the updated agent.
+    async fn record_heartbeat(
+        &self,
+        id: AgentId,
+        heartbeat: &Heartbeat,
+        status: AgentStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Agent, StoreError>;
+
+    /// Marks the agent `Lost` if it is not lost already and its `last_heartbeat` is still
+    /// `seen_heartbeat` (so a heartbeat racing the check wins). Returns whether it changed.
+    async fn mark_lost(
+        &self,
+        id: AgentId,
+        seen_heartbeat: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes the agent: it can no longer authenticate. Idempotent. `NotFound` if absent.
+    async fn revoke(&self, id: AgentId) -> Result<(), StoreError>;
+
+    /// Agents passing `filter`, newest first, one page at a time.
+    async fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Agent>, StoreError>;
+}

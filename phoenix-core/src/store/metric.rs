@@ -1,0 +1,47 @@
+//! Measurements and cardinality snapshots.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::ids::{AgentId, ExperimentId};
+use crate::measure::{CardinalitySnapshot, MeasurementSample};
+
+/// Samples kept per experiment; older ones are dropped first.
+pub const MAX_SAMPLES_PER_EXPERIMENT: usize = 100_000;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// New samples stored.
+    pub inserted: u64,
+    /// Samples already stored under the same (experiment, agent, seq), ignored.
+    pub duplicates: u64,
+}
+
+/// Measurements of experiments and the latest host snapshots.
+#[async_trait]
+pub trait MetricStore: Send + Sync + 'static {
+    /// Stores samples. Idempotent on (experiment, agent, seq): a retried report is counted
+    /// as a duplicate, never stored twice. Keeps at most [`MAX_SAMPLES_PER_EXPERIMENT`] per
+    /// experiment (oldest dropped). Publishes `KpisUpdated` for each experiment touched.
+    async fn append_samples(
+        &self,
+        samples: &[MeasurementSample],
+    ) -> Result<AppendReport, StoreError>;
+
+    /// Samples of the experiment ordered by (taken_at, agent, seq), at most `limit`.
+    async fn samples(
+        &self,
+        experiment: ExperimentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError>;
+
+    /// Replaces the agent's latest snapshot.
+    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError>;
+
+    /// The latest snapshot of every agent that sent one, ordered by agent id.
+    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError>;
+
+    /// The latest snapshot of one agent.
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError>;
+}

@@ -245,11 +245,16 @@ impl SecretHash {
         Self(hex::encode(Sha256::digest(secret.as_bytes())))
     }
 
-    /// Compares in constant time.
+    /// Compares with the hash of `secret` in constant time.
     #[must_use]
     pub fn verify(&self, secret: &str) -> bool {
-        let candidate = Self::of(secret);
-        self.0.as_bytes().ct_eq(candidate.0.as_bytes()).into()
+        self.verify_hash(&Self::of(secret))
+    }
+
+    /// Compares two hashes in constant time.
+    #[must_use]
+    pub fn verify_hash(&self, other: &SecretHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
     }
 }
 

@@ -8,9 +8,12 @@
 //! [`clock::Clock`]; rules live here and backends only provide atomic primitives.
 
 pub mod agent;
+pub mod analyzer;
 pub mod auth;
 pub mod clock;
+pub mod controller;
 pub mod deployment;
+pub mod dispatch;
 pub mod error;
 pub mod experiment;
 pub mod ids;
@@ -18,9 +21,13 @@ pub mod judge;
 pub mod measure;
 pub mod memory;
 pub mod page;
+pub mod phoenix;
 pub mod pipeline;
 pub mod store;
 pub mod task;
 pub mod validation;
 
+pub use controller::Controller;
 pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use phoenix::{Phoenix, PhoenixConfig, PhoenixError};

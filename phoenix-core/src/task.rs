@@ -85,6 +85,10 @@ pub enum RemovalScope {
 }
 
 /// What a task asks an agent to do, with its typed payload.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "payloads are built once per task and moved, never copied in a hot loop"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskPayload {

@@ -32,7 +32,7 @@ pub enum Command {
         /// Live agents matching the selector.
         targets: Vec<TargetAgent>,
         /// Both rendered pipelines.
-        pipelines: ExperimentPipelines,
+        pipelines: Box<ExperimentPipelines>,
     },
     /// Stop and remove everything the experiment deployed.
     Stop {
@@ -519,7 +519,7 @@ fn apply_command(b: &mut Builder<'_>, command: &Command) -> Result<(), Transitio
                 });
             }
             b.next.started_at = Some(b.now);
-            b.next.pipelines = Some(pipelines.clone());
+            b.next.pipelines = Some((**pipelines).clone());
             b.event(
                 Phase::Deploying,
                 Cause::Start,

@@ -136,7 +136,7 @@ impl TemplateRegistry {
     #[must_use]
     pub fn validate_ref(&self, reference: &PipelineRef, path: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if !self.names.iter().any(|n| *n == reference.template) {
+        if !self.names.contains(&reference.template) {
             errors.push(FieldError::new(
                 format!("{path}.template"),
                 format!(

@@ -78,7 +78,7 @@ fn started(n: usize) -> (Experiment, Vec<TargetAgent>) {
         &experiment(1),
         Command::Start {
             targets: targets.clone(),
-            pipelines: pipelines(),
+            pipelines: Box::new(pipelines()),
         },
     )
     .unwrap();
@@ -128,7 +128,7 @@ fn start_deploys_to_every_target() {
         &e,
         Command::Start {
             targets: targets.clone(),
-            pipelines: pipelines(),
+            pipelines: Box::new(pipelines()),
         },
     )
     .unwrap();
@@ -153,7 +153,7 @@ fn start_without_agents_is_refused() {
         &e,
         Command::Start {
             targets: vec![],
-            pipelines: pipelines(),
+            pipelines: Box::new(pipelines()),
         },
     )
     .unwrap_err();
@@ -162,7 +162,7 @@ fn start_without_agents_is_refused() {
         &experiment(3),
         Command::Start {
             targets: agents(2),
-            pipelines: pipelines(),
+            pipelines: Box::new(pipelines()),
         },
     )
     .unwrap_err();
@@ -568,7 +568,7 @@ fn terminal_phases_refuse_every_command() {
     for c in [
         Command::Start {
             targets: agents(1),
-            pipelines: pipelines(),
+            pipelines: Box::new(pipelines()),
         },
         Command::Stop { reason: None },
         Command::Rollback {

@@ -1,0 +1,229 @@
+//! Measurements, snapshots and quick deployments.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
+use phoenix_core::experiment::TargetSelector;
+use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
+use phoenix_core::measure::{
+    CardinalitySnapshot, HostStats, MeasurementSample, SnapshotSeries, VariantStats,
+};
+use phoenix_core::page::PageRequest;
+use phoenix_core::pipeline::{PipelineRef, RenderContext, TemplateRegistry};
+use phoenix_core::store::{AppendReport, BusEvent, StoreError};
+use phoenix_core::task::{EnqueueResult, TaskFilter, TaskState};
+
+use crate::TestBackend;
+use crate::fixtures::snapshot_task;
+
+fn sample(
+    backend: &dyn TestBackend,
+    experiment: ExperimentId,
+    agent: AgentId,
+    seq: u64,
+) -> MeasurementSample {
+    MeasurementSample {
+        experiment_id: experiment,
+        agent_id: agent,
+        seq,
+        taken_at: backend.clock().now() + Duration::seconds(i64::try_from(seq).unwrap() * 10),
+        interval_secs: 10,
+        baseline: VariantStats {
+            series: 1000 + seq,
+            points: 2000,
+            bytes: 90_000,
+            ..VariantStats::default()
+        },
+        candidate: VariantStats {
+            series: 100,
+            points: 200,
+            bytes: 9_000,
+            ..VariantStats::default()
+        },
+        host: HostStats {
+            cpu_pct: 5.0,
+            ..HostStats::default()
+        },
+    }
+}
+
+/// Samples are stored once per (experiment, agent, seq) and read back in time order.
+pub async fn metric_samples_idempotent_and_ordered(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    let mut rx = backend.stores().bus.subscribe();
+    let e = ExperimentId::new();
+    let a = AgentId::new();
+    let b = AgentId::new();
+    let batch = vec![
+        sample(backend, e, a, 2),
+        sample(backend, e, b, 1),
+        sample(backend, e, a, 1),
+    ];
+    assert_eq!(
+        m.append_samples(&batch).await.unwrap(),
+        AppendReport {
+            inserted: 3,
+            duplicates: 0
+        }
+    );
+    let retry = vec![sample(backend, e, a, 2), sample(backend, e, a, 3)];
+    assert_eq!(
+        m.append_samples(&retry).await.unwrap(),
+        AppendReport {
+            inserted: 1,
+            duplicates: 1
+        }
+    );
+    let stored = m.samples(e, 100).await.unwrap();
+    let keys: Vec<_> = stored.iter().map(|s| (s.agent_id, s.seq)).collect();
+    let mut expected = vec![(a, 1), (b, 1), (a, 2), (a, 3)];
+    // (a,1) and (b,1) share a timestamp: ties order by agent id.
+    if b < a {
+        expected.swap(0, 1);
+    }
+    assert_eq!(keys, expected);
+    assert_eq!(stored[2], batch[0], "stored intact");
+    assert_eq!(m.samples(e, 2).await.unwrap().len(), 2);
+    assert!(m.samples(ExperimentId::new(), 10).await.unwrap().is_empty());
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Ok(BusEvent::KpisUpdated { experiment_id }) = rx.recv().await {
+                return experiment_id;
+            }
+        }
+    })
+    .await
+    .expect("KpisUpdated within 10 s");
+    assert_eq!(announced, e);
+}
+
+/// The latest snapshot per agent replaces the previous one.
+pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    let a = AgentId::new();
+    let b = AgentId::new();
+    let snap = |agent: AgentId, n: usize| CardinalitySnapshot {
+        agent_id: agent,
+        host: format!("h-{agent}"),
+        taken_at: backend.clock().now(),
+        interval_secs: 10,
+        series: (0..n)
+            .map(|i| SnapshotSeries {
+                metric: "process.memory.usage".to_owned(),
+                labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
+                points: 1,
+            })
+            .collect(),
+    };
+    m.put_snapshot(&snap(a, 3)).await.unwrap();
+    m.put_snapshot(&snap(b, 1)).await.unwrap();
+    m.put_snapshot(&snap(a, 5)).await.unwrap();
+    let all = m.snapshots().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let mut ids = vec![a, b];
+    ids.sort();
+    assert_eq!(all.iter().map(|s| s.agent_id).collect::<Vec<_>>(), ids);
+    assert_eq!(m.snapshot(a).await.unwrap().unwrap().series.len(), 5);
+    assert!(m.snapshot(AgentId::new()).await.unwrap().is_none());
+}
+
+/// Deployments are created with their first tasks and updated by compare-and-set.
+pub async fn deployment_create_and_compare_and_set(backend: &dyn TestBackend) {
+    let stores = backend.stores();
+    let agent = AgentId::new();
+    let pipeline = PipelineRef::new("topk");
+    let rendered = TemplateRegistry::builtin()
+        .render(&pipeline, &RenderContext::default())
+        .unwrap();
+    let now = backend.clock().now();
+    let mut deployment = Deployment {
+        id: DeploymentId::new(),
+        name: "fleet topk".to_owned(),
+        pipeline,
+        rendered,
+        selector: TargetSelector::default(),
+        experiment_id: None,
+        strategy: RolloutStrategy::default(),
+        state: DeploymentState::Rolling,
+        targets: Vec::new(),
+        version: 1,
+        created_by: "conformance".to_owned(),
+        created_at: now,
+        updated_at: now,
+        last_error: None,
+    };
+    let mut first = snapshot_task(agent);
+    first.payload = phoenix_core::task::TaskPayload::ReplacePipeline {
+        experiment_id: None,
+        deployment_id: Some(deployment.id),
+        op_seq: 1,
+        pipeline: deployment.rendered.clone(),
+    };
+    let results = stores
+        .deployments
+        .create_deployment(&deployment, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(results, vec![EnqueueResult::Enqueued { id: first.id }]);
+    assert!(matches!(
+        stores.deployments.create_deployment(&deployment, &[]).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        stores
+            .deployments
+            .get_deployment(deployment.id)
+            .await
+            .unwrap(),
+        deployment
+    );
+    deployment.version = 2;
+    deployment.state = DeploymentState::Paused;
+    stores
+        .deployments
+        .update_deployment(&deployment, true, &[])
+        .await
+        .unwrap();
+    let cancelled = stores
+        .queue
+        .list(
+            &TaskFilter {
+                deployment_id: Some(deployment.id),
+                ..TaskFilter::default()
+            },
+            &PageRequest::first(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancelled.items[0].state, TaskState::Cancelled);
+    // Stale update.
+    let mut stale = deployment.clone();
+    stale.state = DeploymentState::Rolling;
+    assert!(matches!(
+        stores
+            .deployments
+            .update_deployment(&stale, false, &[])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        stores
+            .deployments
+            .get_deployment(deployment.id)
+            .await
+            .unwrap()
+            .state,
+        DeploymentState::Paused
+    );
+    let listed = stores
+        .deployments
+        .list_deployments(&PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert!(matches!(
+        stores.deployments.get_deployment(DeploymentId::new()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -1,0 +1,7 @@
+//! The conformance cases, one plain `async fn` per store behaviour.
+
+pub mod agents;
+pub mod experiments;
+pub mod flows;
+pub mod metrics;
+pub mod queue;

@@ -1,0 +1,145 @@
+//! [`AgentRegistry`] on the in-memory state.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::MemoryStore;
+use super::queue::parse_cursor;
+use crate::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use crate::error::StoreError;
+use crate::ids::AgentId;
+use crate::page::{Page, PageRequest};
+use crate::store::{AgentRegistry, BusEvent};
+
+#[async_trait]
+impl AgentRegistry for MemoryStore {
+    async fn register(&self, agent: &Agent, secret: &SecretHash) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            if state.agents.contains_key(&agent.id) {
+                return Err(StoreError::conflict("agent", agent.id));
+            }
+            state
+                .agents
+                .insert(agent.id, (agent.clone(), secret.clone()));
+        }
+        self.emit([BusEvent::AgentUpdated {
+            agent_id: agent.id,
+            status: agent.status,
+        }]);
+        Ok(())
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Agent, StoreError> {
+        self.lock()
+            .agents
+            .get(&id)
+            .map(|(a, _)| a.clone())
+            .ok_or_else(|| StoreError::not_found("agent", id))
+    }
+
+    async fn secret_hash(&self, id: AgentId) -> Result<SecretHash, StoreError> {
+        self.lock()
+            .agents
+            .get(&id)
+            .map(|(_, h)| h.clone())
+            .ok_or_else(|| StoreError::not_found("agent", id))
+    }
+
+    async fn record_heartbeat(
+        &self,
+        id: AgentId,
+        heartbeat: &Heartbeat,
+        status: AgentStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Agent, StoreError> {
+        let (agent, changed) = {
+            let mut state = self.lock();
+            let (agent, _) = state
+                .agents
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("agent", id))?;
+            let before = agent.status;
+            agent.resources = heartbeat.resources.clone();
+            agent.pipelines = heartbeat.pipelines.clone();
+            if heartbeat.started_at.is_some() {
+                agent.started_at = heartbeat.started_at;
+            }
+            agent.last_heartbeat = at;
+            agent.status = status;
+            (agent.clone(), before != status)
+        };
+        if changed {
+            self.emit([BusEvent::AgentUpdated {
+                agent_id: id,
+                status,
+            }]);
+        }
+        Ok(agent)
+    }
+
+    async fn mark_lost(
+        &self,
+        id: AgentId,
+        seen_heartbeat: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = {
+            let mut state = self.lock();
+            let (agent, _) = state
+                .agents
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("agent", id))?;
+            if agent.status == AgentStatus::Lost || agent.last_heartbeat != seen_heartbeat {
+                false
+            } else {
+                agent.status = AgentStatus::Lost;
+                true
+            }
+        };
+        if changed {
+            self.emit([BusEvent::AgentUpdated {
+                agent_id: id,
+                status: AgentStatus::Lost,
+            }]);
+        }
+        Ok(changed)
+    }
+
+    async fn revoke(&self, id: AgentId) -> Result<(), StoreError> {
+        let status = {
+            let mut state = self.lock();
+            let (agent, _) = state
+                .agents
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("agent", id))?;
+            agent.revoked = true;
+            agent.status
+        };
+        self.emit([BusEvent::AgentUpdated {
+            agent_id: id,
+            status,
+        }]);
+        Ok(())
+    }
+
+    async fn list_agents(
+        &self,
+        filter: &AgentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Agent>, StoreError> {
+        let limit = page.effective_limit();
+        let after: Option<AgentId> = parse_cursor(page.after.as_deref())?;
+        let state = self.lock();
+        let items: Vec<Agent> = state
+            .agents
+            .values()
+            .rev()
+            .map(|(a, _)| a)
+            .filter(|a| after.is_none_or(|c| a.id < c))
+            .filter(|a| filter.matches(a))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+    }
+}

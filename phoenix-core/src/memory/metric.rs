@@ -1,0 +1,76 @@
+//! [`MetricStore`] on the in-memory state.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::error::StoreError;
+use crate::ids::{AgentId, ExperimentId};
+use crate::measure::{CardinalitySnapshot, MeasurementSample};
+use crate::store::{AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
+
+#[async_trait]
+impl MetricStore for MemoryStore {
+    async fn append_samples(
+        &self,
+        samples: &[MeasurementSample],
+    ) -> Result<AppendReport, StoreError> {
+        let mut report = AppendReport::default();
+        let mut touched = BTreeSet::new();
+        {
+            let mut state = self.lock();
+            for sample in samples {
+                let log = state.samples.entry(sample.experiment_id).or_default();
+                if !log.seen.insert((sample.agent_id, sample.seq)) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                log.samples.insert(
+                    (sample.taken_at, sample.agent_id, sample.seq),
+                    sample.clone(),
+                );
+                while log.samples.len() > MAX_SAMPLES_PER_EXPERIMENT {
+                    // The dedup key stays in `seen`: a dropped sample re-sent is still old.
+                    log.samples.pop_first();
+                }
+                report.inserted += 1;
+                touched.insert(sample.experiment_id);
+            }
+        }
+        self.emit(
+            touched
+                .into_iter()
+                .map(|experiment_id| BusEvent::KpisUpdated { experiment_id }),
+        );
+        Ok(report)
+    }
+
+    async fn samples(
+        &self,
+        experiment: ExperimentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError> {
+        Ok(self
+            .lock()
+            .samples
+            .get(&experiment)
+            .map(|log| log.samples.values().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+        self.lock()
+            .snapshots
+            .insert(snapshot.agent_id, snapshot.clone());
+        Ok(())
+    }
+
+    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
+        Ok(self.lock().snapshots.values().cloned().collect())
+    }
+
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
+        Ok(self.lock().snapshots.get(&agent).cloned())
+    }
+}

@@ -1,0 +1,238 @@
+//! Agents, user tokens and measurements.
+
+use std::collections::BTreeSet;
+
+use super::{Phoenix, PhoenixError};
+use crate::agent::{
+    Agent, AgentCredential, AgentFilter, AgentRegistration, Heartbeat, SecretHash, heartbeat_status,
+};
+use crate::auth::{ApiToken, Role};
+use crate::ids::AgentId;
+use crate::measure::{CardinalitySnapshot, MeasurementSample};
+use crate::page::{Page, PageRequest};
+use crate::store::{AppendReport, StoreError};
+use crate::validation::ValidationErrors;
+
+/// Most labels an agent may carry.
+pub const MAX_AGENT_LABELS: usize = 64;
+/// Most samples accepted in one report.
+pub const MAX_SAMPLES_PER_REPORT: usize = 1_000;
+/// Most series accepted in one cardinality snapshot.
+pub const MAX_SNAPSHOT_SERIES: usize = 1_000_000;
+
+fn check_text(errors: &mut ValidationErrors, path: &str, value: &str, max: usize, required: bool) {
+    if required && value.trim().is_empty() {
+        errors.push(path, "must not be empty");
+    } else if value.chars().count() > max {
+        errors.push(path, format!("must be at most {max} characters"));
+    } else if value.chars().any(char::is_control) {
+        errors.push(path, "must not contain control characters");
+    }
+}
+
+impl Phoenix {
+    /// Enrolls an agent (the caller checked the enrollment token) and returns its
+    /// credential, shown once.
+    pub async fn enroll(
+        &self,
+        registration: AgentRegistration,
+    ) -> Result<(Agent, AgentCredential), PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        check_text(&mut errors, "host", &registration.host, 253, true);
+        check_text(&mut errors, "version", &registration.version, 64, false);
+        check_text(&mut errors, "os", &registration.os, 128, false);
+        if registration.labels.len() > MAX_AGENT_LABELS {
+            errors.push("labels", format!("at most {MAX_AGENT_LABELS} labels"));
+        }
+        for (k, v) in &registration.labels {
+            check_text(&mut errors, &format!("labels.{k}"), k, 128, true);
+            check_text(&mut errors, &format!("labels.{k}"), v, 256, false);
+        }
+        if registration.capabilities.len() > 64 {
+            errors.push("capabilities", "at most 64 capabilities");
+        }
+        errors.into_result()?;
+        let agent = Agent::enroll(registration, self.now());
+        let credential = AgentCredential::generate(agent.id);
+        self.stores()
+            .agents
+            .register(&agent, &credential.hash())
+            .await?;
+        Ok((agent, credential))
+    }
+
+    /// The agent a credential token belongs to; `Unauthenticated` when malformed, unknown,
+    /// wrong or revoked.
+    pub async fn authenticate_agent(&self, token: &str) -> Result<Agent, PhoenixError> {
+        let credential = AgentCredential::parse(token).ok_or(PhoenixError::Unauthenticated)?;
+        let hash = match self.stores().agents.secret_hash(credential.agent_id).await {
+            Ok(hash) => hash,
+            Err(StoreError::NotFound { .. }) => return Err(PhoenixError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        if !hash.verify(&credential.secret) {
+            return Err(PhoenixError::Unauthenticated);
+        }
+        let agent = self.stores().agents.get_agent(credential.agent_id).await?;
+        if agent.revoked {
+            return Err(PhoenixError::Unauthenticated);
+        }
+        Ok(agent)
+    }
+
+    /// Records a heartbeat.
+    pub async fn heartbeat(
+        &self,
+        agent: AgentId,
+        heartbeat: Heartbeat,
+    ) -> Result<Agent, PhoenixError> {
+        let status = heartbeat_status(&heartbeat);
+        Ok(self
+            .stores()
+            .agents
+            .record_heartbeat(agent, &heartbeat, status, self.now())
+            .await?)
+    }
+
+    /// One agent.
+    pub async fn agent(&self, id: AgentId) -> Result<Agent, PhoenixError> {
+        Ok(self.stores().agents.get_agent(id).await?)
+    }
+
+    /// A page of agents.
+    pub async fn agents(
+        &self,
+        filter: &AgentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Agent>, PhoenixError> {
+        Ok(self.stores().agents.list_agents(filter, page).await?)
+    }
+
+    /// Revokes an agent's credential.
+    pub async fn revoke_agent(&self, id: AgentId) -> Result<(), PhoenixError> {
+        Ok(self.stores().agents.revoke(id).await?)
+    }
+
+    /// The user token a bearer secret belongs to; `Unauthenticated` otherwise.
+    pub async fn authenticate_user(&self, secret: &str) -> Result<ApiToken, PhoenixError> {
+        self.stores()
+            .tokens
+            .find_token(&SecretHash::of(secret))
+            .await?
+            .ok_or(PhoenixError::Unauthenticated)
+    }
+
+    /// Creates a user token; returns it and its secret (shown once).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        created_by: &str,
+    ) -> Result<(ApiToken, String), PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        check_text(&mut errors, "name", name, 128, true);
+        errors.into_result()?;
+        let (token, secret) = ApiToken::generate(name, role, created_by, self.now());
+        self.stores().tokens.create_token(&token).await?;
+        Ok((token, secret))
+    }
+
+    /// Registers a token whose secret comes from configuration (bootstrap), unless a token
+    /// with that secret exists already.
+    pub async fn ensure_token(
+        &self,
+        name: &str,
+        role: Role,
+        secret: &str,
+    ) -> Result<ApiToken, PhoenixError> {
+        if let Some(existing) = self
+            .stores()
+            .tokens
+            .find_token(&SecretHash::of(secret))
+            .await?
+        {
+            return Ok(existing);
+        }
+        let token = ApiToken::from_secret(name, role, "configuration", secret, self.now());
+        match self.stores().tokens.create_token(&token).await {
+            Ok(()) => Ok(token),
+            // Another replica registered it concurrently.
+            Err(StoreError::Conflict { .. }) => self.authenticate_user(secret).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores an agent's measurements. Every sample must be the agent's own and belong to
+    /// an experiment that targets it; otherwise nothing is stored.
+    pub async fn ingest_samples(
+        &self,
+        agent: AgentId,
+        samples: &[MeasurementSample],
+    ) -> Result<AppendReport, PhoenixError> {
+        if samples.len() > MAX_SAMPLES_PER_REPORT {
+            let mut errors = ValidationErrors::new();
+            errors.push(
+                "samples",
+                format!("at most {MAX_SAMPLES_PER_REPORT} samples per report"),
+            );
+            return Err(errors.into());
+        }
+        let mut errors = ValidationErrors::new();
+        let mut checked = BTreeSet::new();
+        for (i, sample) in samples.iter().enumerate() {
+            if sample.agent_id != agent {
+                errors.push(
+                    format!("samples[{i}].agent_id"),
+                    "must be the reporting agent's id",
+                );
+                continue;
+            }
+            if sample.seq == 0 {
+                errors.push(format!("samples[{i}].seq"), "must be at least 1");
+            }
+            if !checked.insert(sample.experiment_id) {
+                continue;
+            }
+            match self.stores().experiments.get(sample.experiment_id).await {
+                Ok(experiment) if experiment.target(agent).is_some() => {}
+                Ok(_) => errors.push(
+                    format!("samples[{i}].experiment_id"),
+                    "the experiment does not target this agent",
+                ),
+                Err(StoreError::NotFound { .. }) => {
+                    errors.push(format!("samples[{i}].experiment_id"), "no such experiment");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        errors.into_result()?;
+        Ok(self.stores().metrics.append_samples(samples).await?)
+    }
+
+    /// Stores an agent's cardinality snapshot.
+    pub async fn put_snapshot(
+        &self,
+        agent: AgentId,
+        snapshot: &CardinalitySnapshot,
+    ) -> Result<(), PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        if snapshot.agent_id != agent {
+            errors.push("agent_id", "must be the reporting agent's id");
+        }
+        if snapshot.series.len() > MAX_SNAPSHOT_SERIES {
+            errors.push("series", format!("at most {MAX_SNAPSHOT_SERIES} series"));
+        }
+        errors.into_result()?;
+        Ok(self.stores().metrics.put_snapshot(snapshot).await?)
+    }
+
+    /// Every agent's latest snapshot.
+    pub async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, PhoenixError> {
+        Ok(self.stores().metrics.snapshots().await?)
+    }
+
+    /// Lists agents passing `filter` (all pages); see [`Phoenix::all_agents`].
+    pub async fn fleet(&self) -> Result<Vec<Agent>, PhoenixError> {
+        self.all_agents(&AgentFilter::default()).await
+    }
+}

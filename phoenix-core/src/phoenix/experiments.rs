@@ -1,0 +1,298 @@
+//! Experiment commands and facts: read, decide with the pure state machine, compare-and-set.
+
+use super::{Phoenix, PhoenixError};
+use crate::agent::{Agent, AgentFilter, AgentStatus};
+use crate::experiment::{
+    Actor, Command, Experiment, ExperimentEvent, ExperimentPipelines, Fact, Input, NewExperiment,
+    Outcome, TargetAgent, TargetSelector, TransitionError, transition,
+};
+use crate::ids::ExperimentId;
+use crate::measure::Variant;
+use crate::page::{Page, PageRequest};
+use crate::pipeline::RenderContext;
+use crate::store::{Commit, CommitReceipt, ExperimentFilter, StoreError};
+use crate::task::RemovalMode;
+
+/// A transition that was applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The experiment after it (`None` when it was deleted).
+    pub experiment: Option<Experiment>,
+    /// Events appended.
+    pub events: Vec<ExperimentEvent>,
+    /// What the commit did to the queue.
+    pub receipt: CommitReceipt,
+}
+
+impl Phoenix {
+    /// Validates and creates an experiment in `Created`.
+    pub async fn create_experiment(
+        &self,
+        request: NewExperiment,
+        actor: &Actor,
+    ) -> Result<Experiment, PhoenixError> {
+        let mut errors = request.validate().err().unwrap_or_default();
+        let templates = self.templates();
+        errors.extend(templates.validate_ref(&request.spec.baseline, "spec.baseline"));
+        errors.extend(templates.validate_ref(&request.spec.candidate, "spec.candidate"));
+        errors.into_result()?;
+        let (experiment, event) = Experiment::create(request, actor, self.now());
+        self.stores()
+            .experiments
+            .create(&experiment, &event)
+            .await?;
+        Ok(experiment)
+    }
+
+    /// One experiment.
+    pub async fn experiment(&self, id: ExperimentId) -> Result<Experiment, PhoenixError> {
+        Ok(self.stores().experiments.get(id).await?)
+    }
+
+    /// A page of experiments.
+    pub async fn experiments(
+        &self,
+        filter: &ExperimentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Experiment>, PhoenixError> {
+        Ok(self.stores().experiments.list(filter, page).await?)
+    }
+
+    /// Events of an experiment after `after_seq`.
+    pub async fn experiment_events(
+        &self,
+        id: ExperimentId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<ExperimentEvent>, PhoenixError> {
+        Ok(self
+            .stores()
+            .experiments
+            .events(id, after_seq, limit)
+            .await?)
+    }
+
+    /// Starts an experiment: resolves its targets among live agents, renders both
+    /// pipelines, and moves it to `Deploying` with one deploy task per agent, atomically.
+    pub async fn start(&self, id: ExperimentId, actor: &Actor) -> Result<Experiment, PhoenixError> {
+        for _ in 0..self.config().max_conflict_retries {
+            let experiment = self.experiment(id).await?;
+            let targets = self.resolve_targets(&experiment.spec.targets).await?;
+            let pipelines = self.render_pipelines(&experiment)?;
+            let input = Input::Command(Command::Start {
+                targets,
+                pipelines: Box::new(pipelines),
+            });
+            let outcome = transition(&experiment, &input, actor, self.now())?;
+            match self.commit_outcome(&experiment, outcome).await {
+                Ok(applied) => return Ok(applied.experiment.expect("start does not delete")),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::conflict("experiment", id).into())
+    }
+
+    /// Stops an experiment.
+    pub async fn stop(
+        &self,
+        id: ExperimentId,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<Experiment, PhoenixError> {
+        self.command(id, Command::Stop { reason }, actor).await
+    }
+
+    /// Rolls an experiment back.
+    pub async fn rollback(
+        &self,
+        id: ExperimentId,
+        mode: RemovalMode,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<Experiment, PhoenixError> {
+        self.command(id, Command::Rollback { mode, reason }, actor)
+            .await
+    }
+
+    /// Promotes an experiment's candidate (`force` without a passing verdict: the caller
+    /// checks that the actor is an admin).
+    pub async fn promote(
+        &self,
+        id: ExperimentId,
+        actor: &Actor,
+        force: bool,
+        reason: Option<String>,
+    ) -> Result<Experiment, PhoenixError> {
+        self.command(id, Command::Promote { force, reason }, actor)
+            .await
+    }
+
+    /// Deletes an experiment (only when `Created` or terminal).
+    pub async fn delete_experiment(
+        &self,
+        id: ExperimentId,
+        actor: &Actor,
+    ) -> Result<(), PhoenixError> {
+        self.apply(id, &Input::Command(Command::Delete), actor)
+            .await?;
+        Ok(())
+    }
+
+    async fn command(
+        &self,
+        id: ExperimentId,
+        command: Command,
+        actor: &Actor,
+    ) -> Result<Experiment, PhoenixError> {
+        let applied = self.apply(id, &Input::Command(command), actor).await?;
+        Ok(applied
+            .experiment
+            .expect("only delete removes the experiment"))
+    }
+
+    /// Applies an input: read, decide, compare-and-set; on a conflict, re-read and
+    /// re-decide (the input may have become illegal, which is then the answer).
+    pub async fn apply(
+        &self,
+        id: ExperimentId,
+        input: &Input,
+        actor: &Actor,
+    ) -> Result<Applied, PhoenixError> {
+        for _ in 0..self.config().max_conflict_retries {
+            let experiment = self.experiment(id).await?;
+            let outcome = transition(&experiment, input, actor, self.now())?;
+            match self.commit_outcome(&experiment, outcome).await {
+                Ok(applied) => return Ok(applied),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::conflict("experiment", id).into())
+    }
+
+    /// Applies a fact, treating "already applied / no longer applies" and vanished
+    /// experiments as nothing to do (`Ok(None)`).
+    pub async fn apply_fact(
+        &self,
+        id: ExperimentId,
+        fact: Fact,
+        actor: &Actor,
+    ) -> Result<Option<Applied>, PhoenixError> {
+        match self.apply(id, &Input::Fact(fact), actor).await {
+            Ok(applied) => Ok(Some(applied)),
+            Err(PhoenixError::Transition(e)) if e.is_noop() => Ok(None),
+            Err(PhoenixError::Transition(TransitionError::UnknownTarget { agent })) => {
+                tracing::warn!(%id, %agent, "fact about an agent the experiment does not target");
+                Ok(None)
+            }
+            Err(PhoenixError::Store(StoreError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn commit_outcome(
+        &self,
+        current: &Experiment,
+        outcome: Outcome,
+    ) -> Result<Applied, StoreError> {
+        if outcome.delete {
+            self.stores()
+                .experiments
+                .delete(current.id, current.version)
+                .await?;
+            return Ok(Applied {
+                experiment: None,
+                events: Vec::new(),
+                receipt: CommitReceipt::default(),
+            });
+        }
+        let commit = Commit {
+            expected_version: current.version,
+            experiment: outcome.experiment,
+            events: outcome.events,
+            cancel_open_tasks: outcome.cancel_open_tasks,
+            tasks: outcome.tasks,
+        };
+        let receipt = self.stores().experiments.commit(&commit).await?;
+        Ok(Applied {
+            experiment: Some(commit.experiment),
+            events: commit.events,
+            receipt,
+        })
+    }
+
+    /// Live agents (healthy or degraded, not revoked) matching `selector`, by host name.
+    pub async fn resolve_targets(
+        &self,
+        selector: &TargetSelector,
+    ) -> Result<Vec<TargetAgent>, PhoenixError> {
+        let agents = self
+            .all_agents(&AgentFilter {
+                statuses: vec![AgentStatus::Healthy, AgentStatus::Degraded],
+                include_revoked: false,
+            })
+            .await?;
+        let mut targets: Vec<TargetAgent> = agents
+            .into_iter()
+            .filter(|a| selector.matches(&a.host, &a.id.to_string(), &a.labels))
+            .map(|a| TargetAgent {
+                agent_id: a.id,
+                host: a.host,
+            })
+            .collect();
+        targets.sort_by(|a, b| a.host.cmp(&b.host).then(a.agent_id.cmp(&b.agent_id)));
+        Ok(targets)
+    }
+
+    /// Every agent passing `filter` (all pages).
+    pub async fn all_agents(&self, filter: &AgentFilter) -> Result<Vec<Agent>, PhoenixError> {
+        let mut out = Vec::new();
+        let mut page = PageRequest::with_limit(crate::page::MAX_PAGE_SIZE);
+        loop {
+            let batch = self.stores().agents.list_agents(filter, &page).await?;
+            out.extend(batch.items);
+            match batch.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Every experiment passing `filter` (all pages).
+    pub async fn all_experiments(
+        &self,
+        filter: &ExperimentFilter,
+    ) -> Result<Vec<Experiment>, PhoenixError> {
+        let mut out = Vec::new();
+        let mut page = PageRequest::with_limit(crate::page::MAX_PAGE_SIZE);
+        loop {
+            let batch = self.stores().experiments.list(filter, &page).await?;
+            out.extend(batch.items);
+            match batch.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn render_pipelines(
+        &self,
+        experiment: &Experiment,
+    ) -> Result<ExperimentPipelines, PhoenixError> {
+        let spec = &experiment.spec;
+        let context = |variant| RenderContext {
+            variant: Some(variant),
+            critical_processes: spec.critical_processes.clone(),
+            critical_metrics: spec.critical_metrics.clone(),
+        };
+        Ok(ExperimentPipelines {
+            baseline: self
+                .templates()
+                .render(&spec.baseline, &context(Variant::Baseline))?,
+            candidate: self
+                .templates()
+                .render(&spec.candidate, &context(Variant::Candidate))?,
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The [`Phoenix`] facade: what embedders and the server call. It wires the pure rules
+//! (state machine, retry policy, agent health) to the stores: read, decide, compare-and-set,
+//! retry on conflict, publish.
+
+mod agents;
+mod experiments;
+mod tasks;
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::Duration;
+use tokio::sync::broadcast;
+
+use crate::analyzer::{Analyzer, DefaultAnalyzer};
+use crate::clock::SharedClock;
+use crate::dispatch::Waiters;
+use crate::error::StoreError;
+use crate::experiment::TransitionError;
+use crate::pipeline::{PipelineError, TemplateRegistry};
+use crate::store::{BusEvent, Stores};
+use crate::task::RetryPolicy;
+use crate::validation::ValidationErrors;
+
+pub use agents::{MAX_AGENT_LABELS, MAX_SAMPLES_PER_REPORT, MAX_SNAPSHOT_SERIES};
+pub use experiments::Applied;
+pub use tasks::{ReportReceipt, TaskReport};
+
+/// Tunables of the facade and the controller.
+#[derive(Debug, Clone)]
+pub struct PhoenixConfig {
+    /// Lease granted by a claim (agents extend it while a task runs).
+    pub lease: Duration,
+    /// Retry timing of failed tasks.
+    pub retry: RetryPolicy,
+    /// Expected agent heartbeat interval (an agent is lost after 3 missed).
+    pub heartbeat_interval: Duration,
+    /// Long-polls re-check the queue this often even without a wake-up (safety net for a
+    /// lost bus message or a retry whose backoff elapsed).
+    pub safety_poll: Duration,
+    /// Most tasks handed out by one poll.
+    pub max_tasks_per_poll: usize,
+    /// Compare-and-set retries before giving up with `Conflict`.
+    pub max_conflict_retries: usize,
+    /// Finished tasks are pruned after this long.
+    pub task_retention: Duration,
+}
+
+impl Default for PhoenixConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::seconds(60),
+            retry: RetryPolicy::default(),
+            heartbeat_interval: Duration::seconds(10),
+            safety_poll: Duration::seconds(2),
+            max_tasks_per_poll: 16,
+            max_conflict_retries: 64,
+            task_retention: Duration::hours(24),
+        }
+    }
+}
+
+/// Everything the facade can refuse.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhoenixError {
+    /// A store failed.
+    #[error("store operation failed")]
+    Store(#[source] StoreError),
+    /// The state machine refused the input.
+    #[error("transition refused")]
+    Transition(#[source] TransitionError),
+    /// The request has invalid fields.
+    #[error("invalid request")]
+    Validation(ValidationErrors),
+    /// The credential is missing, malformed, unknown or revoked.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+impl PhoenixError {
+    /// The store error, if this is one.
+    #[must_use]
+    pub fn as_store(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The transition error, if this is one.
+    #[must_use]
+    pub fn as_transition(&self) -> Option<&TransitionError> {
+        match self {
+            Self::Transition(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for PhoenixError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<TransitionError> for PhoenixError {
+    fn from(e: TransitionError) -> Self {
+        Self::Transition(e)
+    }
+}
+
+impl From<ValidationErrors> for PhoenixError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Validation(e)
+    }
+}
+
+impl From<PipelineError> for PhoenixError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Invalid(errors) => Self::Validation(ValidationErrors { errors }),
+        }
+    }
+}
+
+/// The Phoenix facade. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Phoenix {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stores: Stores,
+    clock: SharedClock,
+    config: PhoenixConfig,
+    templates: TemplateRegistry,
+    analyzer: Arc<dyn Analyzer>,
+    waiters: Arc<Waiters>,
+    pump: OnceLock<()>,
+}
+
+impl std::fmt::Debug for Phoenix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phoenix")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Phoenix {
+    /// A facade over `stores` with time from `clock`.
+    #[must_use]
+    pub fn new(stores: Stores, clock: SharedClock, config: PhoenixConfig) -> Self {
+        Self::builder(stores, clock).config(config).build()
+    }
+
+    /// A builder, to replace the template registry or the analyzer.
+    #[must_use]
+    pub fn builder(stores: Stores, clock: SharedClock) -> PhoenixBuilder {
+        PhoenixBuilder {
+            stores,
+            clock,
+            config: PhoenixConfig::default(),
+            templates: TemplateRegistry::builtin(),
+            analyzer: Arc::new(DefaultAnalyzer),
+        }
+    }
+
+    /// The stores.
+    #[must_use]
+    pub fn stores(&self) -> &Stores {
+        &self.inner.stores
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &PhoenixConfig {
+        &self.inner.config
+    }
+
+    /// The template registry.
+    #[must_use]
+    pub fn templates(&self) -> &TemplateRegistry {
+        &self.inner.templates
+    }
+
+    /// The analyzer that judges experiments.
+    #[must_use]
+    pub fn analyzer(&self) -> &Arc<dyn Analyzer> {
+        &self.inner.analyzer
+    }
+
+    /// A subscription to every domain event.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
+        self.inner.stores.bus.subscribe()
+    }
+
+    /// Agents currently long-polling this process.
+    #[must_use]
+    pub fn waiting_agents(&self) -> usize {
+        self.inner.waiters.len()
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+}
+
+/// Builds a [`Phoenix`].
+pub struct PhoenixBuilder {
+    stores: Stores,
+    clock: SharedClock,
+    config: PhoenixConfig,
+    templates: TemplateRegistry,
+    analyzer: Arc<dyn Analyzer>,
+}
+
+impl std::fmt::Debug for PhoenixBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoenixBuilder").finish_non_exhaustive()
+    }
+}
+
+impl PhoenixBuilder {
+    /// Sets the configuration.
+    #[must_use]
+    pub fn config(mut self, config: PhoenixConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the template registry.
+    #[must_use]
+    pub fn templates(mut self, templates: TemplateRegistry) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// Sets the analyzer.
+    #[must_use]
+    pub fn analyzer(mut self, analyzer: Arc<dyn Analyzer>) -> Self {
+        self.analyzer = analyzer;
+        self
+    }
+
+    /// Builds the facade.
+    #[must_use]
+    pub fn build(self) -> Phoenix {
+        Phoenix {
+            inner: Arc::new(Inner {
+                stores: self.stores,
+                clock: self.clock,
+                config: self.config,
+                templates: self.templates,
+                analyzer: self.analyzer,
+                waiters: Arc::new(Waiters::default()),
+                pump: OnceLock::new(),
+            }),
+        }
+    }
+}

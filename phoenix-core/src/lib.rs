@@ -12,6 +12,7 @@ pub mod analyzer;
 pub mod auth;
 pub mod clock;
 pub mod controller;
+pub mod cost;
 pub mod deployment;
 pub mod dispatch;
 pub mod error;

@@ -1,2 +1,203 @@
-//! Placeholder replaced below.
-fn main() {}
+//! Cardinality analysis and cost flow over 1,000,000 series with realistic label shapes.
+//!
+//! Run: `cargo bench -p phoenix-core --bench cardinality`. Single-threaded throughout, so
+//! elements per second are series per second per core. Results: `docs/benchmarks.md`.
+//!
+//! Shape: 200 hosts x 5,000 series. Per host, 300 processes as the OpenTelemetry
+//! Collector's hostmetrics process scraper reports them (13 series each: cpu.time by
+//! state, memory usage/virtual, disk.io by direction, threads, open fds, context switches
+//! and paging faults by type; resource attributes host.name, process.pid,
+//! process.executable.name, process.command, process.owner, service.name,
+//! k8s.namespace.name, k8s.pod.name), and 1,100 HTTP request counters of
+//! Prometheus-instrumented services (method x route x status, with service.name,
+//! k8s.namespace.name, k8s.pod.name, instance, job).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use phoenix_core::cardinality::{
+    AnalysisOptions, RecommendOptions, SeriesTable, analyze as analyze_snapshots,
+};
+use phoenix_core::cost::Catalogue;
+use phoenix_core::ids::AgentId;
+use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries};
+
+const HOSTS: usize = 200;
+const PROCESSES: usize = 300;
+const HTTP_SERIES: usize = 1_100;
+
+const EXECUTABLES: [&str; 12] = [
+    "nginx",
+    "postgres",
+    "java",
+    "python3",
+    "node",
+    "redis-server",
+    "sshd",
+    "systemd",
+    "containerd",
+    "kubelet",
+    "otelcol",
+    "envoy",
+];
+const NAMESPACES: [&str; 8] = [
+    "checkout",
+    "payments",
+    "search",
+    "catalog",
+    "auth",
+    "ingest",
+    "monitoring",
+    "kube-system",
+];
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+const STATUSES: [&str; 5] = ["200", "201", "404", "429", "500"];
+
+fn process_series(host: &str, pid: u32, exe: &str, namespace: &str, out: &mut Vec<SnapshotSeries>) {
+    let mut resource = BTreeMap::new();
+    resource.insert("host.name".to_owned(), host.to_owned());
+    resource.insert("process.pid".to_owned(), pid.to_string());
+    resource.insert("process.executable.name".to_owned(), exe.to_owned());
+    resource.insert(
+        "process.command".to_owned(),
+        format!("/usr/bin/{exe} --worker {}", pid % 16),
+    );
+    resource.insert(
+        "process.owner".to_owned(),
+        if pid % 3 == 0 { "root" } else { "app" }.to_owned(),
+    );
+    resource.insert("service.name".to_owned(), exe.to_owned());
+    resource.insert("k8s.namespace.name".to_owned(), namespace.to_owned());
+    resource.insert(
+        "k8s.pod.name".to_owned(),
+        format!("{exe}-{:x}-{}", pid * 2_654_435_761 % 0xffff_ff, pid % 5),
+    );
+    let metrics: [(&str, Option<(&str, &[&str])>); 8] = [
+        (
+            "process.cpu.time",
+            Some(("state", &["user", "system", "wait"])),
+        ),
+        ("process.memory.usage", None),
+        ("process.memory.virtual", None),
+        ("process.disk.io", Some(("direction", &["read", "write"]))),
+        ("process.threads", None),
+        ("process.open_file_descriptors", None),
+        (
+            "process.context_switches",
+            Some(("type", &["involuntary", "voluntary"])),
+        ),
+        ("process.paging.faults", Some(("type", &["major", "minor"]))),
+    ];
+    for (name, point_label) in metrics {
+        match point_label {
+            None => out.push(SnapshotSeries {
+                metric: name.to_owned(),
+                labels: resource.clone(),
+                points: 1,
+            }),
+            Some((key, values)) => {
+                for value in values {
+                    let mut labels = resource.clone();
+                    labels.insert(key.to_owned(), (*value).to_owned());
+                    out.push(SnapshotSeries {
+                        metric: name.to_owned(),
+                        labels,
+                        points: 1,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn snapshots() -> Vec<CardinalitySnapshot> {
+    let taken_at = Utc.timestamp_opt(1_780_000_000, 0).unwrap();
+    (0..HOSTS)
+        .map(|h| {
+            let host = format!("node-{h:04}.prod.example.internal");
+            let mut series = Vec::with_capacity(PROCESSES * 13 + HTTP_SERIES);
+            for p in 0..PROCESSES {
+                let pid = 1_000 + (h * 7_919 + p * 104_729) as u32 % 4_000_000;
+                let exe = EXECUTABLES[(p * 7 + h) % EXECUTABLES.len()];
+                let namespace = NAMESPACES[(p + h) % NAMESPACES.len()];
+                process_series(&host, pid, exe, namespace, &mut series);
+            }
+            for i in 0..HTTP_SERIES {
+                let service = EXECUTABLES[i % 4];
+                let namespace = NAMESPACES[(i / 4) % 4];
+                let mut labels = BTreeMap::new();
+                labels.insert("method".to_owned(), METHODS[i % 4].to_owned());
+                labels.insert(
+                    "route".to_owned(),
+                    format!("/api/v1/{}/{{id}}", i / 20 % 55),
+                );
+                labels.insert("status".to_owned(), STATUSES[i / 4 % 5].to_owned());
+                labels.insert("service.name".to_owned(), service.to_owned());
+                labels.insert("k8s.namespace.name".to_owned(), namespace.to_owned());
+                labels.insert(
+                    "k8s.pod.name".to_owned(),
+                    format!("{service}-{}-{}", h % 50, i % 3),
+                );
+                labels.insert(
+                    "instance".to_owned(),
+                    format!("10.{}.{}.{}:8080", h / 250, h % 250, i % 3),
+                );
+                labels.insert("job".to_owned(), format!("{namespace}/{service}"));
+                series.push(SnapshotSeries {
+                    metric: "http_server_requests_total".to_owned(),
+                    labels,
+                    points: 1,
+                });
+            }
+            CardinalitySnapshot {
+                agent_id: AgentId::new(),
+                host,
+                taken_at,
+                interval_secs: 10,
+                series,
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let snaps = snapshots();
+    let total: usize = snaps.iter().map(|s| s.series.len()).sum();
+    assert_eq!(total, 1_000_000);
+    let catalogue = Catalogue::builtin();
+    let grafana = catalogue.get("grafana-cloud-pro").unwrap();
+    let newrelic = catalogue.get("newrelic-original").unwrap();
+    let options = AnalysisOptions::default();
+    let table = SeriesTable::from_snapshots(&snaps).unwrap();
+
+    let mut group = c.benchmark_group("cardinality_1m");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(total as u64));
+    group.bench_function("analyze_cost_flow_grafana", |b| {
+        b.iter(|| black_box(table.analyze(&options, Some(grafana)).unwrap()));
+    });
+    group.bench_function("analyze_cost_flow_newrelic_bytes", |b| {
+        b.iter(|| black_box(table.analyze(&options, Some(newrelic)).unwrap()));
+    });
+    group.bench_function("intern_snapshots", |b| {
+        b.iter(|| black_box(SeriesTable::from_snapshots(&snaps).unwrap()));
+    });
+    group.bench_function("end_to_end_intern_analyze_cost_flow", |b| {
+        b.iter(|| black_box(analyze_snapshots(&snaps, &options, Some(grafana)).unwrap()));
+    });
+    group.bench_function("recommend", |b| {
+        b.iter(|| {
+            black_box(
+                table
+                    .recommend(grafana, &RecommendOptions::default())
+                    .unwrap(),
+            )
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

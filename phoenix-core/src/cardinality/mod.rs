@@ -1,0 +1,55 @@
+//! Cardinality analysis over host snapshots: totals, breakdowns by any dimension with top
+//! contributors, label cardinalities, the cost flow under a pricing model, and
+//! label-dropping recommendations with their exact projected series and saving.
+//!
+//! Snapshots are first interned into a columnar [`SeriesTable`] (every distinct string once,
+//! series as `u32` ids grouped by metric); every analysis then runs over integer columns
+//! with no per-series allocation. Intern once, analyse many times.
+
+mod analysis;
+mod interner;
+mod recommend;
+mod table;
+
+pub use analysis::{
+    AnalysisOptions, Breakdown, CardinalityReport, CostDriver, CostFlow, Dimension,
+    EXPOSITION_VALUE_BYTES, FlowBreakdown, FlowGroup, GroupStats, LabelKeyStats, MetricLabelStats,
+    NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, SERVICE_KEYS,
+};
+pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
+pub use table::{CardinalityError, SeriesTable};
+
+use crate::cost::{CostError, PricingModel};
+use crate::measure::CardinalitySnapshot;
+
+/// Why an analysis failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnalysisError {
+    /// The snapshots could not be interned.
+    #[error(transparent)]
+    Snapshots(#[from] CardinalityError),
+    /// The cost could not be computed.
+    #[error(transparent)]
+    Cost(#[from] CostError),
+}
+
+/// Interns `snapshots` and analyses them; with a pricing model, the cost flow too.
+pub fn analyze(
+    snapshots: &[CardinalitySnapshot],
+    options: &AnalysisOptions,
+    model: Option<&PricingModel>,
+) -> Result<CardinalityReport, AnalysisError> {
+    Ok(SeriesTable::from_snapshots(snapshots)?.analyze(options, model)?)
+}
+
+/// Interns `snapshots` and recommends label drops, best saving first.
+pub fn recommend(
+    snapshots: &[CardinalitySnapshot],
+    model: &PricingModel,
+    options: &RecommendOptions,
+) -> Result<Vec<Recommendation>, AnalysisError> {
+    Ok(SeriesTable::from_snapshots(snapshots)?.recommend(model, options)?)
+}
+
+#[cfg(test)]
+mod tests;

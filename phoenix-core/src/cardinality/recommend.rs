@@ -1,0 +1,330 @@
+//! Recommendations from label statistics: labels whose removal (and re-aggregation of the
+//! series that then collide) saves the most, with the projected series counted exactly by
+//! re-grouping the snapshot's series and the saving priced under a catalogue model.
+
+use std::hash::{BuildHasher, Hasher};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::{AnalysisOptions, GroupAcc, HostRates, line_bytes, usage_of};
+use super::table::SeriesTable;
+use crate::cost::{CostError, Money, PriceSource, PricingModel, Usage, group_digits, price};
+
+/// What a recommendation proposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Remove `label` from `metrics` and sum the series that then share a label set (the
+    /// `drop_labels` / `aggregate_by` processor).
+    DropLabel {
+        /// The label key.
+        label: String,
+        /// The metrics it is dropped from.
+        metrics: Vec<String>,
+    },
+}
+
+/// One proposed action and what it would save.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// The action.
+    pub action: Action,
+    /// The action in words.
+    pub summary: String,
+    /// Series of the analysed snapshots before.
+    pub series_before: u64,
+    /// Series after the action.
+    pub series_after: u64,
+    /// Series the action touches (those of the metric, or carrying the label).
+    pub affected_series: u64,
+    /// How the projection was computed.
+    pub method: String,
+    /// The snapshots' monthly bill before.
+    pub monthly_before: Money,
+    /// The snapshots' monthly bill after.
+    pub monthly_after: Money,
+    /// `monthly_before - monthly_after`.
+    pub saving_per_month: Money,
+    /// Saving per year (x 12).
+    pub saving_per_year: Money,
+    /// The price used.
+    pub price_source: PriceSource,
+}
+
+/// Limits and exclusions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecommendOptions {
+    /// Recommendations returned at most.
+    #[serde(default = "default_max")]
+    pub max: usize,
+    /// (metric, label) pairs evaluated exactly at most, chosen by their potential.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// Metrics never touched (`*` globs), e.g. the experiment's critical metrics.
+    #[serde(default)]
+    pub protected_metrics: Vec<String>,
+    /// Labels never dropped.
+    #[serde(default)]
+    pub protected_labels: Vec<String>,
+}
+
+fn default_max() -> usize {
+    10
+}
+
+fn default_candidates() -> usize {
+    40
+}
+
+impl Default for RecommendOptions {
+    fn default() -> Self {
+        Self {
+            max: default_max(),
+            candidates: default_candidates(),
+            protected_metrics: Vec::new(),
+            protected_labels: Vec::new(),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else literally.
+#[must_use]
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl SeriesTable {
+    /// Series of `metric` after removing `key` and merging the series that collide: the
+    /// number of distinct (host, remaining labels) among the metric's series. Exact.
+    #[must_use]
+    pub(crate) fn series_without(&self, metric: u32, key: u32) -> u64 {
+        let (start, end) = self.metric_ranges[metric as usize];
+        let hasher = FixedState::default();
+        let hash_of = |i: usize| {
+            let mut h = hasher.build_hasher();
+            h.write_u32(self.series_host[i]);
+            for l in self.series_labels(i) {
+                if l.key != key {
+                    h.write_u32(l.key);
+                    h.write_u32(l.value);
+                }
+            }
+            h.finish()
+        };
+        let same = |a: usize, b: usize| {
+            self.series_host[a] == self.series_host[b]
+                && self
+                    .series_labels(a)
+                    .iter()
+                    .filter(|l| l.key != key)
+                    .eq(self.series_labels(b).iter().filter(|l| l.key != key))
+        };
+        let mut seen: HashTable<u32> = HashTable::with_capacity((end - start) as usize);
+        for i in start as usize..end as usize {
+            let hash = hash_of(i);
+            if seen.find(hash, |&j| same(j as usize, i)).is_none() {
+                seen.insert_unique(hash, i as u32, |&j| hash_of(j as usize));
+            }
+        }
+        seen.len() as u64
+    }
+
+    /// Label-dropping recommendations, sorted by monthly saving under `model` (then by
+    /// series saved).
+    pub fn recommend(
+        &self,
+        model: &PricingModel,
+        options: &RecommendOptions,
+    ) -> Result<Vec<Recommendation>, CostError> {
+        let want_bytes = !model.meter.counts_series();
+        let rates = HostRates::new(self);
+        // Per metric: series, points per minute and bytes.
+        let mut per_metric = vec![GroupAcc::default(); self.metrics.len()];
+        let mut total = GroupAcc::default();
+        for (m, &(start, end)) in self.metric_ranges.iter().enumerate() {
+            for i in start as usize..end as usize {
+                let host = self.series_host[i] as usize;
+                let points = self.series_points[i];
+                let acc = &mut per_metric[m];
+                acc.series += 1;
+                acc.micro_ppm += points.saturating_mul(rates.micro_ppm_per_point[host]);
+                if want_bytes {
+                    acc.bytes += points
+                        .saturating_mul(line_bytes(self, m as u32, i))
+                        .saturating_mul(rates.months_factor[host]);
+                }
+            }
+            total.series += per_metric[m].series;
+            total.micro_ppm += per_metric[m].micro_ppm;
+            total.bytes += per_metric[m].bytes;
+        }
+        let before_usage = usage_of(self, total, want_bytes);
+        let before = price(model, &before_usage)?;
+
+        let stats = self.analyze(
+            &AnalysisOptions {
+                breakdowns: Vec::new(),
+                top: 0,
+                top_metric_labels: usize::MAX,
+            },
+            None,
+        )?;
+        let protected_metric = |m: &str| options.protected_metrics.iter().any(|p| glob_match(p, m));
+        let protected_label = |k: &str| options.protected_labels.iter().any(|p| p == k);
+        // Candidates by potential: series of the metric minus series / distinct values.
+        let mut candidates: Vec<(u32, u32, u64)> = stats
+            .metric_labels
+            .iter()
+            .filter(|s| s.distinct_values >= 2 && s.series >= 2)
+            .filter(|s| !protected_metric(&s.metric) && !protected_label(&s.key))
+            .filter_map(|s| {
+                let m = self.metrics.get_id(&s.metric)?;
+                let k = self.keys.get_id(&s.key)?;
+                Some((m, k, s.series - s.series / s.distinct_values))
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+        candidates.truncate(options.candidates);
+
+        // Exact projection per candidate.
+        let exact: Vec<(u32, u32, u64)> = candidates
+            .iter()
+            .map(|&(m, k, _)| (m, k, self.series_without(m, k)))
+            .collect();
+        // The labels of the candidates, dropped from every unprotected metric carrying them.
+        let mut labels: Vec<u32> = candidates.iter().map(|c| c.1).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let mut label_wide: Vec<(u32, Vec<(u32, u64)>)> = Vec::new();
+        for k in labels {
+            let key = self.keys.resolve(k);
+            let changes: Vec<(u32, u64)> = stats
+                .metric_labels
+                .iter()
+                .filter(|s| s.key == key && !protected_metric(&s.metric))
+                .filter_map(|s| self.metrics.get_id(&s.metric))
+                .map(|m| {
+                    let known = exact.iter().find(|e| e.0 == m && e.1 == k).map(|e| e.2);
+                    (m, known.unwrap_or_else(|| self.series_without(m, k)))
+                })
+                .collect();
+            if changes.len() >= 2 {
+                label_wide.push((k, changes));
+            }
+        }
+
+        let project = |changes: &[(u32, u64)]| -> Usage {
+            let mut after = total;
+            for &(m, projected) in changes {
+                let acc = per_metric[m as usize];
+                let removed = acc.series - projected;
+                after.series -= removed;
+                let scale = |q: u64| {
+                    u64::try_from(
+                        u128::from(q) * u128::from(projected) / u128::from(acc.series.max(1)),
+                    )
+                    .unwrap_or(u64::MAX)
+                };
+                after.micro_ppm -= acc.micro_ppm - scale(acc.micro_ppm);
+                after.bytes -= acc.bytes - scale(acc.bytes);
+            }
+            let mut usage = usage_of(self, after, want_bytes);
+            usage.basis = format!("{} after the action", before_usage.basis);
+            usage
+        };
+        let mut out = Vec::new();
+        let mut push = |action: Action,
+                        summary: String,
+                        changes: &[(u32, u64)]|
+         -> Result<(), CostError> {
+            let affected: u64 = changes
+                .iter()
+                .map(|&(m, _)| per_metric[m as usize].series)
+                .sum();
+            let after_usage = project(changes);
+            let after = price(model, &after_usage)?;
+            let saving = before.per_month.saturating_sub(after.per_month);
+            out.push(Recommendation {
+                action,
+                summary,
+                series_before: total.series,
+                series_after: after_usage.series_mean,
+                affected_series: affected,
+                method: "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept".to_owned(),
+                monthly_before: before.per_month,
+                monthly_after: after.per_month,
+                saving_per_month: saving,
+                saving_per_year: saving.saturating_mul(12),
+                price_source: before.price_source.clone(),
+            });
+            Ok(())
+        };
+        for &(m, k, projected) in &exact {
+            let metric = self.metrics.resolve(m);
+            let label = self.keys.resolve(k);
+            let before_m = per_metric[m as usize].series;
+            push(
+                Action::DropLabel {
+                    label: label.to_owned(),
+                    metrics: vec![metric.to_owned()],
+                },
+                format!(
+                    "Drop label `{label}` from `{metric}`: {} -> {} series",
+                    group_digits(before_m),
+                    group_digits(projected)
+                ),
+                &[(m, projected)],
+            )?;
+        }
+        for (k, changes) in &label_wide {
+            let label = self.keys.resolve(*k);
+            let saved: u64 = changes
+                .iter()
+                .map(|&(m, p)| per_metric[m as usize].series - p)
+                .sum();
+            let mut metrics: Vec<String> = changes
+                .iter()
+                .map(|&(m, _)| self.metrics.resolve(m).to_owned())
+                .collect();
+            metrics.sort();
+            push(
+                Action::DropLabel {
+                    label: label.to_owned(),
+                    metrics,
+                },
+                format!(
+                    "Drop label `{label}` from all {} metrics carrying it: {} fewer series",
+                    changes.len(),
+                    group_digits(saved)
+                ),
+                changes,
+            )?;
+        }
+        out.retain(|r| r.series_after < r.series_before);
+        out.sort_by(|a, b| {
+            b.saving_per_month
+                .cmp(&a.saving_per_month)
+                .then_with(|| a.series_after.cmp(&b.series_after))
+                .then_with(|| a.summary.cmp(&b.summary))
+        });
+        out.truncate(options.max);
+        Ok(out)
+    }
+}

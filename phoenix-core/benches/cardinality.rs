@@ -55,6 +55,12 @@ const NAMESPACES: [&str; 8] = [
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 const STATUSES: [&str; 5] = ["200", "201", "404", "429", "500"];
 
+/// A metric name and its point label with the label's values, if any.
+type ProcessMetric = (
+    &'static str,
+    Option<(&'static str, &'static [&'static str])>,
+);
+
 fn process_series(host: &str, pid: u32, exe: &str, namespace: &str, out: &mut Vec<SnapshotSeries>) {
     let mut resource = BTreeMap::new();
     resource.insert("host.name".to_owned(), host.to_owned());
@@ -66,15 +72,19 @@ fn process_series(host: &str, pid: u32, exe: &str, namespace: &str, out: &mut Ve
     );
     resource.insert(
         "process.owner".to_owned(),
-        if pid % 3 == 0 { "root" } else { "app" }.to_owned(),
+        if pid.is_multiple_of(3) { "root" } else { "app" }.to_owned(),
     );
     resource.insert("service.name".to_owned(), exe.to_owned());
     resource.insert("k8s.namespace.name".to_owned(), namespace.to_owned());
     resource.insert(
         "k8s.pod.name".to_owned(),
-        format!("{exe}-{:x}-{}", pid * 2_654_435_761 % 0xffff_ff, pid % 5),
+        format!(
+            "{exe}-{:x}-{}",
+            pid.wrapping_mul(2_654_435_761) % 0x00ff_ffff,
+            pid % 5
+        ),
     );
-    let metrics: [(&str, Option<(&str, &[&str])>); 8] = [
+    let metrics: [ProcessMetric; 8] = [
         (
             "process.cpu.time",
             Some(("state", &["user", "system", "wait"])),

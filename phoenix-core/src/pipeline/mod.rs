@@ -5,6 +5,16 @@
 //! [`PipelineSpec`] that the native engine evaluates, plus the OpenTelemetry Collector YAML
 //! for hosts that run a real collector.
 
+#[cfg(test)]
+pub(crate) mod corpus;
+pub mod encode;
+pub mod engine;
+pub mod exposition;
+pub mod pattern;
+pub mod sample;
+pub mod spec;
+pub mod syntax;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -56,16 +66,10 @@ impl PipelineRef {
     }
 }
 
-/// The typed pipeline the native engine runs: receivers, ordered processor stages, exporters.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct PipelineSpec {
-    /// Receiver names.
-    pub receivers: Vec<String>,
-    /// Processor stage names, in order.
-    pub processors: Vec<String>,
-    /// Exporter names.
-    pub exporters: Vec<String>,
-}
+pub use engine::{Engine, Evaluation, evaluate};
+pub use pattern::Pattern;
+pub use sample::{ProcessRecord, Sample, SampleBuilder};
+pub use spec::{PipelineSpec, Stage};
 
 /// What rendering needs besides the reference.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

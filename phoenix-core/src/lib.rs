@@ -20,6 +20,7 @@ pub mod error;
 pub mod experiment;
 pub mod ids;
 pub mod judge;
+pub mod kpi;
 pub mod measure;
 pub mod memory;
 pub mod page;

@@ -1,9 +1,17 @@
 //! The judge: success criteria, and the verdict an experiment ends with.
 
+mod stats;
+#[cfg(test)]
+mod tests;
+mod verdict;
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use stats::{EXACT_MAX_GROUP, MannWhitney, MannWhitneyMethod, mann_whitney_u};
+pub use verdict::{JudgeConfig, judge, judge_with};
 
 /// A KPI a criterion can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +63,26 @@ pub enum Comparison {
     AtLeast,
     /// The measured value must be at most the threshold.
     AtMost,
+}
+
+impl Comparison {
+    /// The operator, `>=` or `<=`.
+    #[must_use]
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::AtLeast => ">=",
+            Self::AtMost => "<=",
+        }
+    }
+
+    /// True when `value` meets `threshold` in this direction.
+    #[must_use]
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::AtLeast => value >= threshold,
+            Self::AtMost => value <= threshold,
+        }
+    }
 }
 
 /// One success criterion.
@@ -151,6 +179,15 @@ pub struct CriterionResult {
     pub passed: Option<bool>,
     /// Human explanation with the measured value next to the threshold.
     pub reason: String,
+    /// The baseline's underlying figure, when the KPI has one.
+    #[serde(default)]
+    pub baseline: Option<f64>,
+    /// The candidate's underlying figure.
+    #[serde(default)]
+    pub candidate: Option<f64>,
+    /// The distribution test behind the decision (agent CPU: Mann-Whitney U).
+    #[serde(default)]
+    pub statistic: Option<MannWhitney>,
 }
 
 /// The judge's verdict on an experiment.

@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::cost::Catalogue;
 use crate::experiment::Experiment;
-use crate::judge::{Verdict, VerdictOutcome};
+use crate::judge::{Verdict, judge};
+use crate::kpi;
 use crate::measure::MeasurementSample;
 
 /// Judges an experiment from its samples. Pure; the controller calls it in `Analyzing`.
@@ -17,23 +19,19 @@ pub trait Analyzer: Send + Sync + std::fmt::Debug + 'static {
     ) -> Verdict;
 }
 
-/// The built-in analyzer.
+/// The built-in analyzer: KPIs from the samples ([`kpi::compute`], cost under the
+/// experiment's pricing model from the built-in catalogue), then the judge ([`judge`]).
 #[derive(Debug, Default, Clone)]
 pub struct DefaultAnalyzer;
 
 impl Analyzer for DefaultAnalyzer {
     fn analyze(
         &self,
-        _experiment: &Experiment,
+        experiment: &Experiment,
         samples: &[MeasurementSample],
         now: DateTime<Utc>,
     ) -> Verdict {
-        Verdict {
-            outcome: VerdictOutcome::Inconclusive,
-            reasons: vec!["the judge is not part of this build yet".to_owned()],
-            criteria: Vec::new(),
-            samples: samples.len() as u64,
-            decided_at: now,
-        }
+        let kpis = kpi::compute(experiment, samples, Catalogue::shared_builtin());
+        judge(experiment, &kpis, now)
     }
 }

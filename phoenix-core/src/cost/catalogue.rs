@@ -290,6 +290,14 @@ impl Catalogue {
         Self::from_toml(BUILTIN_CATALOGUE_TOML).expect("built-in pricing catalogue is valid")
     }
 
+    /// The built-in catalogue, parsed once per process.
+    #[must_use]
+    pub fn shared_builtin() -> &'static Catalogue {
+        static BUILTIN: std::sync::LazyLock<Catalogue> =
+            std::sync::LazyLock::new(Catalogue::builtin);
+        &BUILTIN
+    }
+
     /// A catalogue from the contents of a catalogue file (nothing built in).
     pub fn from_toml(text: &str) -> Result<Self, CatalogueError> {
         let mut catalogue = Self { models: Vec::new() };

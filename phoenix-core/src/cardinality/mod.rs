@@ -7,6 +7,7 @@
 //! with no per-series allocation. Intern once, analyse many times.
 
 mod analysis;
+mod engine;
 mod interner;
 mod recommend;
 mod table;
@@ -16,6 +17,7 @@ pub use analysis::{
     EXPOSITION_VALUE_BYTES, FlowBreakdown, FlowGroup, GroupStats, LabelKeyStats, MetricLabelStats,
     NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, SERVICE_KEYS,
 };
+pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
 pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
 pub use table::{CardinalityError, SeriesTable};
 

@@ -9,8 +9,25 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisOptions, GroupAcc, HostRates, line_bytes, usage_of};
+use super::engine::{EngineProjection, is_resource_key};
 use super::table::SeriesTable;
-use crate::cost::{CostError, Money, PriceSource, PricingModel, Usage, group_digits, price};
+use crate::cost::{
+    CostBreakdown, CostError, Money, PriceSource, PricingModel, Usage, group_digits, price,
+};
+use crate::pipeline::Sample;
+use crate::pipeline::spec::{AggregateByStage, DropLabelsStage, PipelineSpec, Stage};
+
+const PROCESS_PID: &str = "process.pid";
+const PROCESS_EXECUTABLE: &str = "process.executable.name";
+const REGROUP_METHOD: &str = "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept";
+const ENGINE_METHOD: &str = "native engine: the stage evaluated on each host's snapshot (resource and point attributes split by OpenTelemetry resource namespaces); bytes measured by encoding the output";
+
+/// Host samples for the engine, the unchanged pipeline's projection and its cost.
+struct EngineBase {
+    samples: Vec<Sample>,
+    projection: EngineProjection,
+    cost: CostBreakdown,
+}
 
 /// What a recommendation proposes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +40,13 @@ pub enum Action {
         label: String,
         /// The metrics it is dropped from.
         metrics: Vec<String>,
+    },
+    /// Process entities keep only these resource attributes (dropping `process.pid` and
+    /// the other per-process identities) and the series that coincide are summed: the
+    /// `aggregate_by` stage of the `aggregate` template.
+    AggregateBy {
+        /// Resource attributes kept.
+        resource_labels: Vec<String>,
     },
 }
 
@@ -111,6 +135,17 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 impl SeriesTable {
+    fn engine_usage(&self, p: EngineProjection, with_bytes: bool, what: &str) -> Usage {
+        let acc = GroupAcc {
+            series: p.series,
+            micro_ppm: p.micro_ppm,
+            bytes: p.bytes_per_month,
+        };
+        let mut usage = usage_of(self, acc, with_bytes);
+        usage.basis = format!("{}, {what}, as the native engine emits them", usage.basis);
+        usage
+    }
+
     /// Series of `metric` after removing `key` and merging the series that collide: the
     /// number of distinct (host, remaining labels) among the metric's series. Exact.
     #[must_use]
@@ -250,37 +285,48 @@ impl SeriesTable {
             usage
         };
         let mut out = Vec::new();
-        let mut push = |action: Action,
-                        summary: String,
-                        changes: &[(u32, u64)]|
-         -> Result<(), CostError> {
-            let affected: u64 = changes
-                .iter()
-                .map(|&(m, _)| per_metric[m as usize].series)
-                .sum();
-            let after_usage = project(changes);
-            let after = price(model, &after_usage)?;
+        let push_usage = |action: Action,
+                          summary: String,
+                          affected: u64,
+                          before: &CostBreakdown,
+                          after_usage: &Usage,
+                          method: &str|
+         -> Result<Recommendation, CostError> {
+            let after = price(model, after_usage)?;
             let saving = before.per_month.saturating_sub(after.per_month);
-            out.push(Recommendation {
+            Ok(Recommendation {
                 action,
                 summary,
                 series_before: total.series,
                 series_after: after_usage.series_mean,
                 affected_series: affected,
-                method: "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept".to_owned(),
+                method: method.to_owned(),
                 monthly_before: before.per_month,
                 monthly_after: after.per_month,
                 saving_per_month: saving,
                 saving_per_year: saving.saturating_mul(12),
                 price_source: before.price_source.clone(),
-            });
-            Ok(())
+            })
+        };
+        let push = |action: Action, summary: String, changes: &[(u32, u64)]| {
+            let affected: u64 = changes
+                .iter()
+                .map(|&(m, _)| per_metric[m as usize].series)
+                .sum();
+            push_usage(
+                action,
+                summary,
+                affected,
+                &before,
+                &project(changes),
+                REGROUP_METHOD,
+            )
         };
         for &(m, k, projected) in &exact {
             let metric = self.metrics.resolve(m);
             let label = self.keys.resolve(k);
             let before_m = per_metric[m as usize].series;
-            push(
+            out.push(push(
                 Action::DropLabel {
                     label: label.to_owned(),
                     metrics: vec![metric.to_owned()],
@@ -291,31 +337,141 @@ impl SeriesTable {
                     group_digits(projected)
                 ),
                 &[(m, projected)],
-            )?;
+            )?);
         }
+        // Label-wide drops and process aggregation run through the native engine, on each
+        // host's snapshot turned back into a sample. A drop that would touch a protected
+        // metric keeps the exact re-grouping of the unprotected metrics instead.
+        let carried_everywhere = |label: &str, metrics: usize| {
+            stats
+                .metric_labels
+                .iter()
+                .filter(|s| s.key == label)
+                .count()
+                == metrics
+        };
+        let process_metrics: Vec<&str> = stats
+            .metric_labels
+            .iter()
+            .filter(|s| s.key == PROCESS_PID)
+            .map(|s| s.metric.as_str())
+            .collect();
+        let aggregate_applies = !process_metrics.is_empty()
+            && !process_metrics.iter().any(|m| protected_metric(m))
+            && !protected_label(PROCESS_PID);
+        let needs_engine = aggregate_applies
+            || label_wide
+                .iter()
+                .any(|(k, c)| carried_everywhere(self.keys.resolve(*k), c.len()));
+        let engine = if needs_engine {
+            let samples = self.host_samples();
+            let projection = self
+                .project_with_engine(&samples, &PipelineSpec::default())
+                .unwrap_or_default();
+            let cost = price(
+                model,
+                &self.engine_usage(projection, want_bytes, "unchanged"),
+            )?;
+            Some(EngineBase {
+                samples,
+                projection,
+                cost,
+            })
+        } else {
+            None
+        };
         for (k, changes) in &label_wide {
             let label = self.keys.resolve(*k);
-            let saved: u64 = changes
-                .iter()
-                .map(|&(m, p)| per_metric[m as usize].series - p)
-                .sum();
             let mut metrics: Vec<String> = changes
                 .iter()
                 .map(|&(m, _)| self.metrics.resolve(m).to_owned())
                 .collect();
             metrics.sort();
-            push(
+            let affected: u64 = changes
+                .iter()
+                .map(|&(m, _)| per_metric[m as usize].series)
+                .sum();
+            if let Some(base) = engine
+                .as_ref()
+                .filter(|_| carried_everywhere(label, changes.len()))
+            {
+                let spec = PipelineSpec {
+                    stages: vec![Stage::DropLabels(DropLabelsStage {
+                        labels: vec![label.to_owned()],
+                    })],
+                    ..PipelineSpec::default()
+                };
+                let projected = self
+                    .project_with_engine(&base.samples, &spec)
+                    .unwrap_or(base.projection);
+                out.push(push_usage(
+                    Action::DropLabel {
+                        label: label.to_owned(),
+                        metrics,
+                    },
+                    format!(
+                        "Drop label `{label}` from all {} metrics carrying it: {} fewer series",
+                        changes.len(),
+                        group_digits(base.projection.series.saturating_sub(projected.series))
+                    ),
+                    affected,
+                    &base.cost,
+                    &self.engine_usage(projected, want_bytes, "after the action"),
+                    ENGINE_METHOD,
+                )?);
+                continue;
+            }
+            let saved: u64 = changes
+                .iter()
+                .map(|&(m, p)| per_metric[m as usize].series - p)
+                .sum();
+            out.push(push(
                 Action::DropLabel {
                     label: label.to_owned(),
                     metrics,
                 },
                 format!(
-                    "Drop label `{label}` from all {} metrics carrying it: {} fewer series",
+                    "Drop label `{label}` from {} unprotected metrics carrying it: {} fewer series",
                     changes.len(),
                     group_digits(saved)
                 ),
                 changes,
-            )?;
+            )?);
+        }
+        // Process entities aggregated by executable (the `aggregate` template's stage).
+        if let Some(base) = engine.as_ref().filter(|_| aggregate_applies) {
+            let mut resource_labels: Vec<String> = (0..self.keys.len() as u32)
+                .map(|k| self.keys.resolve(k))
+                .filter(|k| is_resource_key(k))
+                .filter(|k| !k.starts_with("process.") || *k == PROCESS_EXECUTABLE)
+                .map(str::to_owned)
+                .collect();
+            resource_labels.sort();
+            let spec = PipelineSpec {
+                stages: vec![Stage::AggregateBy(AggregateByStage {
+                    resource_labels: resource_labels.clone(),
+                })],
+                ..PipelineSpec::default()
+            };
+            let projected = self
+                .project_with_engine(&base.samples, &spec)
+                .unwrap_or(base.projection);
+            let affected: u64 = process_metrics
+                .iter()
+                .filter_map(|m| self.metrics.get_id(m))
+                .map(|m| per_metric[m as usize].series)
+                .sum();
+            out.push(push_usage(
+                Action::AggregateBy { resource_labels },
+                format!(
+                    "Aggregate process metrics by executable (template `aggregate`): {} fewer series",
+                    group_digits(base.projection.series.saturating_sub(projected.series))
+                ),
+                affected,
+                &base.cost,
+                &self.engine_usage(projected, want_bytes, "after the action"),
+                ENGINE_METHOD,
+            )?);
         }
         out.retain(|r| r.series_after < r.series_before);
         out.sort_by(|a, b| {

@@ -7,6 +7,7 @@ use super::*;
 use crate::cost::{Catalogue, Money};
 use crate::ids::AgentId;
 use crate::measure::{CardinalitySnapshot, SnapshotSeries};
+use crate::pipeline::spec::{DropLabelsStage, PipelineSpec, RankBy, Stage, TopKStage};
 
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_780_000_000 + secs, 0).unwrap()
@@ -317,9 +318,15 @@ fn recommendations_are_exact_and_sorted_by_saving() {
         .collect();
     // cpu without pid: web-1 {nginx,user},{nginx,system}; db-1 {postgres,user} = 3 of 5.
     // memory without pid: one per host = 2 of 4. Both: 10 - 2 - 2 = 6.
+    // The label-wide drop and the process aggregation run through the native engine.
     assert_eq!(
         summary,
         [
+            (
+                "Aggregate process metrics by executable (template `aggregate`): 4 fewer series",
+                6,
+                200
+            ),
             (
                 "Drop label `process.pid` from all 2 metrics carrying it: 4 fewer series",
                 6,
@@ -344,6 +351,14 @@ fn recommendations_are_exact_and_sorted_by_saving() {
     );
     assert_eq!(
         recs[0].action,
+        Action::AggregateBy {
+            resource_labels: vec![EXE.to_owned(), SVC.to_owned()],
+        }
+    );
+    assert!(recs[0].method.starts_with("native engine"));
+    let recs = &recs[1..];
+    assert_eq!(
+        recs[0].action,
         Action::DropLabel {
             label: PID.to_owned(),
             metrics: vec![
@@ -352,6 +367,8 @@ fn recommendations_are_exact_and_sorted_by_saving() {
             ],
         }
     );
+    assert!(recs[0].method.starts_with("native engine"));
+    assert!(recs[1].method.starts_with("exact"));
     assert_eq!(recs[0].series_before, 10);
     assert_eq!(recs[0].affected_series, 9);
     assert_eq!(recs[0].saving_per_year, Money::from_micros(2_400));
@@ -362,6 +379,23 @@ fn recommendations_are_exact_and_sorted_by_saving() {
         ..RecommendOptions::default()
     };
     assert!(recommend(&example(), model, &options).unwrap().is_empty());
+}
+
+#[test]
+fn value_ranking_stages_cannot_be_projected_from_snapshots() {
+    let spec = PipelineSpec {
+        stages: vec![Stage::TopK(TopKStage {
+            k: 10,
+            rank_by: RankBy::Cpu,
+            collector_min_value: 0.0,
+        })],
+        ..PipelineSpec::default()
+    };
+    assert_eq!(
+        check_projectable(&spec),
+        Err(ProjectionError::NeedsValues { stage: "topk" })
+    );
+    assert_eq!(check_projectable(&PipelineSpec::default()), Ok(()));
 }
 
 #[test]
@@ -460,6 +494,24 @@ proptest! {
                 .filter_map(|x| x.labels.get(&s.key))
                 .collect();
             prop_assert_eq!(s.distinct_values, values.len() as u64);
+        }
+    }
+
+    #[test]
+    fn engine_drop_matches_exact_regrouping(snaps in arb_snapshots()) {
+        let table = SeriesTable::from_snapshots(&snaps).unwrap();
+        let samples = table.host_samples();
+        let unchanged = table.project_with_engine(&samples, &PipelineSpec::default()).unwrap();
+        prop_assert_eq!(unchanged.series, table.len() as u64);
+        for k in 0..table.keys.len() as u32 {
+            let key = table.keys.resolve(k).to_owned();
+            let spec = PipelineSpec {
+                stages: vec![Stage::DropLabels(DropLabelsStage { labels: vec![key] })],
+                ..PipelineSpec::default()
+            };
+            let engine = table.project_with_engine(&samples, &spec).unwrap();
+            let exact: u64 = (0..table.metrics.len() as u32).map(|m| table.series_without(m, k)).sum();
+            prop_assert_eq!(engine.series, exact);
         }
     }
 

@@ -122,6 +122,9 @@ impl From<PipelineError> for PhoenixError {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Invalid(errors) => Self::Validation(ValidationErrors { errors }),
+            other => Self::Validation(ValidationErrors {
+                errors: other.field_errors(),
+            }),
         }
     }
 }

@@ -1,0 +1,618 @@
+//! How each [`Stage`] maps onto stock `otelcol-contrib` components: the render model the
+//! handlebars document is filled from.
+//!
+//! Entity-level decisions use resource-attribute marks (`phoenix.mark.*`): a `transform`
+//! marks resources (critical processes; processes whose ranking metric passes a threshold,
+//! set from the datapoint context), later `filter` conditions test the marks, and a final
+//! `transform` deletes them. Re-aggregation after labels change is `groupbyattrs` (with no
+//! keys it compacts resources that became identical and merges their metrics by name) then
+//! `metricstransform` `aggregate_labels` with `sum`.
+
+use serde::Serialize;
+
+use super::escape::ottl_string;
+use crate::measure::Variant;
+use crate::pipeline::pattern::Pattern;
+use crate::pipeline::sample::names;
+use crate::pipeline::spec::{
+    ExporterSpec, FilterAction, PipelineSpec, RankBy, ReceiverSpec, Stage,
+};
+
+/// Where the health check listens.
+pub const HEALTH_CHECK_ENDPOINT: &str = "localhost:13133";
+
+const MARK_PREFIX: &str = "phoenix.mark.";
+const MARK_CRITICAL: &str = "phoenix.mark.critical";
+const MARK_OTHER: &str = "phoenix.mark.other";
+
+/// The data a collector document is rendered from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CollectorModel {
+    template: String,
+    health_check_endpoint: String,
+    hostmetrics: Vec<HostmetricsModel>,
+    prometheus_receivers: Vec<PrometheusReceiverModel>,
+    has_processors: bool,
+    memory_limiters: Vec<MemoryLimiterModel>,
+    transforms: Vec<TransformModel>,
+    filters: Vec<FilterModel>,
+    groupbyattrs: Vec<GroupByAttrsModel>,
+    metricstransforms: Vec<MetricsTransformModel>,
+    resources: Vec<ResourceModel>,
+    batches: Vec<BatchModel>,
+    prometheus_exporters: Vec<EndpointModel>,
+    otlphttp_exporters: Vec<EndpointModel>,
+    pipelines: Vec<PipelineModel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct HostmetricsModel {
+    id: String,
+    collection_interval_secs: u32,
+    cpu_utilization: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct PrometheusReceiverModel {
+    id: String,
+    job_name: String,
+    scrape_interval_secs: u32,
+    targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct MemoryLimiterModel {
+    id: String,
+    check_interval_secs: u32,
+    limit_mib: u32,
+    spike_limit_mib: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct TransformModel {
+    id: String,
+    groups: Vec<StatementGroup>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct StatementGroup {
+    context: &'static str,
+    statements: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct FilterModel {
+    id: String,
+    conditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct GroupByAttrsModel {
+    id: String,
+    keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct MetricsTransformModel {
+    id: String,
+    include: String,
+    label_set: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ResourceModel {
+    id: String,
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct BatchModel {
+    id: String,
+    send_batch_size: u32,
+    timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct EndpointModel {
+    id: String,
+    endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct PipelineModel {
+    name: String,
+    receivers: Vec<String>,
+    processors: Vec<String>,
+    exporters: Vec<String>,
+}
+
+/// Two pipelines need the same receiver id with different settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConflict {
+    /// The receiver id.
+    pub id: String,
+}
+
+/// The point attributes of the process scraper's metrics, which re-aggregation keeps.
+const PROCESS_POINT_LABELS: [&str; 2] = [names::STATE, names::DIRECTION];
+
+impl CollectorModel {
+    /// An empty model for `template`.
+    #[must_use]
+    pub fn new(template: &str) -> Self {
+        Self {
+            template: template.to_owned(),
+            health_check_endpoint: HEALTH_CHECK_ENDPOINT.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds the pipeline of `spec`; receivers with the same id are shared between pipelines.
+    ///
+    /// # Errors
+    /// When a receiver id is already used with other settings.
+    pub fn add_pipeline(
+        &mut self,
+        spec: &PipelineSpec,
+        variant: Option<Variant>,
+    ) -> Result<(), ReceiverConflict> {
+        let prefix = variant.map_or(String::new(), |v| format!("{v}_"));
+        let mut receivers = Vec::new();
+        for r in &spec.receivers {
+            receivers.push(self.add_receiver(r)?);
+        }
+        let mut stages = StageRenderer {
+            model: self,
+            prefix: &prefix,
+            processors: Vec::new(),
+            critical_mark: false,
+            critical_metrics: Vec::new(),
+            pending_keep_marks: Vec::new(),
+            marked: false,
+        };
+        let trailing_batch = matches!(spec.stages.last(), Some(Stage::Batch(_)));
+        let body = if trailing_batch {
+            &spec.stages[..spec.stages.len() - 1]
+        } else {
+            &spec.stages[..]
+        };
+        for (i, stage) in body.iter().enumerate() {
+            let later_aggregate_other = spec.stages[i + 1..]
+                .iter()
+                .any(|s| matches!(s, Stage::AggregateOther(_)));
+            stages.stage(i, stage, later_aggregate_other);
+        }
+        let mut processors = stages.finish(variant);
+        if let Some(Stage::Batch(b)) = spec.stages.last().filter(|_| trailing_batch) {
+            let id = format!("batch/{prefix}{}_batch", spec.stages.len() - 1);
+            self.batches.push(BatchModel {
+                id: id.clone(),
+                send_batch_size: b.send_batch_size,
+                timeout_secs: b.timeout_secs,
+            });
+            processors.push(id);
+        }
+        let suffix = variant.map_or(String::new(), |v| format!("/{v}"));
+        let mut exporters = Vec::new();
+        for (i, e) in spec.exporters.iter().enumerate() {
+            let n = if i == 0 {
+                String::new()
+            } else {
+                format!("_{i}")
+            };
+            match e {
+                ExporterSpec::Prometheus { endpoint } => {
+                    let id = format!("prometheus{suffix}{n}");
+                    self.prometheus_exporters.push(EndpointModel {
+                        id: id.clone(),
+                        endpoint: endpoint.clone(),
+                    });
+                    exporters.push(id);
+                }
+                ExporterSpec::OtlpHttp { endpoint } => {
+                    let id = format!("otlphttp{suffix}{n}");
+                    self.otlphttp_exporters.push(EndpointModel {
+                        id: id.clone(),
+                        endpoint: endpoint.clone(),
+                    });
+                    exporters.push(id);
+                }
+            }
+        }
+        self.has_processors |= !processors.is_empty();
+        self.pipelines.push(PipelineModel {
+            name: format!("metrics{suffix}"),
+            receivers,
+            processors,
+            exporters,
+        });
+        Ok(())
+    }
+
+    fn add_receiver(&mut self, r: &ReceiverSpec) -> Result<String, ReceiverConflict> {
+        match r {
+            ReceiverSpec::HostmetricsProcess(h) => {
+                let model = HostmetricsModel {
+                    id: "hostmetrics".to_owned(),
+                    collection_interval_secs: h.collection_interval_secs,
+                    cpu_utilization: h.cpu_utilization,
+                };
+                match self.hostmetrics.iter().find(|m| m.id == model.id) {
+                    Some(existing) if *existing != model => Err(ReceiverConflict { id: model.id }),
+                    Some(_) => Ok(model.id),
+                    None => {
+                        let id = model.id.clone();
+                        self.hostmetrics.push(model);
+                        Ok(id)
+                    }
+                }
+            }
+            ReceiverSpec::Prometheus(p) => {
+                let model = PrometheusReceiverModel {
+                    id: format!("prometheus/{}", p.job_name),
+                    job_name: p.job_name.clone(),
+                    scrape_interval_secs: p.scrape_interval_secs,
+                    targets: p.targets.clone(),
+                };
+                match self.prometheus_receivers.iter().find(|m| m.id == model.id) {
+                    Some(existing) if *existing != model => Err(ReceiverConflict { id: model.id }),
+                    Some(_) => Ok(model.id),
+                    None => {
+                        let id = model.id.clone();
+                        self.prometheus_receivers.push(model);
+                        Ok(id)
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct StageRenderer<'a> {
+    model: &'a mut CollectorModel,
+    prefix: &'a str,
+    processors: Vec<String>,
+    critical_mark: bool,
+    critical_metrics: Vec<Pattern>,
+    pending_keep_marks: Vec<String>,
+    marked: bool,
+}
+
+/// `(is a process)` in the datapoint context.
+const DP_IS_PROCESS: &str = "(resource.attributes[\"process.pid\"] != nil or resource.attributes[\"process.executable.name\"] != nil)";
+/// `(is a process)` in the resource context.
+const RES_IS_PROCESS: &str =
+    "(attributes[\"process.pid\"] != nil or attributes[\"process.executable.name\"] != nil)";
+
+fn regex_of(patterns: &[Pattern]) -> String {
+    patterns
+        .iter()
+        .map(Pattern::to_regex)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn attr(path: &str, key: &str) -> String {
+    format!("{path}[{}]", ottl_string(key))
+}
+
+impl StageRenderer<'_> {
+    fn id(&self, component: &str, index: usize, kind: &str) -> String {
+        format!("{component}/{}{index}_{kind}", self.prefix)
+    }
+
+    /// ` and <not protected>` for datapoint-context drop conditions.
+    fn guards(&self) -> String {
+        let mut g = String::new();
+        if self.critical_mark {
+            g.push_str(&format!(
+                " and {} != true",
+                attr("resource.attributes", MARK_CRITICAL)
+            ));
+        }
+        if !self.critical_metrics.is_empty() {
+            g.push_str(&format!(
+                " and not IsMatch(metric.name, {})",
+                ottl_string(&regex_of(&self.critical_metrics))
+            ));
+        }
+        g
+    }
+
+    fn transform(&mut self, id: String, groups: Vec<StatementGroup>) {
+        self.model.transforms.push(TransformModel {
+            id: id.clone(),
+            groups,
+        });
+        self.processors.push(id);
+    }
+
+    fn filter(&mut self, id: String, conditions: Vec<String>) {
+        self.model.filters.push(FilterModel {
+            id: id.clone(),
+            conditions,
+        });
+        self.processors.push(id);
+    }
+
+    /// `groupbyattrs` compaction then `metricstransform` sum over the process metrics.
+    fn reaggregate(&mut self, index: usize, kind: &str, dropped: &[String]) {
+        let id = self.id("groupbyattrs", index, kind);
+        self.model.groupbyattrs.push(GroupByAttrsModel {
+            id: id.clone(),
+            keys: Vec::new(),
+        });
+        self.processors.push(id);
+        let id = self.id("metricstransform", index, kind);
+        self.model.metricstransforms.push(MetricsTransformModel {
+            id: id.clone(),
+            include: "^process\\.".to_owned(),
+            label_set: PROCESS_POINT_LABELS
+                .iter()
+                .filter(|l| !dropped.iter().any(|d| d == *l))
+                .map(|l| (*l).to_owned())
+                .collect(),
+        });
+        self.processors.push(id);
+    }
+
+    fn stage(&mut self, index: usize, stage: &Stage, later_aggregate_other: bool) {
+        match stage {
+            Stage::MemoryLimit(m) => {
+                let id = self.id("memory_limiter", index, "memory_limit");
+                self.model.memory_limiters.push(MemoryLimiterModel {
+                    id: id.clone(),
+                    check_interval_secs: m.check_interval_secs,
+                    limit_mib: m.limit_mib,
+                    spike_limit_mib: m.spike_limit_mib,
+                });
+                self.processors.push(id);
+            }
+            Stage::Batch(b) => {
+                let id = self.id("batch", index, "batch");
+                self.model.batches.push(BatchModel {
+                    id: id.clone(),
+                    send_batch_size: b.send_batch_size,
+                    timeout_secs: b.timeout_secs,
+                });
+                self.processors.push(id);
+            }
+            Stage::KeepCritical(k) => {
+                if !k.processes.is_empty() {
+                    let statement = format!(
+                        "set({}, true) where IsMatch({}, {})",
+                        attr("attributes", MARK_CRITICAL),
+                        attr("attributes", names::EXECUTABLE_NAME),
+                        ottl_string(&regex_of(&k.processes))
+                    );
+                    let id = self.id("transform", index, "keep_critical");
+                    self.transform(
+                        id,
+                        vec![StatementGroup {
+                            context: "resource",
+                            statements: vec![statement],
+                        }],
+                    );
+                    self.critical_mark = true;
+                    self.marked = true;
+                }
+                for m in &k.metrics {
+                    if !self.critical_metrics.contains(m) {
+                        self.critical_metrics.push(m.clone());
+                    }
+                }
+            }
+            Stage::Filter(f) => {
+                let mut clauses = Vec::new();
+                if !f.metrics.is_empty() {
+                    clauses.push(format!(
+                        "IsMatch(metric.name, {})",
+                        ottl_string(&regex_of(&f.metrics))
+                    ));
+                }
+                for l in &f.labels {
+                    let re = ottl_string(&l.value.to_regex());
+                    let point = attr("attributes", &l.key);
+                    let resource = attr("resource.attributes", &l.key);
+                    clauses.push(format!(
+                        "(IsMatch({point}, {re}) or ({point} == nil and IsMatch({resource}, {re})))"
+                    ));
+                }
+                let matched = clauses.join(" and ");
+                let condition = match f.action {
+                    FilterAction::Drop => format!("{matched}{}", self.guards()),
+                    FilterAction::Keep => format!("not ({matched}){}", self.guards()),
+                };
+                let id = self.id("filter", index, "filter");
+                self.filter(id, vec![condition]);
+            }
+            Stage::Threshold(t) => {
+                let mut keep = Vec::new();
+                if t.min_cpu_utilization > 0.0 {
+                    keep.push((RankBy::Cpu, t.min_cpu_utilization));
+                }
+                if t.min_memory_bytes > 0 {
+                    #[allow(clippy::cast_precision_loss, reason = "byte thresholds")]
+                    keep.push((RankBy::Memory, t.min_memory_bytes as f64));
+                }
+                self.demotion(index, "threshold", &keep, later_aggregate_other);
+            }
+            Stage::TopK(t) => {
+                self.demotion(
+                    index,
+                    "topk",
+                    &[(t.rank_by, t.collector_min_value)],
+                    later_aggregate_other,
+                );
+            }
+            Stage::AggregateOther(a) => {
+                if self.pending_keep_marks.is_empty() {
+                    // Natively a no-op when nothing was demoted before it.
+                    return;
+                }
+                let not_kept = self
+                    .pending_keep_marks
+                    .iter()
+                    .map(|k| format!("{} != true", attr("attributes", k)))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                let mut demoted = format!("{RES_IS_PROCESS} and ({not_kept})");
+                if self.critical_mark {
+                    demoted.push_str(&format!(
+                        " and {} != true",
+                        attr("attributes", MARK_CRITICAL)
+                    ));
+                }
+                let other = attr("attributes", MARK_OTHER);
+                let statements = vec![
+                    format!("set({other}, true) where {demoted}"),
+                    format!(
+                        "keep_matching_keys(attributes, {}) where {other} == true",
+                        ottl_string("^phoenix\\.mark\\.other\\z")
+                    ),
+                    format!(
+                        "set({}, {}) where {other} == true",
+                        attr("attributes", names::EXECUTABLE_NAME),
+                        ottl_string(&a.other_value)
+                    ),
+                ];
+                let id = self.id("transform", index, "aggregate_other");
+                self.transform(
+                    id,
+                    vec![StatementGroup {
+                        context: "resource",
+                        statements,
+                    }],
+                );
+                self.reaggregate(index, "aggregate_other", &[]);
+                self.pending_keep_marks.clear();
+                self.marked = true;
+            }
+            Stage::DropLabels(d) => {
+                let deletes = |path: &str| -> Vec<String> {
+                    d.labels
+                        .iter()
+                        .map(|k| format!("delete_key({path}, {})", ottl_string(k)))
+                        .collect()
+                };
+                let id = self.id("transform", index, "drop_labels");
+                self.transform(
+                    id,
+                    vec![
+                        StatementGroup {
+                            context: "resource",
+                            statements: deletes("attributes"),
+                        },
+                        StatementGroup {
+                            context: "datapoint",
+                            statements: deletes("attributes"),
+                        },
+                    ],
+                );
+                self.reaggregate(index, "drop_labels", &d.labels);
+            }
+            Stage::AggregateBy(a) => {
+                let mut keep: Vec<Pattern> = a
+                    .resource_labels
+                    .iter()
+                    .map(|k| Pattern::new(k.replace(['*', '?'], "_")))
+                    .collect();
+                keep.push(Pattern::new(format!("{MARK_PREFIX}*")));
+                let statement = format!(
+                    "keep_matching_keys(attributes, {}) where {RES_IS_PROCESS}",
+                    ottl_string(&regex_of(&keep))
+                );
+                let id = self.id("transform", index, "aggregate_by");
+                self.transform(
+                    id,
+                    vec![StatementGroup {
+                        context: "resource",
+                        statements: vec![statement],
+                    }],
+                );
+                self.reaggregate(index, "aggregate_by", &[]);
+            }
+        }
+    }
+
+    /// `topk`/`threshold`: mark the resources whose ranking metric passes a value, then either
+    /// drop the unmarked process entities or leave them to a later `aggregate_other`.
+    fn demotion(
+        &mut self,
+        index: usize,
+        kind: &str,
+        keep_at_least: &[(RankBy, f64)],
+        later_aggregate_other: bool,
+    ) {
+        if keep_at_least.is_empty() {
+            return;
+        }
+        let mark = format!("{MARK_PREFIX}keep_{index}");
+        let statements = keep_at_least
+            .iter()
+            .map(|(rank, min)| {
+                let value = match rank {
+                    RankBy::Cpu => format!("value_double >= {min}"),
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        reason = "byte thresholds are integers"
+                    )]
+                    RankBy::Memory => format!("value_int >= {}", *min as i64),
+                };
+                format!(
+                    "set({}, true) where metric.name == {} and {value}",
+                    attr("resource.attributes", &mark),
+                    ottl_string(rank.metric())
+                )
+            })
+            .collect();
+        let id = self.id("transform", index, kind);
+        self.transform(
+            id,
+            vec![StatementGroup {
+                context: "datapoint",
+                statements,
+            }],
+        );
+        self.marked = true;
+        if later_aggregate_other {
+            self.pending_keep_marks.push(mark);
+        } else {
+            let condition = format!(
+                "{DP_IS_PROCESS} and {} != true{}",
+                attr("resource.attributes", &mark),
+                self.guards()
+            );
+            let id = self.id("filter", index, kind);
+            self.filter(id, vec![condition]);
+        }
+    }
+
+    fn finish(mut self, variant: Option<Variant>) -> Vec<String> {
+        if self.marked {
+            let statement = format!(
+                "delete_matching_keys(attributes, {})",
+                ottl_string("^phoenix\\.mark\\.")
+            );
+            let id = format!("transform/{}unmark", self.prefix);
+            self.transform(
+                id,
+                vec![StatementGroup {
+                    context: "resource",
+                    statements: vec![statement],
+                }],
+            );
+        }
+        if let Some(v) = variant {
+            let id = format!("resource/{v}");
+            self.model.resources.push(ResourceModel {
+                id: id.clone(),
+                key: "phoenix.variant".to_owned(),
+                value: v.to_string(),
+            });
+            self.processors.push(id);
+        }
+        self.processors
+    }
+}

@@ -78,13 +78,15 @@ fn evaluation(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate 500 processes");
     group.throughput(Throughput::Elements(sample.len() as u64));
     group.bench_function("build sample from ProcessRecords", |b| {
-        b.iter(|| black_box(Sample::from_processes(host.taken_at_ms, black_box(&host.processes))));
+        b.iter(|| {
+            black_box(Sample::from_processes(
+                host.taken_at_ms,
+                black_box(&host.processes),
+            ))
+        });
     });
     for name in TEMPLATES {
-        let spec = registry
-            .render(&PipelineRef::new(name), &ctx)
-            .unwrap()
-            .spec;
+        let spec = registry.render(&PipelineRef::new(name), &ctx).unwrap().spec;
         group.bench_function(name, |b| {
             b.iter_batched(
                 || Engine::new(spec.clone()),
@@ -98,7 +100,10 @@ fn evaluation(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(NODE_EXPORTER.len() as u64));
     group.bench_function("parse node_exporter (1,092 series)", |b| {
         b.iter(|| {
-            black_box(sample_from_exposition(black_box(NODE_EXPORTER), 0, [("service.name", "node")]).unwrap())
+            black_box(
+                sample_from_exposition(black_box(NODE_EXPORTER), 0, [("service.name", "node")])
+                    .unwrap(),
+            )
         });
     });
     group.finish();
@@ -120,7 +125,9 @@ fn render_p99() {
     let registry = TemplateRegistry::builtin();
     let ctx = context();
     const ITERATIONS: usize = 20_000;
-    println!("\nrender+validate latency per call, {ITERATIONS} calls each after 2,000 warm-up calls:");
+    println!(
+        "\nrender+validate latency per call, {ITERATIONS} calls each after 2,000 warm-up calls:"
+    );
     println!("| Template | p50 | p99 | max |");
     println!("|---|---|---|---|");
     let cases: Vec<(String, Box<dyn Fn()>)> = TEMPLATES

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
@@ -17,8 +17,10 @@ use phoenix_core::task::{EnqueueResult, TaskFilter, TaskState};
 use crate::TestBackend;
 use crate::fixtures::snapshot_task;
 
+/// A sample taken `seq * 10` seconds after `start` (one `start` per case: a wall clock read
+/// per sample would break the ties the case relies on).
 fn sample(
-    backend: &dyn TestBackend,
+    start: DateTime<Utc>,
     experiment: ExperimentId,
     agent: AgentId,
     seq: u64,
@@ -27,7 +29,7 @@ fn sample(
         experiment_id: experiment,
         agent_id: agent,
         seq,
-        taken_at: backend.clock().now() + Duration::seconds(i64::try_from(seq).unwrap() * 10),
+        taken_at: start + Duration::seconds(i64::try_from(seq).unwrap() * 10),
         interval_secs: 10,
         baseline: VariantStats {
             series: 1000 + seq,
@@ -55,10 +57,11 @@ pub async fn metric_samples_idempotent_and_ordered(backend: &dyn TestBackend) {
     let e = ExperimentId::new();
     let a = AgentId::new();
     let b = AgentId::new();
+    let start = backend.clock().now();
     let batch = vec![
-        sample(backend, e, a, 2),
-        sample(backend, e, b, 1),
-        sample(backend, e, a, 1),
+        sample(start, e, a, 2),
+        sample(start, e, b, 1),
+        sample(start, e, a, 1),
     ];
     assert_eq!(
         m.append_samples(&batch).await.unwrap(),
@@ -67,7 +70,7 @@ pub async fn metric_samples_idempotent_and_ordered(backend: &dyn TestBackend) {
             duplicates: 0
         }
     );
-    let retry = vec![sample(backend, e, a, 2), sample(backend, e, a, 3)];
+    let retry = vec![sample(start, e, a, 2), sample(start, e, a, 3)];
     assert_eq!(
         m.append_samples(&retry).await.unwrap(),
         AppendReport {

@@ -1,0 +1,209 @@
+-- Helpers shared by every script; the Rust side prepends this file to each one.
+--
+-- Calling convention: KEYS[1] is the hash-tagged namespace `{prefix}`; every key a script
+-- touches is derived from it, so all of them live in one cluster slot. ARGV[1] is the test
+-- time shift in milliseconds (0 in production). Scripts reply with an array whose first
+-- element is a status: 'ok', 'not_found', 'conflict', 'lease_lost' or 'invalid'.
+--
+-- Scripts apply decisions taken in Rust; they never decide a rule (no retry timing, no
+-- phase logic). They do own the bookkeeping of the indexes below, which is what makes each
+-- step atomic.
+
+local NS = KEYS[1]
+
+local function key(...)
+  return NS .. ':' .. table.concat({ ... }, ':')
+end
+
+-- The store's single time source: Redis TIME plus the shift, in milliseconds.
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+end
+
+-- Bus lines published at the end of a script, in one message. A line is either a JSON
+-- `BusEvent` prepared by Rust, or a compact record the Rust subscriber decodes:
+--   T <task> <agent> <experiment or -> <state>   task updated
+--   A <agent>                                     tasks available
+--   G <agent> <status>                            agent updated
+local bus = {}
+
+local function emit(line)
+  bus[#bus + 1] = line
+end
+
+local function flush()
+  if #bus > 0 then
+    redis.call('PUBLISH', key('bus'), table.concat(bus, '\n'))
+    bus = {}
+  end
+end
+
+-- Tasks ------------------------------------------------------------------------------
+--
+-- t:<id>          hash: id, a agent, p priority, u unique key, s state, r run_at, n attempts,
+--                 m max attempts, l lease expiry, k lease token, e last error, res result,
+--                 c created, up updated, pl payload, x experiment, d deployment, kd kind
+-- tasks           zset (lex, score 0) of every task id; ta:<agent>, tx:<experiment>,
+--                 td:<deployment> the same per owner
+-- ready:<agent>   zset of claimable tasks: score -priority, member `<run_at>:<id>`, so the
+--                 order is priority desc, then run_at, then id (UUID v7: creation)
+-- sched:<agent>   zset of pending tasks not yet due, by run_at (promoted at claim)
+-- pending         zset of every pending task by run_at (stats)
+-- leases          zset of leased tasks by lease expiry
+-- done:<state>    zset of finished tasks by updated time (retention)
+-- uniq            hash unique key -> the open task holding it
+
+local function ready_member(run_at, id)
+  return string.format('%015d:%s', run_at, id)
+end
+
+local READY_ID_OFFSET = 17
+
+local function load_task(id)
+  local v = redis.call('HMGET', key('t', id), 's', 'a', 'p', 'r', 'u', 'k', 'l', 'n', 'm', 'x', 'd', 'kd')
+  if not v[1] then
+    return nil
+  end
+  return {
+    id = id, s = v[1], a = v[2], p = tonumber(v[3]), r = tonumber(v[4]), u = v[5] or nil,
+    k = v[6] or nil, l = v[7] and tonumber(v[7]) or nil, n = tonumber(v[8]), m = tonumber(v[9]),
+    x = v[10] or nil, d = v[11] or nil, kd = v[12],
+  }
+end
+
+local function task_updated(t)
+  emit('T ' .. t.id .. ' ' .. t.a .. ' ' .. (t.x or '-') .. ' ' .. t.s)
+end
+
+local function lease_valid(t, token, now)
+  return t.s == 'leased' and t.k == token and t.l ~= nil and now < t.l
+end
+
+local function index_pending(t, now)
+  redis.call('ZADD', key('pending'), t.r, t.id)
+  if t.r <= now then
+    redis.call('ZADD', key('ready', t.a), -t.p, ready_member(t.r, t.id))
+  else
+    redis.call('ZADD', key('sched', t.a), t.r, t.id)
+  end
+end
+
+local function unindex(t)
+  if t.s == 'pending' then
+    redis.call('ZREM', key('pending'), t.id)
+    redis.call('ZREM', key('ready', t.a), ready_member(t.r, t.id))
+    redis.call('ZREM', key('sched', t.a), t.id)
+  elseif t.s == 'leased' then
+    redis.call('ZREM', key('leases'), t.id)
+  else
+    redis.call('ZREM', key('done', t.s), t.id)
+  end
+end
+
+local function release_unique(t)
+  if t.u and redis.call('HGET', key('uniq'), t.u) == t.id then
+    redis.call('HDEL', key('uniq'), t.u)
+  end
+end
+
+-- Moves a task to `state` (not 'leased': leases are taken by claim), keeping every index
+-- right; `run_at` is used when the new state is 'pending'.
+local function move_task(t, state, now, run_at)
+  unindex(t)
+  local tk = key('t', t.id)
+  redis.call('HDEL', tk, 'l', 'k')
+  redis.call('HSET', tk, 's', state, 'up', now)
+  t.s = state
+  t.k = nil
+  t.l = nil
+  if state == 'pending' then
+    t.r = run_at
+    redis.call('HSET', tk, 'r', run_at)
+    index_pending(t, now)
+  else
+    redis.call('ZADD', key('done', state), now, t.id)
+    release_unique(t)
+  end
+  task_updated(t)
+end
+
+-- Enqueues the tasks packed in ARGV from `first`, 10 fields each: id, agent, priority,
+-- unique key ('' none), delay ms, max attempts, payload, kind, experiment ('' none),
+-- deployment ('' none). Returns one entry per task: '' when stored, else the id of the task
+-- that already holds the id or unique key.
+local TASK_FIELDS = 10
+
+local function enqueue(now, first, count)
+  local results = {}
+  for i = 0, count - 1 do
+    local o = first + i * TASK_FIELDS
+    local id, agent, prio, ukey = ARGV[o], ARGV[o + 1], tonumber(ARGV[o + 2]), ARGV[o + 3]
+    local tk = key('t', id)
+    local existing = nil
+    if redis.call('EXISTS', tk) == 1 then
+      existing = id
+    elseif ukey ~= '' then
+      existing = redis.call('HGET', key('uniq'), ukey) or nil
+    end
+    if existing then
+      results[#results + 1] = existing
+    else
+      local run_at = now + tonumber(ARGV[o + 4])
+      local exp, dep = ARGV[o + 8], ARGV[o + 9]
+      redis.call('HSET', tk, 'id', id, 'a', agent, 'p', prio, 's', 'pending', 'r', run_at, 'n', 0,
+        'm', ARGV[o + 5], 'c', now, 'up', now, 'pl', ARGV[o + 6], 'kd', ARGV[o + 7])
+      redis.call('ZADD', key('tasks'), 0, id)
+      redis.call('ZADD', key('ta', agent), 0, id)
+      if ukey ~= '' then
+        redis.call('HSET', tk, 'u', ukey)
+        redis.call('HSET', key('uniq'), ukey, id)
+      end
+      if exp ~= '' then
+        redis.call('HSET', tk, 'x', exp)
+        redis.call('ZADD', key('tx', exp), 0, id)
+      end
+      if dep ~= '' then
+        redis.call('HSET', tk, 'd', dep)
+        redis.call('ZADD', key('td', dep), 0, id)
+      end
+      index_pending({ id = id, a = agent, p = prio, r = run_at }, now)
+      emit('A ' .. agent)
+      results[#results + 1] = ''
+    end
+  end
+  return results
+end
+
+-- Cancels every open task listed in the owner index `index` (a key suffix) whose
+-- experiment / deployment match (empty: any). Returns how many were cancelled.
+local function cancel_open(index, now, exp, dep)
+  local ids = redis.call('ZRANGE', key(index), 0, -1)
+  local cancelled = 0
+  for _, id in ipairs(ids) do
+    local t = load_task(id)
+    if t and (t.s == 'pending' or t.s == 'leased')
+      and (exp == '' or t.x == exp) and (dep == '' or t.d == dep) then
+      move_task(t, 'cancelled', now, now)
+      cancelled = cancelled + 1
+    end
+  end
+  return cancelled
+end
+
+-- True when the hash `record` passes every filter packed in ARGV from `first`: pairs of
+-- (field, comma-separated allowed values); an empty value list allows anything.
+local function matches(record, first)
+  local i = first
+  while ARGV[i] do
+    local field, allowed = ARGV[i], ARGV[i + 1]
+    if allowed ~= '' then
+      local value = redis.call('HGET', record, field)
+      if not value or not string.find(',' .. allowed .. ',', ',' .. value .. ',', 1, true) then
+        return false
+      end
+    end
+    i = i + 2
+  end
+  return true
+end

@@ -18,7 +18,7 @@ use phoenix_core::error::StoreError;
 use phoenix_core::ids::{AgentId, ExperimentId, TaskId};
 use phoenix_core::store::{BusEvent, EventBus};
 use phoenix_core::task::TaskState;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::RedisStore;
@@ -29,12 +29,22 @@ pub(crate) fn channel(namespace: &str) -> String {
     format!("{namespace}:bus")
 }
 
-/// The subscriber task; aborted when the last clone of its store is dropped.
-pub(crate) struct Listener(JoinHandle<()>);
+/// The subscriber task (aborted when the last clone of its store is dropped) and its state.
+pub(crate) struct Listener {
+    task: JoinHandle<()>,
+    pub(crate) state: watch::Receiver<BusState>,
+}
+
+/// Whether the subscriber connection is subscribed, and how many subscriptions it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BusState {
+    pub(crate) subscribed: bool,
+    pub(crate) subscriptions: u64,
+}
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -49,7 +59,12 @@ impl Listener {
         let first = subscribe(&client, &channel)
             .await
             .map_err(StoreError::unavailable)?;
-        Ok(Self(tokio::spawn(run(client, channel, tx, first))))
+        let (sender, state) = watch::channel(BusState {
+            subscribed: true,
+            subscriptions: 1,
+        });
+        let task = tokio::spawn(run(client, channel, tx, first, sender));
+        Ok(Self { task, state })
     }
 }
 
@@ -67,6 +82,7 @@ async fn run(
     channel: String,
     tx: broadcast::Sender<BusEvent>,
     first: redis::aio::PubSub,
+    state: watch::Sender<BusState>,
 ) {
     let mut pubsub = Some(first);
     let mut backoff = StdDuration::from_millis(50);
@@ -76,6 +92,10 @@ async fn run(
             None => match subscribe(&client, &channel).await {
                 Ok(p) => {
                     tracing::info!(%channel, "event bus resubscribed");
+                    state.send_modify(|s| {
+                        s.subscribed = true;
+                        s.subscriptions += 1;
+                    });
                     backoff = StdDuration::from_millis(50);
                     p
                 }
@@ -94,6 +114,7 @@ async fn run(
                 let _ = tx.send(event);
             }
         }
+        state.send_modify(|s| s.subscribed = false);
         tracing::warn!(%channel, "event bus connection lost; reconnecting");
     }
 }

@@ -133,7 +133,7 @@ struct Inner {
     bus: broadcast::Sender<BusEvent>,
     /// Requests sent to Redis (each one a round trip), for benchmarks and operators.
     round_trips: AtomicU64,
-    _listener: bus::Listener,
+    listener: bus::Listener,
 }
 
 impl RedisStore {
@@ -162,7 +162,7 @@ impl RedisStore {
                 shift: config.time_shift,
                 bus,
                 round_trips: AtomicU64::new(0),
-                _listener: listener,
+                listener,
             }),
         })
     }
@@ -183,6 +183,31 @@ impl RedisStore {
     #[must_use]
     pub fn round_trips(&self) -> u64 {
         self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Whether the event bus connection is subscribed right now (events published while it
+    /// is not are missed by this process; long-polls then rely on their safety poll).
+    #[must_use]
+    pub fn bus_subscribed(&self) -> bool {
+        self.inner.listener.state.borrow().subscribed
+    }
+
+    /// How many times the event bus connection subscribed (1 after `connect`, one more per
+    /// reconnection).
+    #[must_use]
+    pub fn bus_subscriptions(&self) -> u64 {
+        self.inner.listener.state.borrow().subscriptions
+    }
+
+    /// Returns once the event bus is subscribed after more than `after` subscriptions (pass
+    /// [`RedisStore::bus_subscriptions`] read before a disconnection to wait for the
+    /// reconnection).
+    pub async fn bus_resubscribed(&self, after: u64) {
+        let mut state = self.inner.listener.state.clone();
+        // The sender lives as long as the listener task, which lives as long as `self`.
+        let _ = state
+            .wait_for(|s| s.subscribed && s.subscriptions > after)
+            .await;
     }
 
     /// Checks that Redis answers (readiness probes).

@@ -1,1 +1,32 @@
-//! Placeholder: filled in by its own issue.
+//! # phoenix-agent
+//!
+//! The Phoenix host agent, as a library (the `phoenix-agent` binary is a thin `main.rs`
+//! over it, and the server's dev mode and tests run it in-process through the same API).
+//!
+//! An [`Agent`] enrolls with the server (or reuses the credential saved in its
+//! [state directory](state)), restores its last-known-good pipelines, then heartbeats,
+//! long-polls for tasks and runs them ([`tasks`]), and reports what each pipeline
+//! produces ([`report`]). Pipelines run in a [`runtime`]: the native one evaluates the
+//! baseline and the candidate on the same sample every interval and serves each on the
+//! agent's own listener ([`serve`]); the otelcol one supervises a real Collector.
+//!
+//! Invariants: the agent only opens outbound connections, except its one exposition
+//! listener (loopback by default); nothing reads the environment but `main.rs`.
+
+pub mod agent;
+pub mod backoff;
+pub mod config;
+pub mod control;
+pub mod exposition;
+pub mod host;
+pub mod otlp;
+pub mod report;
+pub mod runtime;
+pub mod seq;
+pub mod serve;
+pub mod state;
+pub mod tasks;
+
+pub use agent::{Agent, AgentError, AgentStatus};
+pub use config::{AgentArgs, AgentConfig, RuntimeKind};
+pub use control::{ControlError, ControlPlane, Enrollment, MetricsAck};

@@ -1,0 +1,225 @@
+//! The OTLP/HTTP exporter (protobuf): a pipeline's output as an
+//! `ExportMetricsServiceRequest`, posted to `<endpoint>/v1/metrics`.
+//!
+//! Mapping: one `ResourceMetrics` per sample resource (its attributes, plus
+//! `phoenix.pipeline` naming the pipeline), one scope `phoenix-agent`, one `Metric` per
+//! metric name within a resource: gauges as `Gauge`, counters as monotonic cumulative
+//! `Sum`, up-down counters as non-monotonic cumulative `Sum`. Point attributes become data
+//! point attributes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use phoenix_core::pipeline::Sample;
+use phoenix_core::pipeline::sample::{Labels, MetricKind, Symbol};
+use prost::Message as _;
+
+/// The protobuf media type OTLP/HTTP uses.
+pub const PROTOBUF: &str = "application/x-protobuf";
+
+fn kv(sample: &Sample, labels: &Labels) -> Vec<KeyValue> {
+    labels
+        .pairs()
+        .iter()
+        .map(|(k, v)| string_kv(sample.resolve(*k), sample.resolve(*v)))
+        .collect()
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// The request carrying `sample`; `start_unix_nano` is the start of cumulative sums (the
+/// agent's start).
+#[must_use]
+pub fn encode_request(
+    sample: &Sample,
+    pipeline: &str,
+    start_unix_nano: u64,
+) -> ExportMetricsServiceRequest {
+    // Resource index -> (metric symbol -> metric index in that resource).
+    let mut resources: Vec<Option<(ResourceMetrics, HashMap<Symbol, usize>)>> =
+        vec![None; sample.resources().len()];
+    let mut order = Vec::new();
+    for s in sample.series() {
+        let slot = &mut resources[s.resource.0 as usize];
+        let (rm, index) = slot.get_or_insert_with(|| {
+            order.push(s.resource.0 as usize);
+            let mut attributes = kv(sample, sample.resource(s.resource));
+            attributes.push(string_kv("phoenix.pipeline", pipeline));
+            (
+                ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes,
+                        ..Resource::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(InstrumentationScope {
+                            name: "phoenix-agent".to_owned(),
+                            version: env!("CARGO_PKG_VERSION").to_owned(),
+                            ..InstrumentationScope::default()
+                        }),
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                },
+                HashMap::new(),
+            )
+        });
+        let metrics = &mut rm.scope_metrics[0].metrics;
+        let i = *index.entry(s.metric).or_insert_with(|| {
+            let data = match s.kind {
+                MetricKind::Gauge => metric::Data::Gauge(Gauge::default()),
+                MetricKind::Counter | MetricKind::UpDownCounter => metric::Data::Sum(Sum {
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: s.kind == MetricKind::Counter,
+                    ..Sum::default()
+                }),
+            };
+            metrics.push(Metric {
+                name: sample.resolve(s.metric).to_owned(),
+                data: Some(data),
+                ..Metric::default()
+            });
+            metrics.len() - 1
+        });
+        let point = NumberDataPoint {
+            attributes: kv(sample, &s.attributes),
+            start_time_unix_nano: if s.kind == MetricKind::Gauge {
+                0
+            } else {
+                start_unix_nano
+            },
+            time_unix_nano: u64::try_from(s.timestamp_ms).unwrap_or(0) * 1_000_000,
+            value: Some(number_data_point::Value::AsDouble(s.value)),
+            ..NumberDataPoint::default()
+        };
+        match &mut metrics[i].data {
+            Some(metric::Data::Gauge(g)) => g.data_points.push(point),
+            Some(metric::Data::Sum(sum)) => sum.data_points.push(point),
+            _ => {}
+        }
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: order
+            .into_iter()
+            .filter_map(|r| resources[r].take().map(|(rm, _)| rm))
+            .collect(),
+    }
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The request failed.
+    #[error("OTLP export request failed")]
+    Request(#[source] reqwest::Error),
+    /// The receiver answered with an error status.
+    #[error("OTLP receiver answered {0}")]
+    Status(u16),
+}
+
+/// Posts an encoded request to `<endpoint>/v1/metrics`.
+///
+/// # Errors
+/// A transport error or a non-2xx answer.
+pub async fn export(
+    client: &reqwest::Client,
+    endpoint: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), ExportError> {
+    let url = format!("{}/v1/metrics", endpoint.trim_end_matches('/'));
+    let response = client
+        .post(url)
+        .header(http::header::CONTENT_TYPE, PROTOBUF)
+        .timeout(timeout)
+        .body(body)
+        .send()
+        .await
+        .map_err(ExportError::Request)?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(ExportError::Status(response.status().as_u16()))
+    }
+}
+
+/// Encodes `request` as protobuf bytes.
+#[must_use]
+pub fn to_bytes(request: &ExportMetricsServiceRequest) -> Vec<u8> {
+    request.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use phoenix_core::pipeline::ProcessRecord;
+    use phoenix_core::pipeline::sample::CpuStates;
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn encodes_one_resource_per_process_and_round_trips() {
+        let processes: Vec<ProcessRecord> = (1..=3)
+            .map(|pid| ProcessRecord {
+                pid,
+                executable_name: format!("p{pid}"),
+                cpu_time: CpuStates {
+                    user: 1.0,
+                    system: 2.0,
+                    wait: Some(0.5),
+                },
+                memory_usage_bytes: 100,
+                memory_virtual_bytes: 200,
+                ..ProcessRecord::default()
+            })
+            .collect();
+        let sample = Sample::from_processes(1_700_000_000_000, &processes);
+        let request = encode_request(&sample, "experiment/x/baseline", 1);
+        let decoded = ExportMetricsServiceRequest::decode(to_bytes(&request).as_slice()).unwrap();
+        assert_eq!(decoded, request);
+        assert_eq!(decoded.resource_metrics.len(), 3);
+        let points: usize = decoded
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics[0].metrics)
+            .map(|m| match &m.data {
+                Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                Some(metric::Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(points, sample.len());
+        let cpu = decoded.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "process.cpu.time")
+            .unwrap();
+        let Some(metric::Data::Sum(sum)) = &cpu.data else {
+            panic!("cpu time is a sum")
+        };
+        assert!(sum.is_monotonic);
+        assert_eq!(sum.data_points.len(), 3);
+        let attrs = &decoded.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes;
+        assert!(attrs.iter().any(|a| a.key == "process.pid"));
+        assert!(attrs.iter().any(|a| a.key == "phoenix.pipeline"));
+    }
+}

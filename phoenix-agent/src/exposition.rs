@@ -165,10 +165,11 @@ fn family_of<'a>(name: &'a str, families: &HashMap<String, Family>) -> &'a str {
 }
 
 /// Parses a sample line: name, labels (name, value) and value.
-fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, String), ProblemKind> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
-        .ok_or(ProblemKind::Syntax)?;
+/// A parsed sample line: name, labels, value.
+type ParsedSample = (String, Vec<(String, String)>, String);
+
+fn parse_sample(line: &str) -> Result<ParsedSample, ProblemKind> {
+    let name_end = line.find(['{', ' ', '\t']).ok_or(ProblemKind::Syntax)?;
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err(ProblemKind::InvalidName);

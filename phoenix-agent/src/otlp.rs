@@ -38,7 +38,6 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(value.to_owned())),
         }),
-        ..KeyValue::default()
     }
 }
 

@@ -292,11 +292,11 @@ impl Executor {
                 return self.collect_snapshot().await;
             }
         }
-        if next != *current {
-            if let Err(e) = self.runtime.apply(&next).await {
-                self.restore_after_failure(&current).await;
-                return Err(e.into());
-            }
+        if next != *current
+            && let Err(e) = self.runtime.apply(&next).await
+        {
+            self.restore_after_failure(&current).await;
+            return Err(e.into());
         }
         if !confirm.is_empty()
             && let Err(e) = self

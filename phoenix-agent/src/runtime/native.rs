@@ -215,7 +215,7 @@ async fn sampler(shared: Arc<Shared>) {
         ticks += 1;
         let snapshot_due = ticks == 1
             || (shared.config.snapshot_every > 0
-                && ticks % u64::from(shared.config.snapshot_every) == 0);
+                && ticks.is_multiple_of(u64::from(shared.config.snapshot_every)));
         match tick(&shared, &current, snapshot_due).await {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "sampling interval failed"),

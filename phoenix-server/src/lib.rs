@@ -1,1 +1,264 @@
-//! Placeholder: filled in by its own issue.
+//! # phoenix-server
+//!
+//! The reference Phoenix control plane: REST with a generated OpenAPI document and Swagger
+//! UI, a WebSocket for live updates, authentication, limits, metrics, and the controller
+//! loop, over any [`Phoenix`] facade (so over any store backend).
+//!
+//! Two ways in:
+//! - [`serve`]: takes an already-bound listener, a facade, a [`ServerConfig`] and a
+//!   shutdown future, and runs until the future resolves (then drains gracefully);
+//! - [`PhoenixEndpoint`]: the API as a poem endpoint an existing poem application nests
+//!   under its own path and middleware (see `examples/embed-server`).
+//!
+//! Invariants: no handler decides a domain rule (they call the facade); nothing here reads
+//! the environment (only `main.rs` does).
+
+pub mod api;
+pub mod body_limit;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod dev;
+pub mod error;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_core::Phoenix;
+use phoenix_core::auth::Role;
+use poem::listener::{Acceptor as _, TcpAcceptor};
+use poem::{EndpointExt, IntoEndpoint, Route};
+
+pub use config::ServerConfig;
+pub use state::AppState;
+
+/// What can stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Bootstrap tokens could not be registered.
+    #[error("could not register the configured tokens")]
+    Bootstrap(#[source] phoenix_core::PhoenixError),
+    /// A listener failed.
+    #[error("listener failed")]
+    Io(#[from] std::io::Error),
+}
+
+/// The Phoenix API as an embeddable endpoint: REST under `api/v1`, `healthz`, `readyz`,
+/// `metrics`, the WebSocket at `api/v1/ws`, Swagger UI at `docs` and the document at
+/// `openapi.json`, all relative to where it is nested.
+#[derive(Debug, Clone)]
+pub struct PhoenixEndpoint {
+    state: Arc<AppState>,
+    base_path: String,
+}
+
+impl PhoenixEndpoint {
+    /// The endpoint over `state`, to be nested at the root.
+    #[must_use]
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            state,
+            base_path: String::new(),
+        }
+    }
+
+    /// Tells the endpoint where it is nested (e.g. `/phoenix`), so that the OpenAPI
+    /// document's server URL is right.
+    #[must_use]
+    pub fn base_path(mut self, base: impl Into<String>) -> Self {
+        self.base_path = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The OpenAPI document as JSON.
+    #[must_use]
+    pub fn spec(&self) -> String {
+        self.service().spec()
+    }
+
+    fn service(&self) -> poem_openapi::OpenApiService<api::Apis, ()> {
+        let base = if self.base_path.is_empty() {
+            "/"
+        } else {
+            &self.base_path
+        };
+        api::service(&self.state, base)
+    }
+
+    /// The state it serves.
+    #[must_use]
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+}
+
+impl IntoEndpoint for PhoenixEndpoint {
+    type Endpoint = poem::endpoint::BoxEndpoint<'static>;
+
+    fn into_endpoint(self) -> Self::Endpoint {
+        let service = self.service();
+        let spec: serde_json::Value =
+            serde_json::from_str(&service.spec()).unwrap_or(serde_json::Value::Null);
+        if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
+            let base = self.base_path.clone();
+            self.state.metrics.set_routes(
+                paths
+                    .keys()
+                    .map(|p| format!("{base}{p}"))
+                    .chain(["/docs", "/openapi.json", "/api/v1/ws"].map(|p| format!("{base}{p}"))),
+            );
+        }
+        let docs = service.swagger_ui();
+        let spec_endpoint = service.spec_endpoint();
+        let state = self.state.clone();
+        let metrics_state = self.state.clone();
+        let limit_state = self.state.clone();
+        Route::new()
+            .nest("/docs", docs)
+            .at("/openapi.json", spec_endpoint)
+            .at("/api/v1/ws", ws::endpoint(state))
+            .nest("/", service)
+            .around(move |ep, req| {
+                let state = limit_state.clone();
+                async move { body_limit::enforce(&state.config, ep, req).await }
+            })
+            .around(error::shape_errors)
+            .around(move |ep, req| {
+                let state = metrics_state.clone();
+                async move { metrics::observe(&state.metrics, ep, req).await }
+            })
+            .boxed()
+    }
+}
+
+/// Registers the bootstrap admin token from the configuration (idempotent; safe on
+/// several replicas).
+pub async fn bootstrap(state: &AppState) -> Result<(), ServeError> {
+    if let Some(secret) = &state.config.admin_token {
+        state
+            .phoenix
+            .ensure_token("admin (configured)", Role::Admin, secret)
+            .await
+            .map_err(ServeError::Bootstrap)?;
+    }
+    Ok(())
+}
+
+/// Optional pieces of a running server.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// A second listener serving only the WebSocket (`--ws-listen`).
+    pub ws_listener: Option<tokio::net::TcpListener>,
+}
+
+/// Serves Phoenix on `listener` until `shutdown` resolves, then stops accepting, releases
+/// long-polls and WebSocket clients, and waits for in-flight requests (up to
+/// `shutdown_grace_secs`). Runs the controller loop unless disabled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    phoenix: Phoenix,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with(listener, phoenix, config, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with options.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    phoenix: Phoenix,
+    config: ServerConfig,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    config.validate()?;
+    let state = AppState::new(phoenix, config);
+    serve_state(listener, state, options, shutdown).await
+}
+
+/// [`serve_with`] on prepared state (tests and dev mode keep a handle on it).
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    state.config.validate()?;
+    bootstrap(&state).await?;
+    let controller = state
+        .config
+        .controller
+        .then(|| tokio::spawn(controller::run(state.clone())));
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    if let Some(addr) = acceptor.local_addr().first() {
+        tracing::info!(address = %addr, "phoenix-server listening");
+    }
+    let app = PhoenixEndpoint::new(state.clone()).into_endpoint();
+    let signal_state = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining requests, releasing long-polls");
+        signal_state.begin_shutdown();
+    };
+    let ws_server = options.ws_listener.map(|l| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let acceptor = TcpAcceptor::from_tokio(l)?;
+            if let Some(addr) = acceptor.local_addr().first() {
+                tracing::info!(address = %addr, "WebSocket listener");
+            }
+            let app = Route::new()
+                .at("/api/v1/ws", ws::endpoint(state.clone()))
+                .around(error::shape_errors);
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async move { state.shutdown_signal().await },
+                    Some(grace),
+                )
+                .await
+        })
+    });
+    let result = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, signal, Some(grace))
+        .await;
+    state.begin_shutdown();
+    if let Some(ws) = ws_server {
+        match ws.await {
+            Ok(r) => r?,
+            Err(e) => tracing::error!(error = %e, "WebSocket listener task failed"),
+        }
+    }
+    if let Some(controller) = controller {
+        let _ = controller.await;
+    }
+    result?;
+    Ok(())
+}
+
+/// The OpenAPI document of the API at the root, as pretty JSON (what `docs/openapi.json`
+/// holds).
+#[must_use]
+pub fn openapi_document() -> String {
+    let store = phoenix_core::MemoryStore::new();
+    let phoenix = Phoenix::new(
+        store.stores(),
+        Arc::new(phoenix_core::clock::SystemClock),
+        phoenix_core::PhoenixConfig::default(),
+    );
+    let endpoint = PhoenixEndpoint::new(AppState::new(phoenix, ServerConfig::default()));
+    let value: serde_json::Value =
+        serde_json::from_str(&endpoint.spec()).unwrap_or(serde_json::Value::Null);
+    let mut out = serde_json::to_string_pretty(&value).unwrap_or_default();
+    out.push('\n');
+    out
+}

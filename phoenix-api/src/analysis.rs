@@ -1,0 +1,626 @@
+//! Measurements turned into answers: experiment KPIs, cost analysis, cardinality and cost
+//! flow. Field-for-field mirrors of the core results (see the core docs for each rule).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use phoenix_core::cardinality as card;
+use phoenix_core::cost;
+use phoenix_core::judge;
+use phoenix_core::kpi;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::convert::FromCore;
+use crate::experiment::{KpiName, Phase, TargetState, Verdict};
+
+mirror_enum! {
+    /// Why a KPI has no value.
+    Undefined => kpi::Undefined {
+        /// No sample was judged.
+        NoSamples,
+        /// The baseline measured zero: a relative change is undefined.
+        ZeroBaseline,
+        /// The agents do not report what this KPI needs.
+        NotMeasured,
+        /// The pricing model is not in the catalogue.
+        UnknownPricingModel,
+    }
+}
+
+mirror_enum! {
+    /// How Mann-Whitney p-values were obtained.
+    MannWhitneyMethod => judge::MannWhitneyMethod {
+        /// Exact null distribution.
+        Exact,
+        /// Normal approximation with tie and continuity corrections.
+        NormalApproximation,
+    }
+}
+
+mirror_enum! {
+    /// What the cost of a flow is proportional to.
+    CostDriver => card::CostDriver {
+        /// Active series.
+        Series,
+        /// Series adjusted by data points per minute.
+        DpmAdjustedSeries,
+        /// Estimated bytes.
+        EstimatedBytes,
+    }
+}
+
+impl FromCore<card::Dimension> for String {
+    fn from_core(c: card::Dimension) -> Self {
+        c.to_string()
+    }
+}
+
+wire_struct! {
+    /// One KPI's value and where it came from.
+    KpiValue <= kpi::KpiValue {
+        /// Which KPI.
+        kpi: KpiName,
+        /// Value in percent; absent when undefined (see `undefined`).
+        value: Option<f64>,
+        /// The baseline's underlying figure (unit in `basis`).
+        baseline: Option<f64>,
+        /// The candidate's underlying figure.
+        candidate: Option<f64>,
+        /// How it was computed, with the figures.
+        basis: String,
+        /// Why there is no value.
+        undefined: Option<Undefined>,
+        /// Samples it was computed from.
+        samples: u64,
+    }
+}
+
+wire_struct! {
+    /// What happened to the samples read.
+    SampleCounts <= kpi::SampleCounts {
+        /// Samples read.
+        received: u64,
+        /// Samples judged.
+        judged: u64,
+        /// Excluded: in warm-up.
+        in_warmup: u64,
+        /// Excluded: after the run ended.
+        after_end: u64,
+        /// Excluded: another experiment's.
+        other_experiment: u64,
+        /// Excluded: from an agent that is not a target.
+        unknown_agent: u64,
+        /// Excluded: duplicates.
+        duplicates: u64,
+    }
+}
+
+wire_struct! {
+    /// A host.
+    HostRef <= kpi::HostRef {
+        /// The agent.
+        agent_id: Uuid,
+        /// Its host name.
+        host: String,
+    }
+}
+
+wire_struct! {
+    /// Which hosts reported.
+    HostCoverage <= kpi::HostCoverage {
+        /// Targets.
+        targets: u64,
+        /// Targets neither lost nor failed.
+        live: u64,
+        /// Hosts with a judged sample.
+        reporting: u64,
+        /// Live targets without a judged sample.
+        missing: Vec<HostRef>,
+        /// Lost or failed targets (excluded).
+        excluded: Vec<HostRef>,
+    }
+}
+
+wire_struct! {
+    /// One variant's aggregates over the judged samples.
+    VariantSummary <= kpi::VariantSummary {
+        /// Mean series per sample, summed over hosts.
+        series_mean: f64,
+        /// Sum over hosts of each host's p95 series.
+        series_p95: u64,
+        /// Data points per minute, all hosts.
+        points_per_minute: u64,
+        /// Encoded bytes per month (730 h), all hosts.
+        bytes_per_month: u64,
+        /// Mean fidelity, percent.
+        fidelity_pct_mean: Option<f64>,
+        /// Lowest critical coverage, percent.
+        critical_coverage_min_pct: Option<f64>,
+        /// Mean evaluation CPU per sample, ns.
+        eval_nanos_mean: f64,
+    }
+}
+
+wire_struct! {
+    /// A critical process or pattern the candidate missed.
+    CriticalMiss <= kpi::CriticalMiss {
+        /// Name or pattern.
+        name: String,
+        /// Judged samples missing it.
+        samples: u64,
+    }
+}
+
+wire_struct! {
+    /// Where a price comes from.
+    PriceSource <= cost::PriceSource {
+        /// Catalogue id.
+        model_id: String,
+        /// Vendor.
+        vendor: String,
+        /// Product.
+        product: String,
+        /// SKU.
+        sku: String,
+        /// Currency.
+        currency: String,
+        /// Date the price took effect.
+        effective_date: NaiveDate,
+        /// Source (URL or document).
+        source: String,
+    }
+}
+
+wire_struct! {
+    /// One tier of a price.
+    TierCharge <= cost::TierCharge {
+        /// Tier start.
+        from: u64,
+        /// Tier end.
+        to: Option<u64>,
+        /// Quantity billed in the tier.
+        quantity: u64,
+        /// Price per `per` units (decimal string).
+        price: String,
+        /// Units the price is for.
+        per: u64,
+        /// Monthly charge (decimal string).
+        monthly: String,
+    }
+}
+
+wire_struct! {
+    /// A variant priced under one model. Money is a decimal string in `currency` units.
+    CostBreakdown <= cost::CostBreakdown {
+        /// The price's source.
+        price_source: PriceSource,
+        /// Billing unit.
+        unit: String,
+        /// What usage it is based on.
+        usage_basis: String,
+        /// Hosts.
+        hosts: u64,
+        /// Measured quantity.
+        quantity: u64,
+        /// How the quantity was derived.
+        quantity_rule: String,
+        /// Included (allotment) quantity.
+        included: u64,
+        /// How the allotment was derived.
+        included_rule: String,
+        /// Billable quantity.
+        billable: u64,
+        /// Tier charges.
+        tiers: Vec<TierCharge>,
+        /// Monthly before allotments.
+        gross_monthly: String,
+        /// Per minute.
+        per_minute: String,
+        /// Per month (730 h).
+        per_month: String,
+        /// Per year.
+        per_year: String,
+    }
+}
+
+wire_struct! {
+    /// Both variants priced, and the saving.
+    Savings <= cost::Savings {
+        /// Baseline.
+        baseline: CostBreakdown,
+        /// Candidate.
+        candidate: CostBreakdown,
+        /// Saving per minute.
+        saving_per_minute: String,
+        /// Saving per month.
+        saving_per_month: String,
+        /// Saving per year.
+        saving_per_year: String,
+        /// Net reduction, percent (absent when the baseline costs nothing).
+        reduction_pct: Option<f64>,
+        /// Reduction before allotments, percent.
+        gross_reduction_pct: Option<f64>,
+    }
+}
+
+wire_struct! {
+    /// Savings projected to a fleet.
+    FleetProjection <= cost::FleetProjection {
+        /// Hosts measured.
+        measured_hosts: u64,
+        /// Hosts projected to.
+        fleet_hosts: u64,
+        /// How.
+        rule: String,
+        /// Both variants priced at fleet scale.
+        savings: Savings,
+    }
+}
+
+wire_struct! {
+    /// Cost of the experiment's measured hosts.
+    ExperimentCost <= kpi::ExperimentCost {
+        /// Both variants priced, with the saving.
+        measured: Savings,
+    }
+}
+
+wire_struct! {
+    /// Mann-Whitney U of candidate against baseline.
+    MannWhitney <= judge::MannWhitney {
+        /// Baseline values.
+        n_baseline: u64,
+        /// Candidate values.
+        n_candidate: u64,
+        /// U of the candidate.
+        u_candidate: f64,
+        /// U of the baseline.
+        u_baseline: f64,
+        /// z score.
+        z: Option<f64>,
+        /// p of "candidate larger".
+        p_greater: f64,
+        /// p of "candidate smaller".
+        p_less: f64,
+        /// Two-sided p.
+        p_two_sided: f64,
+        /// Probability a candidate value exceeds a baseline value.
+        effect: f64,
+        /// Method.
+        method: MannWhitneyMethod,
+    }
+}
+
+wire_struct! {
+    /// A variant's figures in one time bucket.
+    VariantPoint <= kpi::VariantPoint {
+        /// Series.
+        series: f64,
+        /// Data points.
+        points: f64,
+        /// Encoded bytes.
+        bytes: f64,
+    }
+}
+
+wire_struct! {
+    /// One bucket of the KPI time series.
+    TimePoint <= kpi::TimePoint {
+        /// Bucket start.
+        at: DateTime<Utc>,
+        /// Bucket width, seconds.
+        width_secs: i64,
+        /// In warm-up (not judged).
+        in_warmup: bool,
+        /// Samples.
+        samples: u64,
+        /// Hosts.
+        hosts: u64,
+        /// Baseline.
+        baseline: VariantPoint,
+        /// Candidate.
+        candidate: VariantPoint,
+        /// Cardinality reduction, percent.
+        cardinality_reduction_pct: Option<f64>,
+        /// Data-point reduction, percent.
+        data_point_reduction_pct: Option<f64>,
+        /// Candidate fidelity, percent.
+        fidelity_pct: Option<f64>,
+    }
+}
+
+wire_struct! {
+    /// KPIs of one host.
+    HostKpis <= kpi::HostKpis {
+        /// The host.
+        host: HostRef,
+        /// Its target state.
+        state: Option<TargetState>,
+        /// Judged samples.
+        samples: u64,
+        /// KPIs.
+        kpis: Vec<KpiValue>,
+    }
+}
+
+wire_struct! {
+    /// Everything measured about an experiment.
+    ExperimentKpis <= kpi::ExperimentKpis {
+        /// The experiment.
+        experiment_id: Uuid,
+        /// Pricing model used.
+        pricing_model: String,
+        /// Sample accounting.
+        samples: SampleCounts,
+        /// First judged sample.
+        judged_from: Option<DateTime<Utc>>,
+        /// Last judged sample.
+        judged_to: Option<DateTime<Utc>>,
+        /// Host coverage.
+        hosts: HostCoverage,
+        /// One per KPI.
+        kpis: Vec<KpiValue>,
+        /// Baseline aggregates.
+        baseline: VariantSummary,
+        /// Candidate aggregates.
+        candidate: VariantSummary,
+        /// Mann-Whitney U of evaluation CPU.
+        agent_cpu_test: Option<MannWhitney>,
+        /// Cost on the measured hosts.
+        cost: Option<ExperimentCost>,
+        /// Critical processes or patterns missed.
+        critical_missing: Vec<CriticalMiss>,
+        /// Both variants over time.
+        time_series: Vec<TimePoint>,
+        /// Per host.
+        per_host: Vec<HostKpis>,
+    }
+}
+
+/// `GET /experiments/{id}/kpis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct KpiReport {
+    /// The experiment's phase.
+    pub phase: Phase,
+    /// The verdict, once judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// KPIs from every sample so far.
+    pub kpis: ExperimentKpis,
+}
+
+/// A recommended change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct Action {
+    /// `drop_label` or `aggregate_by`.
+    pub kind: String,
+    /// The label to drop (`drop_label`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The metrics it is dropped from (`drop_label`; empty: all).
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    /// The resource labels to keep when aggregating (`aggregate_by`).
+    #[serde(default)]
+    pub resource_labels: Vec<String>,
+}
+
+impl FromCore<card::Action> for Action {
+    fn from_core(c: card::Action) -> Self {
+        match c {
+            card::Action::DropLabel { label, metrics } => Self {
+                kind: "drop_label".to_owned(),
+                label: Some(label),
+                metrics,
+                resource_labels: Vec::new(),
+            },
+            card::Action::AggregateBy { resource_labels } => Self {
+                kind: "aggregate_by".to_owned(),
+                label: None,
+                metrics: Vec::new(),
+                resource_labels,
+            },
+        }
+    }
+}
+
+wire_struct! {
+    /// A recommendation with its projected effect.
+    Recommendation <= card::Recommendation {
+        /// What to do.
+        action: Action,
+        /// In words.
+        summary: String,
+        /// Series before.
+        series_before: u64,
+        /// Series after.
+        series_after: u64,
+        /// Series affected.
+        affected_series: u64,
+        /// How the projection was computed.
+        method: String,
+        /// Monthly cost before.
+        monthly_before: String,
+        /// Monthly cost after.
+        monthly_after: String,
+        /// Saving per month.
+        saving_per_month: String,
+        /// Saving per year.
+        saving_per_year: String,
+        /// The price's source.
+        price_source: PriceSource,
+    }
+}
+
+/// `GET /experiments/{id}/cost-analysis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct CostAnalysis {
+    /// The experiment.
+    pub experiment_id: Uuid,
+    /// Pricing model.
+    pub pricing_model: String,
+    /// Both variants priced on the measured hosts (absent before any judged sample or
+    /// with an unknown pricing model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Savings>,
+    /// The same usage per host projected to `fleet_hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetProjection>,
+    /// Changes to the targets' raw series that would save more, best first (from their
+    /// cardinality snapshots).
+    pub recommendations: Vec<Recommendation>,
+    /// Why something is missing.
+    pub notes: Vec<String>,
+}
+
+wire_struct! {
+    /// One group of a breakdown.
+    GroupStats <= card::GroupStats {
+        /// Group value.
+        value: String,
+        /// Series.
+        series: u64,
+        /// Data points per minute.
+        points_per_minute: u64,
+        /// Share of all series, percent.
+        share_pct: f64,
+    }
+}
+
+wire_struct! {
+    /// Series grouped by one dimension.
+    Breakdown <= card::Breakdown {
+        /// `metric`, `host`, `service`, `namespace` or `label:<key>`.
+        dimension: String,
+        /// The label key the dimension resolved to.
+        key: Option<String>,
+        /// Distinct groups.
+        distinct_groups: u64,
+        /// Top groups (the rest summed in `(other)`).
+        groups: Vec<GroupStats>,
+    }
+}
+
+wire_struct! {
+    /// One label key.
+    LabelKeyStats <= card::LabelKeyStats {
+        /// Key.
+        key: String,
+        /// Distinct values.
+        distinct_values: u64,
+        /// Series carrying it.
+        series: u64,
+    }
+}
+
+wire_struct! {
+    /// One label of one metric.
+    MetricLabelStats <= card::MetricLabelStats {
+        /// Metric.
+        metric: String,
+        /// Label key.
+        key: String,
+        /// Distinct values.
+        distinct_values: u64,
+        /// Series of the metric carrying it.
+        series: u64,
+        /// All series of the metric.
+        metric_series: u64,
+    }
+}
+
+wire_struct! {
+    /// One group's cost.
+    FlowGroup <= card::FlowGroup {
+        /// Group value.
+        value: String,
+        /// Driver quantity.
+        driver_quantity: u64,
+        /// Monthly cost (decimal string).
+        monthly: String,
+        /// Share in basis points (sums to 10,000).
+        basis_points: u32,
+        /// Share, percent.
+        share_pct: f64,
+    }
+}
+
+wire_struct! {
+    /// Cost by one dimension.
+    FlowBreakdown <= card::FlowBreakdown {
+        /// Dimension.
+        dimension: String,
+        /// Resolved label key.
+        key: Option<String>,
+        /// Groups.
+        groups: Vec<FlowGroup>,
+    }
+}
+
+wire_struct! {
+    /// Where the money goes.
+    CostFlow <= card::CostFlow {
+        /// The total, priced.
+        cost: CostBreakdown,
+        /// What cost is proportional to.
+        driver: CostDriver,
+        /// By dimension.
+        flows: Vec<FlowBreakdown>,
+        /// Caveats.
+        notes: Vec<String>,
+    }
+}
+
+wire_struct! {
+    /// The fleet's raw series, from the agents' latest snapshots.
+    CardinalityReport <= card::CardinalityReport {
+        /// Hosts.
+        hosts: u64,
+        /// Oldest snapshot.
+        taken_from: Option<DateTime<Utc>>,
+        /// Newest snapshot.
+        taken_to: Option<DateTime<Utc>>,
+        /// Series.
+        total_series: u64,
+        /// Data points per minute.
+        points_per_minute: u64,
+        /// Distinct metric names.
+        distinct_metrics: u64,
+        /// Label keys, most values first.
+        label_keys: Vec<LabelKeyStats>,
+        /// (metric, label) pairs, highest cardinality first.
+        metric_labels: Vec<MetricLabelStats>,
+        /// Breakdowns asked for.
+        breakdowns: Vec<Breakdown>,
+        /// Cost flow, when a pricing model was given.
+        cost_flow: Option<CostFlow>,
+    }
+}
+
+/// `GET /metrics/cost-flow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct CostFlowReport {
+    /// Hosts whose snapshots were analysed.
+    pub hosts: u64,
+    /// Series.
+    pub total_series: u64,
+    /// The flow.
+    pub cost_flow: CostFlow,
+    /// Best savings first.
+    pub recommendations: Vec<Recommendation>,
+}

@@ -1,0 +1,457 @@
+//! Pipelines as the API carries them.
+
+use std::collections::BTreeMap;
+
+use phoenix_core::pipeline as core;
+use phoenix_core::validation::FieldError;
+use serde::{Deserialize, Serialize};
+
+/// A pipeline by template name and parameters. Parameter values are JSON booleans,
+/// numbers, strings or lists of strings; the template's schema decides which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct PipelineRef {
+    /// Name of a built-in or admin-registered template.
+    pub template: String,
+    /// Parameters; missing ones take the template's defaults.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+impl PipelineRef {
+    /// A reference to `template` with default parameters.
+    pub fn new(template: impl Into<String>) -> Self {
+        Self {
+            template: template.into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a parameter.
+    #[must_use]
+    pub fn with_param(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.params.insert(name.into(), value);
+        self
+    }
+
+    /// The core reference; values of an unsupported JSON type are reported at
+    /// `{path}.params.{name}`.
+    pub fn into_core(self, path: &str) -> Result<core::PipelineRef, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut params = BTreeMap::new();
+        for (name, value) in self.params {
+            match serde_json::from_value::<core::ParamValue>(value) {
+                Ok(v) => {
+                    params.insert(name, v);
+                }
+                Err(_) => errors.push(FieldError::new(
+                    format!("{path}.params.{name}"),
+                    "must be a boolean, a number, a string or a list of strings",
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(core::PipelineRef {
+                template: self.template,
+                params,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn params_to_json(
+    params: BTreeMap<String, core::ParamValue>,
+) -> BTreeMap<String, serde_json::Value> {
+    params
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect()
+}
+
+impl From<core::PipelineRef> for PipelineRef {
+    fn from(r: core::PipelineRef) -> Self {
+        Self {
+            template: r.template,
+            params: params_to_json(r.params),
+        }
+    }
+}
+
+/// A pipeline ready to run: the typed spec for the native engine and the OpenTelemetry
+/// Collector YAML, with the hash agents report to show what they run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct RenderedPipeline {
+    /// The template it came from.
+    pub template: String,
+    /// Parameters after defaults.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The typed pipeline spec (receivers, processor stages, exporters) for the native engine.
+    pub spec: serde_json::Value,
+    /// OpenTelemetry Collector configuration.
+    pub collector_yaml: String,
+    /// SHA-256 of the configuration.
+    pub config_hash: String,
+}
+
+impl From<core::RenderedPipeline> for RenderedPipeline {
+    fn from(p: core::RenderedPipeline) -> Self {
+        Self {
+            spec: serde_json::to_value(&p.spec).unwrap_or(serde_json::Value::Null),
+            template: p.template,
+            params: params_to_json(p.params),
+            collector_yaml: p.collector_yaml,
+            config_hash: p.config_hash,
+        }
+    }
+}
+
+impl RenderedPipeline {
+    /// The core pipeline (for agents).
+    pub fn into_core(self) -> Result<core::RenderedPipeline, serde_json::Error> {
+        serde_json::from_value(serde_json::to_value(self)?)
+    }
+}
+
+/// Kind of a template parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Enum),
+    oai(rename_all = "snake_case")
+)]
+pub enum ParamType {
+    /// `true` or `false`.
+    Bool,
+    /// An integer in `[min, max]`.
+    Int,
+    /// A number in `[min, max]`.
+    Float,
+    /// Text of at most `max_len` bytes.
+    String,
+    /// One of `values`.
+    Enum,
+    /// A Go duration (`10s`) in `[min, max]` seconds.
+    Duration,
+    /// A list of attribute keys (`min_items`..`max_items`).
+    LabelKeys,
+    /// A list of `host:port` targets (at most `max_items`).
+    Targets,
+    /// An `http(s)://` URL.
+    Url,
+}
+
+/// One parameter of a template: type, bounds, default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct ParamSpec {
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", oai(rename = "type"))]
+    pub kind: ParamType,
+    /// Smallest value (int, float; seconds for duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Longest string, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u64>,
+    /// Allowed values (enum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// Fewest list items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_items: Option<u64>,
+    /// Most list items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u64>,
+    /// Value when omitted.
+    pub default: serde_json::Value,
+    /// What it does.
+    pub description: String,
+}
+
+#[allow(clippy::cast_precision_loss, reason = "parameter bounds are small")]
+impl From<core::params::ParamSpec> for ParamSpec {
+    fn from(p: core::params::ParamSpec) -> Self {
+        use core::params::ParamKind as K;
+        let mut out = Self {
+            name: p.name,
+            kind: ParamType::Bool,
+            min: None,
+            max: None,
+            max_len: None,
+            values: None,
+            min_items: None,
+            max_items: None,
+            default: serde_json::to_value(&p.default).unwrap_or(serde_json::Value::Null),
+            description: p.description,
+        };
+        match p.kind {
+            K::Bool => {}
+            K::Int { min, max } => {
+                out.kind = ParamType::Int;
+                out.min = Some(min as f64);
+                out.max = Some(max as f64);
+            }
+            K::Float { min, max } => {
+                out.kind = ParamType::Float;
+                out.min = Some(min);
+                out.max = Some(max);
+            }
+            K::String { max_len } => {
+                out.kind = ParamType::String;
+                out.max_len = Some(max_len as u64);
+            }
+            K::Enum { values } => {
+                out.kind = ParamType::Enum;
+                out.values = Some(values);
+            }
+            K::Duration { min_secs, max_secs } => {
+                out.kind = ParamType::Duration;
+                out.min = Some(min_secs as f64);
+                out.max = Some(max_secs as f64);
+            }
+            K::LabelKeys {
+                min_items,
+                max_items,
+            } => {
+                out.kind = ParamType::LabelKeys;
+                out.min_items = Some(min_items as u64);
+                out.max_items = Some(max_items as u64);
+            }
+            K::Targets { max_items } => {
+                out.kind = ParamType::Targets;
+                out.max_items = Some(max_items as u64);
+            }
+            K::Url => out.kind = ParamType::Url,
+        }
+        out
+    }
+}
+
+/// A template and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct TemplateInfo {
+    /// Name (use it in `PipelineRef.template`).
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// How the rendered Collector config relates to the native semantics.
+    pub collector_notes: String,
+    /// Parameters.
+    pub params: Vec<ParamSpec>,
+}
+
+impl From<core::templates::TemplateInfo> for TemplateInfo {
+    fn from(t: core::templates::TemplateInfo) -> Self {
+        Self {
+            name: t.name,
+            description: t.description,
+            collector_notes: t.collector_notes,
+            params: t.params.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// `GET /pipelines/templates`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct TemplateList {
+    /// Built-in and registered templates.
+    pub items: Vec<TemplateInfo>,
+}
+
+/// Body of `POST /pipelines/render` and `POST /pipelines/preview`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct RenderRequest {
+    /// Template and parameters.
+    pub pipeline: PipelineRef,
+    /// Processes that must always pass.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub critical_processes: Vec<String>,
+    /// Metric patterns that must always pass.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub critical_metrics: Vec<String>,
+    /// Preview only: a recorded sample as Prometheus text exposition (e.g. scraped from an
+    /// agent's `/metrics/baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposition: Option<String>,
+}
+
+/// One problem in a Collector config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct ConfigIssue {
+    /// Dotted path (`service.pipelines.metrics.exporters[0]`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// Line, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Column, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+impl From<core::validate::ConfigIssue> for ConfigIssue {
+    fn from(i: core::validate::ConfigIssue) -> Self {
+        Self {
+            path: i.path,
+            message: i.message,
+            line: i.line,
+            column: i.column,
+        }
+    }
+}
+
+/// One pipeline of a valid Collector config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct PipelineSummary {
+    /// `metrics/candidate`.
+    pub name: String,
+    /// Receivers.
+    pub receivers: Vec<String>,
+    /// Processors, in order.
+    pub processors: Vec<String>,
+    /// Exporters.
+    pub exporters: Vec<String>,
+}
+
+/// A Collector config's validation result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct ValidationResult {
+    /// No issue found.
+    pub valid: bool,
+    /// Every issue (parsing stops at the first syntax or limit error).
+    pub issues: Vec<ConfigIssue>,
+    /// The pipelines of a valid config.
+    pub pipelines: Vec<PipelineSummary>,
+}
+
+impl From<Result<core::validate::CollectorSummary, Vec<core::validate::ConfigIssue>>>
+    for ValidationResult
+{
+    fn from(r: Result<core::validate::CollectorSummary, Vec<core::validate::ConfigIssue>>) -> Self {
+        match r {
+            Ok(summary) => Self {
+                valid: true,
+                issues: Vec::new(),
+                pipelines: summary
+                    .pipelines
+                    .into_iter()
+                    .map(|p| PipelineSummary {
+                        name: p.name,
+                        receivers: p.receivers,
+                        processors: p.processors,
+                        exporters: p.exporters,
+                    })
+                    .collect(),
+            },
+            Err(issues) => Self {
+                valid: false,
+                issues: issues.into_iter().map(Into::into).collect(),
+                pipelines: Vec::new(),
+            },
+        }
+    }
+}
+
+/// `POST /pipelines/render`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct RenderResponse {
+    /// The rendered pipeline.
+    pub rendered: RenderedPipeline,
+    /// Its Collector config, validated.
+    pub validation: ValidationResult,
+}
+
+/// Body of `POST /pipelines/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct ValidateRequest {
+    /// An OpenTelemetry Collector configuration.
+    pub collector_yaml: String,
+}
+
+/// `POST /pipelines/preview`: the pipeline's effect on the sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct Preview {
+    /// Template.
+    pub template: String,
+    /// Parameters, defaults applied.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The sample as it is.
+    pub input: crate::measure::VariantStats,
+    /// What the pipeline would emit.
+    pub output: crate::measure::VariantStats,
+    /// Series reduction, percent.
+    pub series_reduction_pct: f64,
+    /// Data-point reduction, percent.
+    pub points_reduction_pct: f64,
+    /// Bytes reduction, percent.
+    pub bytes_reduction_pct: f64,
+    /// Reduction of process series, percent.
+    pub process_series_reduction_pct: f64,
+    /// Resource share the output carries.
+    pub fidelity: crate::measure::Fidelity,
+    /// Critical coverage, percent.
+    pub critical_coverage_pct: f64,
+    /// The Collector config that goes with it.
+    pub collector_yaml: String,
+}
+
+impl From<core::preview::Preview> for Preview {
+    fn from(p: core::preview::Preview) -> Self {
+        Self {
+            template: p.template,
+            params: params_to_json(p.params),
+            input: p.input.into(),
+            output: p.output.into(),
+            series_reduction_pct: p.series_reduction_pct,
+            points_reduction_pct: p.points_reduction_pct,
+            bytes_reduction_pct: p.bytes_reduction_pct,
+            process_series_reduction_pct: p.process_series_reduction_pct,
+            fidelity: crate::measure::Fidelity {
+                cpu_pct: p.fidelity.cpu_pct,
+                memory_pct: p.fidelity.memory_pct,
+            },
+            critical_coverage_pct: p.critical_coverage_pct,
+            collector_yaml: p.collector_yaml,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! `/api/v1/agent/*`: what agents call, with their own credential only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_api::agent::{AgentRegistration, EnrollResponse, Heartbeat, HeartbeatResponse};
+use phoenix_api::measure::{MetricsReceipt, MetricsReport};
+use phoenix_api::task::{
+    ReleaseRequest, Task, TaskBatch, TaskReportStatus, TaskStatusReceipt, TaskStatusReport,
+};
+use phoenix_core::ids::{LeaseToken, TaskId};
+use phoenix_core::phoenix::TaskReport;
+use phoenix_core::task::LeaseRef;
+use phoenix_core::validation::FieldError;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AgentToken, AppState, EnrollmentToken};
+
+/// Agent operations.
+#[derive(Debug)]
+pub struct AgentApi {
+    state: Arc<AppState>,
+}
+
+impl AgentApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// 201 with the credential.
+#[derive(Debug, ApiResponse)]
+pub enum Enrolled {
+    /// Enrolled; the credential is shown once.
+    #[oai(status = 201)]
+    Enrolled(Json<EnrollResponse>),
+}
+
+/// The long-poll's answer.
+#[derive(Debug, ApiResponse)]
+pub enum Poll {
+    /// Tasks were claimed for this agent under a lease.
+    #[oai(status = 200)]
+    Tasks(Json<TaskBatch>),
+    /// Nothing arrived before the wait ended (or a newer poll of this agent replaced
+    /// this one, or the server is shutting down): poll again.
+    #[oai(status = 204)]
+    NoTasks,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Agent")]
+impl AgentApi {
+    /// Enroll an agent
+    ///
+    /// Authenticated with the enrollment token; returns the agent's own credential
+    /// (shown once) for every other agent route.
+    #[oai(path = "/agent/enroll", method = "post", operation_id = "agent_enroll")]
+    async fn enroll(
+        &self,
+        auth: EnrollmentToken,
+        body: Json<AgentRegistration>,
+    ) -> ApiResult<Enrolled> {
+        self.state.enrollment(&auth)?;
+        let (agent, credential) = self.state.phoenix.enroll(body.0.into()).await?;
+        tracing::info!(agent = %agent.id, host = %agent.host, "agent enrolled");
+        Ok(Enrolled::Enrolled(Json(EnrollResponse {
+            agent: agent.into(),
+            credential: credential.to_token(),
+            heartbeat_interval_secs: heartbeat_secs(&self.state),
+            poll_wait_secs: self.state.config.poll_wait_secs,
+        })))
+    }
+
+    /// Heartbeat
+    ///
+    /// Resource usage and running pipelines; an agent missing 3 intervals is lost.
+    #[oai(
+        path = "/agent/heartbeat",
+        method = "post",
+        operation_id = "agent_heartbeat"
+    )]
+    async fn heartbeat(
+        &self,
+        auth: AgentToken,
+        body: Json<Heartbeat>,
+    ) -> ApiResult<Json<HeartbeatResponse>> {
+        let agent = self.state.agent(&auth).await?;
+        let agent = self
+            .state
+            .phoenix
+            .heartbeat(agent.id, body.0.into())
+            .await?;
+        Ok(Json(HeartbeatResponse {
+            status: agent.status.into(),
+            heartbeat_interval_secs: heartbeat_secs(&self.state),
+            server_time: self.state.phoenix.clock().now(),
+        }))
+    }
+
+    /// Long-poll for tasks
+    ///
+    /// Returns as soon as tasks are claimable for this agent (claimed under a lease: report
+    /// each with its lease token), or 204 when `wait` seconds pass. One outstanding poll
+    /// per agent: a new poll ends the previous one with 204. `wait` is capped by the
+    /// server's `max_poll_wait_secs`.
+    #[oai(
+        path = "/agent/tasks",
+        method = "get",
+        operation_id = "agent_poll_tasks"
+    )]
+    async fn poll(
+        &self,
+        auth: AgentToken,
+        /// Seconds to wait (default: the server's `poll_wait_secs`, 30).
+        #[oai(validator(maximum(value = "600")))]
+        wait: Query<Option<u64>>,
+        /// Most tasks to claim at once.
+        #[oai(validator(minimum(value = "1"), maximum(value = "64")))]
+        max: Query<Option<u32>>,
+    ) -> ApiResult<Poll> {
+        let agent = self.state.agent(&auth).await?;
+        let config = &self.state.config;
+        let wait = Duration::from_secs(
+            wait.0
+                .unwrap_or(config.poll_wait_secs)
+                .min(config.max_poll_wait_secs),
+        );
+        let max = max.0.unwrap_or(16) as usize;
+        if self.state.shutting_down() {
+            return Ok(Poll::NoTasks);
+        }
+        let tasks = tokio::select! {
+            tasks = self.state.phoenix.wait_for_tasks(agent.id, max, wait) => tasks?,
+            () = self.state.shutdown_signal() => Vec::new(),
+        };
+        if tasks.is_empty() {
+            Ok(Poll::NoTasks)
+        } else {
+            Ok(Poll::Tasks(Json(TaskBatch {
+                tasks: tasks.into_iter().map(Into::into).collect(),
+            })))
+        }
+    }
+
+    /// Report a task's status
+    ///
+    /// `running` extends the lease; `succeeded` and `failed` finish the attempt. The lease
+    /// token must be the one the poll returned: a stale one gets 409 `lease_lost` and
+    /// changes nothing.
+    #[oai(
+        path = "/agent/tasks/:id/status",
+        method = "post",
+        operation_id = "agent_report_task"
+    )]
+    async fn report(
+        &self,
+        auth: AgentToken,
+        id: Path<Uuid>,
+        body: Json<TaskStatusReport>,
+    ) -> ApiResult<Json<TaskStatusReceipt>> {
+        let agent = self.state.agent(&auth).await?;
+        let report = body.0;
+        let lease = LeaseRef {
+            task_id: TaskId(id.0),
+            token: LeaseToken(report.lease_token),
+        };
+        let core_report = match report.status {
+            TaskReportStatus::Running => TaskReport::Running,
+            TaskReportStatus::Succeeded => TaskReport::Succeeded {
+                result: report.result,
+            },
+            TaskReportStatus::Failed => {
+                let Some(error) = report.error else {
+                    return Err(ApiError::validation(vec![FieldError::new(
+                        "error",
+                        "required when status is failed",
+                    )]));
+                };
+                if error.chars().count() > 4096 {
+                    return Err(ApiError::validation(vec![FieldError::new(
+                        "error",
+                        "must be at most 4096 characters",
+                    )]));
+                }
+                TaskReport::Failed {
+                    error,
+                    retryable: report.retryable.unwrap_or(true),
+                }
+            }
+        };
+        let receipt = self
+            .state
+            .phoenix
+            .report_task(agent.id, lease, core_report)
+            .await?;
+        Ok(Json(TaskStatusReceipt {
+            task: receipt.task.into(),
+            lease_expires_at: receipt.lease_expires_at,
+        }))
+    }
+
+    /// Release a task
+    ///
+    /// Gives a held task back (the agent is shutting down): pending again at once, and
+    /// the attempt is not counted.
+    #[oai(
+        path = "/agent/tasks/:id/release",
+        method = "post",
+        operation_id = "agent_release_task"
+    )]
+    async fn release(
+        &self,
+        auth: AgentToken,
+        id: Path<Uuid>,
+        body: Json<ReleaseRequest>,
+    ) -> ApiResult<Json<Task>> {
+        let agent = self.state.agent(&auth).await?;
+        let lease = LeaseRef {
+            task_id: TaskId(id.0),
+            token: LeaseToken(body.0.lease_token),
+        };
+        let task = self.state.phoenix.release_task(agent.id, lease).await?;
+        Ok(Json(task.into()))
+    }
+
+    /// Report measurements
+    ///
+    /// Per-variant samples of the experiments this agent runs (idempotent per
+    /// experiment, agent and `seq`) and the host's cardinality snapshot.
+    #[oai(
+        path = "/agent/metrics",
+        method = "post",
+        operation_id = "agent_report_metrics"
+    )]
+    async fn metrics(
+        &self,
+        auth: AgentToken,
+        body: Json<MetricsReport>,
+    ) -> ApiResult<Json<MetricsReceipt>> {
+        let agent = self.state.agent(&auth).await?;
+        let report = body.0;
+        let samples: Vec<_> = report.samples.into_iter().map(Into::into).collect();
+        let appended = if samples.is_empty() {
+            phoenix_core::store::AppendReport::default()
+        } else {
+            self.state
+                .phoenix
+                .ingest_samples(agent.id, &samples)
+                .await?
+        };
+        let snapshot_stored = match report.snapshot {
+            Some(snapshot) => {
+                self.state
+                    .phoenix
+                    .put_snapshot(agent.id, &snapshot.into())
+                    .await
+                    .map_err(|e| prefix_paths(e, "snapshot"))?;
+                true
+            }
+            None => false,
+        };
+        Ok(Json(MetricsReceipt {
+            inserted: appended.inserted,
+            duplicates: appended.duplicates,
+            snapshot_stored,
+        }))
+    }
+}
+
+fn heartbeat_secs(state: &AppState) -> u64 {
+    u64::try_from(state.phoenix.config().heartbeat_interval.num_seconds()).unwrap_or(10)
+}
+
+fn prefix_paths(e: phoenix_core::PhoenixError, prefix: &str) -> ApiError {
+    match e {
+        phoenix_core::PhoenixError::Validation(errors) => ApiError::validation(
+            errors
+                .errors
+                .into_iter()
+                .map(|f| FieldError::new(format!("{prefix}.{}", f.path), f.message))
+                .collect(),
+        ),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,286 @@
+//! `/api/v1/experiments`.
+
+use std::sync::Arc;
+
+use phoenix_api::experiment::{
+    EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PromoteRequest, RollbackRequest,
+    StopRequest,
+};
+use phoenix_core::auth::Role;
+use phoenix_core::ids::ExperimentId;
+use phoenix_core::page::{MAX_PAGE_SIZE, Page};
+use phoenix_core::store::ExperimentFilter;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::{ApiTags, uuid_page};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, UserToken};
+
+/// Experiment operations.
+#[derive(Debug)]
+pub struct ExperimentsApi {
+    state: Arc<AppState>,
+}
+
+impl ExperimentsApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// 201 with the created experiment.
+#[derive(Debug, ApiResponse)]
+pub enum Created {
+    /// Created in phase `created`.
+    #[oai(status = 201)]
+    Created(Json<Experiment>),
+}
+
+/// 204.
+#[derive(Debug, ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Experiments")]
+impl ExperimentsApi {
+    /// Create an experiment
+    ///
+    /// Validates the whole spec at once: 422 lists every invalid field with its path.
+    /// Operator role.
+    #[oai(
+        path = "/experiments",
+        method = "post",
+        operation_id = "create_experiment"
+    )]
+    async fn create(&self, auth: UserToken, body: Json<NewExperiment>) -> ApiResult<Created> {
+        let user = self.state.user(&auth, Role::Operator).await?;
+        let request = body.0.into_core().map_err(ApiError::validation)?;
+        let experiment = self
+            .state
+            .phoenix
+            .create_experiment(request, &user.actor())
+            .await?;
+        Ok(Created::Created(Json(experiment.into())))
+    }
+
+    /// List experiments
+    ///
+    /// Newest first, optionally only in the given phases (repeat `phase`).
+    #[oai(
+        path = "/experiments",
+        method = "get",
+        operation_id = "list_experiments"
+    )]
+    async fn list(
+        &self,
+        auth: UserToken,
+        /// Only these phases.
+        phase: Query<Vec<Phase>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<ExperimentPage>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let page = uuid_page(cursor.0, limit.0)?;
+        let filter = ExperimentFilter::phases(phase.0.into_iter().map(Into::into));
+        let page = self.state.phoenix.experiments(&filter, &page).await?;
+        Ok(Json(page.into()))
+    }
+
+    /// Get an experiment
+    #[oai(
+        path = "/experiments/:id",
+        method = "get",
+        operation_id = "get_experiment"
+    )]
+    async fn get(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Experiment>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let experiment = self.state.phoenix.experiment(ExperimentId(id.0)).await?;
+        Ok(Json(experiment.into()))
+    }
+
+    /// Delete an experiment
+    ///
+    /// Only in `created` or a terminal phase (409 otherwise). Operator role.
+    #[oai(
+        path = "/experiments/:id",
+        method = "delete",
+        operation_id = "delete_experiment"
+    )]
+    async fn delete(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Deleted> {
+        let user = self.state.user(&auth, Role::Operator).await?;
+        self.state
+            .phoenix
+            .delete_experiment(ExperimentId(id.0), &user.actor())
+            .await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// Start an experiment
+    ///
+    /// Resolves the target selector against live agents and sends each a deploy task.
+    /// 409 when the phase forbids it or no live agent matches. Operator role.
+    #[oai(
+        path = "/experiments/:id/start",
+        method = "post",
+        operation_id = "start_experiment"
+    )]
+    async fn start(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Experiment>> {
+        let user = self.state.user(&auth, Role::Operator).await?;
+        let experiment = self
+            .state
+            .phoenix
+            .start(ExperimentId(id.0), &user.actor())
+            .await?;
+        Ok(Json(experiment.into()))
+    }
+
+    /// Stop an experiment
+    ///
+    /// Removes everything it deployed; `stopping` until every live agent acknowledged.
+    /// Operator role.
+    #[oai(
+        path = "/experiments/:id/stop",
+        method = "post",
+        operation_id = "stop_experiment"
+    )]
+    async fn stop(
+        &self,
+        auth: UserToken,
+        id: Path<Uuid>,
+        body: Json<StopRequest>,
+    ) -> ApiResult<Json<Experiment>> {
+        let user = self.state.user(&auth, Role::Operator).await?;
+        check_reason(body.0.reason.as_deref())?;
+        let experiment = self
+            .state
+            .phoenix
+            .stop(ExperimentId(id.0), &user.actor(), body.0.reason)
+            .await?;
+        Ok(Json(experiment.into()))
+    }
+
+    /// Roll an experiment back
+    ///
+    /// `graceful` keeps the candidate until every agent confirms the baseline alone
+    /// serves; `instant` removes it at once with the highest priority. Who, why and each
+    /// agent's answer are recorded. Operator role.
+    #[oai(
+        path = "/experiments/:id/rollback",
+        method = "post",
+        operation_id = "rollback_experiment"
+    )]
+    async fn rollback(
+        &self,
+        auth: UserToken,
+        id: Path<Uuid>,
+        body: Json<RollbackRequest>,
+    ) -> ApiResult<Json<Experiment>> {
+        let user = self.state.user(&auth, Role::Operator).await?;
+        check_reason(body.0.reason.as_deref())?;
+        let experiment = self
+            .state
+            .phoenix
+            .rollback(
+                ExperimentId(id.0),
+                body.0.mode.into(),
+                &user.actor(),
+                body.0.reason,
+            )
+            .await?;
+        Ok(Json(experiment.into()))
+    }
+
+    /// Promote an experiment's candidate
+    ///
+    /// Needs a passing verdict, unless `force` (admin role). Operator role.
+    #[oai(
+        path = "/experiments/:id/promote",
+        method = "post",
+        operation_id = "promote_experiment"
+    )]
+    async fn promote(
+        &self,
+        auth: UserToken,
+        id: Path<Uuid>,
+        body: Json<PromoteRequest>,
+    ) -> ApiResult<Json<Experiment>> {
+        let required = if body.0.force {
+            Role::Admin
+        } else {
+            Role::Operator
+        };
+        let user = self.state.user(&auth, required).await?;
+        check_reason(body.0.reason.as_deref())?;
+        let experiment = self
+            .state
+            .phoenix
+            .promote(
+                ExperimentId(id.0),
+                &user.actor(),
+                body.0.force,
+                body.0.reason,
+            )
+            .await?;
+        Ok(Json(experiment.into()))
+    }
+
+    /// An experiment's event history
+    ///
+    /// Oldest first: every transition and acknowledgement, who caused it and why
+    /// (rollback provenance included). The cursor is the last sequence number seen.
+    #[oai(
+        path = "/experiments/:id/events",
+        method = "get",
+        operation_id = "experiment_events"
+    )]
+    async fn events(
+        &self,
+        auth: UserToken,
+        id: Path<Uuid>,
+        /// `next_cursor` of the previous page (a sequence number).
+        cursor: Query<Option<String>>,
+        /// Page size (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<EventPage>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let after = match cursor.0.as_deref() {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                ApiError::bad_request("malformed cursor: pass a page's next_cursor unchanged")
+            })?,
+        };
+        let limit = limit.0.map_or(50, |l| (l as usize).min(MAX_PAGE_SIZE));
+        let events = self
+            .state
+            .phoenix
+            .experiment_events(ExperimentId(id.0), after, limit + 1)
+            .await?;
+        let page = Page::from_overfetch(events, limit, |e| e.seq.to_string());
+        Ok(Json(page.into()))
+    }
+}
+
+/// Longest reason accepted, characters.
+const MAX_REASON_CHARS: usize = 1024;
+
+fn check_reason(reason: Option<&str>) -> ApiResult<()> {
+    match reason {
+        Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(ApiError::validation(vec![
+            phoenix_core::validation::FieldError::new(
+                "reason",
+                format!("must be at most {MAX_REASON_CHARS} characters"),
+            ),
+        ])),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,148 @@
+//! `/api/v1/fleet/status` and `/api/v1/agents`.
+
+use std::sync::Arc;
+
+use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, FleetSummary};
+use phoenix_core::agent::{AgentFilter, PipelineHealth};
+use phoenix_core::auth::Role;
+use phoenix_core::experiment::Phase;
+use phoenix_core::ids::AgentId;
+use phoenix_core::store::ExperimentFilter;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::{ApiTags, uuid_page};
+use crate::error::ApiResult;
+use crate::state::{AppState, UserToken};
+
+/// Fleet operations.
+#[derive(Debug)]
+pub struct FleetApi {
+    state: Arc<AppState>,
+}
+
+impl FleetApi {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// 204.
+#[derive(Debug, ApiResponse)]
+pub enum Revoked {
+    /// Revoked (idempotent).
+    #[oai(status = 204)]
+    Revoked,
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Fleet")]
+impl FleetApi {
+    /// Fleet status
+    ///
+    /// Every non-revoked agent with health, version, resources and active pipelines, and
+    /// totals per status, version and template.
+    #[oai(path = "/fleet/status", method = "get", operation_id = "fleet_status")]
+    async fn status(&self, auth: UserToken) -> ApiResult<Json<FleetStatus>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let phoenix = &self.state.phoenix;
+        let all = phoenix
+            .all_agents(&AgentFilter {
+                statuses: Vec::new(),
+                include_revoked: true,
+            })
+            .await?;
+        let mut summary = FleetSummary::default();
+        let mut agents = Vec::new();
+        for agent in all {
+            if agent.revoked {
+                summary.revoked += 1;
+                continue;
+            }
+            summary.total += 1;
+            match AgentStatus::from(agent.status) {
+                AgentStatus::Healthy => summary.healthy += 1,
+                AgentStatus::Degraded => summary.degraded += 1,
+                AgentStatus::Lost => summary.lost += 1,
+            }
+            *summary.versions.entry(agent.version.clone()).or_default() += 1;
+            for p in &agent.pipelines {
+                *summary
+                    .pipelines_by_template
+                    .entry(p.template.clone())
+                    .or_default() += 1;
+            }
+            if agent
+                .pipelines
+                .iter()
+                .any(|p| p.health == PipelineHealth::Unhealthy)
+            {
+                summary.unhealthy_pipelines += 1;
+            }
+            agents.push(Agent::from(agent));
+        }
+        let experiments = phoenix
+            .all_experiments(&ExperimentFilter::phases(
+                Phase::ALL
+                    .into_iter()
+                    .filter(|p| p.is_active() || *p == Phase::Completed),
+            ))
+            .await?;
+        summary.active_experiments = experiments.len() as u64;
+        summary.promoted_experiments = phoenix
+            .all_experiments(&ExperimentFilter::phases([Phase::Promoted]))
+            .await?
+            .len() as u64;
+        Ok(Json(FleetStatus { summary, agents }))
+    }
+
+    /// List agents
+    #[oai(path = "/agents", method = "get", operation_id = "list_agents")]
+    async fn list(
+        &self,
+        auth: UserToken,
+        /// Only these statuses.
+        status: Query<Vec<AgentStatus>>,
+        /// Include revoked agents.
+        #[oai(default)]
+        include_revoked: Query<bool>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<AgentPage>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let page = uuid_page(cursor.0, limit.0)?;
+        let filter = AgentFilter {
+            statuses: status.0.into_iter().map(Into::into).collect(),
+            include_revoked: include_revoked.0,
+        };
+        Ok(Json(
+            self.state.phoenix.agents(&filter, &page).await?.into(),
+        ))
+    }
+
+    /// Get an agent
+    #[oai(path = "/agents/:id", method = "get", operation_id = "get_agent")]
+    async fn get(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Agent>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        Ok(Json(self.state.phoenix.agent(AgentId(id.0)).await?.into()))
+    }
+
+    /// Revoke an agent's credential
+    ///
+    /// It can no longer authenticate; its targets count as lost. Admin role.
+    #[oai(
+        path = "/agents/:id/revoke",
+        method = "post",
+        operation_id = "revoke_agent"
+    )]
+    async fn revoke(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Revoked> {
+        let user = self.state.user(&auth, Role::Admin).await?;
+        self.state.phoenix.revoke_agent(AgentId(id.0)).await?;
+        tracing::info!(agent = %id.0, by = %user.name, "agent revoked");
+        Ok(Revoked::Revoked)
+    }
+}

@@ -1,0 +1,103 @@
+//! The REST API: one poem-openapi service per area, assembled into one document.
+
+mod agent;
+mod analysis;
+mod experiments;
+mod fleet;
+mod ops;
+mod pipelines;
+mod tasks;
+mod tokens;
+
+use std::sync::Arc;
+
+use phoenix_core::page::{MAX_PAGE_SIZE, PageRequest};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub use agent::AgentApi;
+pub use analysis::AnalysisApi;
+pub use experiments::ExperimentsApi;
+pub use fleet::FleetApi;
+pub use ops::OpsApi;
+pub use pipelines::PipelinesApi;
+pub use tasks::TasksApi;
+pub use tokens::TokensApi;
+
+/// Groups of operations in the document.
+#[derive(Debug, Tags)]
+pub enum ApiTags {
+    /// Experiments: define, run, judge, promote or roll back.
+    Experiments,
+    /// KPIs, cost analysis, cardinality and cost flow.
+    Analysis,
+    /// Pipeline templates, rendering, validation and preview.
+    Pipelines,
+    /// Agent communication (agent credentials only).
+    Agent,
+    /// The fleet of agents.
+    Fleet,
+    /// The task queue, for operators.
+    Tasks,
+    /// User API tokens (admin).
+    Tokens,
+    /// Health, readiness and the server's own metrics.
+    Operations,
+}
+
+/// Every API of the server.
+pub type Apis = (
+    OpsApi,
+    ExperimentsApi,
+    AnalysisApi,
+    PipelinesApi,
+    AgentApi,
+    FleetApi,
+    TasksApi,
+    TokensApi,
+);
+
+/// The OpenAPI service over `state`, with `base` as the document's server URL (the path
+/// the service is nested under, `/` when at the root).
+#[must_use]
+pub fn service(state: &Arc<AppState>, base: &str) -> OpenApiService<Apis, ()> {
+    let apis = (
+        OpsApi::new(state.clone()),
+        ExperimentsApi::new(state.clone()),
+        AnalysisApi::new(state.clone()),
+        PipelinesApi::new(state.clone()),
+        AgentApi::new(state.clone()),
+        FleetApi::new(state.clone()),
+        TasksApi::new(state.clone()),
+        TokensApi::new(state.clone()),
+    );
+    OpenApiService::new(apis, "Phoenix", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
+        .server(base)
+}
+
+const DESCRIPTION: &str = "\
+Phoenix control plane. Users authenticate with `Authorization: Bearer <user token>` \
+(roles viewer < operator < admin); agents with their credential from `POST /api/v1/agent/enroll`. \
+Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists are cursor-paginated: \
+pass a page's `next_cursor` as `cursor`. Real-time updates: WebSocket `GET /api/v1/ws` \
+(see the WebSocket guide in the docs).";
+
+/// A page request from `cursor` and `limit`, after checking the cursor is a UUID
+/// (400 otherwise, before any store sees it).
+pub(crate) fn uuid_page(cursor: Option<String>, limit: Option<u32>) -> ApiResult<PageRequest> {
+    if let Some(c) = &cursor
+        && uuid::Uuid::parse_str(c).is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "malformed cursor `{}`: pass a page's next_cursor unchanged",
+            c.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(PageRequest {
+        after: cursor,
+        limit: limit.map(|l| (l as usize).min(MAX_PAGE_SIZE)),
+    })
+}

@@ -1,0 +1,288 @@
+//! Command line, environment (`PHOENIX_*`) and TOML file configuration. Precedence:
+//! flags, then environment, then the file, then defaults. Unknown file keys are errors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::config::ServerConfig;
+use crate::store::StoreUrl;
+
+/// Phoenix control plane.
+#[derive(Debug, Parser)]
+#[command(name = "phoenix-server", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serve options (when no subcommand is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(Box<ServeArgs>),
+    /// Development mode: in-memory store, generated tokens, printed URLs.
+    Dev(DevArgs),
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as in the configuration guide).
+    #[arg(long, env = "PHOENIX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:8080].
+    #[arg(long, env = "PHOENIX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Second listener serving only the WebSocket (e.g. 0.0.0.0:8081).
+    #[arg(long, env = "PHOENIX_WS_LISTEN")]
+    pub ws_listen: Option<SocketAddr>,
+    /// Store URL: memory:, postgres://..., redis://... [default: memory:].
+    #[arg(long, env = "PHOENIX_STORE")]
+    pub store: Option<String>,
+    /// Key prefix (Redis) or schema (Postgres) for this deployment [default: phoenix].
+    #[arg(long, env = "PHOENIX_STORE_NAMESPACE")]
+    pub store_namespace: Option<String>,
+    /// Bootstrap admin token secret (>= 16 characters).
+    #[arg(long, env = "PHOENIX_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Agent enrollment token (>= 16 characters).
+    #[arg(long, env = "PHOENIX_ENROLLMENT_TOKEN", hide_env_values = true)]
+    pub enrollment_token: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "PHOENIX_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info,phoenix_server=debug` [default: info].
+    #[arg(long, env = "PHOENIX_LOG")]
+    pub log: Option<String>,
+    /// Largest request body, bytes [default: 1048576].
+    #[arg(long, env = "PHOENIX_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest `POST /agent/metrics` body, bytes [default: 33554432].
+    #[arg(long, env = "PHOENIX_MAX_METRICS_BODY_BYTES")]
+    pub max_metrics_body_bytes: Option<usize>,
+    /// Default long-poll wait, seconds [default: 30].
+    #[arg(long, env = "PHOENIX_POLL_WAIT_SECS")]
+    pub poll_wait_secs: Option<u64>,
+    /// Longest long-poll wait a client may ask for, seconds [default: 60].
+    #[arg(long, env = "PHOENIX_MAX_POLL_WAIT_SECS")]
+    pub max_poll_wait_secs: Option<u64>,
+    /// Sustained requests per second per agent [default: 20].
+    #[arg(long, env = "PHOENIX_AGENT_RATE_PER_SEC")]
+    pub agent_rate_per_sec: Option<f64>,
+    /// Request burst per agent [default: 100].
+    #[arg(long, env = "PHOENIX_AGENT_RATE_BURST")]
+    pub agent_rate_burst: Option<u32>,
+    /// Do not run the controller loop in this process.
+    #[arg(long, env = "PHOENIX_NO_CONTROLLER")]
+    pub no_controller: bool,
+    /// Controller tick interval, milliseconds [default: 1000].
+    #[arg(long, env = "PHOENIX_CONTROLLER_INTERVAL_MS")]
+    pub controller_interval_ms: Option<u64>,
+    /// Graceful shutdown limit, seconds [default: 30].
+    #[arg(long, env = "PHOENIX_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Public base URL (for printed links).
+    #[arg(long, env = "PHOENIX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// Options of `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "PHOENIX_DEV_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Log filter [default: info].
+    #[arg(long, env = "PHOENIX_LOG")]
+    pub log: Option<String>,
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<SocketAddr>,
+    ws_listen: Option<SocketAddr>,
+    store: Option<String>,
+    store_namespace: Option<String>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    admin_token: Option<String>,
+    enrollment_token: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_metrics_body_bytes: Option<usize>,
+    poll_wait_secs: Option<u64>,
+    max_poll_wait_secs: Option<u64>,
+    agent_rate_per_sec: Option<f64>,
+    agent_rate_burst: Option<u32>,
+    controller: Option<bool>,
+    controller_interval_ms: Option<u64>,
+    ws_buffer: Option<usize>,
+    ws_max_message_bytes: Option<usize>,
+    ws_heartbeat_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+    public_url: Option<String>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// WebSocket-only listen address.
+    pub ws_listen: Option<SocketAddr>,
+    /// Store.
+    pub store: StoreUrl,
+    /// Store namespace.
+    pub store_namespace: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log: String,
+    /// Server configuration.
+    pub server: ServerConfig,
+}
+
+/// Configuration errors (file unreadable, unknown key, bad value).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the line).
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServeArgs {
+    /// Merges flags/env over `file` over defaults.
+    pub fn resolve(&self, file: FileConfig) -> Result<Resolved, CliError> {
+        macro_rules! pick {
+            ($name:ident) => {
+                self.$name.clone().or(file.$name.clone())
+            };
+        }
+        let mut server = ServerConfig::default();
+        macro_rules! set {
+            ($($name:ident),*) => {$(
+                if let Some(v) = pick!($name) { server.$name = v; }
+            )*};
+        }
+        set!(
+            max_body_bytes,
+            max_metrics_body_bytes,
+            poll_wait_secs,
+            max_poll_wait_secs,
+            agent_rate_per_sec,
+            agent_rate_burst,
+            controller_interval_ms,
+            shutdown_grace_secs
+        );
+        server.admin_token = pick!(admin_token);
+        server.enrollment_token = pick!(enrollment_token);
+        server.public_url = pick!(public_url);
+        if let Some(v) = file.ws_buffer {
+            server.ws_buffer = v;
+        }
+        if let Some(v) = file.ws_max_message_bytes {
+            server.ws_max_message_bytes = v;
+        }
+        if let Some(v) = file.ws_heartbeat_secs {
+            server.ws_heartbeat_secs = v;
+        }
+        server.controller = !self.no_controller && file.controller.unwrap_or(true);
+        server
+            .validate()
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
+        let store = pick!(store)
+            .unwrap_or_else(|| "memory:".to_owned())
+            .parse()
+            .map_err(CliError::Invalid)?;
+        Ok(Resolved {
+            listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            ws_listen: pick!(ws_listen),
+            store,
+            store_namespace: pick!(store_namespace),
+            log_format: pick!(log_format).unwrap_or_default(),
+            log: pick!(log).unwrap_or_else(|| "info".to_owned()),
+            server,
+        })
+    }
+}
+
+/// Parses a TOML configuration file's text.
+pub fn parse_file(path: &std::path::Path, text: &str) -> Result<FileConfig, CliError> {
+    toml::from_str(text).map_err(|e| CliError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_unknown_keys_fail() {
+        let path = std::path::Path::new("phoenix.toml");
+        let file = parse_file(
+            path,
+            "listen = \"127.0.0.1:9000\"\npoll_wait_secs = 10\nstore = \"memory:\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            poll_wait_secs: Some(5),
+            ..ServeArgs::default()
+        };
+        let resolved = args.resolve(file).unwrap();
+        assert_eq!(resolved.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(resolved.server.poll_wait_secs, 5);
+        assert_eq!(resolved.store, StoreUrl::Memory);
+        assert!(matches!(
+            parse_file(path, "listne = \"x\"\n"),
+            Err(CliError::Parse { .. })
+        ));
+        let short = ServeArgs {
+            admin_token: Some("short".to_owned()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            short.resolve(FileConfig::default()),
+            Err(CliError::Invalid(_))
+        ));
+    }
+}

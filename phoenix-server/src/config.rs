@@ -1,0 +1,128 @@
+//! Server configuration: what operators tune. Read from flags, `PHOENIX_*` environment
+//! variables and an optional TOML file by `main.rs`; the library only receives it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs besides its listeners and store. `Default` is a working
+/// development configuration (no tokens: user routes then refuse everything).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Secret of a bootstrap admin token, registered at start (at least 16 characters).
+    pub admin_token: Option<String>,
+    /// Enrollment token agents present to `POST /api/v1/agent/enroll` (at least 16
+    /// characters). Without one, enrollment is refused.
+    pub enrollment_token: Option<String>,
+    /// Largest request body accepted, bytes (enforced while streaming).
+    pub max_body_bytes: usize,
+    /// Largest body accepted on `POST /api/v1/agent/metrics` (snapshots are large).
+    pub max_metrics_body_bytes: usize,
+    /// Default long-poll wait, seconds.
+    pub poll_wait_secs: u64,
+    /// Longest long-poll wait a client may ask for (`?wait=`), seconds.
+    pub max_poll_wait_secs: u64,
+    /// Sustained requests per second allowed per agent credential.
+    pub agent_rate_per_sec: f64,
+    /// Burst of requests allowed per agent above the sustained rate.
+    pub agent_rate_burst: u32,
+    /// Run the controller loop in this process (every replica may: it is idempotent).
+    pub controller: bool,
+    /// Controller tick interval, milliseconds.
+    pub controller_interval_ms: u64,
+    /// WebSocket: messages buffered per client before it is dropped as too slow.
+    pub ws_buffer: usize,
+    /// WebSocket: largest client message accepted, bytes.
+    pub ws_max_message_bytes: usize,
+    /// WebSocket: heartbeat interval, seconds.
+    pub ws_heartbeat_secs: u64,
+    /// On shutdown, wait this long for in-flight requests, seconds.
+    pub shutdown_grace_secs: u64,
+    /// Public base URL printed in logs and dev mode (e.g. `https://phoenix.example.com`).
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            enrollment_token: None,
+            max_body_bytes: 1024 * 1024,
+            max_metrics_body_bytes: 32 * 1024 * 1024,
+            poll_wait_secs: 30,
+            max_poll_wait_secs: 60,
+            agent_rate_per_sec: 20.0,
+            agent_rate_burst: 100,
+            controller: true,
+            controller_interval_ms: 1000,
+            ws_buffer: 256,
+            ws_max_message_bytes: 16 * 1024,
+            ws_heartbeat_secs: 15,
+            shutdown_grace_secs: 30,
+            public_url: None,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Shortest accepted configured secret.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+impl ServerConfig {
+    /// Checks the configuration, reporting the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, secret) in [
+            ("admin_token", &self.admin_token),
+            ("enrollment_token", &self.enrollment_token),
+        ] {
+            if let Some(s) = secret
+                && s.chars().count() < MIN_SECRET_CHARS
+            {
+                return Err(ConfigError(format!(
+                    "{name} must be at least {MIN_SECRET_CHARS} characters"
+                )));
+            }
+        }
+        if self.max_body_bytes < 1024 || self.max_metrics_body_bytes < self.max_body_bytes {
+            return Err(ConfigError(
+                "max_body_bytes must be at least 1024 and at most max_metrics_body_bytes".into(),
+            ));
+        }
+        if self.poll_wait_secs > self.max_poll_wait_secs || self.max_poll_wait_secs > 600 {
+            return Err(ConfigError(
+                "poll_wait_secs must not exceed max_poll_wait_secs, which must not exceed 600"
+                    .into(),
+            ));
+        }
+        if !(self.agent_rate_per_sec.is_finite() && self.agent_rate_per_sec > 0.0)
+            || self.agent_rate_burst == 0
+        {
+            return Err(ConfigError(
+                "agent_rate_per_sec must be positive and agent_rate_burst at least 1".into(),
+            ));
+        }
+        if self.controller_interval_ms < 10 || self.ws_buffer == 0 || self.ws_heartbeat_secs == 0 {
+            return Err(ConfigError(
+                "controller_interval_ms must be at least 10, ws_buffer and ws_heartbeat_secs at least 1"
+                    .into(),
+            ));
+        }
+        if self.ws_max_message_bytes < 256 {
+            return Err(ConfigError(
+                "ws_max_message_bytes must be at least 256".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The default long-poll wait.
+    #[must_use]
+    pub fn poll_wait(&self) -> Duration {
+        Duration::from_secs(self.poll_wait_secs)
+    }
+}

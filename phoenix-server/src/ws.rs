@@ -1,0 +1,228 @@
+//! WebSocket `/api/v1/ws`: typed JSON messages from the core event bus, per-topic
+//! subscriptions, heartbeats, bounded per-client buffers (a client that falls behind is
+//! disconnected, never waited for), capped message sizes, and a close on shutdown.
+//!
+//! Authentication: a user token (viewer or above) as `Authorization: Bearer` or, for
+//! browsers that cannot set headers on a WebSocket, as `?token=`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use phoenix_api::ErrorCode;
+use phoenix_api::ws::{ClientMessage, ServerMessage, Topic};
+use phoenix_core::auth::Role;
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::web::{Data, Query};
+use poem::{Endpoint, EndpointExt, IntoResponse, handler};
+use serde::Deserialize;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most topics one client may hold.
+const MAX_TOPICS: usize = 256;
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+/// The WebSocket endpoint.
+pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
+    upgrade.data(state)
+}
+
+#[handler]
+async fn upgrade(
+    req: &poem::Request,
+    ws: WebSocket,
+    Data(state): Data<&Arc<AppState>>,
+    Query(query): Query<WsQuery>,
+) -> poem::Result<poem::Response> {
+    let header_token = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let Some(secret) = header_token.or(query.token) else {
+        return Ok(ApiError::unauthenticated(
+            "missing credential: send Authorization: Bearer <token> or ?token=",
+        )
+        .into_response());
+    };
+    if let Err(e) = state.user_secret(&secret, Role::Viewer).await {
+        return Ok(e.into_response());
+    }
+    if state.shutting_down() {
+        return Ok(
+            ApiError::new(ErrorCode::Unavailable, "the server is shutting down").into_response(),
+        );
+    }
+    let cap = state.config.ws_max_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(cap))
+        .max_frame_size(Some(cap))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(cap.max(64 * 1024));
+    let state = state.clone();
+    Ok(ws
+        .config(config)
+        .on_upgrade(move |socket| session(state, socket))
+        .into_response())
+}
+
+fn encode(message: &ServerMessage) -> Message {
+    Message::Text(serde_json::to_string(message).unwrap_or_default())
+}
+
+/// One client's life.
+async fn session(state: Arc<AppState>, socket: WebSocketStream) {
+    state.metrics.ws_clients.inc();
+    let (mut sink, mut stream) = socket.split();
+    let topics: Arc<Mutex<BTreeSet<Topic>>> = Arc::default();
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(state.config.ws_buffer);
+    let overflow = Arc::new(Notify::new());
+    let forwarder = tokio::spawn(forward(
+        state.phoenix.subscribe(),
+        topics.clone(),
+        tx.clone(),
+        overflow.clone(),
+    ));
+    let heartbeat_every = Duration::from_secs(state.config.ws_heartbeat_secs);
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat_every,
+        heartbeat_every,
+    );
+    let hello = ServerMessage::Hello {
+        server_time: state.phoenix.clock().now(),
+        heartbeat_secs: state.config.ws_heartbeat_secs,
+    };
+    let mut close: Option<(CloseCode, &str)> = None;
+    if sink.send(encode(&hello)).await.is_err() {
+        close = Some((CloseCode::Normal, ""));
+    }
+    while close.is_none() {
+        let outgoing = tokio::select! {
+            message = rx.recv() => match message {
+                Some(m) => Some(encode(&m)),
+                None => { close = Some((CloseCode::Normal, "")); None }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    reply(&text, &topics).map(|m| encode(&m))
+                }
+                Some(Ok(Message::Binary(_))) => Some(encode(&ServerMessage::Error {
+                    code: ErrorCode::BadRequest,
+                    message: "send JSON text messages".to_owned(),
+                })),
+                Some(Ok(Message::Ping(p))) => Some(Message::Pong(p)),
+                Some(Ok(Message::Pong(_))) => None,
+                Some(Ok(Message::Close(_))) | None => { close = Some((CloseCode::Normal, "")); None }
+                Some(Err(_)) => { close = Some((CloseCode::Size, "message too large or malformed")); None }
+            },
+            _ = heartbeat.tick() => Some(encode(&ServerMessage::Heartbeat {
+                server_time: state.phoenix.clock().now(),
+            })),
+            () = overflow.notified() => {
+                state.metrics.ws_dropped.inc();
+                close = Some((CloseCode::Policy, "too slow: buffer full"));
+                None
+            }
+            () = state.shutdown_signal() => { close = Some((CloseCode::Away, "server shutting down")); None }
+        };
+        if let Some(message) = outgoing {
+            // A client that does not read stalls this send; the forwarder then fills the
+            // buffer and signals overflow, which ends the session.
+            tokio::select! {
+                sent = sink.send(message) => if sent.is_err() { close = Some((CloseCode::Normal, "")); },
+                () = overflow.notified() => {
+                    state.metrics.ws_dropped.inc();
+                    close = Some((CloseCode::Policy, "too slow: buffer full"));
+                }
+            }
+        }
+    }
+    forwarder.abort();
+    if let Some((code, reason)) = close {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some((code, reason.to_owned())))),
+        )
+        .await;
+    }
+    state.metrics.ws_clients.dec();
+}
+
+/// Applies a client message; returns the answer.
+fn reply(text: &str, topics: &Mutex<BTreeSet<Topic>>) -> Option<ServerMessage> {
+    let message = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(ServerMessage::Error {
+                code: ErrorCode::BadRequest,
+                message: format!("unreadable message: {e}"),
+            });
+        }
+    };
+    let mut topics = topics.lock().unwrap_or_else(PoisonError::into_inner);
+    match message {
+        ClientMessage::Subscribe { topics: add } => {
+            if topics.len() + add.len() > MAX_TOPICS {
+                return Some(ServerMessage::Error {
+                    code: ErrorCode::BadRequest,
+                    message: format!("at most {MAX_TOPICS} topics per connection"),
+                });
+            }
+            topics.extend(add);
+        }
+        ClientMessage::Unsubscribe { topics: remove } => {
+            for t in remove {
+                topics.remove(&t);
+            }
+        }
+        ClientMessage::Ping { id } => return Some(ServerMessage::Pong { id }),
+    }
+    Some(ServerMessage::Subscribed {
+        topics: topics.iter().copied().collect(),
+    })
+}
+
+/// Bus -> client buffer, filtered by topic. Never waits for the client: a full buffer
+/// signals overflow and ends forwarding.
+async fn forward(
+    mut events: broadcast::Receiver<phoenix_core::store::BusEvent>,
+    topics: Arc<Mutex<BTreeSet<Topic>>>,
+    tx: mpsc::Sender<ServerMessage>,
+    overflow: Arc<Notify>,
+) {
+    loop {
+        let message = match events.recv().await {
+            Ok(event) => match ServerMessage::from_bus(event) {
+                Some(m) => m,
+                None => continue,
+            },
+            Err(broadcast::error::RecvError::Lagged(missed)) => ServerMessage::Lagged { missed },
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let wanted = {
+            let topics = topics.lock().unwrap_or_else(PoisonError::into_inner);
+            message.matches(&topics)
+        };
+        if !wanted {
+            continue;
+        }
+        match tx.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                overflow.notify_one();
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}

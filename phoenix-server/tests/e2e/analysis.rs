@@ -1,0 +1,263 @@
+//! KPIs, cost, cardinality and pipelines through the API, on data an agent reported.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use phoenix_client::api::ErrorCode;
+use phoenix_client::api::agent::Heartbeat;
+use phoenix_client::api::analysis::Undefined;
+use phoenix_client::api::experiment::{KpiName, Phase};
+use phoenix_client::api::measure::{
+    CardinalitySnapshot, HostStats, MeasurementSample, MetricsReport, SnapshotSeries, VariantStats,
+};
+use phoenix_client::api::pipeline::{PipelineRef, RenderRequest};
+use phoenix_client::api::token::Role;
+
+use crate::harness::{TestServer, new_experiment};
+
+fn stats(series: u64) -> VariantStats {
+    VariantStats {
+        series,
+        points: series,
+        bytes: series * 40,
+        ..VariantStats::default()
+    }
+}
+
+fn snapshot(agent: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> CardinalitySnapshot {
+    let mut series = Vec::new();
+    for pid in 0..50 {
+        for metric in ["process.cpu.time", "process.memory.usage"] {
+            series.push(SnapshotSeries {
+                metric: metric.to_owned(),
+                labels: BTreeMap::from([
+                    ("process.pid".to_owned(), pid.to_string()),
+                    (
+                        "process.executable.name".to_owned(),
+                        format!("exe{}", pid % 5),
+                    ),
+                    ("service.name".to_owned(), "web".to_owned()),
+                ]),
+                points: 1,
+            });
+        }
+    }
+    CardinalitySnapshot {
+        agent_id: agent,
+        host: "kpi-1".to_owned(),
+        taken_at: at,
+        interval_secs: 10,
+        series,
+    }
+}
+
+#[tokio::test]
+async fn reported_measurements_become_kpis_cost_and_cardinality() {
+    let server = TestServer::start().await;
+    let operator = server.user(Role::Operator).await;
+    let viewer = server.user(Role::Viewer).await;
+    let agent = server.agent("kpi-1").await;
+    let exp = operator
+        .create_experiment(&new_experiment("kpis"))
+        .await
+        .unwrap();
+    operator.start_experiment(exp.id).await.unwrap();
+    agent.ack_next().await;
+    let running = viewer.get_experiment(exp.id).await.unwrap();
+    assert_eq!(running.phase, Phase::Running);
+
+    // Nothing measured yet: KPIs say why they have no value.
+    let empty = viewer.experiment_kpis(exp.id).await.unwrap();
+    assert_eq!(empty.kpis.samples.judged, 0);
+    assert!(empty.kpis.kpis.iter().all(|k| k.value.is_none()));
+    assert!(
+        empty
+            .kpis
+            .kpis
+            .iter()
+            .any(|k| k.undefined == Some(Undefined::NoSamples))
+    );
+
+    // The agent reports 6 samples (baseline 400 series, candidate 40) and a snapshot.
+    let start = running.running_since.unwrap();
+    let samples: Vec<MeasurementSample> = (1..=6)
+        .map(|seq| MeasurementSample {
+            experiment_id: exp.id,
+            agent_id: agent.id,
+            seq,
+            taken_at: start + Duration::seconds(i64::try_from(seq).unwrap() * 10),
+            interval_secs: 10,
+            baseline: stats(400),
+            candidate: stats(40),
+            host: HostStats::default(),
+        })
+        .collect();
+    let receipt = agent
+        .client
+        .report_metrics(&MetricsReport {
+            samples: samples.clone(),
+            snapshot: Some(snapshot(agent.id, start)),
+        })
+        .await
+        .unwrap();
+    assert_eq!((receipt.inserted, receipt.duplicates), (6, 0));
+    assert!(receipt.snapshot_stored);
+    // A retried report is not new data.
+    let again = agent
+        .client
+        .report_metrics(&MetricsReport {
+            samples,
+            snapshot: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 6));
+    // Samples for an experiment that does not target the agent are refused with paths.
+    let other = operator
+        .create_experiment(&new_experiment("other"))
+        .await
+        .unwrap();
+    let mut foreign = MetricsReport::default();
+    foreign.samples.push(MeasurementSample {
+        experiment_id: other.id,
+        agent_id: agent.id,
+        seq: 1,
+        taken_at: start,
+        interval_secs: 10,
+        baseline: stats(1),
+        candidate: stats(1),
+        host: HostStats::default(),
+    });
+    let refused = agent.client.report_metrics(&foreign).await.unwrap_err();
+    assert_eq!(refused.status(), Some(422));
+
+    let report = viewer.experiment_kpis(exp.id).await.unwrap();
+    assert_eq!(report.kpis.samples.judged, 6);
+    let cardinality = report
+        .kpis
+        .kpis
+        .iter()
+        .find(|k| k.kpi == KpiName::CardinalityReductionPct)
+        .unwrap();
+    assert!((cardinality.value.unwrap() - 90.0).abs() < 1e-9);
+    assert_eq!(report.kpis.per_host.len(), 1);
+
+    let cost = viewer.cost_analysis(exp.id, Some(100)).await.unwrap();
+    let measured = cost.measured.expect("priced");
+    assert!(measured.baseline.quantity > measured.candidate.quantity);
+    let fleet = cost.fleet.expect("projected");
+    assert_eq!(fleet.fleet_hosts, 100);
+    assert_eq!(fleet.measured_hosts, 1);
+
+    let card = viewer
+        .cardinality(&["metric", "label:process.executable.name"], Some(10), None)
+        .await
+        .unwrap();
+    assert_eq!(card.hosts, 1);
+    assert_eq!(card.total_series, 100);
+    assert_eq!(card.breakdowns.len(), 2);
+    let bad = viewer.cardinality(&["sideways"], None, None).await;
+    assert!(bad.is_ok() || bad.unwrap_err().code() == Some(ErrorCode::BadRequest));
+    let unknown_model = viewer
+        .cost_flow(Some("no-such-model"), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_model.status(), Some(422));
+    let flow = viewer.cost_flow(None, &["metric"]).await.unwrap();
+    assert_eq!(flow.total_series, 100);
+    let total: u32 = flow.cost_flow.flows[0]
+        .groups
+        .iter()
+        .map(|g| g.basis_points)
+        .sum();
+    assert_eq!(total, 10_000);
+
+    // Time passes; the run is judged from these samples.
+    server.advance(Duration::seconds(61));
+    agent.client.heartbeat(&Heartbeat::default()).await.unwrap();
+    server.tick().await;
+    let judged = viewer.experiment_kpis(exp.id).await.unwrap();
+    assert_eq!(judged.phase, Phase::Completed);
+    assert!(judged.verdict.is_some());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn templates_render_validate_and_preview() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let templates = viewer.templates().await.unwrap();
+    let topk = templates
+        .items
+        .iter()
+        .find(|t| t.name == "topk")
+        .expect("topk template");
+    assert!(!topk.params.is_empty());
+
+    let render = viewer
+        .render_pipeline(&RenderRequest {
+            pipeline: PipelineRef::new("topk"),
+            critical_processes: vec!["postgres".to_owned()],
+            critical_metrics: Vec::new(),
+            exposition: None,
+        })
+        .await
+        .unwrap();
+    assert!(render.validation.valid, "{:?}", render.validation.issues);
+    assert!(!render.rendered.collector_yaml.is_empty());
+
+    // Bad parameters: 422 with the parameter's path.
+    let err = viewer
+        .render_pipeline(&RenderRequest {
+            pipeline: PipelineRef::new("topk").with_param("k", serde_json::json!(-5)),
+            critical_processes: Vec::new(),
+            critical_metrics: Vec::new(),
+            exposition: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422));
+    let fields = err.api_error().unwrap().details.fields.clone().unwrap();
+    assert!(fields.iter().any(|f| f.path.contains("k")), "{fields:?}");
+
+    let valid = viewer
+        .validate_pipeline(&render.rendered.collector_yaml)
+        .await
+        .unwrap();
+    assert!(valid.valid);
+    let invalid = viewer
+        .validate_pipeline("receivers: [unclosed")
+        .await
+        .unwrap();
+    assert!(!invalid.valid);
+    assert!(!invalid.issues.is_empty());
+
+    let mut exposition = String::new();
+    for pid in 0..30 {
+        exposition.push_str(&format!(
+            "process_cpu_time{{process_pid=\"{pid}\",process_executable_name=\"p{pid}\"}} {}\n",
+            pid * 10
+        ));
+    }
+    let preview = viewer
+        .preview_pipeline(&RenderRequest {
+            pipeline: PipelineRef::new("baseline"),
+            critical_processes: Vec::new(),
+            critical_metrics: Vec::new(),
+            exposition: Some(exposition),
+        })
+        .await
+        .unwrap();
+    assert_eq!(preview.input.series, 30);
+    let missing = viewer
+        .preview_pipeline(&RenderRequest {
+            pipeline: PipelineRef::new("topk"),
+            critical_processes: Vec::new(),
+            critical_metrics: Vec::new(),
+            exposition: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.status(), Some(422));
+    server.stop().await;
+}

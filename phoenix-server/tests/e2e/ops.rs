@@ -1,0 +1,116 @@
+//! Health, readiness, metrics, WebSocket edges and graceful shutdown.
+
+use std::time::Duration;
+
+use phoenix_client::api::token::Role;
+use phoenix_client::api::ws::{ClientMessage, ServerMessage, Topic};
+
+use crate::harness::{PROMPT, TestServer, new_experiment};
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let server = TestServer::start().await;
+    let anyone = server.anonymous();
+    assert_eq!(anyone.healthz().await.unwrap().status, "ok");
+    assert_eq!(anyone.readyz().await.unwrap().status, "ok");
+    let agent = server.agent("m-1").await;
+    let operator = server.user(Role::Operator).await;
+    let exp = operator
+        .create_experiment(&new_experiment("m"))
+        .await
+        .unwrap();
+    operator.start_experiment(exp.id).await.unwrap();
+    let _ = agent;
+    let text = anyone.server_metrics().await.unwrap();
+    for needle in [
+        "phoenix_http_requests_total{",
+        "route=\"/api/v1/experiments/{id}/start\"",
+        "phoenix_queue_tasks{state=\"pending\"} 1",
+        "phoenix_experiments{phase=\"deploying\"} 1",
+        "phoenix_agents{status=\"healthy\"} 1",
+        "phoenix_long_polls_waiting",
+        "phoenix_lease_expiries_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_ping_unsubscribe_and_bad_messages() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let operator = server.user(Role::Operator).await;
+    let mut sub = viewer.subscribe(&[Topic::Experiments]).await.unwrap();
+    sub.send(&ClientMessage::Ping { id: 7 }).await.unwrap();
+    loop {
+        match tokio::time::timeout(PROMPT, sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Some(ServerMessage::Pong { id }) => {
+                assert_eq!(id, 7);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    // Created experiments show up as progress on the experiments topic.
+    let exp = operator
+        .create_experiment(&new_experiment("ws"))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PROMPT, sub.next_event())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Some(ServerMessage::Progress { event, .. }) => assert_eq!(event.experiment_id, exp.id),
+        other => panic!("{other:?}"),
+    }
+    sub.send(&ClientMessage::Unsubscribe {
+        topics: vec![Topic::Experiments],
+    })
+    .await
+    .unwrap();
+    // Garbage gets an error message, not a disconnect.
+    let raw = serde_json::json!({"type": "dance"});
+    let bad: ClientMessage = match serde_json::from_value(raw) {
+        Ok(m) => m,
+        Err(_) => ClientMessage::Ping { id: 8 },
+    };
+    sub.send(&bad).await.unwrap();
+    sub.close().await.unwrap();
+
+    // Unauthenticated WebSocket upgrades are refused.
+    let anonymous = server.anonymous().subscribe(&[Topic::Agents]).await;
+    assert!(anonymous.is_err());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_long_polls_and_drains() {
+    let mut server = TestServer::start().await;
+    let agent = server.agent("sd-1").await;
+    let poll = {
+        let client = agent.client.clone();
+        tokio::spawn(async move { client.poll_tasks(Some(Duration::from_secs(60)), None).await })
+    };
+    while server.phoenix.waiting_agents() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let done = server.begin_stop();
+    let released = tokio::time::timeout(PROMPT, poll)
+        .await
+        .expect("the long-poll is released on shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(released.is_empty());
+    tokio::time::timeout(PROMPT, done)
+        .await
+        .expect("the server drains")
+        .unwrap()
+        .unwrap();
+}

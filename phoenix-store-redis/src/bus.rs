@@ -109,6 +109,10 @@ async fn run(
         };
         let mut messages = current.into_on_message();
         while let Some(message) = messages.next().await {
+            if tx.receiver_count() == 0 {
+                // Nobody in this process listens: skip the decoding.
+                continue;
+            }
             for event in decode(message.get_payload_bytes()) {
                 // No subscriber is not an error.
                 let _ = tx.send(event);

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
 use apalis::prelude::{BoxDynError, TaskSink, WorkerBuilder};
@@ -32,12 +32,31 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-const TASKS: usize = 5_000;
+/// `cargo bench` passes `--bench`; under `cargo test` the binary runs a small smoke version
+/// instead (same code paths, figures not meaningful).
+static SMOKE: AtomicBool = AtomicBool::new(false);
+
+fn smoke() -> bool {
+    SMOKE.load(Ordering::Relaxed)
+}
+
+fn tasks() -> usize {
+    if smoke() { 500 } else { 5_000 }
+}
 const WORKERS: usize = 8;
 const BATCH: usize = 16;
-const ROUNDS: usize = 5;
-const WAITERS: usize = 1_000;
-const SAMPLES: usize = 1_000;
+
+fn rounds() -> usize {
+    if smoke() { 1 } else { 5 }
+}
+
+fn waiters() -> usize {
+    if smoke() { 50 } else { 1_000 }
+}
+
+fn samples() -> usize {
+    if smoke() { 50 } else { 1_000 }
+}
 
 /// One measured drain.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +134,7 @@ async fn phoenix_run(url: &str, admin: &mut ConnectionManager) -> Run {
     let stores = store.stores();
     // One queue: every worker serves the same agent, as apalis workers share one queue.
     let agent = AgentId::new();
-    for _ in 0..TASKS / 500 {
+    for _ in 0..tasks() / 500 {
         let batch: Vec<NewTask> = (0..500)
             .map(|_| NewTask::new(agent, TaskPayload::CollectSnapshot {}, 0))
             .collect();
@@ -157,14 +176,14 @@ async fn phoenix_run(url: &str, admin: &mut ConnectionManager) -> Run {
         done += w.await.expect("worker");
     }
     let elapsed = start.elapsed();
-    assert_eq!(done, TASKS);
+    assert_eq!(done, tasks());
     let trips = store.round_trips() - trips_before;
     let cmds = commands(admin).await - commands_before - 1;
     store.purge().await.expect("purge");
     Run {
-        tasks_per_sec: TASKS as f64 / elapsed.as_secs_f64(),
-        round_trips_per_task: per(trips, TASKS),
-        commands_per_task: per(cmds, TASKS),
+        tasks_per_sec: tasks() as f64 / elapsed.as_secs_f64(),
+        round_trips_per_task: per(trips, tasks()),
+        commands_per_task: per(cmds, tasks()),
     }
 }
 
@@ -205,7 +224,7 @@ static HANDLED: AtomicUsize = AtomicUsize::new(0);
 static ALL_HANDLED: Notify = Notify::const_new();
 
 async fn handle(_job: Job) -> Result<(), BoxDynError> {
-    if HANDLED.fetch_add(1, Ordering::SeqCst) + 1 == TASKS {
+    if HANDLED.fetch_add(1, Ordering::SeqCst) + 1 == tasks() {
         ALL_HANDLED.notify_one();
     }
     Ok(())
@@ -223,7 +242,7 @@ async fn apalis_run(url: &str, admin: &mut ConnectionManager, batch: usize, lock
         .batch_size(batch)
         .lock_tasks(lock);
     let mut storage = RedisStorage::<Job, Counting>::new(conn.clone()).with_config(config);
-    for chunk in (0..TASKS as u64).collect::<Vec<_>>().chunks(500) {
+    for chunk in (0..tasks() as u64).collect::<Vec<_>>().chunks(500) {
         storage
             .push_bulk(chunk.iter().map(|&n| Job { n }).collect())
             .await
@@ -250,7 +269,7 @@ async fn apalis_run(url: &str, admin: &mut ConnectionManager, batch: usize, lock
             .query_async(admin)
             .await
             .expect("scard");
-        if acked >= TASKS {
+        if acked >= tasks() {
             break;
         }
         tokio::time::sleep(StdDuration::from_micros(500)).await;
@@ -263,9 +282,9 @@ async fn apalis_run(url: &str, admin: &mut ConnectionManager, batch: usize, lock
     }
     delete_keys(admin, &format!("{queue}*")).await;
     Run {
-        tasks_per_sec: TASKS as f64 / elapsed.as_secs_f64(),
-        round_trips_per_task: per(trips, TASKS),
-        commands_per_task: per(cmds, TASKS),
+        tasks_per_sec: tasks() as f64 / elapsed.as_secs_f64(),
+        round_trips_per_task: per(trips, tasks()),
+        commands_per_task: per(cmds, tasks()),
     }
 }
 
@@ -294,9 +313,9 @@ async fn wake_latency(url: &str) -> (StdDuration, StdDuration, StdDuration) {
             ..PhoenixConfig::default()
         },
     );
-    let agents: Vec<AgentId> = (0..WAITERS).map(|_| AgentId::new()).collect();
+    let agents: Vec<AgentId> = (0..waiters()).map(|_| AgentId::new()).collect();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let waiters: Vec<_> = agents
+    let polls: Vec<_> = agents
         .iter()
         .map(|agent| {
             let phoenix = phoenix.clone();
@@ -326,15 +345,15 @@ async fn wake_latency(url: &str) -> (StdDuration, StdDuration, StdDuration) {
             })
         })
         .collect();
-    while phoenix.waiting_agents() < WAITERS {
+    while phoenix.waiting_agents() < waiters() {
         tokio::time::sleep(StdDuration::from_millis(10)).await;
     }
     let queue = enqueue_side.stores().queue;
     let mut started = HashMap::new();
-    let mut latencies = Vec::with_capacity(SAMPLES);
-    for i in 0..SAMPLES {
+    let mut latencies = Vec::with_capacity(samples());
+    for i in 0..samples() {
         let task = NewTask::new(
-            agents[(i * 7) % WAITERS],
+            agents[(i * 7) % waiters()],
             TaskPayload::CollectSnapshot {},
             0,
         );
@@ -344,7 +363,7 @@ async fn wake_latency(url: &str) -> (StdDuration, StdDuration, StdDuration) {
         let (id, woke) = rx.recv().await.expect("woken");
         latencies.push(woke - started[&id]);
     }
-    for w in waiters {
+    for w in polls {
         w.abort();
     }
     waiting_side.purge().await.expect("purge");
@@ -357,8 +376,18 @@ async fn wake_latency(url: &str) -> (StdDuration, StdDuration, StdDuration) {
 }
 
 fn main() {
-    let url = std::env::var("PHOENIX_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    SMOKE.store(!std::env::args().any(|a| a == "--bench"), Ordering::Relaxed);
+    let url = if smoke() {
+        // Under `cargo test`: a test like any other backend test (loud skip without Redis,
+        // failure under PHOENIX_REQUIRE_BACKENDS=1).
+        let Some(url) = phoenix_conformance::require_backend("PHOENIX_TEST_REDIS_URL") else {
+            return;
+        };
+        url
+    } else {
+        std::env::var("PHOENIX_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -372,7 +401,7 @@ fn main() {
         let mut apalis_default = Vec::new();
         let mut apalis_batch = Vec::new();
         let mut apalis_unlocked = Vec::new();
-        for round in 0..ROUNDS {
+        for round in 0..rounds() {
             if round % 2 == 1 {
                 apalis_default.push(apalis_run(&url, &mut admin, 10, true).await);
             }
@@ -392,7 +421,7 @@ fn main() {
             (format!("apalis-redis batch {BATCH}, `lock_tasks`"), median(apalis_batch)),
             (format!("apalis-redis batch {BATCH}, no `lock_tasks`"), median(apalis_unlocked)),
         ];
-        println!("| System ({TASKS} tasks, {WORKERS} workers, median of {ROUNDS}) | tasks/s | Phoenix ratio | round trips/task | Redis commands/task |");
+        println!("| System ({} tasks, {WORKERS} workers, median of {}) | tasks/s | Phoenix ratio | round trips/task | Redis commands/task |", tasks(), rounds());
         println!("|---|---|---|---|---|");
         for (name, run) in &rows {
             println!(
@@ -405,7 +434,9 @@ fn main() {
         }
         println!();
         println!(
-            "enqueue-to-wake across two store instances, {WAITERS} idle long-polls, {SAMPLES} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "enqueue-to-wake across two store instances, {} idle long-polls, {} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            waiters(),
+            samples(),
             p50.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3

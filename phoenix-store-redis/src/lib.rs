@@ -52,8 +52,7 @@ pub const MAX_EVENTS_PER_EXPERIMENT: usize = 100_000;
 /// How to reach Redis and where to keep Phoenix's keys.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://` when the crate is built
-    /// with TLS support).
+    /// `redis://[user:password@]host:port[/db]`.
     pub url: String,
     /// Namespace of every key: `{prefix}:...`. Several deployments (or tests) share one
     /// Redis with distinct prefixes. Must be non-empty, without `{`, `}` or whitespace.

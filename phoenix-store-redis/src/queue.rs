@@ -114,7 +114,7 @@ impl TaskQueue for RedisStore {
             })
             .await?;
         if reply.status != Status::Ok {
-            return Err(fenced(&reply.status, TaskId::new()));
+            return Err(corrupt(format!("claim replied {:?}", reply.status)));
         }
         reply.rest.by_ref().map(codec::leased_task).collect()
     }

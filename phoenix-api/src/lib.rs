@@ -90,6 +90,7 @@ macro_rules! page_type {
 pub mod agent;
 pub mod analysis;
 pub mod convert;
+pub mod deployment;
 pub mod error;
 pub mod experiment;
 pub mod measure;

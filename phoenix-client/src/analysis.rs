@@ -120,3 +120,75 @@ impl Client {
         .await
     }
 }
+
+impl Client {
+    /// `POST /api/v1/pipelines/deployments`.
+    pub async fn create_deployment(
+        &self,
+        request: &phoenix_api::deployment::NewDeployment,
+    ) -> Result<phoenix_api::deployment::Deployment, ClientError> {
+        self.json(
+            self.request(Method::POST, "api/v1/pipelines/deployments")?
+                .json(request),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/pipelines/deployments`.
+    pub async fn list_deployments(
+        &self,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<phoenix_api::deployment::DeploymentPage, ClientError> {
+        let mut q = Vec::new();
+        if let Some(c) = cursor {
+            q.push(("cursor", c));
+        }
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        self.json(
+            self.request(Method::GET, "api/v1/pipelines/deployments")?
+                .query(&q),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/pipelines/deployments/{id}`.
+    pub async fn get_deployment(
+        &self,
+        id: Uuid,
+    ) -> Result<phoenix_api::deployment::Deployment, ClientError> {
+        self.json(self.request(Method::GET, &format!("api/v1/pipelines/deployments/{id}"))?)
+            .await
+    }
+
+    /// `POST /api/v1/pipelines/deployments/{id}/{pause|resume|rollback}`.
+    pub async fn deployment_command(
+        &self,
+        id: Uuid,
+        command: DeploymentCommand,
+    ) -> Result<phoenix_api::deployment::Deployment, ClientError> {
+        let verb = match command {
+            DeploymentCommand::Pause => "pause",
+            DeploymentCommand::Resume => "resume",
+            DeploymentCommand::Rollback => "rollback",
+        };
+        self.json(self.request(
+            Method::POST,
+            &format!("api/v1/pipelines/deployments/{id}/{verb}"),
+        )?)
+        .await
+    }
+}
+
+/// An operator command on a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentCommand {
+    /// Start no new batch.
+    Pause,
+    /// Continue, retrying failed agents.
+    Resume,
+    /// Restore the previous pipeline.
+    Rollback,
+}

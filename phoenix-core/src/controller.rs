@@ -107,7 +107,10 @@ impl Controller {
             report.transitions += self.drive(&experiment, &by_id).await?;
         }
 
-        // 4. Retention.
+        // 4. Quick deployments: outcomes not yet applied (crash, dead-lettered lease).
+        report.transitions += p.reconcile_deployments().await?;
+
+        // 5. Retention.
         let before = now - p.config().task_retention;
         report.pruned = p.stores().queue.prune(before, PRUNE_BATCH).await?;
         Ok(report)

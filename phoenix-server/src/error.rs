@@ -169,6 +169,7 @@ impl From<PhoenixError> for ApiError {
                 )
             }
             PhoenixError::Validation(errors) => Self::validation(errors.errors),
+            PhoenixError::Deployment(e) => Self::new(ErrorCode::Conflict, e.to_string()),
             PhoenixError::Unauthenticated => Self::unauthenticated("invalid credential"),
             PhoenixError::Forbidden(why) => Self::forbidden(why),
             other => {

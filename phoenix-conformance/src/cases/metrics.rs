@@ -155,6 +155,7 @@ pub async fn deployment_create_and_compare_and_set(backend: &dyn TestBackend) {
         created_at: now,
         updated_at: now,
         last_error: None,
+        rollback_pipeline: None,
     };
     let mut first = snapshot_task(agent);
     first.payload = phoenix_core::task::TaskPayload::ReplacePipeline {

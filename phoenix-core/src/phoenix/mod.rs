@@ -3,6 +3,7 @@
 //! retry on conflict, publish.
 
 mod agents;
+mod deployments;
 mod experiments;
 mod tasks;
 
@@ -22,6 +23,7 @@ use crate::task::RetryPolicy;
 use crate::validation::ValidationErrors;
 
 pub use agents::{MAX_AGENT_LABELS, MAX_SAMPLES_PER_REPORT, MAX_SNAPSHOT_SERIES};
+pub use deployments::DeploymentRequest;
 pub use experiments::Applied;
 pub use tasks::{ReportReceipt, TaskReport};
 
@@ -78,6 +80,9 @@ pub enum PhoenixError {
     /// The caller may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A quick deployment refused the input.
+    #[error("deployment refused the input")]
+    Deployment(#[source] crate::deployment::DeploymentError),
 }
 
 impl PhoenixError {
@@ -109,6 +114,12 @@ impl From<StoreError> for PhoenixError {
 impl From<TransitionError> for PhoenixError {
     fn from(e: TransitionError) -> Self {
         Self::Transition(e)
+    }
+}
+
+impl From<crate::deployment::DeploymentError> for PhoenixError {
+    fn from(e: crate::deployment::DeploymentError) -> Self {
+        Self::Deployment(e)
     }
 }
 

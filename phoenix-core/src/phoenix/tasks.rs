@@ -157,6 +157,7 @@ impl Phoenix {
             self.apply_fact(experiment, fact, &Actor::agent(task.agent_id.to_string()))
                 .await?;
         }
+        self.feed_deployment_task(task).await?;
         Ok(())
     }
 

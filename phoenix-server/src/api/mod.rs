@@ -2,6 +2,7 @@
 
 mod agent;
 mod analysis;
+mod deployments;
 mod experiments;
 mod fleet;
 mod ops;
@@ -19,6 +20,7 @@ use crate::state::AppState;
 
 pub use agent::AgentApi;
 pub use analysis::AnalysisApi;
+pub use deployments::DeploymentsApi;
 pub use experiments::ExperimentsApi;
 pub use fleet::FleetApi;
 pub use ops::OpsApi;
@@ -53,6 +55,7 @@ pub type Apis = (
     ExperimentsApi,
     AnalysisApi,
     PipelinesApi,
+    DeploymentsApi,
     AgentApi,
     FleetApi,
     TasksApi,
@@ -68,6 +71,7 @@ pub fn service(state: &Arc<AppState>, base: &str) -> OpenApiService<Apis, ()> {
         ExperimentsApi::new(state.clone()),
         AnalysisApi::new(state.clone()),
         PipelinesApi::new(state.clone()),
+        DeploymentsApi::new(state.clone()),
         AgentApi::new(state.clone()),
         FleetApi::new(state.clone()),
         TasksApi::new(state.clone()),

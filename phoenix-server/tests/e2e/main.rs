@@ -28,6 +28,7 @@ macro_rules! backends {
 
 mod analysis;
 mod auth;
+mod deployments;
 mod flow;
 mod harness;
 mod inputs;

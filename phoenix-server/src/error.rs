@@ -301,3 +301,26 @@ pub(crate) async fn shape_errors<E: Endpoint>(
     }
     Ok(out)
 }
+
+/// Adds the `Allow` header (RFC 9110) to 405 answers, from the route table.
+pub(crate) async fn allow_header<E: Endpoint>(
+    routes: &crate::spec::RouteTable,
+    ep: std::sync::Arc<E>,
+    req: poem::Request,
+) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
+    let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = routes.allowed(&path)
+    {
+        let allow = methods
+            .iter()
+            .map(poem::http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = poem::http::HeaderValue::from_str(&allow) {
+            resp.headers_mut().insert(poem::http::header::ALLOW, value);
+        }
+    }
+    Ok(resp)
+}

@@ -21,6 +21,8 @@ pub mod controller;
 pub mod dev;
 pub mod error;
 pub mod metrics;
+pub mod payload;
+pub mod spec;
 pub mod state;
 pub mod store;
 pub mod ws;
@@ -78,10 +80,17 @@ impl PhoenixEndpoint {
         self
     }
 
-    /// The OpenAPI document as JSON.
+    /// The OpenAPI document as JSON (as served at `openapi.json`).
     #[must_use]
     pub fn spec(&self) -> String {
-        self.service().spec()
+        serde_json::to_string(&self.spec_value()).unwrap_or_default()
+    }
+
+    fn spec_value(&self) -> serde_json::Value {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&self.service().spec()).unwrap_or(serde_json::Value::Null);
+        spec::harden(&mut doc);
+        doc
     }
 
     fn service(&self) -> poem_openapi::OpenApiService<api::Apis, ()> {
@@ -105,8 +114,9 @@ impl IntoEndpoint for PhoenixEndpoint {
 
     fn into_endpoint(self) -> Self::Endpoint {
         let service = self.service();
-        let spec: serde_json::Value =
-            serde_json::from_str(&service.spec()).unwrap_or(serde_json::Value::Null);
+        let spec = self.spec_value();
+        let spec_text = serde_json::to_string(&spec).unwrap_or_default();
+        let routes = std::sync::Arc::new(spec::RouteTable::from_doc(&spec, &self.base_path));
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             let base = self.base_path.clone();
             self.state.metrics.set_routes(
@@ -117,7 +127,11 @@ impl IntoEndpoint for PhoenixEndpoint {
             );
         }
         let docs = service.swagger_ui();
-        let spec_endpoint = service.spec_endpoint();
+        let spec_endpoint = poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(spec_text.clone())
+        });
         let state = self.state.clone();
         let metrics_state = self.state.clone();
         let limit_state = self.state.clone();
@@ -131,6 +145,10 @@ impl IntoEndpoint for PhoenixEndpoint {
                 async move { body_limit::enforce(&state.config, ep, req).await }
             })
             .around(error::shape_errors)
+            .around(move |ep, req| {
+                let routes = routes.clone();
+                async move { error::allow_header(&routes, ep, req).await }
+            })
             .around(move |ep, req| {
                 let state = metrics_state.clone();
                 async move { metrics::observe(&state.metrics, ep, req).await }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::ApiTags;
 use crate::error::{ApiError, ApiResult};
+use crate::payload::StrictJson;
 use crate::state::{AgentToken, AppState, EnrollmentToken};
 
 /// Agent operations.
@@ -63,7 +64,7 @@ impl AgentApi {
     async fn enroll(
         &self,
         auth: EnrollmentToken,
-        body: Json<AgentRegistration>,
+        body: StrictJson<AgentRegistration>,
     ) -> ApiResult<Enrolled> {
         self.state.enrollment(&auth)?;
         let (agent, credential) = self.state.phoenix.enroll(body.0.into()).await?;
@@ -87,7 +88,7 @@ impl AgentApi {
     async fn heartbeat(
         &self,
         auth: AgentToken,
-        body: Json<Heartbeat>,
+        body: StrictJson<Heartbeat>,
     ) -> ApiResult<Json<HeartbeatResponse>> {
         let agent = self.state.agent(&auth).await?;
         let agent = self
@@ -161,7 +162,7 @@ impl AgentApi {
         &self,
         auth: AgentToken,
         id: Path<Uuid>,
-        body: Json<TaskStatusReport>,
+        body: StrictJson<TaskStatusReport>,
     ) -> ApiResult<Json<TaskStatusReceipt>> {
         let agent = self.state.agent(&auth).await?;
         let report = body.0;
@@ -217,7 +218,7 @@ impl AgentApi {
         &self,
         auth: AgentToken,
         id: Path<Uuid>,
-        body: Json<ReleaseRequest>,
+        body: StrictJson<ReleaseRequest>,
     ) -> ApiResult<Json<Task>> {
         let agent = self.state.agent(&auth).await?;
         let lease = LeaseRef {
@@ -240,7 +241,7 @@ impl AgentApi {
     async fn metrics(
         &self,
         auth: AgentToken,
-        body: Json<MetricsReport>,
+        body: StrictJson<MetricsReport>,
     ) -> ApiResult<Json<MetricsReceipt>> {
         let agent = self.state.agent(&auth).await?;
         let report = body.0;

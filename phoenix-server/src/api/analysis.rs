@@ -55,6 +55,7 @@ fn usage(summary: &kpi::VariantSummary, hosts: u64, basis: &str) -> Usage {
 fn dimensions(values: Vec<String>) -> ApiResult<Vec<Dimension>> {
     values
         .into_iter()
+        .filter(|v| !v.trim().is_empty())
         .map(|v| {
             v.parse::<Dimension>().map_err(|_| {
                 ApiError::bad_request(format!(
@@ -238,8 +239,9 @@ impl AnalysisApi {
     ) -> ApiResult<Json<CardinalityReport>> {
         self.state.user(&auth, Role::Viewer).await?;
         let mut options = AnalysisOptions::default();
-        if !dimension.0.is_empty() {
-            options.breakdowns = dimensions(dimension.0)?;
+        let asked = dimensions(dimension.0)?;
+        if !asked.is_empty() {
+            options.breakdowns = asked;
         }
         if let Some(top) = top.0 {
             options.top = top as usize;
@@ -279,8 +281,9 @@ impl AnalysisApi {
         });
         let model = model(&id)?;
         let mut options = AnalysisOptions::default();
-        if !dimension.0.is_empty() {
-            options.breakdowns = dimensions(dimension.0)?;
+        let asked = dimensions(dimension.0)?;
+        if !asked.is_empty() {
+            options.breakdowns = asked;
         }
         let snapshots = self.state.phoenix.snapshots().await?;
         let report =

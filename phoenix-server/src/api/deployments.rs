@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, uuid_page};
 use crate::error::{ApiError, ApiResult};
+use crate::payload::StrictJson;
 use crate::state::{AppState, UserToken};
 
 /// Deployment operations.
@@ -63,7 +64,7 @@ impl DeploymentsApi {
         method = "post",
         operation_id = "create_deployment"
     )]
-    async fn create(&self, auth: UserToken, body: Json<NewDeployment>) -> ApiResult<Created> {
+    async fn create(&self, auth: UserToken, body: StrictJson<NewDeployment>) -> ApiResult<Created> {
         let user = self.state.user(&auth, Role::Operator).await?;
         let request = body.0;
         let mut errors = Vec::new();

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, uuid_page};
 use crate::error::{ApiError, ApiResult};
+use crate::payload::StrictJson;
 use crate::state::{AppState, UserToken};
 
 /// Experiment operations.
@@ -58,7 +59,7 @@ impl ExperimentsApi {
         method = "post",
         operation_id = "create_experiment"
     )]
-    async fn create(&self, auth: UserToken, body: Json<NewExperiment>) -> ApiResult<Created> {
+    async fn create(&self, auth: UserToken, body: StrictJson<NewExperiment>) -> ApiResult<Created> {
         let user = self.state.user(&auth, Role::Operator).await?;
         let request = body.0.into_core().map_err(ApiError::validation)?;
         let experiment = self
@@ -156,7 +157,7 @@ impl ExperimentsApi {
         &self,
         auth: UserToken,
         id: Path<Uuid>,
-        body: Json<StopRequest>,
+        body: StrictJson<StopRequest>,
     ) -> ApiResult<Json<Experiment>> {
         let user = self.state.user(&auth, Role::Operator).await?;
         check_reason(body.0.reason.as_deref())?;
@@ -182,7 +183,7 @@ impl ExperimentsApi {
         &self,
         auth: UserToken,
         id: Path<Uuid>,
-        body: Json<RollbackRequest>,
+        body: StrictJson<RollbackRequest>,
     ) -> ApiResult<Json<Experiment>> {
         let user = self.state.user(&auth, Role::Operator).await?;
         check_reason(body.0.reason.as_deref())?;
@@ -211,7 +212,7 @@ impl ExperimentsApi {
         &self,
         auth: UserToken,
         id: Path<Uuid>,
-        body: Json<PromoteRequest>,
+        body: StrictJson<PromoteRequest>,
     ) -> ApiResult<Json<Experiment>> {
         let required = if body.0.force {
             Role::Admin
@@ -253,7 +254,7 @@ impl ExperimentsApi {
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<EventPage>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let after = match cursor.0.as_deref() {
+        let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => 0,
             Some(c) => c.parse::<u64>().map_err(|_| {
                 ApiError::bad_request("malformed cursor: pass a page's next_cursor unchanged")

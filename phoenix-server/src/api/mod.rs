@@ -92,6 +92,8 @@ pass a page's `next_cursor` as `cursor`. Real-time updates: WebSocket `GET /api/
 /// A page request from `cursor` and `limit`, after checking the cursor is a UUID
 /// (400 otherwise, before any store sees it).
 pub(crate) fn uuid_page(cursor: Option<String>, limit: Option<u32>) -> ApiResult<PageRequest> {
+    // An empty cursor is no cursor (`?cursor=`).
+    let cursor = cursor.filter(|c| !c.is_empty());
     if let Some(c) = &cursor
         && uuid::Uuid::parse_str(c).is_err()
     {

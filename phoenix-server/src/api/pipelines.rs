@@ -13,6 +13,7 @@ use poem_openapi::payload::Json;
 
 use super::ApiTags;
 use crate::error::{ApiError, ApiResult};
+use crate::payload::StrictJson;
 use crate::state::{AppState, UserToken};
 
 /// Pipeline operations.
@@ -82,7 +83,7 @@ impl PipelinesApi {
     async fn render(
         &self,
         auth: UserToken,
-        body: Json<RenderRequest>,
+        body: StrictJson<RenderRequest>,
     ) -> ApiResult<Json<RenderResponse>> {
         self.state.user(&auth, Role::Viewer).await?;
         let request = body.0;
@@ -117,7 +118,7 @@ impl PipelinesApi {
     async fn validate(
         &self,
         auth: UserToken,
-        body: Json<ValidateRequest>,
+        body: StrictJson<ValidateRequest>,
     ) -> ApiResult<Json<ValidationResult>> {
         self.state.user(&auth, Role::Viewer).await?;
         Ok(Json(
@@ -138,7 +139,7 @@ impl PipelinesApi {
     async fn preview(
         &self,
         auth: UserToken,
-        body: Json<RenderRequest>,
+        body: StrictJson<RenderRequest>,
     ) -> ApiResult<Json<Preview>> {
         self.state.user(&auth, Role::Viewer).await?;
         let request = body.0;

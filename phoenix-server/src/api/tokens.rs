@@ -10,7 +10,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
 use super::ApiTags;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+use crate::payload::StrictJson;
 use crate::state::{AppState, UserToken};
 
 /// Token operations.
@@ -59,7 +60,7 @@ impl TokensApi {
     ///
     /// Admin role. The secret is returned once.
     #[oai(path = "/tokens", method = "post", operation_id = "create_token")]
-    async fn create(&self, auth: UserToken, body: Json<NewToken>) -> ApiResult<Created> {
+    async fn create(&self, auth: UserToken, body: StrictJson<NewToken>) -> ApiResult<Created> {
         let user = self.state.user(&auth, Role::Admin).await?;
         let (token, secret) = self
             .state
@@ -87,10 +88,21 @@ impl TokensApi {
 
     /// Revoke a user token
     ///
-    /// Admin role.
+    /// Admin role. Tokens from the server configuration are revoked by removing them
+    /// there (409 here).
     #[oai(path = "/tokens/:id", method = "delete", operation_id = "revoke_token")]
     async fn revoke(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Revoked> {
         let user = self.state.user(&auth, Role::Admin).await?;
+        let tokens = self.state.phoenix.stores().tokens.list_tokens().await?;
+        if tokens
+            .iter()
+            .any(|t| t.id == id.0 && t.created_by == "configuration")
+        {
+            return Err(ApiError::new(
+                phoenix_api::ErrorCode::Conflict,
+                "a configured token is revoked by removing it from the server configuration",
+            ));
+        }
         self.state
             .phoenix
             .stores()

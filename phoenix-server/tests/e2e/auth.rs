@@ -132,6 +132,14 @@ async fn user_routes_by_role_and_credential_kind(backend: Backend) {
     assert_eq!(status(ci.whoami().await), 200);
     admin.revoke_token(created.token.id).await.unwrap();
     assert_eq!(status(ci.whoami().await), 401);
+    // The configured bootstrap token cannot be revoked through the API.
+    let tokens = admin.list_tokens().await.unwrap();
+    let bootstrap = tokens
+        .items
+        .iter()
+        .find(|t| t.created_by == "configuration")
+        .unwrap();
+    assert_eq!(status(admin.revoke_token(bootstrap.id).await), 409);
     server.stop().await;
 }
 

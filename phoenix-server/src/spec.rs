@@ -1,0 +1,113 @@
+//! The OpenAPI document as served: poem-openapi's output plus what it cannot express
+//! (unsigned integers are `minimum: 0`), and the route table derived from it (for metric
+//! labels and the `Allow` header of 405 answers).
+
+use poem::http::Method;
+use serde_json::Value;
+
+/// The range of a sized integer format.
+fn range(format: &str) -> Option<(Value, Value)> {
+    Some(match format {
+        "uint8" => (0.into(), u8::MAX.into()),
+        "uint16" => (0.into(), u16::MAX.into()),
+        "uint32" => (0.into(), u32::MAX.into()),
+        "uint64" => (0.into(), u64::MAX.into()),
+        "int8" => (i8::MIN.into(), i8::MAX.into()),
+        "int16" => (i16::MIN.into(), i16::MAX.into()),
+        "int32" => (i32::MIN.into(), i32::MAX.into()),
+        "int64" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    })
+}
+
+/// States the range of every sized integer schema (`uint32` is `0..=4294967295`): the
+/// server parses into those Rust types, so anything outside is a 400.
+pub fn harden(doc: &mut Value) {
+    match doc {
+        Value::Object(map) => {
+            if let Some((min, max)) = map.get("format").and_then(Value::as_str).and_then(range) {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            for v in map.values_mut() {
+                harden(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(harden),
+        _ => {}
+    }
+}
+
+/// Path patterns and their methods.
+#[derive(Debug, Default, Clone)]
+pub struct RouteTable {
+    routes: Vec<(Vec<String>, Vec<Method>)>,
+}
+
+impl RouteTable {
+    /// From a document's `paths`, under `base` (where the API is nested).
+    #[must_use]
+    pub fn from_doc(doc: &Value, base: &str) -> Self {
+        let mut routes = Vec::new();
+        if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+            for (path, item) in paths {
+                let methods = item
+                    .as_object()
+                    .map(|m| {
+                        m.keys()
+                            .filter_map(|k| k.to_uppercase().parse::<Method>().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                routes.push((segments(&format!("{base}{path}")), methods));
+            }
+        }
+        Self { routes }
+    }
+
+    /// The methods allowed on `path`, if a route matches it.
+    #[must_use]
+    pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.routes
+            .iter()
+            .find(|(pattern, _)| {
+                pattern.len() == parts.len()
+                    && pattern
+                        .iter()
+                        .zip(&parts)
+                        .all(|(p, s)| p.starts_with('{') || p == s)
+            })
+            .map(|(_, methods)| methods.clone())
+    }
+}
+
+fn segments(pattern: &str) -> Vec<String> {
+    pattern
+        .trim_end_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_get_a_minimum_and_routes_match() {
+        let mut doc = serde_json::json!({
+            "paths": {"/api/v1/experiments/{id}": {"get": {}, "delete": {}}},
+            "components": {"schemas": {"X": {"properties": {"n": {"type": "integer", "format": "uint64"}}}}}
+        });
+        harden(&mut doc);
+        assert_eq!(
+            doc["components"]["schemas"]["X"]["properties"]["n"]["minimum"],
+            0
+        );
+        let table = RouteTable::from_doc(&doc, "");
+        let allowed = table.allowed("/api/v1/experiments/abc").unwrap();
+        assert_eq!(allowed, vec![Method::DELETE, Method::GET]);
+        assert!(table.allowed("/api/v1/nope").is_none());
+    }
+}

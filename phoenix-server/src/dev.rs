@@ -75,7 +75,6 @@ pub async fn run(
     println!("Phoenix dev server (in-memory store: state is lost on exit)");
     println!("  API docs (Swagger UI): {base_url}/docs");
     println!("  OpenAPI document:      {base_url}/openapi.json");
-    println!("  Dashboard:             {base_url}/");
     println!(
         "  WebSocket:             {}/api/v1/ws",
         base_url.replacen("http", "ws", 1)

@@ -135,7 +135,15 @@ impl IntoEndpoint for PhoenixEndpoint {
         let state = self.state.clone();
         let metrics_state = self.state.clone();
         let limit_state = self.state.clone();
+        // The root leads to the API docs (the dashboard, when built in, takes it over).
+        let docs_path = format!("{}/docs", self.base_path);
         Route::new()
+            .at(
+                "/",
+                poem::get(poem::endpoint::make_sync(move |_| {
+                    poem::web::Redirect::temporary(docs_path.clone())
+                })),
+            )
             .nest("/docs", docs)
             .at("/openapi.json", spec_endpoint)
             .at("/api/v1/ws", ws::endpoint(state))

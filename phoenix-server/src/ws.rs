@@ -226,3 +226,50 @@ async fn forward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phoenix_core::ids::ExperimentId;
+    use phoenix_core::store::BusEvent;
+
+    #[tokio::test]
+    async fn a_client_that_does_not_drain_its_buffer_is_dropped() {
+        let (bus, rx) = broadcast::channel(64);
+        let topics: Arc<Mutex<BTreeSet<Topic>>> = Arc::new(Mutex::new([Topic::Experiments].into()));
+        let (tx, _unread) = mpsc::channel(2);
+        let overflow = Arc::new(Notify::new());
+        let forwarder = tokio::spawn(forward(rx, topics, tx, overflow.clone()));
+        for _ in 0..3 {
+            bus.send(BusEvent::KpisUpdated {
+                experiment_id: ExperimentId::new(),
+            })
+            .unwrap();
+        }
+        // The third message does not fit: overflow is signalled and forwarding ends.
+        overflow.notified().await;
+        forwarder.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unsubscribed_topics_are_not_forwarded() {
+        let (bus, rx) = broadcast::channel(64);
+        let topics: Arc<Mutex<BTreeSet<Topic>>> = Arc::new(Mutex::new([Topic::Agents].into()));
+        let (tx, mut out) = mpsc::channel(8);
+        let overflow = Arc::new(Notify::new());
+        let forwarder = tokio::spawn(forward(rx, topics, tx, overflow));
+        bus.send(BusEvent::KpisUpdated {
+            experiment_id: ExperimentId::new(),
+        })
+        .unwrap();
+        bus.send(BusEvent::AgentUpdated {
+            agent_id: phoenix_core::ids::AgentId::new(),
+            status: phoenix_core::agent::AgentStatus::Lost,
+        })
+        .unwrap();
+        let first = out.recv().await.unwrap();
+        assert!(matches!(first, ServerMessage::AgentStatus { .. }));
+        drop(bus);
+        forwarder.await.unwrap();
+    }
+}

@@ -114,3 +114,90 @@ async fn shutdown_releases_long_polls_and_drains() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn oversized_websocket_messages_close_the_connection() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let mut sub = viewer.subscribe(&[Topic::Agents]).await.unwrap();
+    // 400 topics of ~45 bytes: past the 16 KiB message cap.
+    let topics = (0..400)
+        .map(|_| Topic::Experiment(uuid::Uuid::now_v7()))
+        .collect();
+    sub.send(&ClientMessage::Subscribe { topics })
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(PROMPT, async {
+        loop {
+            match sub.next().await {
+                Ok(Some(ServerMessage::Heartbeat { .. })) => {}
+                Ok(Some(other)) => return Some(other),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+    assert!(closed.is_none(), "got {closed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_on_a_second_listener() {
+    let store = phoenix_core::MemoryStore::new();
+    let phoenix = phoenix_core::Phoenix::new(
+        store.stores(),
+        std::sync::Arc::new(phoenix_core::clock::SystemClock),
+        phoenix_core::PhoenixConfig::default(),
+    );
+    let admin = "phx_user_second-listener-0123456789";
+    let state = phoenix_server::AppState::new(
+        phoenix,
+        phoenix_server::ServerConfig {
+            admin_token: Some(admin.to_owned()),
+            controller: false,
+            ..phoenix_server::ServerConfig::default()
+        },
+    );
+    let main = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let main_base = format!("http://{}", main.local_addr().unwrap());
+    let ws_base = format!("http://{}", ws.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(phoenix_server::serve_state(
+        main,
+        state,
+        phoenix_server::ServeOptions {
+            ws_listener: Some(ws),
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let client = phoenix_client::Client::new(&main_base)
+        .unwrap()
+        .with_token(admin);
+    while client.whoami().await.is_err() {
+        tokio::task::yield_now().await;
+    }
+    let ws_client = phoenix_client::Client::new(&ws_base)
+        .unwrap()
+        .with_token(admin);
+    let mut sub = ws_client.subscribe(&[Topic::Experiments]).await.unwrap();
+    let exp = client
+        .create_experiment(&new_experiment("second"))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PROMPT, sub.next_event())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Some(ServerMessage::Progress { event, .. }) => assert_eq!(event.experiment_id, exp.id),
+        other => panic!("{other:?}"),
+    }
+    // The second listener serves nothing but the WebSocket.
+    assert_eq!(ws_client.whoami().await.unwrap_err().status(), Some(404));
+    let _ = tx.send(());
+    handle.await.unwrap().unwrap();
+}

@@ -1,0 +1,181 @@
+//! [`MetricStore`] on the `samples`, `sample_counts` and `snapshots` tables.
+//!
+//! An append is one transaction: insert (duplicates on (experiment, agent, seq) are
+//! skipped by the primary key), bump the per-experiment count, and trim the oldest
+//! samples of an experiment past [`MAX_SAMPLES_PER_EXPERIMENT`]. A trimmed sample keeps
+//! its row without a body, so a re-sent old sample is still a duplicate.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phoenix_core::ids::{AgentId, ExperimentId};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::store::{
+    AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, StoreError,
+};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::codec::{self, to_i64};
+use crate::error::store_error;
+use crate::{PgStore, settle};
+
+/// `append_samples` inside a transaction; returns the samples inserted per experiment.
+async fn append_in(
+    conn: &mut PgConnection,
+    experiments: &[Uuid],
+    agents: &[Uuid],
+    seqs: &[i64],
+    taken: &[DateTime<Utc>],
+    bodies: &[Json<serde_json::Value>],
+) -> Result<BTreeMap<Uuid, i64>, StoreError> {
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO samples (experiment_id, agent_id, seq, taken_at, body) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::timestamptz[], \
+                                  $5::jsonb[]) \
+             ON CONFLICT DO NOTHING \
+             RETURNING experiment_id",
+    )
+    .bind(experiments)
+    .bind(agents)
+    .bind(seqs)
+    .bind(taken)
+    .bind(bodies)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let mut per_experiment: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for id in &inserted {
+        *per_experiment.entry(*id).or_default() += 1;
+    }
+    if !per_experiment.is_empty() {
+        let (ids, added): (Vec<Uuid>, Vec<i64>) =
+            per_experiment.iter().map(|(k, v)| (*k, *v)).unzip();
+        let cap = to_i64("sample cap", MAX_SAMPLES_PER_EXPERIMENT as u64)?;
+        let over: Vec<(Uuid, i64)> = sqlx::query_as(
+                "INSERT INTO sample_counts (experiment_id, kept) \
+                 SELECT * FROM unnest($1::uuid[], $2::int8[]) \
+                 ON CONFLICT (experiment_id) DO UPDATE SET kept = sample_counts.kept + excluded.kept \
+                 RETURNING experiment_id, kept",
+            )
+            .bind(&ids)
+            .bind(&added)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        for (experiment, kept) in over.into_iter().filter(|(_, kept)| *kept > cap) {
+            let trimmed = sqlx::query(
+                "UPDATE samples SET body = NULL \
+                     WHERE (experiment_id, agent_id, seq) IN ( \
+                         SELECT experiment_id, agent_id, seq FROM samples \
+                         WHERE experiment_id = $1 AND body IS NOT NULL \
+                         ORDER BY taken_at, agent_id, seq LIMIT $2)",
+            )
+            .bind(experiment)
+            .bind(kept - cap)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+            sqlx::query("UPDATE sample_counts SET kept = kept - $2 WHERE experiment_id = $1")
+                .bind(experiment)
+                .bind(i64::try_from(trimmed).unwrap_or(0))
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    Ok(per_experiment)
+}
+
+#[async_trait]
+impl MetricStore for PgStore {
+    async fn append_samples(
+        &self,
+        samples: &[MeasurementSample],
+    ) -> Result<AppendReport, StoreError> {
+        if samples.is_empty() {
+            return Ok(AppendReport::default());
+        }
+        let mut experiments = Vec::with_capacity(samples.len());
+        let mut agents = Vec::with_capacity(samples.len());
+        let mut seqs = Vec::with_capacity(samples.len());
+        let mut taken = Vec::with_capacity(samples.len());
+        let mut bodies = Vec::with_capacity(samples.len());
+        for s in samples {
+            experiments.push(s.experiment_id.0);
+            agents.push(s.agent_id.0);
+            seqs.push(to_i64("sample seq", s.seq)?);
+            taken.push(s.taken_at);
+            bodies.push(Json(codec::body(s)?));
+        }
+        let mut tx = self.begin().await?;
+        let outcome = append_in(&mut tx, &experiments, &agents, &seqs, &taken, &bodies).await;
+        let per_experiment = settle(tx, outcome).await?;
+        let inserted: i64 = per_experiment.values().sum();
+        let report = AppendReport {
+            inserted: codec::to_u64("count", inserted)?,
+            duplicates: (samples.len() as u64).saturating_sub(codec::to_u64("count", inserted)?),
+        };
+        self.emit(per_experiment.keys().map(|id| BusEvent::KpisUpdated {
+            experiment_id: ExperimentId(*id),
+        }));
+        Ok(report)
+    }
+
+    async fn samples(
+        &self,
+        experiment: ExperimentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError> {
+        let rows: Vec<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT body FROM samples WHERE experiment_id = $1 AND body IS NOT NULL \
+             ORDER BY taken_at, agent_id, seq LIMIT $2",
+        )
+        .bind(experiment.0)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|Json(body)| codec::from_body("sample", body))
+            .collect()
+    }
+
+    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (agent_id, body) VALUES ($1, $2) \
+             ON CONFLICT (agent_id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(snapshot.agent_id.0)
+        .bind(Json(codec::body(snapshot)?))
+        .execute(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
+        let rows: Vec<Json<serde_json::Value>> =
+            sqlx::query_scalar("SELECT body FROM snapshots ORDER BY agent_id")
+                .fetch_all(self.pool_ref())
+                .await
+                .map_err(store_error)?;
+        rows.into_iter()
+            .map(|Json(body)| codec::from_body("snapshot", body))
+            .collect()
+    }
+
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
+        let body: Option<Json<serde_json::Value>> =
+            sqlx::query_scalar("SELECT body FROM snapshots WHERE agent_id = $1")
+                .bind(agent.0)
+                .fetch_optional(self.pool_ref())
+                .await
+                .map_err(store_error)?;
+        body.map(|Json(body)| codec::from_body("snapshot", body))
+            .transpose()
+    }
+}

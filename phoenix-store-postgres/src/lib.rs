@@ -39,11 +39,11 @@ use std::time::Duration as StdDuration;
 use phoenix_core::clock::{ShiftedClock, TimeShift};
 use phoenix_core::store::{BusEvent, StoreError, Stores};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{broadcast, watch};
 
 pub use bus::BusListenerState;
+pub use sqlx::postgres::PgConnectOptions;
 
 /// Capacity of the in-process event channel. A subscriber lagging further loses the oldest.
 const BUS_CAPACITY: usize = 4096;
@@ -125,9 +125,19 @@ impl PgStore {
     /// Connects to `url` with `options`: creates the schema if missing, applies the
     /// migrations (when `options.migrate`), and starts the bus listener.
     pub async fn connect_with(url: &str, options: PgStoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL: {e}")))?;
+        Self::connect_options(connect, options).await
+    }
+
+    /// Connects with sqlx connection options (TLS, sockets, passwords from elsewhere) and
+    /// `options`; `application_name` and `search_path` are set from `options`.
+    pub async fn connect_options(
+        connect: PgConnectOptions,
+        options: PgStoreOptions,
+    ) -> Result<Self, StoreError> {
         validate_schema(&options.schema)?;
-        let mut connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL: {e}")))?
+        let mut connect = connect
             .application_name(&options.application_name)
             .options([("search_path", options.schema.as_str())]);
         if !options.synchronous_commit {

@@ -159,6 +159,7 @@ macro_rules! conformance_tests {
         );
         $crate::__stamp_case!($factory, queue, queue_enqueue_claim_complete);
         $crate::__stamp_case!($factory, queue, queue_claim_order_priority_run_at_creation);
+        $crate::__stamp_case!($factory, queue, queue_complete_batch_fences_each);
         $crate::__stamp_case!($factory, queue, queue_unique_keys);
         $crate::__stamp_case!($factory, queue, queue_exclusive_claims_under_concurrency);
         $crate::__stamp_case!($factory, queue, queue_lease_expiry_returns_task);

@@ -45,6 +45,19 @@ impl PageRequest {
     }
 }
 
+/// Parses a list cursor (the id of the last item of the previous page). A malformed
+/// cursor is the caller's error: `StoreError::Invalid`.
+pub fn parse_cursor<T: std::str::FromStr>(
+    cursor: Option<&str>,
+) -> Result<Option<T>, crate::error::StoreError> {
+    cursor
+        .map(|c| {
+            c.parse()
+                .map_err(|_| crate::error::StoreError::Invalid(format!("malformed cursor `{c}`")))
+        })
+        .transpose()
+}
+
 /// One page of results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {

@@ -34,6 +34,15 @@ pub mod priority {
 /// Default attempts before a task is dead-lettered.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
+/// Longest error text kept on a task (characters); longer reports are cut.
+pub const MAX_ERROR_CHARS: usize = 4096;
+
+/// The error text a store keeps for `error`: at most [`MAX_ERROR_CHARS`] characters.
+#[must_use]
+pub fn truncate_error(error: &str) -> String {
+    error.chars().take(MAX_ERROR_CHARS).collect()
+}
+
 /// How a pipeline is removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

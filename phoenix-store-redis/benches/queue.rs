@@ -156,17 +156,21 @@ async fn phoenix_run(url: &str, admin: &mut ConnectionManager) -> Run {
                     if claimed.is_empty() {
                         return done;
                     }
-                    // An agent runs the tasks of one poll concurrently and reports each
-                    // as it finishes: the completions are in flight together.
-                    let completions = claimed.iter().map(|leased| {
-                        let lease = LeaseRef {
-                            task_id: leased.task.id,
-                            token: leased.lease_token,
-                        };
-                        let queue = queue.clone();
-                        async move { queue.complete(&lease, None).await.expect("complete") }
-                    });
-                    done += futures::future::join_all(completions).await.len();
+                    // The results of one claim are reported together, each fenced on
+                    // its own lease (as apalis acknowledges a worker's batch).
+                    let completions: Vec<_> = claimed
+                        .iter()
+                        .map(|leased| {
+                            let lease = LeaseRef {
+                                task_id: leased.task.id,
+                                token: leased.lease_token,
+                            };
+                            (lease, None)
+                        })
+                        .collect();
+                    let results = queue.complete_batch(&completions).await.expect("complete");
+                    assert!(results.iter().all(Result::is_ok), "every lease is valid");
+                    done += results.len();
                 }
             })
         })

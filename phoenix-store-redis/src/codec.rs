@@ -227,12 +227,8 @@ pub(crate) fn leased_task(value: Value) -> Result<LeasedTask, StoreError> {
 /// Longest delay accepted for a task (a century): keeps script arithmetic exact.
 const MAX_DELAY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
-/// Longest error text kept on a task.
-pub(crate) const MAX_ERROR_CHARS: usize = 4096;
-
-pub(crate) fn truncate_error(text: &str) -> String {
-    text.chars().take(MAX_ERROR_CHARS).collect()
-}
+pub(crate) use phoenix_core::page::parse_cursor;
+pub(crate) use phoenix_core::task::truncate_error;
 
 /// Appends the `enqueue` fields of `tasks` (see `lua/lib.lua`) to a script invocation.
 pub(crate) fn push_tasks(
@@ -299,14 +295,4 @@ pub(crate) fn enqueue_results(
             }
         })
         .collect()
-}
-
-/// Parses a list cursor (an id); a malformed cursor is the caller's error.
-pub(crate) fn parse_cursor<T: FromStr>(cursor: Option<&str>) -> Result<Option<T>, StoreError> {
-    cursor
-        .map(|c| {
-            c.parse()
-                .map_err(|_| StoreError::Invalid(format!("malformed cursor `{c}`")))
-        })
-        .transpose()
 }

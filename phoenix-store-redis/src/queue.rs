@@ -153,6 +153,46 @@ impl TaskQueue for RedisStore {
         }
     }
 
+    async fn complete_batch(
+        &self,
+        completions: &[(LeaseRef, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Task, StoreError>>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = completions
+            .iter()
+            .map(|(_, result)| result.as_ref().map(codec::encode_json).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut reply = self
+            .run(&SCRIPTS.complete_batch, |inv| {
+                for ((lease, _), result) in completions.iter().zip(&results) {
+                    inv.arg(lease.task_id.to_string())
+                        .arg(lease.token.to_string())
+                        .arg(if result.is_some() { "1" } else { "0" })
+                        .arg(result.as_deref().unwrap_or(""));
+                }
+            })
+            .await?;
+        if reply.status != Status::Ok {
+            return Err(corrupt("complete_batch replied with a failure status"));
+        }
+        let mut out = Vec::with_capacity(completions.len());
+        for (lease, _) in completions {
+            let status = reply.next_text()?;
+            let value = reply.next()?;
+            out.push(match status.as_str() {
+                "ok" => Ok(task_value(value)?),
+                "not_found" => Err(StoreError::not_found("task", lease.task_id)),
+                "lease_lost" => Err(StoreError::LeaseLost {
+                    task: lease.task_id,
+                }),
+                other => return Err(corrupt(format!("complete_batch status `{other}`"))),
+            });
+        }
+        Ok(out)
+    }
+
     async fn fail(
         &self,
         lease: &LeaseRef,

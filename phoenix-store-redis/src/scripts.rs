@@ -30,6 +30,7 @@ scripts!(
     cancel,
     claim,
     complete,
+    complete_batch,
     deployment_create,
     deployment_update,
     enqueue,

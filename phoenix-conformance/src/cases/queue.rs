@@ -61,6 +61,54 @@ pub async fn queue_enqueue_claim_complete(backend: &dyn TestBackend) {
     ));
 }
 
+/// A batch completion fences every lease on its own: stale and unknown leases fail in
+/// their slot, the others succeed.
+pub async fn queue_complete_batch_fences_each(backend: &dyn TestBackend) {
+    let q = backend.stores().queue;
+    let agent = AgentId::new();
+    let e = ExperimentId::new();
+    q.enqueue(&[task(agent, e, 3), task(agent, e, 2), task(agent, e, 1)])
+        .await
+        .unwrap();
+    let claimed = q.claim(agent, 3, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let mut stale = lease_of(&claimed[1]);
+    stale.token = phoenix_core::ids::LeaseToken::new();
+    let unknown = LeaseRef {
+        task_id: phoenix_core::ids::TaskId::new(),
+        token: phoenix_core::ids::LeaseToken::new(),
+    };
+    let results = q
+        .complete_batch(&[
+            (lease_of(&claimed[0]), Some(serde_json::json!({"n": 0}))),
+            (stale, None),
+            (unknown, None),
+            (lease_of(&claimed[2]), None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().unwrap().state, TaskState::Succeeded);
+    assert!(matches!(results[1], Err(StoreError::LeaseLost { .. })));
+    assert!(matches!(results[2], Err(StoreError::NotFound { .. })));
+    assert_eq!(results[3].as_ref().unwrap().id, claimed[2].task.id);
+    assert_eq!(
+        q.get(claimed[0].task.id).await.unwrap().result,
+        Some(serde_json::json!({"n": 0}))
+    );
+    assert_eq!(
+        q.get(claimed[1].task.id).await.unwrap().state,
+        TaskState::Leased
+    );
+    assert_eq!(
+        q.get(claimed[2].task.id).await.unwrap().state,
+        TaskState::Succeeded
+    );
+    // The stale slot did not cost the real lease anything.
+    q.complete(&lease_of(&claimed[1]), None).await.unwrap();
+    assert!(q.complete_batch(&[]).await.unwrap().is_empty());
+}
+
 /// Claims come out by priority desc, then run_at, then creation; `max` is honoured.
 pub async fn queue_claim_order_priority_run_at_creation(backend: &dyn TestBackend) {
     let q = backend.stores().queue;

@@ -8,19 +8,13 @@ use chrono::{DateTime, Duration, Utc};
 use super::{MemoryStore, State, StoredTask};
 use crate::error::StoreError;
 use crate::ids::{AgentId, LeaseToken, TaskId};
+pub(super) use crate::page::parse_cursor;
 use crate::page::{Page, PageRequest};
 use crate::store::{BusEvent, TaskQueue};
 use crate::task::{
     EnqueueResult, FailDecision, LeaseRef, LeasedTask, NewTask, QueueStats, RetryPolicy, Task,
-    TaskFilter, TaskState,
+    TaskFilter, TaskState, truncate_error,
 };
-
-/// Longest error text kept on a task.
-const MAX_ERROR_CHARS: usize = 4096;
-
-fn truncate(text: &str) -> String {
-    text.chars().take(MAX_ERROR_CHARS).collect()
-}
 
 impl State {
     /// Enqueues under the lock (see [`TaskQueue::enqueue`]).
@@ -268,6 +262,30 @@ impl TaskQueue for MemoryStore {
         Ok(task)
     }
 
+    async fn complete_batch(
+        &self,
+        completions: &[(LeaseRef, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Task, StoreError>>, StoreError> {
+        let now = self.now();
+        let mut state = self.lock();
+        let results: Vec<Result<Task, StoreError>> = completions
+            .iter()
+            .map(|(lease, result)| {
+                state.check_lease(lease, now)?;
+                state
+                    .tasks
+                    .get_mut(&lease.task_id)
+                    .expect("checked")
+                    .task
+                    .result = result.clone();
+                Ok(state.move_task(lease.task_id, TaskState::Succeeded, now, now))
+            })
+            .collect();
+        drop(state);
+        self.emit(results.iter().flatten().map(updated));
+        Ok(results)
+    }
+
     async fn fail(
         &self,
         lease: &LeaseRef,
@@ -291,7 +309,7 @@ impl TaskQueue for MemoryStore {
             .get_mut(&lease.task_id)
             .expect("checked")
             .task
-            .last_error = Some(truncate(error));
+            .last_error = Some(truncate_error(error));
         let task = state.move_task(lease.task_id, next, now, run_at);
         drop(state);
         self.emit([updated(&task)]);
@@ -460,16 +478,4 @@ impl TaskQueue for MemoryStore {
         }
         Ok(doomed.len() as u64)
     }
-}
-
-/// Parses a list cursor (an id); a malformed cursor is the caller's error.
-pub(super) fn parse_cursor<T: std::str::FromStr>(
-    cursor: Option<&str>,
-) -> Result<Option<T>, StoreError> {
-    cursor
-        .map(|c| {
-            c.parse()
-                .map_err(|_| StoreError::Invalid(format!("malformed cursor `{c}`")))
-        })
-        .transpose()
 }

@@ -52,6 +52,27 @@ pub trait TaskQueue: Send + Sync + 'static {
         result: Option<serde_json::Value>,
     ) -> Result<Task, StoreError>;
 
+    /// Completes several leased tasks, each exactly as [`TaskQueue::complete`] would: each
+    /// is fenced on its own token, so one stale or unknown lease (`LeaseLost`, `NotFound`
+    /// in its slot) does not affect the others. The outer error is for failures of the
+    /// whole call (`Unavailable`, `Corrupt`), after which any subset may have been applied.
+    /// Results are in input order. Backends override it to use one round trip; the
+    /// default calls `complete` for each.
+    async fn complete_batch(
+        &self,
+        completions: &[(LeaseRef, Option<serde_json::Value>)],
+    ) -> Result<Vec<Result<Task, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(completions.len());
+        for (lease, result) in completions {
+            out.push(match self.complete(lease, result.clone()).await {
+                Ok(task) => Ok(task),
+                Err(e @ (StoreError::LeaseLost { .. } | StoreError::NotFound { .. })) => Err(e),
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+
     /// Records a failed attempt. Non-retryable failures become `Failed`. Retryable ones
     /// follow `policy.decide(task, attempts, max_attempts)`: back to `Pending` with
     /// `run_at = now + delay`, or `DeadLettered`.

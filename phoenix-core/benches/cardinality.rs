@@ -191,6 +191,23 @@ fn bench(c: &mut Criterion) {
     group.bench_function("analyze_cost_flow_newrelic_bytes", |b| {
         b.iter(|| black_box(table.analyze(&options, Some(newrelic)).unwrap()));
     });
+    // The floor for any pass over this input: read every metric name, label key and value
+    // once (each is its own heap allocation in `CardinalitySnapshot`).
+    group.bench_function("read_every_snapshot_string", |b| {
+        b.iter(|| {
+            let mut bytes = 0_usize;
+            for s in &snaps {
+                for series in &s.series {
+                    bytes += series.metric.len();
+                    for (k, v) in &series.labels {
+                        bytes += usize::from(k.as_bytes()[0])
+                            + usize::from(v.as_bytes().first().copied().unwrap_or(0));
+                    }
+                }
+            }
+            black_box(bytes)
+        });
+    });
     group.bench_function("intern_snapshots", |b| {
         b.iter(|| black_box(SeriesTable::from_snapshots(&snaps).unwrap()));
     });

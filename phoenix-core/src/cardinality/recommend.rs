@@ -92,6 +92,15 @@ pub struct RecommendOptions {
     /// Labels never dropped.
     #[serde(default)]
     pub protected_labels: Vec<String>,
+    /// Label-wide drops projected by the native engine at most (those saving the most
+    /// series by exact re-grouping); the others keep the exact re-grouping, which gives
+    /// the same series count far faster.
+    #[serde(default = "default_engine_actions")]
+    pub engine_actions: usize,
+}
+
+fn default_engine_actions() -> usize {
+    3
 }
 
 fn default_max() -> usize {
@@ -109,6 +118,7 @@ impl Default for RecommendOptions {
             candidates: default_candidates(),
             protected_metrics: Vec::new(),
             protected_labels: Vec::new(),
+            engine_actions: default_engine_actions(),
         }
     }
 }
@@ -341,7 +351,7 @@ impl SeriesTable {
         }
         // Label-wide drops and process aggregation run through the native engine, on each
         // host's snapshot turned back into a sample. A drop that would touch a protected
-        // metric keeps the exact re-grouping of the unprotected metrics instead.
+        // metric, or past the engine budget, keeps the exact re-grouping instead.
         let carried_everywhere = |label: &str, metrics: usize| {
             stats
                 .metric_labels
@@ -350,6 +360,21 @@ impl SeriesTable {
                 .count()
                 == metrics
         };
+        // Biggest label-wide savings first; the first `engine_actions` labels carried by
+        // every metric run through the engine.
+        let saved_by = |changes: &[(u32, u64)]| -> u64 {
+            changes
+                .iter()
+                .map(|&(m, p)| per_metric[m as usize].series - p)
+                .sum()
+        };
+        label_wide.sort_by(|a, b| saved_by(&b.1).cmp(&saved_by(&a.1)).then(a.0.cmp(&b.0)));
+        let engine_labels: Vec<u32> = label_wide
+            .iter()
+            .filter(|(k, c)| carried_everywhere(self.keys.resolve(*k), c.len()))
+            .map(|(k, _)| *k)
+            .take(options.engine_actions)
+            .collect();
         let process_metrics: Vec<&str> = stats
             .metric_labels
             .iter()
@@ -359,10 +384,7 @@ impl SeriesTable {
         let aggregate_applies = !process_metrics.is_empty()
             && !process_metrics.iter().any(|m| protected_metric(m))
             && !protected_label(PROCESS_PID);
-        let needs_engine = aggregate_applies
-            || label_wide
-                .iter()
-                .any(|(k, c)| carried_everywhere(self.keys.resolve(*k), c.len()));
+        let needs_engine = aggregate_applies || !engine_labels.is_empty();
         let engine = if needs_engine {
             let samples = self.host_samples();
             let projection = self
@@ -431,8 +453,17 @@ impl SeriesTable {
                     metrics,
                 },
                 format!(
-                    "Drop label `{label}` from {} unprotected metrics carrying it: {} fewer series",
-                    changes.len(),
+                    "Drop label `{label}` from {} {} carrying it: {} fewer series",
+                    if carried_everywhere(label, changes.len()) {
+                        "all"
+                    } else {
+                        "the"
+                    },
+                    if carried_everywhere(label, changes.len()) {
+                        format!("{} metrics", changes.len())
+                    } else {
+                        format!("{} unprotected metrics", changes.len())
+                    },
                     group_digits(saved)
                 ),
                 changes,

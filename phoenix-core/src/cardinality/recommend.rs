@@ -97,6 +97,15 @@ pub struct RecommendOptions {
     /// the same series count far faster.
     #[serde(default = "default_engine_actions")]
     pub engine_actions: usize,
+    /// Above this many series the engine is not run at all (it costs microseconds per series
+    /// and evaluation; see `docs/benchmarks.md`): label-wide drops use exact re-grouping and
+    /// the process aggregation is not proposed.
+    #[serde(default = "default_engine_max_series")]
+    pub engine_max_series: usize,
+}
+
+fn default_engine_max_series() -> usize {
+    200_000
 }
 
 fn default_engine_actions() -> usize {
@@ -119,6 +128,7 @@ impl Default for RecommendOptions {
             protected_metrics: Vec::new(),
             protected_labels: Vec::new(),
             engine_actions: default_engine_actions(),
+            engine_max_series: default_engine_max_series(),
         }
     }
 }
@@ -384,6 +394,13 @@ impl SeriesTable {
         let aggregate_applies = !process_metrics.is_empty()
             && !process_metrics.iter().any(|m| protected_metric(m))
             && !protected_label(PROCESS_PID);
+        let engine_allowed = self.len() <= options.engine_max_series;
+        let engine_labels: Vec<u32> = if engine_allowed {
+            engine_labels
+        } else {
+            Vec::new()
+        };
+        let aggregate_applies = aggregate_applies && engine_allowed;
         let needs_engine = aggregate_applies || !engine_labels.is_empty();
         let engine = if needs_engine {
             let samples = self.host_samples();

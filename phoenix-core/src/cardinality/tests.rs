@@ -372,6 +372,15 @@ fn recommendations_are_exact_and_sorted_by_saving() {
     assert_eq!(recs[0].series_before, 10);
     assert_eq!(recs[0].affected_series, 9);
     assert_eq!(recs[0].saving_per_year, Money::from_micros(2_400));
+    // Above the engine's series limit, only exact re-grouping is used.
+    let options = RecommendOptions {
+        engine_max_series: 5,
+        ..RecommendOptions::default()
+    };
+    let exact_only = recommend(&example(), model, &options).unwrap();
+    assert_eq!(exact_only.len(), 4);
+    assert!(exact_only.iter().all(|r| r.method.starts_with("exact")));
+    assert_eq!(exact_only[0].series_after, 6);
     // Protected metrics and labels are left alone.
     let options = RecommendOptions {
         protected_metrics: vec!["process.cpu*".to_owned()],

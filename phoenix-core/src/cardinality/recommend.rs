@@ -2,6 +2,7 @@
 //! series that then collide) saves the most, with the projected series counted exactly by
 //! re-grouping the snapshot's series and the saving priced under a catalogue model.
 
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 
 use foldhash::fast::FixedState;
@@ -9,16 +10,15 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisOptions, GroupAcc, HostRates, line_bytes, usage_of};
-use super::engine::{EngineProjection, is_resource_key};
+use super::engine::{EngineProjection, check_projectable};
 use super::table::SeriesTable;
 use crate::cost::{
     CostBreakdown, CostError, Money, PriceSource, PricingModel, Usage, group_digits, price,
 };
-use crate::pipeline::Sample;
-use crate::pipeline::spec::{AggregateByStage, DropLabelsStage, PipelineSpec, Stage};
-
-const PROCESS_PID: &str = "process.pid";
-const PROCESS_EXECUTABLE: &str = "process.executable.name";
+use crate::pipeline::spec::{DropLabelsStage, PipelineSpec, Stage};
+use crate::pipeline::{
+    ParamValue, PipelineRef, RenderContext, RenderedPipeline, Sample, TemplateRegistry,
+};
 const REGROUP_METHOD: &str = "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept";
 const ENGINE_METHOD: &str = "native engine: the stage evaluated on each host's snapshot (resource and point attributes split by OpenTelemetry resource namespaces); bytes measured by encoding the output";
 
@@ -30,7 +30,7 @@ struct EngineBase {
 }
 
 /// What a recommendation proposes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// Remove `label` from `metrics` and sum the series that then share a label set (the
@@ -41,12 +41,13 @@ pub enum Action {
         /// The metrics it is dropped from.
         metrics: Vec<String>,
     },
-    /// Process entities keep only these resource attributes (dropping `process.pid` and
-    /// the other per-process identities) and the series that coincide are summed: the
-    /// `aggregate_by` stage of the `aggregate` template.
-    AggregateBy {
-        /// Resource attributes kept.
-        resource_labels: Vec<String>,
+    /// Deploy a built-in template with these parameters (its defaults): the template's
+    /// stages were evaluated by the native engine on each host's snapshot.
+    TryTemplate {
+        /// Template name.
+        template: String,
+        /// Parameters, defaults applied.
+        params: BTreeMap<String, ParamValue>,
     },
 }
 
@@ -385,23 +386,36 @@ impl SeriesTable {
             .map(|(k, _)| *k)
             .take(options.engine_actions)
             .collect();
-        let process_metrics: Vec<&str> = stats
-            .metric_labels
-            .iter()
-            .filter(|s| s.key == PROCESS_PID)
-            .map(|s| s.metric.as_str())
-            .collect();
-        let aggregate_applies = !process_metrics.is_empty()
-            && !process_metrics.iter().any(|m| protected_metric(m))
-            && !protected_label(PROCESS_PID);
+        // Templates a snapshot can project: nothing protected may be touched by them.
+        let registry = TemplateRegistry::builtin();
+        let templates: Vec<(String, RenderedPipeline)> =
+            if options.protected_metrics.is_empty() && options.protected_labels.is_empty() {
+                registry
+                    .names()
+                    .iter()
+                    .filter_map(|name| {
+                        let rendered = registry
+                            .render(&PipelineRef::new(name.as_str()), &RenderContext::default())
+                            .ok()?;
+                        check_projectable(&rendered.spec).ok()?;
+                        Some((name.clone(), rendered))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let engine_allowed = self.len() <= options.engine_max_series;
         let engine_labels: Vec<u32> = if engine_allowed {
             engine_labels
         } else {
             Vec::new()
         };
-        let aggregate_applies = aggregate_applies && engine_allowed;
-        let needs_engine = aggregate_applies || !engine_labels.is_empty();
+        let templates = if engine_allowed {
+            templates
+        } else {
+            Vec::new()
+        };
+        let needs_engine = !templates.is_empty() || !engine_labels.is_empty();
         let engine = if needs_engine {
             let samples = self.host_samples();
             let projection = self
@@ -486,40 +500,28 @@ impl SeriesTable {
                 changes,
             )?);
         }
-        // Process entities aggregated by executable (the `aggregate` template's stage).
-        if let Some(base) = engine.as_ref().filter(|_| aggregate_applies) {
-            let mut resource_labels: Vec<String> = (0..self.keys.len() as u32)
-                .map(|k| self.keys.resolve(k))
-                .filter(|k| is_resource_key(k))
-                .filter(|k| !k.starts_with("process.") || *k == PROCESS_EXECUTABLE)
-                .map(str::to_owned)
-                .collect();
-            resource_labels.sort();
-            let spec = PipelineSpec {
-                stages: vec![Stage::AggregateBy(AggregateByStage {
-                    resource_labels: resource_labels.clone(),
-                })],
-                ..PipelineSpec::default()
-            };
-            let projected = self
-                .project_with_engine(&base.samples, &spec)
-                .unwrap_or(base.projection);
-            let affected: u64 = process_metrics
-                .iter()
-                .filter_map(|m| self.metrics.get_id(m))
-                .map(|m| per_metric[m as usize].series)
-                .sum();
-            out.push(push_usage(
-                Action::AggregateBy { resource_labels },
-                format!(
-                    "Aggregate process metrics by executable (template `aggregate`): {} fewer series",
-                    group_digits(base.projection.series.saturating_sub(projected.series))
-                ),
-                affected,
-                &base.cost,
-                &self.engine_usage(projected, want_bytes, "after the action"),
-                ENGINE_METHOD,
-            )?);
+        // Built-in templates at their defaults, when a snapshot can project them (no stage
+        // ranks by value: `aggregate` can, `topk`, `adaptive` and `hybrid` cannot).
+        if let Some(base) = engine.as_ref() {
+            for (name, rendered) in &templates {
+                let projected = self
+                    .project_with_engine(&base.samples, &rendered.spec)
+                    .unwrap_or(base.projection);
+                out.push(push_usage(
+                    Action::TryTemplate {
+                        template: name.clone(),
+                        params: rendered.params.clone(),
+                    },
+                    format!(
+                        "Try template `{name}` (default parameters): {} fewer series",
+                        group_digits(base.projection.series.saturating_sub(projected.series))
+                    ),
+                    total.series,
+                    &base.cost,
+                    &self.engine_usage(projected, want_bytes, "after the action"),
+                    ENGINE_METHOD,
+                )?);
+            }
         }
         out.retain(|r| r.series_after < r.series_before);
         out.sort_by(|a, b| {

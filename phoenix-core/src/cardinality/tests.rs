@@ -323,12 +323,12 @@ fn recommendations_are_exact_and_sorted_by_saving() {
         summary,
         [
             (
-                "Aggregate process metrics by executable (template `aggregate`): 4 fewer series",
+                "Drop label `process.pid` from all 2 metrics carrying it: 4 fewer series",
                 6,
                 200
             ),
             (
-                "Drop label `process.pid` from all 2 metrics carrying it: 4 fewer series",
+                "Try template `aggregate` (default parameters): 4 fewer series",
                 6,
                 200
             ),
@@ -349,14 +349,19 @@ fn recommendations_are_exact_and_sorted_by_saving() {
             ),
         ]
     );
+    let Action::TryTemplate { template, params } = &recs[1].action else {
+        panic!("expected a template, got {:?}", recs[1].action);
+    };
+    assert_eq!(template, "aggregate");
     assert_eq!(
-        recs[0].action,
-        Action::AggregateBy {
-            resource_labels: vec![EXE.to_owned(), SVC.to_owned()],
-        }
+        params.get("group_by"),
+        Some(&crate::pipeline::ParamValue::List(vec![EXE.to_owned()]))
     );
-    assert!(recs[0].method.starts_with("native engine"));
-    let recs = &recs[1..];
+    assert!(recs[1].method.starts_with("native engine"));
+    let recs: Vec<_> = recs
+        .iter()
+        .filter(|r| !matches!(r.action, Action::TryTemplate { .. }))
+        .collect();
     assert_eq!(
         recs[0].action,
         Action::DropLabel {

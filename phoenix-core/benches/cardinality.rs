@@ -224,6 +224,29 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // Engine-projected recommendations run below `engine_max_series`: 10 hosts, 50,000 series.
+    let small = SeriesTable::from_snapshots(&snaps[..10]).unwrap();
+    let mut group = c.benchmark_group("cardinality_50k");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(small.len() as u64));
+    group.bench_function("recommend_with_engine", |b| {
+        b.iter(|| {
+            black_box(
+                small
+                    .recommend(grafana, &RecommendOptions::default())
+                    .unwrap(),
+            )
+        });
+    });
+    let exact_only = RecommendOptions {
+        engine_max_series: 0,
+        ..RecommendOptions::default()
+    };
+    group.bench_function("recommend_exact_only", |b| {
+        b.iter(|| black_box(small.recommend(grafana, &exact_only).unwrap()));
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

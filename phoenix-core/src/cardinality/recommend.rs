@@ -2,7 +2,6 @@
 //! series that then collide) saves the most, with the projected series counted exactly by
 //! re-grouping the snapshot's series and the saving priced under a catalogue model.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 
 use foldhash::fast::FixedState;
@@ -16,9 +15,7 @@ use crate::cost::{
     CostBreakdown, CostError, Money, PriceSource, PricingModel, Usage, group_digits, price,
 };
 use crate::pipeline::spec::{DropLabelsStage, PipelineSpec, Stage};
-use crate::pipeline::{
-    ParamValue, PipelineRef, RenderContext, RenderedPipeline, Sample, TemplateRegistry,
-};
+use crate::pipeline::{PipelineRef, RenderContext, RenderedPipeline, Sample, TemplateRegistry};
 const REGROUP_METHOD: &str = "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept";
 const ENGINE_METHOD: &str = "native engine: the stage evaluated on each host's snapshot (resource and point attributes split by OpenTelemetry resource namespaces); bytes measured by encoding the output";
 
@@ -30,7 +27,7 @@ struct EngineBase {
 }
 
 /// What a recommendation proposes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     /// Remove `label` from `metrics` and sum the series that then share a label set (the
@@ -41,13 +38,12 @@ pub enum Action {
         /// The metrics it is dropped from.
         metrics: Vec<String>,
     },
-    /// Deploy a built-in template with these parameters (its defaults): the template's
-    /// stages were evaluated by the native engine on each host's snapshot.
-    TryTemplate {
-        /// Template name.
-        template: String,
-        /// Parameters, defaults applied.
-        params: BTreeMap<String, ParamValue>,
+    /// Process entities keep only these resource attributes (dropping `process.pid` and the
+    /// other per-process identities) and the series that coincide are summed: the
+    /// `aggregate_by` stage, as the built-in `aggregate` template renders it.
+    AggregateBy {
+        /// Resource attributes kept.
+        resource_labels: Vec<String>,
     },
 }
 
@@ -501,19 +497,26 @@ impl SeriesTable {
             )?);
         }
         // Built-in templates at their defaults, when a snapshot can project them (no stage
-        // ranks by value: `aggregate` can, `topk`, `adaptive` and `hybrid` cannot).
+        // ranks by value: `aggregate` can, `topk`, `adaptive` and `hybrid` cannot) and their
+        // reduction is an `aggregate_by` stage.
         if let Some(base) = engine.as_ref() {
             for (name, rendered) in &templates {
+                let Some(resource_labels) = rendered.spec.stages.iter().find_map(|s| match s {
+                    Stage::AggregateBy(a) => Some(a.resource_labels.clone()),
+                    _ => None,
+                }) else {
+                    continue;
+                };
                 let projected = self
                     .project_with_engine(&base.samples, &rendered.spec)
                     .unwrap_or(base.projection);
                 out.push(push_usage(
-                    Action::TryTemplate {
-                        template: name.clone(),
-                        params: rendered.params.clone(),
+                    Action::AggregateBy {
+                        resource_labels: resource_labels.clone(),
                     },
                     format!(
-                        "Try template `{name}` (default parameters): {} fewer series",
+                        "Try template `{name}` (group processes by {}): {} fewer series",
+                        resource_labels.join(", "),
                         group_digits(base.projection.series.saturating_sub(projected.series))
                     ),
                     total.series,

@@ -328,7 +328,7 @@ fn recommendations_are_exact_and_sorted_by_saving() {
                 200
             ),
             (
-                "Try template `aggregate` (default parameters): 4 fewer series",
+                "Try template `aggregate` (group processes by process.executable.name): 4 fewer series",
                 6,
                 200
             ),
@@ -349,18 +349,16 @@ fn recommendations_are_exact_and_sorted_by_saving() {
             ),
         ]
     );
-    let Action::TryTemplate { template, params } = &recs[1].action else {
-        panic!("expected a template, got {:?}", recs[1].action);
-    };
-    assert_eq!(template, "aggregate");
     assert_eq!(
-        params.get("group_by"),
-        Some(&crate::pipeline::ParamValue::List(vec![EXE.to_owned()]))
+        recs[1].action,
+        Action::AggregateBy {
+            resource_labels: vec![EXE.to_owned()],
+        }
     );
     assert!(recs[1].method.starts_with("native engine"));
     let recs: Vec<_> = recs
         .iter()
-        .filter(|r| !matches!(r.action, Action::TryTemplate { .. }))
+        .filter(|r| !matches!(r.action, Action::AggregateBy { .. }))
         .collect();
     assert_eq!(
         recs[0].action,

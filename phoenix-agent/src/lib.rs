@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod exposition;
 pub mod host;
+pub mod http;
 pub mod otlp;
 pub mod report;
 pub mod runtime;
@@ -30,3 +31,20 @@ pub mod tasks;
 pub use agent::{Agent, AgentError, AgentStatus};
 pub use config::{AgentArgs, AgentConfig, RuntimeKind};
 pub use control::{ControlError, ControlPlane, Enrollment, MetricsAck};
+pub use http::HttpControlPlane;
+
+/// Resolves on SIGTERM or Ctrl-C: the agent's graceful-shutdown trigger.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

@@ -68,8 +68,13 @@ fn runtime(dir: &std::path::Path, port: u16, stop_timeout: Duration) -> OtelcolR
 
 fn alive(pid: u32) -> bool {
     // A zombie is gone for our purpose: the supervisor reaps it.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 #[tokio::test]
@@ -80,9 +85,15 @@ async fn supervises_restores_last_known_good_and_restarts_after_a_crash() {
 
     rt.apply(&pipeline(port, "good")).await.unwrap();
     let first = rt.pid().await.expect("running");
-    assert!(std::fs::read_to_string(rt.lkg_path()).unwrap().contains("# good"));
+    assert!(
+        std::fs::read_to_string(rt.lkg_path())
+            .unwrap()
+            .contains("# good")
+    );
     assert_eq!(rt.active()[0].health, PipelineHealth::Healthy);
-    rt.confirm_serving(&[], false, Duration::from_secs(2)).await.unwrap();
+    rt.confirm_serving(&[], false, Duration::from_secs(2))
+        .await
+        .unwrap();
 
     // A config that never becomes healthy: the change fails and the good one runs again.
     let err = rt.apply(&pipeline(port, "fail-health")).await.unwrap_err();
@@ -92,8 +103,14 @@ async fn supervises_restores_last_known_good_and_restarts_after_a_crash() {
     assert!(!alive(first));
     let running = std::fs::read_to_string(rt.config_path()).unwrap();
     assert!(running.contains("# good"), "{running}");
-    assert!(std::fs::read_to_string(rt.lkg_path()).unwrap().contains("# good"));
-    rt.confirm_serving(&[], false, Duration::from_secs(2)).await.unwrap();
+    assert!(
+        std::fs::read_to_string(rt.lkg_path())
+            .unwrap()
+            .contains("# good")
+    );
+    rt.confirm_serving(&[], false, Duration::from_secs(2))
+        .await
+        .unwrap();
 
     // A crash (SIGKILL from outside): restarted with backoff, healthy again.
     rustix::process::kill_process(
@@ -111,7 +128,9 @@ async fn supervises_restores_last_known_good_and_restarts_after_a_crash() {
         assert!(tokio::time::Instant::now() < deadline, "not restarted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    rt.confirm_serving(&[], false, Duration::from_secs(3)).await.unwrap();
+    rt.confirm_serving(&[], false, Duration::from_secs(3))
+        .await
+        .unwrap();
 
     // Stop: SIGTERM, and it exits.
     rt.shutdown().await;

@@ -131,6 +131,23 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/agent/tasks/{id}/release` by task id and lease token (for callers that
+    /// keep the lease, not the whole [`LeasedTask`]).
+    pub async fn release_lease(
+        &self,
+        task_id: Uuid,
+        lease_token: Uuid,
+    ) -> Result<Task, ClientError> {
+        self.json(
+            self.request(
+                Method::POST,
+                &format!("api/v1/agent/tasks/{task_id}/release"),
+            )?
+            .json(&ReleaseRequest { lease_token }),
+        )
+        .await
+    }
+
     /// `POST /api/v1/agent/metrics`.
     pub async fn report_metrics(
         &self,

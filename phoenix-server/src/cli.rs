@@ -104,6 +104,12 @@ pub struct ServeArgs {
     /// Public base URL (for printed links).
     #[arg(long, env = "PHOENIX_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Task lease granted by a claim, seconds (agents extend it while a task runs) [default: 60].
+    #[arg(long, env = "PHOENIX_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+    /// Expected agent heartbeat interval, seconds (an agent is lost after 3 missed) [default: 10].
+    #[arg(long, env = "PHOENIX_AGENT_HEARTBEAT_SECS")]
+    pub agent_heartbeat_secs: Option<u64>,
 }
 
 /// Options of `dev`.
@@ -115,6 +121,9 @@ pub struct DevArgs {
     /// Log filter [default: info].
     #[arg(long, env = "PHOENIX_LOG")]
     pub log: Option<String>,
+    /// Do not start the local agent and its demo experiment.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -142,6 +151,8 @@ pub struct FileConfig {
     ws_heartbeat_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     public_url: Option<String>,
+    lease_secs: Option<u64>,
+    agent_heartbeat_secs: Option<u64>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -161,6 +172,8 @@ pub struct Resolved {
     pub log: String,
     /// Server configuration.
     pub server: ServerConfig,
+    /// The facade's tunables (lease, heartbeat interval).
+    pub phoenix: phoenix_core::PhoenixConfig,
 }
 
 /// Configuration errors (file unreadable, unknown key, bad value).
@@ -240,6 +253,28 @@ impl ServeArgs {
             log_format: pick!(log_format).unwrap_or_default(),
             log: pick!(log).unwrap_or_else(|| "info".to_owned()),
             server,
+            phoenix: {
+                let mut phoenix = phoenix_core::PhoenixConfig::default();
+                if let Some(secs) = pick!(lease_secs) {
+                    if secs == 0 {
+                        return Err(CliError::Invalid(
+                            "lease_secs must be at least 1".to_owned(),
+                        ));
+                    }
+                    phoenix.lease =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                if let Some(secs) = pick!(agent_heartbeat_secs) {
+                    if secs == 0 {
+                        return Err(CliError::Invalid(
+                            "agent_heartbeat_secs must be at least 1".to_owned(),
+                        ));
+                    }
+                    phoenix.heartbeat_interval =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                phoenix
+            },
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod dev;
+pub mod dev_agent;
 pub mod error;
 pub mod metrics;
 pub mod payload;

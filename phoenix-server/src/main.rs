@@ -14,7 +14,14 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Dev(args)) => {
             init_logging(LogFormat::Text, args.log.as_deref().unwrap_or("info"));
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-            phoenix_server::dev::run(listener, Vec::new(), shutdown_signal()).await?;
+            let hooks = if args.no_agent {
+                Vec::new()
+            } else {
+                vec![phoenix_server::dev_agent::local_agent(
+                    phoenix_server::dev_agent::DevAgentOptions::default(),
+                )]
+            };
+            phoenix_server::dev::run(listener, hooks, shutdown_signal()).await?;
             Ok(())
         }
         Some(Command::Serve(args)) => serve(*args).await,
@@ -43,11 +50,7 @@ async fn serve(args: phoenix_server::cli::ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let opened = phoenix_server::store::open_with(&resolved.store, &options).await?;
-    let phoenix = phoenix_core::Phoenix::new(
-        opened.stores,
-        opened.clock,
-        phoenix_core::PhoenixConfig::default(),
-    );
+    let phoenix = phoenix_core::Phoenix::new(opened.stores, opened.clock, resolved.phoenix.clone());
     let listener = tokio::net::TcpListener::bind(resolved.listen).await?;
     let ws_listener = match resolved.ws_listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),

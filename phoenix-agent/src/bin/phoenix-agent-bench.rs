@@ -68,7 +68,12 @@ impl ControlPlane for BenchControl {
     async fn heartbeat(&self, _: &str, _: &Heartbeat) -> Result<(), ControlError> {
         Ok(())
     }
-    async fn poll_tasks(&self, _: &str, wait: Duration, _: usize) -> Result<Vec<LeasedTask>, ControlError> {
+    async fn poll_tasks(
+        &self,
+        _: &str,
+        wait: Duration,
+        _: usize,
+    ) -> Result<Vec<LeasedTask>, ControlError> {
         if !self.delivered.swap(true, Ordering::SeqCst)
             && let Some(t) = self.task.lock().unwrap().take()
         {
@@ -77,7 +82,12 @@ impl ControlPlane for BenchControl {
         tokio::time::sleep(wait).await;
         Ok(Vec::new())
     }
-    async fn report_task(&self, _: &str, _: LeaseRef, _: TaskReport) -> Result<Option<DateTime<Utc>>, ControlError> {
+    async fn report_task(
+        &self,
+        _: &str,
+        _: LeaseRef,
+        _: TaskReport,
+    ) -> Result<Option<DateTime<Utc>>, ControlError> {
         Ok(None)
     }
     async fn release_task(&self, _: &str, _: LeaseRef) -> Result<(), ControlError> {
@@ -91,8 +101,10 @@ impl ControlPlane for BenchControl {
     ) -> Result<MetricsAck, ControlError> {
         for s in samples {
             self.samples.fetch_add(1, Ordering::Relaxed);
-            self.series.store(s.variant(Variant::Baseline).series, Ordering::Relaxed);
-            self.candidate_series.store(s.variant(Variant::Candidate).series, Ordering::Relaxed);
+            self.series
+                .store(s.variant(Variant::Baseline).series, Ordering::Relaxed);
+            self.candidate_series
+                .store(s.variant(Variant::Candidate).series, Ordering::Relaxed);
         }
         Ok(MetricsAck {
             inserted: samples.len() as u64,
@@ -116,7 +128,12 @@ fn count_processes() -> usize {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -136,7 +153,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let host_processes = count_processes();
     let registry = TemplateRegistry::builtin();
-    let critical = vec!["sleep".to_owned()];
+    // The bench itself is the critical process (as `/proc` names it: 15 characters); the
+    // `sleep` fillers must stay ordinary processes or they would all be kept.
+    let own_name: String = std::env::current_exe()?
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect())
+        .unwrap_or_default();
+    let critical = vec![own_name];
     let context = |variant| RenderContext {
         variant: Some(variant),
         critical_processes: critical.clone(),
@@ -163,7 +186,10 @@ async fn main() -> anyhow::Result<()> {
         critical_processes: critical.clone(),
         critical_metrics: Vec::new(),
     };
-    let mut task = Task::from_new(&NewTask::new(AgentId::new(), payload, priority::DEPLOY), now);
+    let mut task = Task::from_new(
+        &NewTask::new(AgentId::new(), payload, priority::DEPLOY),
+        now,
+    );
     task.state = TaskState::Leased;
     task.id = TaskId::new();
     let control = Arc::new(BenchControl {
@@ -216,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
     let section = format!(
         "## Agent overhead (phoenix-agent)\n\n\
 Command: `cargo run --release -p phoenix-agent --bin phoenix-agent-bench -- --processes {p} --interval-secs {i} --duration-secs {d} --write docs/benchmarks.md`\n\n\
-The whole agent runs in the bench process (heartbeats, long-poll, native runtime, exposition listener, reporting) against a control plane that hands it one deploy task (built-in `baseline` vs `topk` K={k}, critical process `sleep`) and accepts every report; `sleep` children bring the host to the process count. CPU is the process's CPU time over the measured window (after the first interval) per wall second; RSS is sampled every second from `/proc/self/status`.\n\n\
+The whole agent runs in the bench process (heartbeats, long-poll, native runtime, exposition listener, reporting) against a control plane that hands it one deploy task (built-in `baseline` vs `topk` K={k}, the bench process itself critical) and accepts every report; `sleep` children bring the host to the process count. CPU is the process's CPU time over the measured window (after the first interval) per wall second; RSS is sampled every second from `/proc/self/status`.\n\n\
 | Figure | Result | Target (design 6) |\n|---|---|---|\n\
 | Processes on the host | {hp} | >= 300 |\n\
 | Interval | {i} s | 10 s |\n\
@@ -241,10 +267,15 @@ The whole agent runs in the bench process (heartbeats, long-poll, native runtime
         let updated = match doc.find(marker) {
             Some(start) => {
                 let rest = &doc[start + marker.len()..];
-                let end = rest.find("\n## ").map_or(doc.len(), |e| start + marker.len() + e + 1);
+                let end = rest
+                    .find("\n## ")
+                    .map_or(doc.len(), |e| start + marker.len() + e + 1);
                 format!("{}{section}{}", &doc[..start], &doc[end..])
             }
-            None => format!("{}\n{section}", doc.trim_end_matches('\n').to_owned() + "\n"),
+            None => format!(
+                "{}\n{section}",
+                doc.trim_end_matches('\n').to_owned() + "\n"
+            ),
         };
         std::fs::write(&path, updated)?;
     }

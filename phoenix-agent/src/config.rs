@@ -75,7 +75,7 @@ pub struct AgentConfig {
     pub runtime: RuntimeKind,
     /// otelcol runtime settings.
     pub otelcol: OtelcolConfig,
-    /// Heartbeat interval (the server's, when it says, otherwise this).
+    /// Heartbeat interval (keep it below the server's `agent_heartbeat_secs`: three missed intervals there mark the agent lost).
     pub heartbeat_interval: Duration,
     /// Long-poll wait.
     pub poll_wait: Duration,

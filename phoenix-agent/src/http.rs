@@ -27,9 +27,9 @@ impl HttpControlPlane {
     ///
     /// # Errors
     /// When the URL is invalid.
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+    pub fn new(base_url: &str) -> Result<Self, Box<ClientError>> {
         Ok(Self {
-            client: Client::new(base_url)?,
+            client: Client::new(base_url).map_err(Box::new)?,
         })
     }
 

@@ -241,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let section = format!(
         "## Agent overhead (phoenix-agent)\n\n\
+Machine: 2 vCPU, 24 GiB RAM, release build; other builds and tests were running on the machine during the run.\n\n\
 Command: `cargo run --release -p phoenix-agent --bin phoenix-agent-bench -- --processes {p} --interval-secs {i} --duration-secs {d} --write docs/benchmarks.md`\n\n\
 The whole agent runs in the bench process (heartbeats, long-poll, native runtime, exposition listener, reporting) against a control plane that hands it one deploy task (built-in `baseline` vs `topk` K={k}, the bench process itself critical) and accepts every report; `sleep` children bring the host to the process count. CPU is the process's CPU time over the measured window (after the first interval) per wall second; RSS is sampled every second from `/proc/self/status`.\n\n\
 | Figure | Result | Target (design 6) |\n|---|---|---|\n\

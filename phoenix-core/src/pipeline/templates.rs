@@ -82,6 +82,12 @@ fn common_params() -> Vec<ParamSpec> {
             "How often processes are scraped (and Prometheus targets, if any).",
         ),
         ParamSpec::new(
+            "protect_critical",
+            ParamKind::Bool,
+            ParamValue::Bool(true),
+            "Protect the experiment's critical processes and metrics in this pipeline (keep_critical). Turn off only to measure what the pipeline alone would hide: critical coverage is measured either way.",
+        ),
+        ParamSpec::new(
             "process_metrics",
             ParamKind::Bool,
             ParamValue::Bool(true),
@@ -214,7 +220,8 @@ fn front(p: &Params, ctx: &RenderContext) -> (Vec<ReceiverSpec>, Vec<Stage>) {
         spike_limit_mib: limit / 4,
         check_interval_secs: 1,
     })];
-    if !ctx.critical_processes.is_empty() || !ctx.critical_metrics.is_empty() {
+    let protect = p.bool("protect_critical");
+    if protect && (!ctx.critical_processes.is_empty() || !ctx.critical_metrics.is_empty()) {
         stages.push(Stage::KeepCritical(KeepCriticalStage {
             processes: ctx
                 .critical_processes

@@ -1,0 +1,424 @@
+//! End to end: the real server (in-process on 127.0.0.1:0, short lease and heartbeat) and
+//! real `phoenix-agent` processes on this machine, talking HTTP.
+//!
+//! 1. baseline vs `topk` (K=10) with a critical process: Completed, Pass, process-series
+//!    reduction >= 80 %, critical coverage 100 %, from both agents' measurements;
+//! 2. a bad candidate (`topk` K=1 that does not protect the critical process): the judge
+//!    fails it, it is rolled back automatically, and the candidate endpoint serves nothing;
+//! 3. `kill -9` of an agent mid-deploy: the lease expires, the task is delivered again to
+//!    the restarted agent, the experiment completes, no measurement is duplicated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_api::experiment::Experiment;
+use phoenix_client::Client;
+use phoenix_core::clock::SystemClock;
+use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
+use phoenix_core::ids::{AgentId, ExperimentId};
+use phoenix_core::judge::{Criterion, KpiName, VerdictOutcome};
+use phoenix_core::page::PageRequest;
+use phoenix_core::pipeline::{ParamValue, PipelineRef};
+use phoenix_core::task::{TaskFilter, TaskKind, TaskState};
+use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
+use phoenix_server::config::ServerConfig;
+use tokio::process::{Child, Command};
+
+const ADMIN: &str = "phx_admin_e2e_0123456789abcdef";
+const ENROLL: &str = "phx_enroll_e2e_0123456789abcdef";
+
+struct AgentProcess {
+    child: Child,
+    state_dir: PathBuf,
+    label: String,
+}
+
+async fn start_agent(server: &str, state_dir: &Path, label: &str, name: &str) -> AgentProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
+        .args(["--server", server, "--enrollment-token", ENROLL])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--host-name",
+            name,
+            "--label",
+            &format!("e2e={label}"),
+            "--heartbeat-interval-secs",
+            "1",
+            "--poll-wait-secs",
+            "2",
+            "--backoff-initial-ms",
+            "100",
+            "--backoff-max-ms",
+            "1000",
+            "--shutdown-grace-secs",
+            "2",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent binary starts");
+    AgentProcess {
+        child,
+        state_dir: state_dir.to_path_buf(),
+        label: label.to_owned(),
+    }
+}
+
+impl AgentProcess {
+    async fn agent_id(&self) -> AgentId {
+        let file = self.state_dir.join("credential.json");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                return v["agent_id"].as_str().unwrap().parse().unwrap();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "agent did not enroll"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn listen(&self) -> String {
+        let file = self.state_dir.join("listen.addr");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&file) {
+                return addr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "agent did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn spec(label: &str, candidate: PipelineRef, duration: u64, interval: u32) -> ExperimentSpec {
+    let mut spec = ExperimentSpec::new(PipelineRef::new("baseline"), candidate, duration);
+    spec.targets = TargetSelector {
+        labels: BTreeMap::from([("e2e".to_owned(), label.to_owned())]),
+        hosts: Vec::new(),
+    };
+    spec.sample_interval_secs = interval;
+    spec.critical_processes = vec!["sleep".to_owned()];
+    spec.criteria = vec![
+        Criterion::at_least(KpiName::CardinalityReductionPct, 80.0, true),
+        Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
+    ];
+    spec
+}
+
+async fn create_and_start(client: &Client, name: &str, spec: ExperimentSpec) -> Experiment {
+    let e = client
+        .create_experiment(&phoenix_api::experiment::NewExperiment {
+            name: name.to_owned(),
+            description: String::new(),
+            spec: spec.into(),
+        })
+        .await
+        .expect("created");
+    client.start_experiment(e.id).await.expect("started")
+}
+
+async fn wait_phase(
+    phoenix: &Phoenix,
+    id: ExperimentId,
+    done: &[Phase],
+) -> phoenix_core::experiment::Experiment {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let e = phoenix.experiment(id).await.unwrap();
+        if done.contains(&e.phase) {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "experiment stuck in {:?}: {:#?}",
+            e.phase,
+            e.targets
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn samples_by_agent(
+    phoenix: &Phoenix,
+    id: ExperimentId,
+) -> BTreeMap<AgentId, Vec<phoenix_core::measure::MeasurementSample>> {
+    let mut out: BTreeMap<AgentId, Vec<_>> = BTreeMap::new();
+    for s in phoenix.stores().metrics.samples(id, 100_000).await.unwrap() {
+        out.entry(s.agent_id).or_default().push(s);
+    }
+    out
+}
+
+/// Every (agent, seq) once, and no measurement sent twice under two numbers.
+fn assert_no_duplicates(samples: &[phoenix_core::measure::MeasurementSample]) {
+    let seqs: BTreeSet<u64> = samples.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs.len(), samples.len(), "a sequence number stored twice");
+    let taken: BTreeSet<_> = samples.iter().map(|s| s.taken_at).collect();
+    assert_eq!(
+        taken.len(),
+        samples.len(),
+        "one measurement stored under two numbers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agent_processes_run_experiments_end_to_end() {
+    let _sleeper = Command::new("sleep")
+        .arg("600")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let store = MemoryStore::new();
+    let phoenix = Phoenix::new(
+        store.stores(),
+        Arc::new(SystemClock),
+        PhoenixConfig {
+            lease: chrono::Duration::seconds(3),
+            heartbeat_interval: chrono::Duration::seconds(2),
+            safety_poll: chrono::Duration::milliseconds(200),
+            ..PhoenixConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(phoenix_server::serve_with(
+        listener,
+        phoenix.clone(),
+        ServerConfig {
+            admin_token: Some(ADMIN.to_owned()),
+            enrollment_token: Some(ENROLL.to_owned()),
+            controller_interval_ms: 100,
+            agent_rate_per_sec: 1000.0,
+            agent_rate_burst: 1000,
+            ..ServerConfig::default()
+        },
+        phoenix_server::ServeOptions::default(),
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
+    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let dirs = tempfile::tempdir().unwrap();
+    let label = uuid::Uuid::new_v4().to_string();
+
+    // Two agent processes.
+    let mut a = start_agent(&base, &dirs.path().join("a"), &label, "e2e-a").await;
+    let mut b = start_agent(&base, &dirs.path().join("b"), &label, "e2e-b").await;
+    let (id_a, id_b) = (a.agent_id().await, b.agent_id().await);
+    let listen_a = a.listen().await;
+
+    // 1. A good candidate.
+    let good = create_and_start(
+        &client,
+        "topk on this host",
+        spec(
+            &label,
+            PipelineRef::new("topk").with_param("k", ParamValue::Int(10)),
+            12,
+            1,
+        ),
+    )
+    .await;
+    let good_id = ExperimentId(good.id);
+    let done = wait_phase(
+        &phoenix,
+        good_id,
+        &[Phase::Completed, Phase::Failed, Phase::RolledBack],
+    )
+    .await;
+    assert_eq!(done.phase, Phase::Completed, "{done:#?}");
+    let verdict = done.verdict.clone().unwrap();
+    assert_eq!(verdict.outcome, VerdictOutcome::Pass, "{verdict:#?}");
+    let measured = |kpi| {
+        verdict
+            .criteria
+            .iter()
+            .find(|c| c.criterion.kpi == kpi)
+            .and_then(|c| c.measured)
+            .unwrap()
+    };
+    let reduction = measured(KpiName::CardinalityReductionPct);
+    assert!(reduction >= 80.0, "reduction {reduction}");
+    assert!((measured(KpiName::CriticalCoveragePct) - 100.0).abs() < 1e-9);
+    let by_agent = samples_by_agent(&phoenix, good_id).await;
+    assert_eq!(
+        by_agent.keys().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([id_a, id_b])
+    );
+    for samples in by_agent.values() {
+        assert!(samples.len() >= 3);
+        assert_no_duplicates(samples);
+        for s in samples {
+            let r = phoenix_core::pipeline::engine::reduction_pct(
+                s.baseline.series,
+                s.candidate.series,
+            );
+            assert!(r >= 80.0, "a sample with {r} % reduction");
+            assert!(s.candidate.critical.missing.is_empty());
+            assert!(s.host.process_count > 10);
+        }
+    }
+    // The candidate endpoint serves a valid, smaller exposition.
+    let candidate = reqwest::get(format!("http://{listen_a}/metrics/candidate"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let baseline = reqwest::get(format!("http://{listen_a}/metrics/baseline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (c, b_) = (
+        phoenix_agent::exposition::check(&candidate).expect("valid candidate exposition"),
+        phoenix_agent::exposition::check(&baseline).expect("valid baseline exposition"),
+    );
+    assert!(
+        c.samples > 0 && c.samples * 5 <= b_.samples,
+        "{c:?} vs {b_:?}"
+    );
+
+    // 2. A bad candidate: K=1 without protecting the critical process.
+    let mut bad_spec = spec(
+        &label,
+        PipelineRef::new("topk")
+            .with_param("k", ParamValue::Int(1))
+            .with_param("protect_critical", ParamValue::Bool(false)),
+        10,
+        1,
+    );
+    bad_spec.auto_rollback = true;
+    let bad = create_and_start(&client, "hides a critical process", bad_spec).await;
+    let bad_id = ExperimentId(bad.id);
+    let rolled = wait_phase(
+        &phoenix,
+        bad_id,
+        &[Phase::RolledBack, Phase::Failed, Phase::Completed],
+    )
+    .await;
+    assert_eq!(rolled.phase, Phase::RolledBack, "{rolled:#?}");
+    assert_eq!(
+        rolled.verdict.as_ref().unwrap().outcome,
+        VerdictOutcome::Fail
+    );
+    let bad_samples = samples_by_agent(&phoenix, bad_id).await;
+    assert!(
+        bad_samples
+            .values()
+            .flatten()
+            .any(|s| s.candidate.critical.missing == ["sleep"])
+    );
+    // The latest experiment on agent A is the bad one: its candidate serves nothing now.
+    let after = reqwest::get(format!("http://{listen_a}/metrics/candidate"))
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    assert_eq!(after.text().await.unwrap(), "");
+    let baseline_after = reqwest::get(format!("http://{listen_a}/metrics/baseline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!baseline_after.is_empty(), "the baseline keeps serving");
+
+    // 3. kill -9 mid-deploy: a fresh agent (idle sampler, so its deploy takes an interval).
+    let kill_label = uuid::Uuid::new_v4().to_string();
+    let c_dir = dirs.path().join("c");
+    let mut c = start_agent(&base, &c_dir, &kill_label, "e2e-c").await;
+    let id_c = c.agent_id().await;
+    let third = create_and_start(
+        &client,
+        "survives kill -9",
+        spec(
+            &kill_label,
+            PipelineRef::new("topk").with_param("k", ParamValue::Int(10)),
+            10,
+            2,
+        ),
+    )
+    .await;
+    let third_id = ExperimentId(third.id);
+    let deploy_filter = TaskFilter {
+        agent_id: Some(id_c),
+        experiment_id: Some(third_id),
+        kind: Some(TaskKind::DeployPipelines),
+        ..TaskFilter::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let tasks = phoenix
+            .tasks(&deploy_filter, &PageRequest::default())
+            .await
+            .unwrap();
+        if tasks.items.iter().any(|t| t.state == TaskState::Leased) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deploy never leased"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.child.start_kill().unwrap(); // SIGKILL
+    c.child.wait().await.unwrap();
+    let mut c2 = start_agent(&base, &c_dir, &c.label, "e2e-c").await;
+    assert_eq!(
+        c2.agent_id().await,
+        id_c,
+        "the restarted agent keeps its identity"
+    );
+    let finished = wait_phase(
+        &phoenix,
+        third_id,
+        &[Phase::Completed, Phase::Failed, Phase::RolledBack],
+    )
+    .await;
+    assert_eq!(finished.phase, Phase::Completed, "{finished:#?}");
+    let deploy = phoenix
+        .tasks(&deploy_filter, &PageRequest::default())
+        .await
+        .unwrap();
+    let deploy = &deploy.items[0];
+    assert_eq!(deploy.state, TaskState::Succeeded);
+    assert!(
+        deploy.attempts >= 2,
+        "the deploy was delivered again after the lease expired: {deploy:#?}"
+    );
+    let c_samples = &samples_by_agent(&phoenix, third_id).await[&id_c];
+    assert!(c_samples.len() >= 3);
+    assert_no_duplicates(c_samples);
+
+    // Graceful stop of every agent (SIGTERM).
+    for p in [&mut a, &mut b, &mut c2] {
+        let pid =
+            rustix::process::Pid::from_raw(i32::try_from(p.child.id().unwrap()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+    for p in [&mut a, &mut b, &mut c2] {
+        let status = tokio::time::timeout(Duration::from_secs(20), p.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "agent exited with {status}");
+    }
+    let _ = stop_server.send(());
+    server.await.unwrap().unwrap();
+}

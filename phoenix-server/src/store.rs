@@ -103,7 +103,27 @@ pub async fn open_with(
                 clock,
             })
         }
-        StoreUrl::Postgres(_) => Err(OpenStoreError::Unsupported("postgres")),
+        StoreUrl::Postgres(u) => {
+            let mut pg = phoenix_store_postgres::PgStoreOptions {
+                time_shift: options.time_shift.clone(),
+                ..Default::default()
+            };
+            if let Some(schema) = &options.namespace {
+                pg.schema.clone_from(schema);
+            }
+            let store = phoenix_store_postgres::PgStore::connect_with(u, pg)
+                .await
+                .map_err(|source| OpenStoreError::Store {
+                    backend: "postgres",
+                    source,
+                })?;
+            // Leases use the database clock; the facade uses the wall clock with the same
+            // shift.
+            Ok(OpenedStore {
+                stores: store.stores(),
+                clock: Arc::new(store.clock()),
+            })
+        }
         StoreUrl::Redis(u) => {
             let mut config = phoenix_store_redis::RedisConfig::new(u.clone())
                 .with_time_shift(options.time_shift.clone());

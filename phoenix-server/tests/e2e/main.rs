@@ -23,6 +23,16 @@ macro_rules! backends {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(backend) = $crate::harness::Backend::postgres() {
+                        super::$case(backend).await;
+                    }
+                }
+            )*
+        }
     };
 }
 

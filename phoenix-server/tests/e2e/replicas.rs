@@ -12,9 +12,19 @@ use crate::harness::{Backend, PROMPT, TestServer, new_experiment, next_phase, su
 
 #[tokio::test]
 async fn redis_experiment_started_on_a_reaches_agent_polling_b() {
-    let Some(backend) = Backend::redis() else {
-        return;
-    };
+    if let Some(backend) = Backend::redis() {
+        two_replicas(backend).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_experiment_started_on_a_reaches_agent_polling_b() {
+    if let Some(backend) = Backend::postgres() {
+        two_replicas(backend).await;
+    }
+}
+
+async fn two_replicas(backend: Backend) {
     let a = TestServer::start_on(backend.clone(), ServerConfig::default()).await;
     let b = TestServer::start_on(backend, ServerConfig::default()).await;
     let operator_a = a.user(Role::Operator).await;
@@ -60,6 +70,6 @@ async fn redis_experiment_started_on_a_reaches_agent_polling_b() {
         operator_a.get_experiment(exp.id).await.unwrap().phase,
         Phase::Running
     );
+    b.stop_keep_data().await;
     a.stop().await;
-    b.stop().await;
 }

@@ -1,8 +1,9 @@
 //! The agent's view of the control plane: the few calls it makes, behind a trait.
 //!
-//! The product implements it over HTTP with `phoenix-client` ([`crate::http`]); tests may
-//! implement it over an in-process `Phoenix` facade. Every method is one request: retrying
-//! is the caller's decision (see [`ControlError::is_retryable`]).
+//! The product implements it over HTTP with `phoenix-client` ([`crate::http`]); tests and
+//! applications embedding `phoenix-core` use [`crate::InProcessControlPlane`] over an
+//! in-process `Phoenix` facade. Every method is one request: retrying is the caller's
+//! decision (see [`ControlError::is_retryable`]).
 
 use std::time::Duration;
 

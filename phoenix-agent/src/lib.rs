@@ -20,6 +20,7 @@ pub mod control;
 pub mod exposition;
 pub mod host;
 pub mod http;
+pub mod in_process;
 pub mod otlp;
 pub mod report;
 pub mod runtime;
@@ -32,6 +33,7 @@ pub use agent::{Agent, AgentError, AgentStatus};
 pub use config::{AgentArgs, AgentConfig, RuntimeKind};
 pub use control::{ControlError, ControlPlane, Enrollment, MetricsAck};
 pub use http::HttpControlPlane;
+pub use in_process::InProcessControlPlane;
 
 /// Resolves on SIGTERM or Ctrl-C: the agent's graceful-shutdown trigger.
 pub async fn shutdown_signal() {

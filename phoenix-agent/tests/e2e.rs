@@ -27,6 +27,9 @@ use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
 use phoenix_server::config::ServerConfig;
 use tokio::process::{Child, Command};
 
+mod support;
+use support::processes::NamedProcesses;
+
 const ADMIN: &str = "phx_admin_e2e_0123456789abcdef";
 const ENROLL: &str = "phx_enroll_e2e_0123456789abcdef";
 
@@ -104,14 +107,20 @@ impl AgentProcess {
     }
 }
 
-fn spec(label: &str, candidate: PipelineRef, duration: u64, interval: u32) -> ExperimentSpec {
+fn spec(
+    label: &str,
+    critical: &str,
+    candidate: PipelineRef,
+    duration: u64,
+    interval: u32,
+) -> ExperimentSpec {
     let mut spec = ExperimentSpec::new(PipelineRef::new("baseline"), candidate, duration);
     spec.targets = TargetSelector {
         labels: BTreeMap::from([("e2e".to_owned(), label.to_owned())]),
         hosts: Vec::new(),
     };
     spec.sample_interval_secs = interval;
-    spec.critical_processes = vec!["sleep".to_owned()];
+    spec.critical_processes = vec![critical.to_owned()];
     spec.criteria = vec![
         Criterion::at_least(KpiName::CardinalityReductionPct, 80.0, true),
         Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
@@ -177,11 +186,13 @@ fn assert_no_duplicates(samples: &[phoenix_core::measure::MeasurementSample]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_processes_run_experiments_end_to_end() {
-    let _sleeper = Command::new("sleep")
-        .arg("600")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    // The critical process has a name nothing else on the host uses, and the host runs at
+    // least 120 processes (idle ones are added on a quiet machine), so that K=10 must cut
+    // the process series by more than 80 % whatever else runs here.
+    let mut processes = NamedProcesses::new();
+    let critical = NamedProcesses::unique_name("pxcrit");
+    processes.spawn(&critical, 1);
+    processes.fill_host_to(&NamedProcesses::unique_name("pxfill"), 120);
     let store = MemoryStore::new();
     let phoenix = Phoenix::new(
         store.stores(),
@@ -228,6 +239,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         "topk on this host",
         spec(
             &label,
+            &critical,
             PipelineRef::new("topk").with_param("k", ParamValue::Int(10)),
             12,
             1,
@@ -298,6 +310,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     // 2. A bad candidate: K=1 without protecting the critical process.
     let mut bad_spec = spec(
         &label,
+        &critical,
         PipelineRef::new("topk")
             .with_param("k", ParamValue::Int(1))
             .with_param("protect_critical", ParamValue::Bool(false)),
@@ -323,7 +336,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         bad_samples
             .values()
             .flatten()
-            .any(|s| s.candidate.critical.missing == ["sleep"])
+            .any(|s| s.candidate.critical.missing == [critical.clone()])
     );
     // The latest experiment on agent A is the bad one: its candidate serves nothing now.
     let after = reqwest::get(format!("http://{listen_a}/metrics/candidate"))
@@ -349,6 +362,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         "survives kill -9",
         spec(
             &kill_label,
+            &critical,
             PipelineRef::new("topk").with_param("k", ParamValue::Int(10)),
             10,
             2,

@@ -1,5 +1,5 @@
-//! The agent as a library, in-process, against a real `Phoenix` facade on the in-memory
-//! store: enrollment, a real experiment on this machine's processes (baseline vs top-K),
+//! The agent as a library, in-process (`InProcessControlPlane`), against a real `Phoenix`
+//! facade on the in-memory store: enrollment, a real experiment on this machine's processes (baseline vs top-K),
 //! measurements from the native runtime, the judge's verdict, and the served expositions.
 
 mod support;
@@ -7,13 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_agent::{Agent, AgentConfig};
+use phoenix_agent::{Agent, AgentConfig, InProcessControlPlane};
 use phoenix_core::clock::SystemClock;
 use phoenix_core::experiment::{Actor, ExperimentSpec, NewExperiment, Phase};
 use phoenix_core::judge::{Criterion, KpiName, VerdictOutcome};
 use phoenix_core::pipeline::{ParamValue, PipelineRef};
 use phoenix_core::{Controller, MemoryStore, Phoenix, PhoenixConfig};
-use support::DirectControlPlane;
+use support::processes::NamedProcesses;
 use tokio::sync::oneshot;
 
 async fn get(url: &str) -> (u16, String) {
@@ -23,12 +23,13 @@ async fn get(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_a_real_topk_experiment_to_a_pass_verdict() {
-    // A process that certainly exists and that top-K by CPU would not keep on its own.
-    let mut sleeper = tokio::process::Command::new("sleep")
-        .arg("300")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sleep runs");
+    // A critical process that top-K by CPU would not keep on its own, under a name nothing
+    // else on the host uses; and at least 120 processes on the host, so that K=10 must cut
+    // the process series by more than 80 % whatever else runs here.
+    let mut processes = NamedProcesses::new();
+    let critical = NamedProcesses::unique_name("pxcrit");
+    processes.spawn(&critical, 1);
+    processes.fill_host_to(&NamedProcesses::unique_name("pxfill"), 120);
 
     let store = MemoryStore::new();
     let phoenix = Phoenix::new(
@@ -40,10 +41,7 @@ async fn runs_a_real_topk_experiment_to_a_pass_verdict() {
             ..PhoenixConfig::default()
         },
     );
-    let control = Arc::new(DirectControlPlane {
-        phoenix: phoenix.clone(),
-        enrollment_token: "enroll-me".to_owned(),
-    });
+    let control = Arc::new(InProcessControlPlane::new(phoenix.clone(), "enroll-me"));
     let state = tempfile::tempdir().unwrap();
     let config = AgentConfig {
         enrollment_token: Some("enroll-me".to_owned()),
@@ -83,7 +81,7 @@ async fn runs_a_real_topk_experiment_to_a_pass_verdict() {
         10,
     );
     spec.sample_interval_secs = 1;
-    spec.critical_processes = vec!["sleep".to_owned()];
+    spec.critical_processes = vec![critical.clone()];
     spec.criteria = vec![
         Criterion::at_least(KpiName::CardinalityReductionPct, 80.0, true),
         Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
@@ -117,7 +115,7 @@ async fn runs_a_real_topk_experiment_to_a_pass_verdict() {
                 let c = phoenix_agent::exposition::check(&candidate)
                     .expect("candidate exposition is valid");
                 assert!(c.samples < b.samples);
-                assert!(candidate.contains("process_executable_name=\"sleep\""));
+                assert!(candidate.contains(&format!("process_executable_name=\"{critical}\"")));
                 checked_expositions = true;
             }
         }
@@ -187,5 +185,5 @@ async fn runs_a_real_topk_experiment_to_a_pass_verdict() {
             .await
             .is_err()
     );
-    let _ = sleeper.kill().await;
+    drop(processes);
 }

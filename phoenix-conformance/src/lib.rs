@@ -128,6 +128,11 @@ macro_rules! conformance_tests {
     ($factory:path) => {
         $crate::__stamp_case!($factory, experiments, experiment_create_get_roundtrip);
         $crate::__stamp_case!($factory, experiments, experiment_create_duplicate_conflicts);
+        $crate::__stamp_case!(
+            $factory,
+            experiments,
+            experiment_create_rejects_invalid_requests
+        );
         $crate::__stamp_case!($factory, experiments, experiment_missing_is_not_found);
         $crate::__stamp_case!($factory, experiments, experiment_list_pagination_is_stable);
         $crate::__stamp_case!($factory, experiments, experiment_list_filters_by_phase);

@@ -1,5 +1,7 @@
 //! Turning an experiment's measurements into a verdict.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::cost::Catalogue;
@@ -20,9 +22,26 @@ pub trait Analyzer: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// The built-in analyzer: KPIs from the samples ([`kpi::compute`], cost under the
-/// experiment's pricing model from the built-in catalogue), then the judge ([`judge`]).
-#[derive(Debug, Default, Clone)]
-pub struct DefaultAnalyzer;
+/// experiment's pricing model from its catalogue), then the judge ([`judge`]).
+#[derive(Debug, Clone)]
+pub struct DefaultAnalyzer {
+    catalogue: Arc<Catalogue>,
+}
+
+impl Default for DefaultAnalyzer {
+    /// Prices with the built-in catalogue.
+    fn default() -> Self {
+        Self::new(Arc::new(Catalogue::builtin()))
+    }
+}
+
+impl DefaultAnalyzer {
+    /// An analyzer pricing with `catalogue`.
+    #[must_use]
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        Self { catalogue }
+    }
+}
 
 impl Analyzer for DefaultAnalyzer {
     fn analyze(
@@ -31,7 +50,7 @@ impl Analyzer for DefaultAnalyzer {
         samples: &[MeasurementSample],
         now: DateTime<Utc>,
     ) -> Verdict {
-        let kpis = kpi::compute(experiment, samples, Catalogue::shared_builtin());
+        let kpis = kpi::compute(experiment, samples, &self.catalogue);
         judge(experiment, &kpis, now)
     }
 }

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// Expected agent heartbeat interval, seconds (an agent is lost after 3 missed) [default: 10].
     #[arg(long, env = "PHOENIX_AGENT_HEARTBEAT_SECS")]
     pub agent_heartbeat_secs: Option<u64>,
+    /// Pricing catalogue file (TOML, the built-in format): its entries replace built-ins
+    /// with the same `id` and add the others [default: the built-in catalogue].
+    #[arg(long, env = "PHOENIX_PRICING_FILE")]
+    pub pricing_file: Option<PathBuf>,
 }
 
 /// Options of `dev`.
@@ -153,6 +157,7 @@ pub struct FileConfig {
     public_url: Option<String>,
     lease_secs: Option<u64>,
     agent_heartbeat_secs: Option<u64>,
+    pricing_file: Option<PathBuf>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -174,6 +179,8 @@ pub struct Resolved {
     pub server: ServerConfig,
     /// The facade's tunables (lease, heartbeat interval).
     pub phoenix: phoenix_core::PhoenixConfig,
+    /// The pricing catalogue (built-ins, with the pricing file's entries applied).
+    pub catalogue: std::sync::Arc<phoenix_core::cost::Catalogue>,
 }
 
 /// Configuration errors (file unreadable, unknown key, bad value).
@@ -241,6 +248,27 @@ impl ServeArgs {
         server
             .validate()
             .map_err(|e| CliError::Invalid(e.to_string()))?;
+        let catalogue = match pick!(pricing_file) {
+            None => phoenix_core::cost::Catalogue::builtin(),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| CliError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                phoenix_core::cost::Catalogue::builtin_with_overrides(&text).map_err(|e| {
+                    let message = match e {
+                        phoenix_core::cost::CatalogueError::Invalid(v) => v
+                            .errors
+                            .iter()
+                            .map(|f| format!("{}: {}", f.path, f.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        other => other.to_string(),
+                    };
+                    CliError::Parse { path, message }
+                })?
+            }
+        };
         let store = pick!(store)
             .unwrap_or_else(|| "memory:".to_owned())
             .parse()
@@ -275,6 +303,7 @@ impl ServeArgs {
                 }
                 phoenix
             },
+            catalogue: std::sync::Arc::new(catalogue),
         })
     }
 }
@@ -318,6 +347,61 @@ mod tests {
         assert!(matches!(
             short.resolve(FileConfig::default()),
             Err(CliError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_pricing_file_extends_the_catalogue_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("pricing.toml");
+        std::fs::write(
+            &good,
+            r#"
+[[model]]
+id = "internal-chargeback"
+vendor = "Example Corp"
+product = "Platform metrics chargeback"
+sku = "series-month"
+meter = "active_series"
+aggregation = "mean"
+currency = "USD"
+included_per_account = 0
+included_per_host = 0
+tiers = [{ price = "2.00", per = 1_000 }]
+effective_date = "2026-11-01"
+source = "internal rate card"
+billing = "mean active series per month"
+"#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            pricing_file: Some(good),
+            ..ServeArgs::default()
+        };
+        let resolved = args.resolve(FileConfig::default()).unwrap();
+        assert!(resolved.catalogue.get("internal-chargeback").is_ok());
+        assert!(
+            resolved.catalogue.get("datadog-pro").is_ok(),
+            "built-ins kept"
+        );
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[[model]]\nid = \"x\"\n").unwrap();
+        let args = ServeArgs {
+            pricing_file: Some(bad),
+            ..ServeArgs::default()
+        };
+        let Err(CliError::Parse { message, .. }) = args.resolve(FileConfig::default()) else {
+            panic!("a bad catalogue is refused");
+        };
+        assert!(!message.is_empty());
+        let missing = ServeArgs {
+            pricing_file: Some(dir.path().join("missing.toml")),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            missing.resolve(FileConfig::default()),
+            Err(CliError::Read { .. })
         ));
     }
 }

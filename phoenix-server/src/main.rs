@@ -50,7 +50,10 @@ async fn serve(args: phoenix_server::cli::ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let opened = phoenix_server::store::open_with(&resolved.store, &options).await?;
-    let phoenix = phoenix_core::Phoenix::new(opened.stores, opened.clock, resolved.phoenix.clone());
+    let phoenix = phoenix_core::Phoenix::builder(opened.stores, opened.clock)
+        .config(resolved.phoenix.clone())
+        .catalogue(resolved.catalogue.clone())
+        .build();
     let listener = tokio::net::TcpListener::bind(resolved.listen).await?;
     let ws_listener = match resolved.ws_listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),

@@ -20,12 +20,14 @@ use phoenix_core::{Controller, MemoryStore, Phoenix, PhoenixConfig};
 use tokio::sync::oneshot;
 
 /// How long the experiment runs and how often the agent samples.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Experiment duration in seconds.
     pub duration_secs: u64,
     /// Sampling interval in seconds.
     pub interval_secs: u32,
+    /// The catalogue entry that prices both variants (default: the spec's default).
+    pub pricing_model: Option<String>,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
         Self {
             duration_secs: 20,
             interval_secs: 2,
+            pricing_model: None,
         }
     }
 }
@@ -101,6 +104,9 @@ pub async fn run_on(
         options.duration_secs,
     );
     spec.sample_interval_secs = options.interval_secs;
+    if let Some(model) = options.pricing_model {
+        spec.pricing_model = model;
+    }
     spec.critical_processes = vec![own_process_name()];
     spec.criteria = vec![
         Criterion::at_least(KpiName::CardinalityReductionPct, 50.0, true),

@@ -9,6 +9,7 @@ async fn the_embedding_example_runs_to_a_verdict() {
     let finished = example_embed_core::run(example_embed_core::Options {
         duration_secs: 10,
         interval_secs: 1,
+        ..Default::default()
     })
     .await
     .expect("the example runs");

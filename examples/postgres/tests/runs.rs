@@ -16,6 +16,7 @@ async fn two_replicas_on_postgres_run_an_experiment_to_a_verdict() {
         example_postgres::Options {
             duration_secs: 10,
             interval_secs: 1,
+            ..Default::default()
         },
     )
     .await;

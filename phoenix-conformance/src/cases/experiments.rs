@@ -48,6 +48,42 @@ pub async fn experiment_create_duplicate_conflicts(backend: &dyn TestBackend) {
     assert_eq!(p.experiment(created.id).await.unwrap().name, "a");
 }
 
+/// An invalid request is refused with every field error at once and stores nothing:
+/// unknown templates, bad parameters and a pricing model the catalogue does not have.
+pub async fn experiment_create_rejects_invalid_requests(backend: &dyn TestBackend) {
+    let p = phoenix(backend);
+    let mut request = new_experiment("invalid");
+    request.spec.candidate = phoenix_core::pipeline::PipelineRef::new("no-such-template");
+    request.spec.pricing_model = "no-such-vendor".to_owned();
+    request.spec.duration_secs = 0;
+    let err = p.create_experiment(request, &operator()).await.unwrap_err();
+    let PhoenixError::Validation(errors) = err else {
+        panic!("expected field errors, got {err:?}");
+    };
+    let paths: HashSet<&str> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+    for path in [
+        "spec.candidate.template",
+        "spec.pricing_model",
+        "spec.duration_secs",
+    ] {
+        assert!(paths.contains(path), "{path} missing from {errors:?}");
+    }
+    let pricing = errors
+        .errors
+        .iter()
+        .find(|e| e.path == "spec.pricing_model")
+        .unwrap();
+    assert!(
+        pricing.message.contains("datadog-pro"),
+        "the message lists the available models: {pricing:?}"
+    );
+    let page = p
+        .experiments(&ExperimentFilter::default(), &PageRequest::with_limit(100))
+        .await
+        .unwrap();
+    assert!(page.items.is_empty(), "nothing stored: {:?}", page.items);
+}
+
 /// Unknown ids are `NotFound` everywhere.
 pub async fn experiment_missing_is_not_found(backend: &dyn TestBackend) {
     let stores = backend.stores();

@@ -35,6 +35,22 @@ impl Phoenix {
         let templates = self.templates();
         errors.extend(templates.validate_ref(&request.spec.baseline, "spec.baseline"));
         errors.extend(templates.validate_ref(&request.spec.candidate, "spec.candidate"));
+        let model = request.spec.pricing_model.trim();
+        if !model.is_empty() && self.catalogue().get(model).is_err() {
+            let known: Vec<&str> = self
+                .catalogue()
+                .models()
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect();
+            errors.push(
+                "spec.pricing_model",
+                format!(
+                    "unknown pricing model {model:?}; available: {}",
+                    known.join(", ")
+                ),
+            );
+        }
         errors.into_result()?;
         let (experiment, event) = Experiment::create(request, actor, self.now());
         self.stores()

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::analyzer::{Analyzer, DefaultAnalyzer};
 use crate::clock::SharedClock;
+use crate::cost::Catalogue;
 use crate::dispatch::Waiters;
 use crate::error::StoreError;
 use crate::experiment::TransitionError;
@@ -152,6 +153,7 @@ struct Inner {
     config: PhoenixConfig,
     templates: TemplateRegistry,
     analyzer: Arc<dyn Analyzer>,
+    catalogue: Arc<Catalogue>,
     waiters: Arc<Waiters>,
     pump: OnceLock<()>,
 }
@@ -171,7 +173,7 @@ impl Phoenix {
         Self::builder(stores, clock).config(config).build()
     }
 
-    /// A builder, to replace the template registry or the analyzer.
+    /// A builder, to replace the template registry, the pricing catalogue or the analyzer.
     #[must_use]
     pub fn builder(stores: Stores, clock: SharedClock) -> PhoenixBuilder {
         PhoenixBuilder {
@@ -179,7 +181,8 @@ impl Phoenix {
             clock,
             config: PhoenixConfig::default(),
             templates: TemplateRegistry::builtin(),
-            analyzer: Arc::new(DefaultAnalyzer),
+            analyzer: None,
+            catalogue: Arc::new(Catalogue::builtin()),
         }
     }
 
@@ -213,6 +216,13 @@ impl Phoenix {
         &self.inner.analyzer
     }
 
+    /// The pricing catalogue: experiments' `pricing_model` and every cost figure refer to
+    /// its entries.
+    #[must_use]
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.inner.catalogue
+    }
+
     /// A subscription to every domain event.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
@@ -236,7 +246,8 @@ pub struct PhoenixBuilder {
     clock: SharedClock,
     config: PhoenixConfig,
     templates: TemplateRegistry,
-    analyzer: Arc<dyn Analyzer>,
+    analyzer: Option<Arc<dyn Analyzer>>,
+    catalogue: Arc<Catalogue>,
 }
 
 impl std::fmt::Debug for PhoenixBuilder {
@@ -260,10 +271,18 @@ impl PhoenixBuilder {
         self
     }
 
-    /// Sets the analyzer.
+    /// Sets the analyzer (default: [`DefaultAnalyzer`] over the catalogue).
     #[must_use]
     pub fn analyzer(mut self, analyzer: Arc<dyn Analyzer>) -> Self {
-        self.analyzer = analyzer;
+        self.analyzer = Some(analyzer);
+        self
+    }
+
+    /// Sets the pricing catalogue (default: the built-in one), e.g. the built-ins with a
+    /// contract's prices from [`Catalogue::builtin_with_overrides`].
+    #[must_use]
+    pub fn catalogue(mut self, catalogue: Arc<Catalogue>) -> Self {
+        self.catalogue = catalogue;
         self
     }
 
@@ -276,7 +295,10 @@ impl PhoenixBuilder {
                 clock: self.clock,
                 config: self.config,
                 templates: self.templates,
-                analyzer: self.analyzer,
+                analyzer: self
+                    .analyzer
+                    .unwrap_or_else(|| Arc::new(DefaultAnalyzer::new(self.catalogue.clone()))),
+                catalogue: self.catalogue,
                 waiters: Arc::new(Waiters::default()),
                 pump: OnceLock::new(),
             }),

@@ -67,14 +67,14 @@ fn dimensions(values: Vec<String>) -> ApiResult<Vec<Dimension>> {
         .collect()
 }
 
-fn model(id: &str) -> ApiResult<&'static cost::PricingModel> {
-    Catalogue::shared_builtin().get(id).map_err(|_| {
+fn model<'a>(catalogue: &'a Catalogue, id: &str) -> ApiResult<&'a cost::PricingModel> {
+    catalogue.get(id).map_err(|_| {
         ApiError::validation(vec![FieldError::new(
             "pricing_model",
             format!(
                 "unknown pricing model `{}` (available: {})",
                 id.chars().take(64).collect::<String>(),
-                Catalogue::shared_builtin()
+                catalogue
                     .models()
                     .iter()
                     .map(|m| m.id.as_str())
@@ -109,7 +109,7 @@ impl AnalysisApi {
             .metrics
             .samples(experiment.id, MAX_SAMPLES_PER_EXPERIMENT)
             .await?;
-        let kpis = kpi::compute(&experiment, &samples, Catalogue::shared_builtin());
+        let kpis = kpi::compute(&experiment, &samples, phoenix.catalogue());
         Ok(Json(KpiReport {
             phase: experiment.phase.into(),
             verdict: experiment.verdict.map(Into::into),
@@ -143,7 +143,7 @@ impl AnalysisApi {
             .metrics
             .samples(experiment.id, MAX_SAMPLES_PER_EXPERIMENT)
             .await?;
-        let catalogue = Catalogue::shared_builtin();
+        let catalogue = phoenix.catalogue();
         let kpis = kpi::compute(&experiment, &samples, catalogue);
         let mut notes = Vec::new();
         let pricing = catalogue.get(&experiment.spec.pricing_model).ok();
@@ -246,7 +246,12 @@ impl AnalysisApi {
         if let Some(top) = top.0 {
             options.top = top as usize;
         }
-        let model = pricing_model.0.as_deref().map(model).transpose()?;
+        let catalogue = self.state.phoenix.catalogue();
+        let model = pricing_model
+            .0
+            .as_deref()
+            .map(|id| model(catalogue, id))
+            .transpose()?;
         let snapshots = self.state.phoenix.snapshots().await?;
         let report = cardinality::analyze(&snapshots, &options, model).map_err(analysis_error)?;
         Ok(Json(report.into()))
@@ -279,7 +284,7 @@ impl AnalysisApi {
             )
             .pricing_model
         });
-        let model = model(&id)?;
+        let model = model(self.state.phoenix.catalogue(), &id)?;
         let mut options = AnalysisOptions::default();
         let asked = dimensions(dimension.0)?;
         if !asked.is_empty() {

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use phoenix_core::agent::{Agent, AgentRegistration, Heartbeat};
 use phoenix_core::experiment::{Actor, ExperimentSpec, NewExperiment};
 use phoenix_core::ids::{AgentId, ExperimentId};
+use phoenix_core::measure::{HostStats, MeasurementSample, VariantStats};
 use phoenix_core::pipeline::PipelineRef;
 use phoenix_core::store::Stores;
 use phoenix_core::task::{NewTask, RemovalMode, RemovalScope, TaskPayload};
@@ -90,4 +91,37 @@ pub fn task(agent: AgentId, experiment: ExperimentId, priority: i16) -> NewTask 
 #[must_use]
 pub fn snapshot_task(agent: AgentId) -> NewTask {
     NewTask::new(agent, TaskPayload::CollectSnapshot {}, 0)
+}
+
+/// A sample taken `seq * 10` seconds after `start` (one `start` per case: a wall clock read
+/// per sample would break the ties the case relies on).
+pub fn sample(
+    start: DateTime<Utc>,
+    experiment: ExperimentId,
+    agent: AgentId,
+    seq: u64,
+) -> MeasurementSample {
+    MeasurementSample {
+        experiment_id: experiment,
+        agent_id: agent,
+        seq,
+        taken_at: start + Duration::seconds(i64::try_from(seq).unwrap() * 10),
+        interval_secs: 10,
+        baseline: VariantStats {
+            series: 1000 + seq,
+            points: 2000,
+            bytes: 90_000,
+            ..VariantStats::default()
+        },
+        candidate: VariantStats {
+            series: 100,
+            points: 200,
+            bytes: 9_000,
+            ..VariantStats::default()
+        },
+        host: HostStats {
+            cpu_pct: 5.0,
+            ..HostStats::default()
+        },
+    }
 }

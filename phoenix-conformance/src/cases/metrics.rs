@@ -2,53 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
 use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
-use phoenix_core::measure::{
-    CardinalitySnapshot, HostStats, MeasurementSample, SnapshotSeries, VariantStats,
-};
+use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries};
 use phoenix_core::page::PageRequest;
 use phoenix_core::pipeline::{PipelineRef, RenderContext, TemplateRegistry};
 use phoenix_core::store::{AppendReport, BusEvent, StoreError};
 use phoenix_core::task::{EnqueueResult, TaskFilter, TaskState};
 
 use crate::TestBackend;
-use crate::fixtures::snapshot_task;
-
-/// A sample taken `seq * 10` seconds after `start` (one `start` per case: a wall clock read
-/// per sample would break the ties the case relies on).
-fn sample(
-    start: DateTime<Utc>,
-    experiment: ExperimentId,
-    agent: AgentId,
-    seq: u64,
-) -> MeasurementSample {
-    MeasurementSample {
-        experiment_id: experiment,
-        agent_id: agent,
-        seq,
-        taken_at: start + Duration::seconds(i64::try_from(seq).unwrap() * 10),
-        interval_secs: 10,
-        baseline: VariantStats {
-            series: 1000 + seq,
-            points: 2000,
-            bytes: 90_000,
-            ..VariantStats::default()
-        },
-        candidate: VariantStats {
-            series: 100,
-            points: 200,
-            bytes: 9_000,
-            ..VariantStats::default()
-        },
-        host: HostStats {
-            cpu_pct: 5.0,
-            ..HostStats::default()
-        },
-    }
-}
+use crate::fixtures::{sample, snapshot_task};
 
 /// Samples are stored once per (experiment, agent, seq) and read back in time order.
 pub async fn metric_samples_idempotent_and_ordered(backend: &dyn TestBackend) {

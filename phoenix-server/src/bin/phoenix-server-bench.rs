@@ -6,7 +6,8 @@
 //!    sending heartbeats back to back over keep-alive connections for a fixed time.
 //! 2. Idle long-polls: 10,000 agents each hold one `GET /api/v1/agent/tasks?wait=60`; the
 //!    server process's RSS growth per waiting poll, and its CPU while they wait.
-//! 3. With `PHOENIX_TEST_REDIS_URL`: two server replicas on one Redis; an experiment started
+//! 3. With `PHOENIX_TEST_REDIS_URL` / `PHOENIX_TEST_POSTGRES_URL`: two server replicas on
+//!    one Redis / one PostgreSQL; an experiment started
 //!    through A is delivered to an agent long-polling B (latency from sending `start` to
 //!    the poll's answer).
 
@@ -233,8 +234,9 @@ async fn idle_polls(lines: &mut Vec<String>, n: usize) {
     }
 }
 
-async fn replicas(lines: &mut Vec<String>, url: &str) {
-    let prefix = format!("bench-{}", std::process::id());
+async fn replicas(lines: &mut Vec<String>, url: &str, backend: &str) {
+    // A fresh namespace (Redis key prefix, PostgreSQL schema) per run.
+    let prefix = format!("bench_{}", std::process::id());
     let a = ServerProcess::start(&["--store", url, "--store-namespace", &prefix]);
     let b = ServerProcess::start(&["--store", url, "--store-namespace", &prefix]);
     a.ready().await;
@@ -296,7 +298,7 @@ async fn replicas(lines: &mut Vec<String>, url: &str) {
     }
     latencies.sort_by(f64::total_cmp);
     lines.push(format!(
-        "| two replicas on one Redis: `start` sent to A -> task received by an agent long-polling B, 200 runs | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+        "| two replicas on one {backend}: `start` sent to A -> task received by an agent long-polling B, 200 runs | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
         percentile(&latencies, 50.0),
         percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(f64::NAN)
@@ -347,11 +349,16 @@ async fn main() {
     for l in &lines[1..] {
         println!("{l}");
     }
-    if let Ok(url) = std::env::var("PHOENIX_TEST_REDIS_URL") {
-        replicas(&mut lines, &url).await;
-        println!("{}", lines.last().map_or("", String::as_str));
-    } else {
-        eprintln!("SKIPPED: PHOENIX_TEST_REDIS_URL not set; no cross-replica figure");
+    for (var, backend) in [
+        ("PHOENIX_TEST_REDIS_URL", "Redis"),
+        ("PHOENIX_TEST_POSTGRES_URL", "PostgreSQL"),
+    ] {
+        if let Ok(url) = std::env::var(var) {
+            replicas(&mut lines, &url, backend).await;
+            println!("{}", lines.last().map_or("", String::as_str));
+        } else {
+            eprintln!("SKIPPED: {var} not set; no cross-replica figure on {backend}");
+        }
     }
     write_section(&lines, "scripts/bench-server");
 }

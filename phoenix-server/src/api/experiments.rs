@@ -256,9 +256,7 @@ impl ExperimentsApi {
         self.state.user(&auth, Role::Viewer).await?;
         let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
             None => 0,
-            Some(c) => c.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("malformed cursor: pass a page's next_cursor unchanged")
-            })?,
+            Some(c) => c.parse::<u64>().map_err(|_| super::malformed_cursor(c))?,
         };
         let limit = limit.0.map_or(50, |l| (l as usize).min(MAX_PAGE_SIZE));
         let events = self

@@ -89,18 +89,26 @@ Errors are always `{\"error\": {\"code\", \"message\", \"details\"}}`. Lists are
 pass a page's `next_cursor` as `cursor`. Real-time updates: WebSocket `GET /api/v1/ws` \
 (see the WebSocket guide in the docs).";
 
+/// The 422 for a cursor that no page handed out (field `cursor`).
+pub(crate) fn malformed_cursor(cursor: &str) -> ApiError {
+    ApiError::validation(vec![phoenix_core::validation::FieldError::new(
+        "cursor",
+        format!(
+            "malformed cursor `{}`: pass a page's next_cursor unchanged",
+            cursor.chars().take(64).collect::<String>()
+        ),
+    )])
+}
+
 /// A page request from `cursor` and `limit`, after checking the cursor is a UUID
-/// (400 otherwise, before any store sees it).
+/// (422 otherwise, before any store sees it).
 pub(crate) fn uuid_page(cursor: Option<String>, limit: Option<u32>) -> ApiResult<PageRequest> {
     // An empty cursor is no cursor (`?cursor=`).
     let cursor = cursor.filter(|c| !c.is_empty());
     if let Some(c) = &cursor
         && uuid::Uuid::parse_str(c).is_err()
     {
-        return Err(ApiError::bad_request(format!(
-            "malformed cursor `{}`: pass a page's next_cursor unchanged",
-            c.chars().take(64).collect::<String>()
-        )));
+        return Err(malformed_cursor(c));
     }
     Ok(PageRequest {
         after: cursor,

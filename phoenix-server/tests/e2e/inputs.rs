@@ -193,7 +193,7 @@ async fn validation_lists_every_field_unknown_ids_and_illegal_transitions() {
         assert_eq!(r.unwrap_err().code(), Some(ErrorCode::NotFound));
     }
 
-    // Bad cursors: 400.
+    // Bad cursors: 422 on the field `cursor`.
     let bad = operator
         .list_experiments(&ExperimentQuery {
             cursor: Some("garbage".to_owned()),
@@ -201,7 +201,7 @@ async fn validation_lists_every_field_unknown_ids_and_illegal_transitions() {
         })
         .await
         .unwrap_err();
-    assert_eq!(bad.code(), Some(ErrorCode::BadRequest));
+    assert_eq!(bad.code(), Some(ErrorCode::ValidationFailed));
     let exp = operator
         .create_experiment(&new_experiment("x"))
         .await
@@ -210,7 +210,9 @@ async fn validation_lists_every_field_unknown_ids_and_illegal_transitions() {
         .experiment_events(exp.id, Some("-1".to_owned()), None)
         .await
         .unwrap_err();
-    assert_eq!(bad.code(), Some(ErrorCode::BadRequest));
+    assert_eq!(bad.code(), Some(ErrorCode::ValidationFailed));
+    let fields = bad.api_error().unwrap().details.fields.clone().unwrap();
+    assert_eq!(fields[0].path, "cursor");
 
     // Illegal transitions: 409 with the current phase; nothing changes.
     let err = operator

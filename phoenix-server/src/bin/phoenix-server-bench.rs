@@ -323,7 +323,16 @@ raised out of the way).\n\n| Scenario | Result |\n|---|---|\n"
         "\nTargets (design section 6): <= 16 KiB RSS per idle long-poll, idle CPU < 5 % of a core; \
 cross-replica delivery within 50 ms p99 (issue 8). Each waiting poll re-checks the queue \
 every `safety_poll` (2 s) in case a bus message was lost, which is what the idle CPU figure \
-pays for.\n",
+pays for.\n\n\
+Reading: heartbeat throughput, idle CPU and cross-replica delivery on Redis and PostgreSQL \
+meet their targets. **The 16 KiB per idle long-poll does not** (about 46 KiB). A heap \
+profile of 1,000 waiting polls (valgrind massif, `vgdb detailed_snapshot` while they wait) \
+shows where it goes, per connection: hyper's HTTP/1 read buffer grown to 16 KiB, an \
+8 KiB hyper buffer, about 11 KiB of per-connection state and 6 KiB for the connection's \
+tokio task (its future), then a dozen 1.5-3.5 KiB allocations of poem's request path; \
+Phoenix's own waiter (ticket, `Notify`, timers) is a few hundred bytes. poem 3 does not \
+expose hyper's `max_buf_size`, so the levers are an accept loop on hyper's HTTP/1 builder \
+(8 KiB buffers, no protocol sniffing) or agents multiplexing their polls over HTTP/2.\n",
     );
     let out = match text.find("## phoenix-server\n") {
         Some(start) => {

@@ -49,7 +49,6 @@ pub(crate) fn recommendations_table(recommendations: &[Recommendation]) -> Strin
         "SERIES AFTER",
         "SAVING/MONTH",
         "SAVING/YEAR",
-        "METHOD",
     ]);
     for r in recommendations {
         t.row(vec![
@@ -58,7 +57,6 @@ pub(crate) fn recommendations_table(recommendations: &[Recommendation]) -> Strin
             r.series_after.to_string(),
             format!("{} {}", r.saving_per_month, r.price_source.currency),
             format!("{} {}", r.saving_per_year, r.price_source.currency),
-            r.method.clone(),
         ]);
     }
     t.render()

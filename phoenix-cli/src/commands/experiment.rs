@@ -3,7 +3,8 @@
 use chrono::Utc;
 use phoenix_api::analysis::{CostAnalysis, KpiReport};
 use phoenix_api::experiment::{
-    EventPage, Experiment, ExperimentPage, PromoteRequest, RollbackRequest, TargetState, Verdict,
+    EventPage, Experiment, ExperimentPage, KpiName, PromoteRequest, RollbackRequest, TargetState,
+    Verdict,
 };
 use phoenix_api::task::RemovalMode;
 use phoenix_client::ExperimentQuery;
@@ -386,16 +387,32 @@ pub(crate) fn progress(e: &Experiment) -> String {
     }
 }
 
-/// `cardinality_reduction_pct 90.0%, ...` for the KPIs that have a value.
+/// A KPI in a few characters, for one-line summaries: reductions as signed changes
+/// (`series -73.4%`), the others as they are (`fidelity 98.5%`).
+fn short_kpi(kpi: KpiName, value: f64) -> String {
+    let (name, change) = match kpi {
+        KpiName::CardinalityReductionPct => ("series", true),
+        KpiName::DataPointReductionPct => ("points", true),
+        KpiName::CostReductionPct => ("cost", true),
+        KpiName::FidelityPct => ("fidelity", false),
+        KpiName::CriticalCoveragePct => ("critical", false),
+        KpiName::AgentCpuOverheadPct => ("cpu overhead", false),
+        KpiName::AgentRssOverheadPct => ("rss overhead", false),
+    };
+    if change {
+        format!("{name} {:+.1}%", -value)
+    } else {
+        format!("{name} {value:.1}%")
+    }
+}
+
+/// `series -90.0%, fidelity 98.5%, ...` for the KPIs that have a value.
 pub(crate) fn kpi_line(report: &KpiReport) -> String {
     let parts: Vec<String> = report
         .kpis
         .kpis
         .iter()
-        .filter_map(|k| {
-            k.value
-                .map(|v| format!("{} {}", wire(&k.kpi), pct(Some(v))))
-        })
+        .filter_map(|k| k.value.map(|v| short_kpi(k.kpi, v)))
         .collect();
     if parts.is_empty() {
         format!("none yet ({} samples judged)", report.kpis.samples.judged)
@@ -461,15 +478,7 @@ fn metrics_view(r: &KpiReport) -> String {
             "saving",
             k.cost
                 .as_ref()
-                .map(|c| {
-                    format!(
-                        "{}/month, {}/year ({} {})",
-                        c.measured.saving_per_month,
-                        c.measured.saving_per_year,
-                        c.measured.baseline.price_source.currency,
-                        pct(c.measured.reduction_pct)
-                    )
-                })
+                .map(|c| saving(&c.measured))
                 .unwrap_or_default(),
         ),
     ]);
@@ -493,15 +502,14 @@ fn metrics_view(r: &KpiReport) -> String {
     if !k.per_host.is_empty() {
         let mut t = Table::new(&["HOST", "STATE", "SAMPLES", "CARDINALITY", "FIDELITY"]);
         for h in &k.per_host {
-            let find = |name: phoenix_api::experiment::KpiName| {
-                pct(h.kpis.iter().find(|v| v.kpi == name).and_then(|v| v.value))
-            };
+            let find =
+                |name: KpiName| pct(h.kpis.iter().find(|v| v.kpi == name).and_then(|v| v.value));
             t.row(vec![
                 h.host.host.clone(),
                 h.state.as_ref().map(wire).unwrap_or_default(),
                 h.samples.to_string(),
-                find(phoenix_api::experiment::KpiName::CardinalityReductionPct),
-                find(phoenix_api::experiment::KpiName::FidelityPct),
+                find(KpiName::CardinalityReductionPct),
+                find(KpiName::FidelityPct),
             ]);
         }
         out.push_str("\nPer host\n");
@@ -537,25 +545,16 @@ fn cost_view(c: &CostAnalysis) -> String {
             "candidate",
             format!("{} {currency}/month", m.candidate.per_month),
         ));
-        pairs.push((
-            "saving",
-            format!(
-                "{} {currency}/month, {} {currency}/year ({})",
-                m.saving_per_month,
-                m.saving_per_year,
-                pct(m.reduction_pct)
-            ),
-        ));
+        pairs.push(("saving", saving(m)));
     }
     if let Some(f) = &c.fleet {
         pairs.push((
             "fleet",
             format!(
-                "{} hosts (from {} measured): saving {}/month, {}/year",
+                "{} hosts (from {} measured): saving {}",
                 f.fleet_hosts,
                 f.measured_hosts,
-                f.savings.saving_per_month,
-                f.savings.saving_per_year
+                saving(&f.savings)
             ),
         ));
     }
@@ -568,6 +567,19 @@ fn cost_view(c: &CostAnalysis) -> String {
     }
     for note in &c.notes {
         out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
+/// `12.50 USD/month, 150.00 USD/year (73.4% less)`.
+fn saving(s: &phoenix_api::analysis::Savings) -> String {
+    let currency = &s.baseline.price_source.currency;
+    let mut out = format!(
+        "{} {currency}/month, {} {currency}/year",
+        s.saving_per_month, s.saving_per_year
+    );
+    if let Some(p) = s.reduction_pct {
+        out.push_str(&format!(" ({} less)", pct(Some(p))));
     }
     out
 }

@@ -25,6 +25,19 @@ fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
         .join(",")
 }
 
+/// `2 (1 healthy, 1 starting)`: names are long (`experiment/<id>/candidate`), see JSON.
+fn pipelines(pipelines: &[phoenix_api::agent::ActivePipeline]) -> String {
+    if pipelines.is_empty() {
+        return "0".to_owned();
+    }
+    let mut by_health = std::collections::BTreeMap::<String, usize>::new();
+    for p in pipelines {
+        *by_health.entry(wire(&p.health)).or_default() += 1;
+    }
+    let parts: Vec<String> = by_health.iter().map(|(h, n)| format!("{n} {h}")).collect();
+    format!("{} ({})", pipelines.len(), parts.join(", "))
+}
+
 fn fleet_view(f: &FleetStatus) -> String {
     let s = &f.summary;
     let mut out = key_values(&[
@@ -65,11 +78,7 @@ fn fleet_view(f: &FleetStatus) -> String {
             time(&a.last_heartbeat),
             format!("{:.1}%", a.resources.cpu_pct),
             bytes(a.resources.agent_rss_bytes),
-            a.pipelines
-                .iter()
-                .map(|p| format!("{}:{}", p.name, wire(&p.health)))
-                .collect::<Vec<_>>()
-                .join(","),
+            pipelines(&a.pipelines),
             labels(&a.labels),
         ]);
     }

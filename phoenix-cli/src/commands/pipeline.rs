@@ -170,20 +170,17 @@ fn new_deployment(args: &DeployArgs) -> NewDeployment {
 }
 
 fn templates_view(list: &TemplateList) -> String {
-    let mut t = Table::new(&["NAME", "PARAMETERS", "DESCRIPTION"]);
+    let mut t = Table::new(&["NAME", "PARAMS", "DESCRIPTION"]);
     for template in &list.items {
         t.row(vec![
             template.name.clone(),
-            template
-                .params
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
+            template.params.len().to_string(),
             template.description.clone(),
         ]);
     }
-    t.render()
+    let mut out = t.render();
+    out.push_str("\nparameters of one: phoenix pipeline templates NAME\n");
+    out
 }
 
 fn template_view(template: &TemplateInfo) -> String {
@@ -259,12 +256,15 @@ fn validation_view(name: &str, r: &ValidationResult) -> String {
 
 fn preview_view(p: &Preview) -> String {
     let mut out = key_values(&[
+        ("template", p.template.clone()),
         (
-            "template",
+            "params",
             output::pipeline(&PipelineRef {
-                template: p.template.clone(),
+                template: String::new(),
                 params: p.params.clone(),
-            }),
+            })
+            .trim_start()
+            .to_owned(),
         ),
         ("critical coverage", pct(Some(p.critical_coverage_pct))),
         (

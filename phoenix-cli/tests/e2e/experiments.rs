@@ -441,11 +441,7 @@ fn start_status_metrics_cost_events_rollback_and_delete_with_an_agent() {
         .json();
     assert_eq!(report.kpis.samples.judged, 6);
     let status = server.run(&["experiment", "status", &id]);
-    assert!(
-        status.ok().contains("cardinality_reduction_pct 90.0%"),
-        "{}",
-        status.stdout
-    );
+    assert!(status.ok().contains("series -90.0%"), "{}", status.stdout);
 
     let cost: CostAnalysis = server
         .run(&[

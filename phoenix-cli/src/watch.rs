@@ -126,34 +126,47 @@ async fn read_kpis(cx: &Context, e: &Experiment) -> Result<Option<KpiReport>, Cl
         .map_err(|err| cx.err(err))
 }
 
-/// The live display: one status line per change on a pipe, one line rewritten in place
-/// (plus a new line at each phase change) on a terminal, nothing but the final experiment
-/// in JSON mode.
+/// The live display. On a terminal: a block of short lines (phase and time, then the
+/// KPIs), each cut to the terminal's width and redrawn in place every second; a phase
+/// change keeps the previous block and starts a new one. On a pipe: one line per change.
+/// In JSON mode: nothing but the final experiment.
 struct Display {
     format: OutputFormat,
-    terminal: bool,
-    last_line: String,
+    /// Columns, when standard output is a terminal.
+    terminal: Option<usize>,
+    /// Lines of the block drawn last (terminal), or the last line printed (pipe).
+    drawn: Vec<String>,
     last_phase: Option<Phase>,
 }
 
 impl Display {
     fn new(format: OutputFormat) -> Self {
+        let terminal = std::io::stdout().is_terminal().then(|| {
+            terminal_size::terminal_size()
+                .map_or(80, |(terminal_size::Width(w), _)| usize::from(w).max(20))
+        });
         Self {
             format,
-            terminal: std::io::stdout().is_terminal(),
-            last_line: String::new(),
+            terminal,
+            drawn: Vec::new(),
             last_phase: None,
         }
     }
 
-    fn line(e: &Experiment, kpis: Option<&KpiReport>) -> String {
-        format!(
-            "{}  {:<12} {}  kpis: {}",
-            time(&chrono::Utc::now()),
-            e.phase.to_string(),
-            progress(e),
-            kpis.map(kpi_line).unwrap_or_else(|| "-".to_owned())
-        )
+    fn lines(e: &Experiment, kpis: Option<&KpiReport>) -> Vec<String> {
+        vec![
+            format!(
+                "{}  {:<11}  {}",
+                time(&chrono::Utc::now()),
+                e.phase.to_string(),
+                progress(e)
+            ),
+            format!(
+                "{:22}kpis: {}",
+                "",
+                kpis.map(kpi_line).unwrap_or_else(|| "-".to_owned())
+            ),
+        ]
     }
 
     /// After a change.
@@ -161,23 +174,45 @@ impl Display {
         if self.format == OutputFormat::Json {
             return;
         }
-        let line = Self::line(e, kpis);
-        if self.terminal {
-            let newline = self.last_phase.is_some_and(|p| p != e.phase);
-            output::out(&format!(
-                "{}\r\x1b[2K{line}",
-                if newline { "\n" } else { "" }
-            ));
-        } else if strip_time(&line) != strip_time(&self.last_line) {
-            output::out(&format!("{line}\n"));
+        let lines = Self::lines(e, kpis);
+        match self.terminal {
+            Some(width) => {
+                let mut out = String::new();
+                if self.last_phase.is_some_and(|p| p != e.phase) {
+                    // Keep the previous phase's block on screen.
+                    out.push('\n');
+                } else if self.drawn.len() > 1 {
+                    out.push_str(&format!("\x1b[{}A", self.drawn.len() - 1));
+                }
+                let cut: Vec<String> = lines.iter().map(|l| fit(l, width)).collect();
+                for (n, line) in cut.iter().enumerate() {
+                    if n > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str("\r\x1b[2K");
+                    out.push_str(line);
+                }
+                output::out(&out);
+                self.drawn = cut;
+            }
+            None => {
+                let line = lines.concat();
+                let changed = self
+                    .drawn
+                    .first()
+                    .is_none_or(|last| strip_time(last) != strip_time(&line));
+                if changed {
+                    output::out(&format!("{}\n", lines.join("\n")));
+                }
+                self.drawn = vec![line];
+            }
         }
         self.last_phase = Some(e.phase);
-        self.last_line = line;
     }
 
     /// Every second: on a terminal the clock and the remaining time move.
     fn tick(&mut self, e: &Experiment, kpis: Option<&KpiReport>) {
-        if self.terminal {
+        if self.terminal.is_some() {
             self.show(e, kpis);
         }
     }
@@ -187,7 +222,7 @@ impl Display {
             OutputFormat::Json => output::out(&output::json(e)),
             OutputFormat::Table => {
                 self.show(e, kpis);
-                if self.terminal {
+                if self.terminal.is_some() {
                     output::out("\n");
                 }
                 let verdict = e
@@ -198,6 +233,17 @@ impl Display {
                 output::out(&format!("experiment {} {}{verdict}\n", e.id, e.phase));
             }
         }
+    }
+}
+
+/// `line` cut to `width` characters (a wrapped line would break the redraw).
+fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        line.to_owned()
+    } else {
+        let mut cut: String = line.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn run(cx: &Context, command: ExperimentCommand) -> Result<(), 
                 .map_err(|e| cx.err(e))?;
             cx.printer.show(&e, |e| {
                 format!(
-                    "{}\n\nfollow it: phoenix experiment status {} --watch\n",
+                    "{}\nfollow it: phoenix experiment status {} --watch\n",
                     summary(e),
                     e.id
                 )

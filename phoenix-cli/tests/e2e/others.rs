@@ -76,8 +76,11 @@ fn ui_prints_or_opens_the_dashboard_url() {
     let server = Server::start();
     let printed = server.run(&["ui", "--print"]);
     assert_eq!(printed.ok(), format!("{}/ui/\n", server.base));
-    // No graphical session (the harness removes DISPLAY): the URL is printed.
-    assert_eq!(server.run(&["ui"]).ok(), format!("{}/ui/\n", server.base));
+    // No graphical session (the harness removes DISPLAY): the URL is printed. (Elsewhere
+    // than on Linux a browser would really open.)
+    if cfg!(target_os = "linux") {
+        assert_eq!(server.run(&["ui"]).ok(), format!("{}/ui/\n", server.base));
+    }
     // A server nested under a path keeps it.
     let nested = bare(&[
         "--server",

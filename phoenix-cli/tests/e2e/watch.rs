@@ -25,7 +25,11 @@ fn running(server: &Server, agent: &Agent, name: &str, role: &str) -> String {
         ])
         .json();
     let id = created.id.to_string();
-    server.run(&["experiment", "start", &id]).ok();
+    let started: Experiment = server
+        .run(&["experiment", "start", &id, "-o", "json"])
+        .json();
+    assert_eq!(started.phase, Phase::Deploying);
+    assert_eq!(started.targets.len(), 1);
     server.ack_next(agent);
     id
 }

@@ -9,9 +9,10 @@ use crate::args::{self, KeyValue, Param};
 
 /// The `phoenix` command: drive a Phoenix server from a terminal or a script.
 ///
-/// Exit codes: 0 success; 1 the server refused or failed the request, could not be
-/// reached, or (for `status --watch`) the experiment ended stopped, rolled back or failed;
-/// 2 usage error (bad flags, unreadable or invalid input file).
+/// Exit codes: 0 success; 1 the server refused or failed the request or could not be
+/// reached, a Collector config is invalid, or (for `status --watch`) the experiment ended
+/// stopped, rolled back or failed; 2 usage error (bad flags, unreadable or invalid input
+/// file).
 #[derive(Debug, Parser)]
 #[command(
     name = "phoenix",

@@ -1,0 +1,195 @@
+//! `phoenix cost ...`: the fleet's raw series from the agents' latest snapshots.
+
+use phoenix_api::analysis::{
+    Breakdown, CardinalityReport, CostFlow, CostFlowReport, Recommendation,
+};
+
+use crate::Context;
+use crate::cli::CostCommand;
+use crate::error::CliError;
+use crate::output::{opt_time, wire};
+use crate::table::{Table, key_values};
+
+pub(crate) async fn run(cx: &Context, command: CostCommand) -> Result<(), CliError> {
+    match command {
+        CostCommand::Flow {
+            pricing_model,
+            dimension,
+        } => {
+            let dims: Vec<&str> = dimension.iter().map(String::as_str).collect();
+            let report = cx
+                .client
+                .cost_flow(pricing_model.as_deref(), &dims)
+                .await
+                .map_err(|e| cx.err(e))?;
+            cx.printer.show(&report, flow_view);
+            Ok(())
+        }
+        CostCommand::Cardinality {
+            dimension,
+            top,
+            pricing_model,
+        } => {
+            let dims: Vec<&str> = dimension.iter().map(String::as_str).collect();
+            let report = cx
+                .client
+                .cardinality(&dims, top, pricing_model.as_deref())
+                .await
+                .map_err(|e| cx.err(e))?;
+            cx.printer.show(&report, cardinality_view);
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn recommendations_table(recommendations: &[Recommendation]) -> String {
+    let mut t = Table::new(&[
+        "RECOMMENDATION",
+        "SERIES BEFORE",
+        "SERIES AFTER",
+        "SAVING/MONTH",
+        "SAVING/YEAR",
+    ]);
+    for r in recommendations {
+        t.row(vec![
+            r.summary.clone(),
+            r.series_before.to_string(),
+            r.series_after.to_string(),
+            format!("{} {}", r.saving_per_month, r.price_source.currency),
+            format!("{} {}", r.saving_per_year, r.price_source.currency),
+        ]);
+    }
+    t.render()
+}
+
+fn flow_tables(flow: &CostFlow, out: &mut String) {
+    let currency = &flow.cost.price_source.currency;
+    for b in &flow.flows {
+        let mut t = Table::new(&["GROUP", "DRIVER", "MONTHLY", "SHARE"]);
+        for g in &b.groups {
+            t.row(vec![
+                g.value.clone(),
+                g.driver_quantity.to_string(),
+                format!("{} {currency}", g.monthly),
+                format!("{:.1}%", g.share_pct),
+            ]);
+        }
+        out.push_str(&format!(
+            "\nBy {}{}\n",
+            b.dimension,
+            b.key
+                .as_ref()
+                .filter(|k| **k != b.dimension)
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&t.render());
+    }
+    for note in &flow.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+}
+
+fn flow_view(r: &CostFlowReport) -> String {
+    let c = &r.cost_flow.cost;
+    let mut out = key_values(&[
+        ("hosts", r.hosts.to_string()),
+        ("series", r.total_series.to_string()),
+        (
+            "pricing",
+            format!(
+                "{} ({} {}, {})",
+                c.price_source.model_id,
+                c.price_source.vendor,
+                c.price_source.product,
+                c.price_source.effective_date
+            ),
+        ),
+        (
+            "cost",
+            format!(
+                "{} {cur}/month, {} {cur}/year",
+                c.per_month,
+                c.per_year,
+                cur = c.price_source.currency
+            ),
+        ),
+        ("driver", wire(&r.cost_flow.driver)),
+    ]);
+    flow_tables(&r.cost_flow, &mut out);
+    if !r.recommendations.is_empty() {
+        out.push_str("\nRecommendations\n");
+        out.push_str(&recommendations_table(&r.recommendations));
+    }
+    out
+}
+
+fn breakdown_table(b: &Breakdown) -> String {
+    let mut t = Table::new(&["GROUP", "SERIES", "POINTS/MIN", "SHARE"]);
+    for g in &b.groups {
+        t.row(vec![
+            g.value.clone(),
+            g.series.to_string(),
+            g.points_per_minute.to_string(),
+            format!("{:.1}%", g.share_pct),
+        ]);
+    }
+    t.render()
+}
+
+fn cardinality_view(r: &CardinalityReport) -> String {
+    let mut out = key_values(&[
+        ("hosts", r.hosts.to_string()),
+        (
+            "snapshots",
+            format!(
+                "{} .. {}",
+                opt_time(r.taken_from.as_ref()),
+                opt_time(r.taken_to.as_ref())
+            ),
+        ),
+        ("series", r.total_series.to_string()),
+        ("points/min", r.points_per_minute.to_string()),
+        ("metrics", r.distinct_metrics.to_string()),
+    ]);
+    if !r.label_keys.is_empty() {
+        let mut t = Table::new(&["LABEL", "DISTINCT VALUES", "SERIES"]);
+        for k in &r.label_keys {
+            t.row(vec![
+                k.key.clone(),
+                k.distinct_values.to_string(),
+                k.series.to_string(),
+            ]);
+        }
+        out.push_str("\nLabels\n");
+        out.push_str(&t.render());
+    }
+    if !r.metric_labels.is_empty() {
+        let mut t = Table::new(&["METRIC", "LABEL", "DISTINCT VALUES", "SERIES"]);
+        for m in &r.metric_labels {
+            t.row(vec![
+                m.metric.clone(),
+                m.key.clone(),
+                m.distinct_values.to_string(),
+                format!("{}/{}", m.series, m.metric_series),
+            ]);
+        }
+        out.push_str("\nMetric labels\n");
+        out.push_str(&t.render());
+    }
+    for b in &r.breakdowns {
+        out.push_str(&format!(
+            "\nBy {} ({} groups)\n",
+            b.dimension, b.distinct_groups
+        ));
+        out.push_str(&breakdown_table(b));
+    }
+    if let Some(flow) = &r.cost_flow {
+        out.push_str(&format!(
+            "\ncost: {} {}/month\n",
+            flow.cost.per_month, flow.cost.price_source.currency
+        ));
+        flow_tables(flow, &mut out);
+    }
+    out
+}

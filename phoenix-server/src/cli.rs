@@ -128,6 +128,12 @@ pub struct DevArgs {
     /// Do not start the local agent and its demo experiment.
     #[arg(long)]
     pub no_agent: bool,
+    /// The local agent's exposition listener (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9460")]
+    pub agent_listen: SocketAddr,
+    /// How long the demo experiment runs, seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(20..=86_400))]
+    pub demo_secs: u64,
 }
 
 /// The TOML file: every key optional, unknown keys refused.

@@ -6,7 +6,7 @@ import { num } from './format.js';
 
 const W = 680;
 const H = 270;
-const M = { left: 70, right: 18, top: 30, bottom: 46 };
+const M = { left: 78, right: 36, top: 34, bottom: 48 };
 
 /** Round tick values covering [lo, hi]. */
 export function niceTicks(lo, hi, count = 5) {
@@ -27,7 +27,7 @@ function clockLabel(ms) {
 
 /**
  * series: [{name, cls, points: [{t (ms), v (number|null)}]}]
- * opts: {title, yLabel, xLabel, yMin, yMax, bands: [{from, to, label}], id}
+ * opts: {title, yLabel, xLabel, unit, yMin, yMax, bands: [{from, to, label}], tickFormat, id}
  */
 export function lineChart(series, opts = {}) {
   const all = series.flatMap((se) => se.points.filter((p) => p.v !== null && p.v !== undefined));
@@ -35,7 +35,7 @@ export function lineChart(series, opts = {}) {
     class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', id: opts.id,
     'aria-label': `${opts.title || 'chart'} (${opts.yLabel || ''})`,
   });
-  svg.appendChild(s('text', { class: 'title', x: M.left, y: 18 }, opts.title || ''));
+  svg.appendChild(s('text', { class: 'title', x: M.left, y: 20 }, opts.title || ''));
   if (all.length === 0) {
     svg.appendChild(s('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, opts.empty || 'no samples yet'));
     return wrap(svg, series);
@@ -73,7 +73,7 @@ export function lineChart(series, opts = {}) {
   const axis = s('g', { class: 'axis' });
   for (const v of yTicks) {
     grid.appendChild(s('line', { x1: M.left, x2: W - M.right, y1: y(v), y2: y(v) }));
-    axis.appendChild(s('text', { x: M.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, num(v)));
+    axis.appendChild(s('text', { x: M.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, (opts.tickFormat || num)(v)));
   }
   const xTickCount = 5;
   for (let i = 0; i <= xTickCount; i += 1) {
@@ -106,7 +106,7 @@ export function lineChart(series, opts = {}) {
     for (const p of se.points) {
       if (p.v === null || p.v === undefined) continue;
       g.appendChild(s('circle', { class: se.cls, cx: x(p.t), cy: y(p.v), r: 2.6 },
-        s('title', {}, `${se.name} at ${clockLabel(p.t)} UTC: ${num(p.v)} ${opts.unit || ''}`)));
+        s('title', {}, `${se.name} at ${clockLabel(p.t)} UTC: ${opts.tickFormat ? opts.tickFormat(p.v) : `${num(p.v)} ${opts.unit || ''}`}`)));
     }
     svg.appendChild(g);
   }

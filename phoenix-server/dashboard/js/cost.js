@@ -20,6 +20,18 @@ function dimensionTitle(b) {
   return b.dimension.replace(/^label:/, 'label ');
 }
 
+function metricLabels(rows) {
+  const columns = [
+    { label: 'Metric', cell: (m) => h('span', { class: 'mono small' }, m.metric) },
+    { label: 'Label', cell: (m) => h('span', { class: 'mono small' }, m.key) },
+    { label: 'Values', num: true, cell: (m) => fmt.int(m.distinct_values) },
+    { label: 'Series', num: true, cell: (m) => `${fmt.int(m.series)} of ${fmt.int(m.metric_series)}` },
+  ];
+  const first = 12;
+  return h('div', table(columns, rows.slice(0, first), { id: 'metric-labels' }),
+    rows.length > first ? h('details', h('summary', `all ${rows.length}`), table(columns, rows.slice(first))) : null);
+}
+
 export async function costView(scope) {
   const chosen = new Set(BASE_DIMENSIONS);
   const model = h('input', { name: 'pricing_model', id: 'pricing-model', value: 'grafana-cloud-pro', size: 22, 'aria-label': 'pricing model' });
@@ -122,12 +134,7 @@ export async function costView(scope) {
             return b;
           } },
         ], c.label_keys, { id: 'label-keys' })),
-        h('div', h('h3', 'Highest-cardinality labels per metric'), table([
-          { label: 'Metric', cell: (m) => h('span', { class: 'mono small' }, m.metric) },
-          { label: 'Label', cell: (m) => h('span', { class: 'mono small' }, m.key) },
-          { label: 'Values', num: true, cell: (m) => fmt.int(m.distinct_values) },
-          { label: 'Series', num: true, cell: (m) => `${fmt.int(m.series)} of ${fmt.int(m.metric_series)}` },
-        ], c.metric_labels))));
+        h('div', h('h3', 'Highest-cardinality labels per metric'), metricLabels(c.metric_labels))));
   }
 
   const form = h('form', { class: 'inline', id: 'cost-form' },

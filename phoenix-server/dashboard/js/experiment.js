@@ -239,13 +239,14 @@ export async function experimentView(scope, id) {
   function drawKpis() {
     if (!report) return;
     const k = report.kpis;
+    const currency = k.cost && k.cost.measured ? k.cost.measured.baseline.price_source.currency : '';
     const cards = k.kpis.map((kv) => {
       const unit = fmt.kpiUnit(kv.kpi);
       const value = kv.value === null || kv.value === undefined
         ? h('span', { class: 'muted' }, fmt.label(kv.undefined || 'not measured'))
         : `${fmt.num(kv.value)} ${unit}`;
       const sub = kv.baseline !== null && kv.baseline !== undefined && kv.value !== null && kv.value !== undefined
-        ? `baseline ${fmt.num(kv.baseline)} → candidate ${fmt.num(kv.candidate)}`
+        ? `baseline ${fmt.num(kv.baseline)} → candidate ${fmt.num(kv.candidate)} ${fmt.kpiBasisUnit(kv.kpi, currency)}`
         : null;
       const c = card(fmt.kpiLabel(kv.kpi), value, sub);
       c.dataset.kpi = kv.kpi;
@@ -289,10 +290,14 @@ export async function experimentView(scope, id) {
       { name: 'baseline', cls: 'baseline', points: ts.map((p) => ({ t: t(p), v: p.baseline[field] })) },
       { name: 'candidate', cls: 'candidate', points: ts.map((p) => ({ t: t(p), v: p.candidate[field] })) },
     ];
+    // Bytes in KiB or MiB, so the axis ticks are round numbers of the unit shown.
+    const maxBytes = Math.max(0, ...ts.map((p) => Math.max(p.baseline.bytes, p.candidate.bytes)));
+    const [bytesUnit, div] = maxBytes >= 1024 * 1024 ? ['MiB', 1024 * 1024] : ['KiB', 1024];
+    const scaled = pair('bytes').map((se) => ({ ...se, points: se.points.map((p) => ({ t: p.t, v: p.v / div })) }));
     replace(sections.charts, h('div', { class: 'grid two', id: 'charts' },
       lineChart(pair('series'), { id: 'chart-series', title: 'Active series', yLabel: 'series (sum over hosts)', unit: 'series', yMin: 0, bands }),
       lineChart(pair('points'), { id: 'chart-points', title: 'Data points per sample', yLabel: 'data points / sample', unit: 'points', yMin: 0, bands }),
-      lineChart(pair('bytes'), { id: 'chart-bytes', title: 'Encoded size per sample', yLabel: 'bytes / sample', unit: 'bytes', yMin: 0, bands }),
+      lineChart(scaled, { id: 'chart-bytes', title: 'Encoded size per sample', yLabel: `${bytesUnit} / sample`, unit: bytesUnit, yMin: 0, bands }),
       lineChart([
         { name: 'cardinality reduction', cls: 'reduction', points: ts.map((p) => ({ t: t(p), v: p.cardinality_reduction_pct })) },
         { name: 'fidelity', cls: 'fidelity', points: ts.map((p) => ({ t: t(p), v: p.fidelity_pct })) },

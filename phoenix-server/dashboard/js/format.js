@@ -99,3 +99,15 @@ export function kpiLabel(kpi) {
 export function kpiUnit(kpi) {
   return (KPI_LABELS[kpi] || [null, ''])[1];
 }
+
+/** The unit of a KPI's baseline and candidate figures (what the percentage compares). */
+export function kpiBasisUnit(kpi, currency = '') {
+  return {
+    cardinality_reduction_pct: 'series',
+    data_point_reduction_pct: 'data points',
+    cost_reduction_pct: `${currency} / month (list price)`.trim(),
+    fidelity_pct: '%',
+    critical_coverage_pct: '%',
+    agent_cpu_overhead_pct: 'ns of evaluation CPU',
+  }[kpi] ?? '';
+}

@@ -357,6 +357,29 @@ mod tests {
     }
 
     #[test]
+    fn dev_mode_agent_listener_and_demo_length() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["phoenix-server", "dev"].iter().chain(args)).map(|c| c.command)
+        };
+        let Ok(Some(Command::Dev(dev))) = parse(&[]) else {
+            panic!("dev parses without flags");
+        };
+        assert_eq!(dev.agent_listen, "127.0.0.1:9460".parse().unwrap());
+        assert_eq!(dev.demo_secs, 60);
+        let Ok(Some(Command::Dev(dev))) =
+            parse(&["--agent-listen", "127.0.0.1:0", "--demo-secs", "45"])
+        else {
+            panic!("dev parses its flags");
+        };
+        assert_eq!(dev.agent_listen.port(), 0);
+        assert_eq!(dev.demo_secs, 45);
+        // Shorter than the warm-up plus a few samples: refused, not silently useless.
+        assert!(parse(&["--demo-secs", "5"]).is_err());
+        assert!(parse(&["--agent-listen", "nowhere"]).is_err());
+    }
+
+    #[test]
     fn a_pricing_file_extends_the_catalogue_and_a_bad_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("pricing.toml");

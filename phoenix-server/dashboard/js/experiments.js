@@ -81,6 +81,10 @@ export async function experimentsView(scope) {
     if (items.some((x) => x.id === m.experiment_id)) refreshOne(m.experiment_id);
     else load();
   });
+  // A new experiment's first event (`created`) does not change a phase: it is progress.
+  scope.on('experiment.progress', (m) => {
+    if (!items.some((x) => x.id === m.event.experiment_id)) load();
+  });
   scope.on('experiment.deleted', () => load());
   scope.on('resync', () => load());
   // Relative times ("in 40 s") move on their own.

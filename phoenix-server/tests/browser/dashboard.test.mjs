@@ -37,6 +37,12 @@ const server = spawn(binary, [
 server.stdout.on('data', (d) => { serverOut += d; });
 server.stderr.on('data', (d) => { serverOut += d; });
 const serverExit = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+// Whatever happens below (a launch failure, an uncaught error), the server goes with us.
+let serverGone = false;
+server.on('exit', () => { serverGone = true; });
+process.on('exit', () => {
+  if (!serverGone) server.kill('SIGKILL');
+});
 
 async function waitFor(what, fn, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
@@ -131,6 +137,15 @@ try {
   const secondPhase = await phaseOf(row);
   check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
   log(`phase changed live: ${firstPhase} -> ${secondPhase}`);
+  // An experiment created elsewhere shows up without a reload too.
+  const created = await api('POST', 'experiments', {
+    name: 'browser test: created through the API',
+    spec: { baseline: { template: 'baseline' }, candidate: { template: 'topk', params: { k: 3 } }, duration_secs: 600 },
+  });
+  await page.locator(`#experiments tr[data-key="${created.id}"]`).waitFor({ timeout: 15000 });
+  check(await phaseOf(page.locator(`#experiments tr[data-key="${created.id}"]`)) === 'created', 'new experiment listed as created');
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  log('an experiment created through the API appeared live');
   await shot('experiments');
 
   // 3. Detail: real KPI numbers and charts; wait for the verdict.

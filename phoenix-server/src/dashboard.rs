@@ -13,12 +13,12 @@ use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
 use crate::error::ApiError;
 
-/// The policy every dashboard response carries: same-origin scripts, styles and
-/// connections (`'self'` covers the page's own `ws:`/`wss:` origin in CSP 3), images only
-/// from this origin or inline `data:` (the SVG favicon), no plugins, no framing, no
-/// `<base>` rewriting, no form posts anywhere.
+/// The policy every dashboard response carries: scripts, styles, images (the favicon) and
+/// connections from this origin only (`'self'` covers the page's own `ws:`/`wss:` origin
+/// in CSP 3), nothing else loadable, no framing, no `<base>` rewriting, no form posts
+/// anywhere (forms are handled by script).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
 /// One embedded file.

@@ -381,6 +381,8 @@ export async function experimentView(scope, id) {
   const mine = (m) => m.experiment_id === id || (m.event && m.event.experiment_id === id);
   scope.on('experiment.phase_changed', (m) => {
     if (!mine(m)) return;
+    // An action's "accepted" note is out of date once the phase moves on.
+    if (actionStatus.querySelector('.notice')) replace(actionStatus);
     reloadExperiment();
     reloadEvents();
     reloadKpis();

@@ -76,7 +76,7 @@ function render() {
   const make = VIEWS[route.name];
   for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.view === route.name);
   scope = new Scope();
-  const root = h('div', { class: 'view', 'data-view': route.name });
+  const root = h('div', { class: 'view', 'data-view': route.name }, h('p', { class: 'muted' }, 'loading…'));
   replace(view, root);
   if (!make) {
     root.appendChild(errorBox({ message: `no such page: ${location.hash}` }));

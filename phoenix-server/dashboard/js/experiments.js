@@ -35,8 +35,11 @@ export async function experimentsView(scope) {
     { label: 'Owner', cell: (e) => e.owner },
   ];
 
+  let failure = null;
   function draw() {
-    if (items.length === 0) {
+    if (failure) {
+      replace(body, errorBox(failure));
+    } else if (items.length === 0) {
       replace(body, h('p', { class: 'empty' }, filter.value
         ? `No experiment in phase ${label(filter.value)}.`
         : 'No experiment yet. Create one with the API (POST /api/v1/experiments) or the phoenix CLI; `phoenix-server dev` starts a demo.'));
@@ -55,9 +58,13 @@ export async function experimentsView(scope) {
       const page = await get('experiments', { phase: filter.value, cursor: append ? cursor : null, limit: 50 }, scope.signal);
       items = append ? items.concat(page.items) : page.items;
       cursor = page.next_cursor || null;
+      failure = null;
       draw();
     } catch (err) {
-      if (err.name !== 'AbortError') replace(body, errorBox(err));
+      if (err.name !== 'AbortError') {
+        failure = err;
+        draw();
+      }
     }
   }
 
@@ -71,7 +78,8 @@ export async function experimentsView(scope) {
         draw();
       }
     } catch (err) {
-      if (err.name !== 'AbortError') replace(body, errorBox(err));
+      // Gone in the meantime (deleted) or unreachable: the whole list says which.
+      if (err.name !== 'AbortError') load();
     }
   }
 

@@ -128,6 +128,12 @@ pub struct DevArgs {
     /// Do not start the local agent and its demo experiment.
     #[arg(long)]
     pub no_agent: bool,
+    /// The local agent's exposition listener (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:9460")]
+    pub agent_listen: SocketAddr,
+    /// How long the demo experiment runs, seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(20..=86_400))]
+    pub demo_secs: u64,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -348,6 +354,29 @@ mod tests {
             short.resolve(FileConfig::default()),
             Err(CliError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn dev_mode_agent_listener_and_demo_length() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["phoenix-server", "dev"].iter().chain(args)).map(|c| c.command)
+        };
+        let Ok(Some(Command::Dev(dev))) = parse(&[]) else {
+            panic!("dev parses without flags");
+        };
+        assert_eq!(dev.agent_listen, "127.0.0.1:9460".parse().unwrap());
+        assert_eq!(dev.demo_secs, 60);
+        let Ok(Some(Command::Dev(dev))) =
+            parse(&["--agent-listen", "127.0.0.1:0", "--demo-secs", "45"])
+        else {
+            panic!("dev parses its flags");
+        };
+        assert_eq!(dev.agent_listen.port(), 0);
+        assert_eq!(dev.demo_secs, 45);
+        // Shorter than the warm-up plus a few samples: refused, not silently useless.
+        assert!(parse(&["--demo-secs", "5"]).is_err());
+        assert!(parse(&["--agent-listen", "nowhere"]).is_err());
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub async fn run(
     };
     let state = AppState::new(phoenix, config);
     println!("Phoenix dev server (in-memory store: state is lost on exit)");
+    // The token rides in the fragment, which the browser never sends; the page moves it
+    // to sessionStorage and removes it from the address bar at once.
+    println!("  Dashboard:             {base_url}/ui/#token={admin_token}");
     println!("  API docs (Swagger UI): {base_url}/docs");
     println!("  OpenAPI document:      {base_url}/openapi.json");
     println!(

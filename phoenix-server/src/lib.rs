@@ -1,8 +1,8 @@
 //! # phoenix-server
 //!
 //! The reference Phoenix control plane: REST with a generated OpenAPI document and Swagger
-//! UI, a WebSocket for live updates, authentication, limits, metrics, and the controller
-//! loop, over any [`Phoenix`] facade (so over any store backend).
+//! UI, a WebSocket for live updates, the web dashboard, authentication, limits, metrics,
+//! and the controller loop, over any [`Phoenix`] facade (so over any store backend).
 //!
 //! Two ways in:
 //! - [`serve`]: takes an already-bound listener, a facade, a [`ServerConfig`] and a
@@ -18,6 +18,7 @@ pub mod body_limit;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod dashboard;
 pub mod dev;
 pub mod dev_agent;
 pub mod error;
@@ -55,8 +56,9 @@ pub enum ServeError {
 }
 
 /// The Phoenix API as an embeddable endpoint: REST under `api/v1`, `healthz`, `readyz`,
-/// `metrics`, the WebSocket at `api/v1/ws`, Swagger UI at `docs` and the document at
-/// `openapi.json`, all relative to where it is nested.
+/// `metrics`, the WebSocket at `api/v1/ws`, Swagger UI at `docs`, the document at
+/// `openapi.json` and the dashboard at `ui/` (where the root redirects), all relative to
+/// where it is nested.
 #[derive(Debug, Clone)]
 pub struct PhoenixEndpoint {
     state: Arc<AppState>,
@@ -124,7 +126,15 @@ impl IntoEndpoint for PhoenixEndpoint {
                 paths
                     .keys()
                     .map(|p| format!("{base}{p}"))
-                    .chain(["/docs", "/openapi.json", "/api/v1/ws"].map(|p| format!("{base}{p}"))),
+                    .chain(
+                        ["/", "/docs", "/openapi.json", "/api/v1/ws", "/ui", "/ui/"]
+                            .map(|p| format!("{base}{p}")),
+                    )
+                    .chain(
+                        dashboard::ASSETS
+                            .iter()
+                            .map(|a| format!("{base}/ui/{}", a.path)),
+                    ),
             );
         }
         let docs = service.swagger_ui();
@@ -136,19 +146,29 @@ impl IntoEndpoint for PhoenixEndpoint {
         let state = self.state.clone();
         let metrics_state = self.state.clone();
         let limit_state = self.state.clone();
-        // The root leads to the API docs (the dashboard, when built in, takes it over).
-        let docs_path = format!("{}/docs", self.base_path);
+        // The root and `ui` lead to the dashboard (`ui/`, with the slash its relative
+        // links need); the API docs stay at `docs`.
+        let ui_path = format!("{}/ui/", self.base_path);
+        let ui_redirect = ui_path.clone();
         Route::new()
             .at(
-                "/",
+                "/ui",
                 poem::get(poem::endpoint::make_sync(move |_| {
-                    poem::web::Redirect::temporary(docs_path.clone())
+                    poem::web::Redirect::temporary(ui_redirect.clone())
                 })),
             )
+            .at("/ui/", poem::get(dashboard::index))
+            .at("/ui/*path", poem::get(dashboard::file))
             .nest("/docs", docs)
             .at("/openapi.json", spec_endpoint)
             .at("/api/v1/ws", ws::endpoint(state))
             .nest("/", service)
+            // The root is answered before routing: nesting the API at `/` claims the
+            // root path, whatever is registered for it.
+            .around(move |ep, req| {
+                let to = ui_path.clone();
+                async move { dashboard::root_redirect(&to, ep, req).await }
+            })
             .around(move |ep, req| {
                 let state = limit_state.clone();
                 async move { body_limit::enforce(&state.config, ep, req).await }

@@ -18,7 +18,11 @@ async fn main() -> anyhow::Result<()> {
                 Vec::new()
             } else {
                 vec![phoenix_server::dev_agent::local_agent(
-                    phoenix_server::dev_agent::DevAgentOptions::default(),
+                    phoenix_server::dev_agent::DevAgentOptions {
+                        listen: args.agent_listen,
+                        demo_duration_secs: args.demo_secs,
+                        ..Default::default()
+                    },
                 )]
             };
             phoenix_server::dev::run(listener, hooks, shutdown_signal()).await?;

@@ -38,6 +38,7 @@ macro_rules! backends {
 
 mod analysis;
 mod auth;
+mod dashboard;
 mod deployments;
 mod flow;
 mod harness;

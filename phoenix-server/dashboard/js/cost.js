@@ -1,0 +1,152 @@
+// Cost flow and cardinality explorer over the fleet's latest snapshots: where the series
+// and the money go, by the chosen dimensions, with recommendations and their savings.
+
+import { get } from './api.js';
+import { card, errorBox, h, replace, table } from './dom.js';
+import { recommendations } from './experiment.js';
+import * as fmt from './format.js';
+
+const BASE_DIMENSIONS = ['metric', 'service', 'namespace', 'host'];
+
+function bar(pct) {
+  const inner = h('div');
+  // Width through the CSSOM (allowed by the policy; a style attribute would not be).
+  inner.style.width = `${Math.max(0, Math.min(100, pct)).toFixed(1)}%`;
+  return h('div', { class: 'bar', title: fmt.pct(pct) }, inner);
+}
+
+// `metric`, `host`, ... or `label:<key>`, shown as "label <key>".
+function dimensionTitle(b) {
+  return b.dimension.replace(/^label:/, 'label ');
+}
+
+function metricLabels(rows) {
+  const columns = [
+    { label: 'Metric', cell: (m) => h('span', { class: 'mono small' }, m.metric) },
+    { label: 'Label', cell: (m) => h('span', { class: 'mono small' }, m.key) },
+    { label: 'Values', num: true, cell: (m) => fmt.int(m.distinct_values) },
+    { label: 'Series', num: true, cell: (m) => `${fmt.int(m.series)} of ${fmt.int(m.metric_series)}` },
+  ];
+  const first = 12;
+  return h('div', table(columns, rows.slice(0, first), { id: 'metric-labels' }),
+    rows.length > first ? h('details', h('summary', `all ${rows.length}`), table(columns, rows.slice(first))) : null);
+}
+
+export async function costView(scope) {
+  const chosen = new Set(BASE_DIMENSIONS);
+  const model = h('input', { name: 'pricing_model', id: 'pricing-model', value: 'grafana-cloud-pro', size: 22, 'aria-label': 'pricing model' });
+  const top = h('input', { type: 'number', name: 'top', min: 1, max: 1000, value: 10, 'aria-label': 'top groups' });
+  const dimBox = h('div', { class: 'row', id: 'dimensions' });
+  const labelSelect = h('select', { 'aria-label': 'add a label dimension', id: 'label-dimension' }, h('option', { value: '' }, 'add label…'));
+  const status = h('div');
+  const body = h('div');
+  let labelKeys = [];
+
+  function drawDimensions() {
+    const all = [...new Set([...BASE_DIMENSIONS, ...chosen])];
+    replace(dimBox, all.map((d) => {
+      const box = h('input', { type: 'checkbox', value: d, checked: chosen.has(d) });
+      box.addEventListener('change', () => {
+        if (box.checked) chosen.add(d);
+        else chosen.delete(d);
+        load();
+      });
+      return h('label', { class: 'small' }, box, d);
+    }), labelSelect);
+    replace(labelSelect, h('option', { value: '' }, 'add label dimension…'),
+      labelKeys.filter((k) => !chosen.has(`label:${k.key}`)).map((k) => h('option', { value: `label:${k.key}` }, `${k.key} (${fmt.int(k.distinct_values)} values)`)));
+  }
+  labelSelect.addEventListener('change', () => {
+    if (labelSelect.value) {
+      chosen.add(labelSelect.value);
+      load();
+    }
+  });
+
+  async function load() {
+    drawDimensions();
+    replace(status, h('span', { class: 'muted small' }, 'loading…'));
+    const dimension = [...chosen];
+    try {
+      const [flow, card_] = await Promise.all([
+        get('metrics/cost-flow', { pricing_model: model.value.trim(), dimension }, scope.signal),
+        get('metrics/cardinality', { pricing_model: model.value.trim(), dimension, top: top.value }, scope.signal),
+      ]);
+      labelKeys = card_.label_keys;
+      drawDimensions();
+      replace(status);
+      draw(flow, card_);
+    } catch (err) {
+      if (err.name !== 'AbortError') replace(status, errorBox(err));
+    }
+  }
+
+  function draw(flow, c) {
+    const cf = flow.cost_flow;
+    const cur = cf.cost.price_source.currency;
+    if (c.hosts === 0) {
+      replace(body, h('p', { class: 'empty' }, 'No cardinality snapshot yet: agents send one every few samples while they run a pipeline.'));
+      return;
+    }
+    const src = cf.cost.price_source;
+    replace(body,
+      h('div', { class: 'grid cards', id: 'cost-summary' },
+        card('Hosts', fmt.int(c.hosts), c.taken_to ? `latest snapshot ${fmt.relative(c.taken_to)}` : null),
+        card('Active series', fmt.int(c.total_series)),
+        card('Data points / min', fmt.int(c.points_per_minute)),
+        card('Metrics', fmt.int(c.distinct_metrics)),
+        card('Cost / month', fmt.money(cf.cost.per_month, cur), `${fmt.money(cf.cost.per_year, cur)} / year`)),
+      h('p', { class: 'muted small' },
+        `Priced by ${fmt.label(cf.driver)} under ${src.vendor} ${src.product} (${src.sku}, effective ${src.effective_date}; ${src.source}). `,
+        `Billed ${fmt.int(cf.cost.billable)} ${cf.cost.unit} of ${fmt.int(cf.cost.quantity)} (${cf.cost.quantity_rule}; ${fmt.int(cf.cost.included)} included: ${cf.cost.included_rule}).`),
+      cf.notes.map((n) => h('p', { class: 'notice' }, n)),
+      h('h2', 'Where the money goes'),
+      h('div', { class: 'grid two', id: 'cost-flows' }, cf.flows.map((f) => h('div', { 'data-dimension': f.dimension },
+        h('h3', `By ${dimensionTitle(f)}`),
+        table([
+          { label: f.key || f.dimension, cell: (g) => h('span', { class: 'mono small' }, g.value) },
+          { label: fmt.label(cf.driver), num: true, cell: (g) => fmt.int(g.driver_quantity) },
+          { label: 'Cost / month', num: true, cell: (g) => fmt.money(g.monthly, cur) },
+          { label: 'Share', cell: (g) => h('div', { class: 'row' }, bar(g.share_pct), fmt.pct(g.share_pct)) },
+        ], f.groups.slice(0, Number(top.value) || 10))))),
+      h('h2', 'Recommendations'),
+      flow.recommendations.length ? recommendations(flow.recommendations) : h('p', { class: 'empty' }, 'No recommendation: no label or aggregation would save enough.'),
+      h('h2', 'Cardinality'),
+      h('div', { class: 'grid two', id: 'breakdowns' }, c.breakdowns.map((b) => h('div', { 'data-dimension': b.dimension },
+        h('h3', `Series by ${dimensionTitle(b)} (${fmt.int(b.distinct_groups)} groups)`),
+        table([
+          { label: b.key || b.dimension, cell: (g) => h('span', { class: 'mono small' }, g.value) },
+          { label: 'Series', num: true, cell: (g) => fmt.int(g.series) },
+          { label: 'Points / min', num: true, cell: (g) => fmt.int(g.points_per_minute) },
+          { label: 'Share', cell: (g) => h('div', { class: 'row' }, bar(g.share_pct), fmt.pct(g.share_pct)) },
+        ], b.groups)))),
+      h('div', { class: 'grid two' },
+        h('div', h('h3', 'Label keys'), table([
+          { label: 'Key', cell: (k) => h('span', { class: 'mono small' }, k.key) },
+          { label: 'Distinct values', num: true, cell: (k) => fmt.int(k.distinct_values) },
+          { label: 'Series', num: true, cell: (k) => fmt.int(k.series) },
+          { label: '', cell: (k) => {
+            const b = h('button', { type: 'button', class: 'small' }, 'break down');
+            b.addEventListener('click', () => {
+              chosen.add(`label:${k.key}`);
+              load();
+            });
+            return b;
+          } },
+        ], c.label_keys, { id: 'label-keys' })),
+        h('div', h('h3', 'Highest-cardinality labels per metric'), metricLabels(c.metric_labels))));
+  }
+
+  const form = h('form', { class: 'inline', id: 'cost-form' },
+    h('label', 'Pricing model', model), h('label', 'Top', top), h('button', { type: 'submit', class: 'primary' }, 'Apply'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    load();
+  });
+  scope.on('resync', load);
+  await load();
+  return h('section', { class: 'panel' },
+    h('h1', 'Cost flow and cardinality'),
+    h('p', { class: 'muted small' }, 'From every agent\u2019s latest cardinality snapshot (the raw series its host produces, before any pipeline).'),
+    form, h('fieldset', h('legend', 'Dimensions'), dimBox), status, body);
+}

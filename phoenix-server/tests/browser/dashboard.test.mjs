@@ -1,0 +1,284 @@
+// Browser test of the Phoenix dashboard: a real `phoenix-server dev` (in-memory store, an
+// in-process agent measuring this machine's processes, a demo experiment) on free ports,
+// driven through headless Chromium. Nothing is mocked: every number on screen comes from
+// the agent's measurements.
+//
+// Usage: node dashboard.test.mjs <phoenix-server binary> <artefact directory>
+// Environment: CHROMIUM (default /usr/bin/chromium), DEMO_SECS (default 45: enough judged samples after the warm-up for a verdict).
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [binary, artefacts] = process.argv.slice(2);
+if (!binary || !artefacts) {
+  console.error('usage: node dashboard.test.mjs <phoenix-server binary> <artefact directory>');
+  process.exit(2);
+}
+mkdirSync(artefacts, { recursive: true });
+const demoSecs = Number(process.env.DEMO_SECS || 45);
+const started = Date.now();
+
+function log(msg) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
+}
+
+class Failure extends Error {}
+function check(cond, msg) {
+  if (!cond) throw new Failure(msg);
+}
+
+// ---- the server --------------------------------------------------------------------------
+let serverOut = '';
+const server = spawn(binary, [
+  'dev', '--port', '0', '--agent-listen', '127.0.0.1:0', '--demo-secs', String(demoSecs), '--log', 'warn',
+], { stdio: ['ignore', 'pipe', 'pipe'] });
+server.stdout.on('data', (d) => { serverOut += d; });
+server.stderr.on('data', (d) => { serverOut += d; });
+const serverExit = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+// Whatever happens below (a launch failure, an uncaught error), the server goes with us.
+let serverGone = false;
+server.on('exit', () => { serverGone = true; });
+process.on('exit', () => {
+  if (!serverGone) server.kill('SIGKILL');
+});
+
+async function waitFor(what, fn, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Failure(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const printed = await waitFor('the dev server to print its dashboard URL, token and demo experiment', () => {
+  const dash = serverOut.match(/Dashboard:\s+(http:\/\/\S+\/ui\/)#token=(\S+)/);
+  const demo = serverOut.match(/Demo experiment:\s+([0-9a-f-]{36})/);
+  const agent = serverOut.match(/baseline at (http:\/\/\S+\/metrics\/baseline)/);
+  return dash && demo && agent ? { ui: dash[1], token: dash[2], experiment: demo[1], baselineUrl: agent[1] } : null;
+}, 60000);
+const base = new URL('..', printed.ui).href.replace(/\/$/, '');
+log(`server at ${base}, demo experiment ${printed.experiment}`);
+
+async function api(method, path, body, token = printed.token) {
+  const resp = await fetch(`${base}/api/v1/${path}`, {
+    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await resp.json();
+  if (!resp.ok) throw new Failure(`${method} ${path}: ${resp.status} ${JSON.stringify(data)}`);
+  return data;
+}
+
+// ---- the browser -------------------------------------------------------------------------
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // Root in a container has no user namespace sandbox.
+  args: ['--no-sandbox'],
+});
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+const page = await context.newPage();
+const problems = [];
+page.on('console', (m) => {
+  // The refused sign-in and the bad pricing model below are expected to log their 401/422.
+  if (m.type() === 'error' && !/status of (401|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
+});
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+page.on('requestfailed', (r) => {
+  // A view aborts its requests in flight when the user leaves it (ERR_ABORTED).
+  const why = r.failure()?.errorText || '';
+  if (!r.url().includes('/api/v1/ws') && !why.includes('ERR_ABORTED')) problems.push(`request failed: ${r.url()} ${why}`);
+});
+await page.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (e) => {
+    console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+  });
+});
+
+let step = 'start';
+async function shot(name) {
+  const file = join(artefacts, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log(`screenshot ${file}`);
+}
+
+const phaseOf = (locator) => locator.locator('[data-phase]').first().getAttribute('data-phase');
+
+try {
+  // 1. Sign-in: a wrong token shows the server's message; the dev link's fragment is
+  //    consumed and removed from the address bar.
+  step = 'sign-in';
+  await page.goto(printed.ui);
+  await page.locator('#token-input').fill('phx_user_not-a-real-token-0000000000');
+  await page.locator('#login button[type=submit]').click();
+  const refusal = await page.locator('#login .error').textContent({ timeout: 10000 });
+  check(/token|credential/i.test(refusal), `sign-in error should carry the server's message, got: ${refusal}`);
+  log(`wrong token refused: ${refusal.trim()}`);
+
+  await page.goto(`${printed.ui}#token=${printed.token}`);
+  await page.waitForSelector('#experiments, .view .empty', { timeout: 15000 });
+  check(!page.url().includes(printed.token), `the token must leave the address bar, url is ${page.url()}`);
+  check(await page.evaluate(() => sessionStorage.getItem('phoenix.token')) === printed.token, 'token kept in sessionStorage');
+  await page.waitForSelector('#live.on', { timeout: 15000 });
+  log('signed in through the dev link; WebSocket live');
+
+  // 2. The demo experiment appears and changes phase without a reload.
+  step = 'live phase change';
+  const row = page.locator(`#experiments tr[data-key="${printed.experiment}"]`);
+  await row.waitFor({ timeout: 30000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const firstPhase = await phaseOf(row);
+  log(`experiment listed in phase ${firstPhase}`);
+  check(!['completed', 'rolled_back', 'failed', 'stopped'].includes(firstPhase), `demo already finished (${firstPhase}) before the page loaded`);
+  await waitFor(`the phase to change from ${firstPhase} in the list`, async () => (await phaseOf(row)) !== firstPhase, (demoSecs + 60) * 1000);
+  const secondPhase = await phaseOf(row);
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  log(`phase changed live: ${firstPhase} -> ${secondPhase}`);
+  // An experiment created elsewhere shows up without a reload too.
+  const created = await api('POST', 'experiments', {
+    name: 'browser test: created through the API',
+    spec: { baseline: { template: 'baseline' }, candidate: { template: 'topk', params: { k: 3 } }, duration_secs: 600 },
+  });
+  await page.locator(`#experiments tr[data-key="${created.id}"]`).waitFor({ timeout: 15000 });
+  check(await phaseOf(page.locator(`#experiments tr[data-key="${created.id}"]`)) === 'created', 'new experiment listed as created');
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  log('an experiment created through the API appeared live');
+  await shot('experiments');
+
+  // 3. Detail: real KPI numbers and charts; wait for the verdict.
+  step = 'experiment detail';
+  await row.locator('a').first().click();
+  await page.waitForSelector('#experiment-name', { timeout: 15000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const reduction = page.locator('[data-kpi="cardinality_reduction_pct"] .value');
+  const reductionText = await waitFor('a measured cardinality reduction', async () => {
+    const t = await reduction.textContent().catch(() => '');
+    return /\d/.test(t) && /%/.test(t) ? t : null;
+  }, (demoSecs + 30) * 1000);
+  log(`cardinality reduction shown: ${reductionText.trim()}`);
+  const points = await page.locator('#chart-series circle').count();
+  check(points >= 2, `the series chart should have points, has ${points}`);
+  const axis = await page.locator('#chart-series').textContent();
+  check(axis.includes('series (sum over hosts)') && axis.includes('time (UTC)'), 'chart axes are labelled');
+  const series = await page.locator('#variants tbody tr').first().locator('td').nth(1).textContent();
+  check(Number(series.replace(/,/g, '')) > 0, `baseline series should be measured, got ${series}`);
+  await waitFor('the verdict', async () => page.locator('#verdict-outcome').count(), (demoSecs + 60) * 1000);
+  const verdict = await page.locator('#verdict-outcome').textContent();
+  const criteria = await page.locator('#criteria tbody tr').count();
+  check(criteria > 0, 'verdict criteria listed');
+  log(`verdict ${verdict} with ${criteria} criteria`);
+  await waitFor('the cost per variant', async () => page.locator('#cost-measured').count(), 30000);
+  const costText = await page.locator('#cost-measured').textContent();
+  check(/USD|EUR/.test(costText), `costs carry a currency: ${costText.slice(0, 200)}`);
+  check(await phaseOf(page.locator('#experiment-phase')) === 'completed', 'detail shows completed');
+  await shot('experiment-completed');
+  // The top of the page down to the charts (docs/dashboard.png is a copy of one of these).
+  const kpiBox = await page.locator('#kpi-panel').boundingBox();
+  await page.screenshot({
+    path: join(artefacts, 'experiment-overview.png'),
+    fullPage: true,
+    clip: { x: 0, y: 0, width: 1440, height: Math.ceil(kpiBox.y + kpiBox.height + 16) },
+  });
+
+  // 4. Roll back (graceful, with a reason) and watch it finish live.
+  step = 'rollback';
+  const form = page.locator('form[data-action="rollback"]');
+  await form.locator('select[name=mode]').selectOption('graceful');
+  await form.locator('input[name=reason]').fill('browser test: roll back the demo');
+  await form.locator('button[type=submit]').click();
+  await waitFor('rolled_back', async () => (await phaseOf(page.locator('#experiment-phase'))) === 'rolled_back', 60000);
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  const record = await page.locator('#rollback-record').textContent();
+  check(record.includes('browser test: roll back the demo') && record.includes('graceful'), `rollback provenance shown: ${record}`);
+  await page.waitForSelector('#events td:has-text("rollback")', { timeout: 10000 });
+  log('rolled back gracefully; provenance in the events');
+  await shot('experiment-rolled-back');
+
+  // 5. Fleet: the in-process agent with its health and resources.
+  step = 'fleet';
+  await page.locator('nav a[data-view=fleet]').click();
+  const agentRow = page.locator('#agents tbody tr').first();
+  await agentRow.waitFor({ timeout: 15000 });
+  const status = await agentRow.locator('[data-status]').getAttribute('data-status');
+  check(status === 'healthy', `agent healthy, is ${status}`);
+  const rowText = await agentRow.textContent();
+  check(/\d+(\.\d+)? MiB/.test(rowText), `agent RSS shown: ${rowText}`);
+  log(`fleet: agent ${status}`);
+  await shot('fleet');
+
+  // 6. Cost flow and cardinality, with a label dimension added.
+  step = 'cost';
+  await page.locator('nav a[data-view=cost]').click();
+  await page.waitForSelector('#cost-summary', { timeout: 20000 });
+  const flows = await page.locator('#cost-flows [data-dimension]').count();
+  check(flows >= 1, 'cost flows by dimension');
+  const keys = await page.locator('#label-keys tbody tr').count();
+  check(keys >= 1, 'label keys listed');
+  const firstKey = (await page.locator('#label-keys tbody tr').first().locator('td').first().textContent()).trim();
+  await page.locator('#label-keys tbody tr').first().locator('button').click();
+  await page.waitForSelector(`#breakdowns [data-dimension="label:${firstKey}"]`, { timeout: 15000 });
+  log(`cost flow: ${flows} dimensions; broke down by label ${firstKey}`);
+  // A bad pricing model shows the server's validation message.
+  await page.locator('#pricing-model').fill('no-such-model');
+  await page.locator('#cost-form button[type=submit]').click();
+  const modelError = await page.locator('.view .error').first().textContent({ timeout: 10000 });
+  check(modelError.includes('no-such-model') && modelError.includes('available'), `pricing error shown: ${modelError}`);
+  await page.locator('#pricing-model').fill('grafana-cloud-pro');
+  await page.locator('#cost-form button[type=submit]').click();
+  await waitFor('the error to clear', async () => (await page.locator('.view .error').count()) === 0, 15000);
+  await page.waitForSelector('#cost-summary', { timeout: 15000 });
+  await shot('cost');
+
+  // 7. Templates: render with a parameter, then preview on the agent's real exposition.
+  step = 'templates';
+  await page.locator('nav a[data-view=templates]').click();
+  await page.locator('#template-picker').selectOption('topk');
+  await page.locator('#param-k').fill('5');
+  await page.locator('#template-form button[type=submit]').click();
+  await page.waitForSelector('#render-valid', { timeout: 15000 });
+  check(await page.locator('#render-valid').textContent() === 'valid', 'rendered config is valid');
+  check((await page.locator('#rendered-yaml').textContent()).includes('processors'), 'YAML shown');
+  const exposition = await (await fetch(printed.baselineUrl)).text();
+  check(exposition.includes('process_'), 'the agent serves its baseline exposition');
+  await page.locator('#exposition').fill(exposition);
+  await page.locator('#preview-button').click();
+  await page.waitForSelector('#preview-table', { timeout: 15000 });
+  const previewRow = await page.locator('#preview-table tbody tr').first().textContent();
+  log(`preview on the agent's exposition: ${previewRow.replace(/\s+/g, ' ')}`);
+  await shot('templates');
+
+  // 8. A viewer sees no operator action.
+  step = 'viewer';
+  const viewer = await api('POST', 'tokens', { name: 'browser-test-viewer', role: 'viewer' });
+  await page.locator('#signout').click();
+  await page.locator('#token-input').fill(viewer.secret);
+  await page.locator('#login button[type=submit]').click();
+  await page.goto(`${printed.ui}#/experiments/${printed.experiment}`);
+  await page.waitForSelector('#experiment-name', { timeout: 15000 });
+  check(await page.locator('form[data-action]').count() === 0, 'viewer sees no action form');
+  log('viewer: read-only');
+
+  check(problems.length === 0, `browser problems:\n${problems.join('\n')}`);
+  log('PASS');
+} catch (err) {
+  console.error(`FAIL at step "${step}": ${err.message}`);
+  if (!(err instanceof Failure)) console.error(err.stack);
+  if (problems.length) console.error(`browser problems:\n${problems.join('\n')}`);
+  await page.screenshot({ path: join(artefacts, 'failure.png'), fullPage: true }).catch(() => {});
+  writeFileSync(join(artefacts, 'server.log'), serverOut);
+  console.error(`server output: ${join(artefacts, 'server.log')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close().catch(() => {});
+  server.kill('SIGTERM');
+  const exit = await Promise.race([serverExit, new Promise((r) => setTimeout(() => r(null), 15000))]);
+  if (!exit) {
+    server.kill('SIGKILL');
+    console.error('server did not stop on SIGTERM within 15 s');
+    process.exitCode = 1;
+  }
+  writeFileSync(join(artefacts, 'server.log'), serverOut);
+}

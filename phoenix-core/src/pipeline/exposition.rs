@@ -4,11 +4,130 @@
 //! Every exposition line becomes one series of the given resource (the scrape target).
 //! Kinds come from `# TYPE`: counters, and the `_bucket`/`_count`/`_sum` lines of histograms
 //! and summaries, are [`MetricKind::Counter`]; gauges, untyped lines and summary quantiles are
-//! [`MetricKind::Gauge`]. Names are kept as exposed.
+//! [`MetricKind::Gauge`]. Names are kept as exposed, except for process series: a line
+//! with a `process_pid` or `process_executable_name` label is what a hostmetrics process
+//! scraper's output looks like once exported as Prometheus text (by Phoenix's agent or the
+//! Collector's `prometheus` exporter). Such a line becomes a series of its own process
+//! resource (the scrape target's attributes plus the `process.*` attributes, named as the
+//! scraper names them) and its metric gets its OpenTelemetry name back
+//! (`process_cpu_time_total` and `process_cpu_time_seconds_total` are `process.cpu.time`),
+//! so that top-K, thresholds and critical processes work on recorded expositions too.
 
 use std::collections::{HashMap, HashSet};
 
-use super::sample::{Labels, MetricKind, ResourceId, Sample, SampleBuilder, Symbol};
+use super::sample::{Labels, MetricKind, ResourceId, Sample, SampleBuilder, Symbol, names};
+
+/// Exported label names of the process scraper's resource attributes.
+const PROCESS_LABELS: [(&str, &str); 7] = [
+    ("process_pid", names::PID),
+    ("process_parent_pid", names::PARENT_PID),
+    ("process_executable_name", names::EXECUTABLE_NAME),
+    ("process_executable_path", names::EXECUTABLE_PATH),
+    ("process_command", names::COMMAND),
+    ("process_command_line", names::COMMAND_LINE),
+    ("process_owner", names::OWNER),
+];
+
+/// Exported names of the process scraper's metrics (Phoenix's encoding, then the
+/// Collector's with unit suffixes), with their OpenTelemetry name and kind.
+const PROCESS_METRICS: [(&str, &str, MetricKind); 14] = [
+    (
+        "process_cpu_time_total",
+        names::PROCESS_CPU_TIME,
+        MetricKind::Counter,
+    ),
+    (
+        "process_cpu_time_seconds_total",
+        names::PROCESS_CPU_TIME,
+        MetricKind::Counter,
+    ),
+    (
+        "process_cpu_utilization",
+        names::PROCESS_CPU_UTILIZATION,
+        MetricKind::Gauge,
+    ),
+    (
+        "process_cpu_utilization_ratio",
+        names::PROCESS_CPU_UTILIZATION,
+        MetricKind::Gauge,
+    ),
+    (
+        "process_memory_usage",
+        names::PROCESS_MEMORY_USAGE,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_memory_usage_bytes",
+        names::PROCESS_MEMORY_USAGE,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_memory_virtual",
+        names::PROCESS_MEMORY_VIRTUAL,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_memory_virtual_bytes",
+        names::PROCESS_MEMORY_VIRTUAL,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_disk_io_total",
+        names::PROCESS_DISK_IO,
+        MetricKind::Counter,
+    ),
+    (
+        "process_disk_io_bytes_total",
+        names::PROCESS_DISK_IO,
+        MetricKind::Counter,
+    ),
+    (
+        "process_threads",
+        names::PROCESS_THREADS,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_threads_threads",
+        names::PROCESS_THREADS,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_open_file_descriptors",
+        names::PROCESS_OPEN_FILE_DESCRIPTORS,
+        MetricKind::UpDownCounter,
+    ),
+    (
+        "process_open_file_descriptors_count",
+        names::PROCESS_OPEN_FILE_DESCRIPTORS,
+        MetricKind::UpDownCounter,
+    ),
+];
+
+/// Splits a process line's labels into resource attributes (OpenTelemetry names) and point
+/// attributes; `None` when the line is not a process series.
+fn process_split(pairs: &[(String, String)]) -> Option<(Vec<(&str, &str)>, Vec<(&str, &str)>)> {
+    let attribute = |label: &str| {
+        PROCESS_LABELS
+            .iter()
+            .find(|(exported, _)| *exported == label)
+            .map(|(_, otel)| *otel)
+    };
+    if !pairs
+        .iter()
+        .any(|(k, _)| k == "process_pid" || k == "process_executable_name")
+    {
+        return None;
+    }
+    let mut resource = Vec::new();
+    let mut point = Vec::new();
+    for (k, v) in pairs {
+        match attribute(k) {
+            Some(otel) => resource.push((otel, v.as_str())),
+            None => point.push((k.as_str(), v.as_str())),
+        }
+    }
+    Some((resource, point))
+}
 
 /// Where and why an exposition could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,13 +284,41 @@ pub fn parse_exposition(
         if rest.next().is_some() {
             return Err(err(ExpositionErrorKind::TrailingCharacters));
         }
-        let kind = kind_of(name, &types);
-        let metric = builder.symbols_mut().intern(name);
-        let labels = Labels::from_pairs(builder.symbols_mut(), pairs);
+        let mut kind = kind_of(name, &types);
+        let (series_resource, metric, labels) = match process_split(&pairs) {
+            None => (
+                resource,
+                builder.symbols_mut().intern(name),
+                Labels::from_pairs(
+                    builder.symbols_mut(),
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            ),
+            Some((attributes, point)) => {
+                let extra = Labels::from_pairs(builder.symbols_mut(), attributes);
+                let process = builder.extend_resource(resource, extra.pairs());
+                let metric = match PROCESS_METRICS.iter().find(|(n, _, _)| *n == name) {
+                    Some((_, otel, otel_kind)) => {
+                        kind = *otel_kind;
+                        builder.symbols_mut().intern(otel)
+                    }
+                    None => builder.symbols_mut().intern(name),
+                };
+                let point = Labels::from_pairs(builder.symbols_mut(), point);
+                let mut all: Vec<(Symbol, Symbol)> = extra.pairs().to_vec();
+                all.extend_from_slice(point.pairs());
+                if !seen.insert((metric, Labels::from_symbols(all))) {
+                    return Err(err(ExpositionErrorKind::DuplicateSeries));
+                }
+                builder.push_symbols(process, metric, kind, point, value, timestamp);
+                added += 1;
+                continue;
+            }
+        };
         if !seen.insert((metric, labels.clone())) {
             return Err(err(ExpositionErrorKind::DuplicateSeries));
         }
-        builder.push_symbols(resource, metric, kind, labels, value, timestamp);
+        builder.push_symbols(series_resource, metric, kind, labels, value, timestamp);
         added += 1;
     }
     Ok(added)

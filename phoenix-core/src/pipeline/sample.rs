@@ -519,6 +519,14 @@ impl SampleBuilder {
         self.resource_from_labels(labels)
     }
 
+    /// The resource with the attributes of `base` plus `extra` (`extra` wins on a clash),
+    /// created on first use.
+    pub fn extend_resource(&mut self, base: ResourceId, extra: &[(Symbol, Symbol)]) -> ResourceId {
+        let mut pairs = self.resources[base.0 as usize].pairs().to_vec();
+        pairs.extend_from_slice(extra);
+        self.resource_from_labels(Labels::from_symbols(pairs))
+    }
+
     fn resource_from_labels(&mut self, labels: Labels) -> ResourceId {
         if let Some(id) = self.resource_index.get(&labels) {
             return *id;

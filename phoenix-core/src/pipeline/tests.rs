@@ -596,3 +596,53 @@ proptest! {
         prop_assert_eq!(confmap_unescape(doc.get("key").unwrap().as_str().unwrap()), value);
     }
 }
+
+/// A recorded exposition of process series (what the agent serves at `/metrics/baseline`)
+/// previews like the sample it was encoded from: the process resources, metric names and
+/// kinds come back, so top-K keeps the same processes and protects the same critical ones.
+#[test]
+fn a_process_exposition_previews_like_the_sample_it_came_from() {
+    let registry = TemplateRegistry::builtin();
+    for (host, json, critical) in corpus::HOSTS {
+        let sample = corpus::host_sample(json);
+        let mut text = String::new();
+        super::encode::write_prometheus_text(&sample, &mut text).unwrap();
+        let parsed =
+            super::exposition::sample_from_exposition(&text, 0, [("service.name", host)]).unwrap();
+        assert_eq!(
+            parsed.len(),
+            sample.len(),
+            "{host}: every line is one series"
+        );
+        let context = RenderContext {
+            variant: Some(Variant::Candidate),
+            critical_processes: critical.iter().map(|c| (*c).to_owned()).collect(),
+            critical_metrics: vec![],
+        };
+        let topk = PipelineRef::new("topk").with_param("k", ParamValue::Int(10));
+        let from_sample = preview(&registry, &topk, &context, &sample).unwrap();
+        let from_text = preview(&registry, &topk, &context, &parsed).unwrap();
+        assert_eq!(from_text.output.series, from_sample.output.series, "{host}");
+        assert!(from_text.process_series_reduction_pct >= 90.0, "{host}");
+        assert_eq!(from_text.critical_coverage_pct, 100.0, "{host}");
+    }
+    // Lines without process labels stay as exposed, on the scrape target's resource.
+    let parsed = super::exposition::sample_from_exposition(
+        "# TYPE node_load1 gauge\nnode_load1 0.5\nprocess_cpu_time_total{process_pid=\"7\",state=\"user\"} 1\n",
+        0,
+        [("service.name", "node")],
+    )
+    .unwrap();
+    let names: Vec<&str> = parsed
+        .series()
+        .iter()
+        .map(|s| parsed.resolve(s.metric))
+        .collect();
+    assert_eq!(names, ["node_load1", "process.cpu.time"]);
+    assert!(!parsed.is_process_resource(parsed.series()[0].resource));
+    assert!(parsed.is_process_resource(parsed.series()[1].resource));
+    assert_eq!(
+        parsed.resource_attr(parsed.series()[1].resource, "service.name"),
+        Some("node")
+    );
+}

@@ -81,7 +81,7 @@ export async function templatesView(scope) {
       h('div', { class: 'row' },
         h('button', { type: 'submit', class: 'primary', name: 'render', value: 'render' }, 'Render and validate')),
       h('fieldset', h('legend', 'Preview on a recorded sample'),
-        h('p', { class: 'muted small' }, 'Paste a Prometheus text exposition (node_exporter, an agent\u2019s /metrics/baseline, ...); the server evaluates the pipeline on it with the native engine. Metric and label names are taken as exposed: the process templates rank processes by their process.* attributes, so an exposition that names them process_pid and so on passes through them unreduced.'),
+        h('p', { class: 'muted small' }, 'Paste a Prometheus text exposition (node_exporter, an agent\u2019s /metrics/baseline, ...); the server evaluates the pipeline on it with the native engine. Process series (labelled process_pid or process_executable_name, as the agent exports them) are read back as processes, so the process templates rank and protect them as the agent does.'),
         exposition,
         h('div', { class: 'row' }, h('button', { type: 'button', id: 'preview-button' }, 'Preview'))));
     const request = () => ({

@@ -103,9 +103,12 @@ const PROCESS_METRICS: [(&str, &str, MetricKind); 14] = [
     ),
 ];
 
+/// Attribute pairs borrowed from a parsed line.
+type Attributes<'a> = Vec<(&'a str, &'a str)>;
+
 /// Splits a process line's labels into resource attributes (OpenTelemetry names) and point
 /// attributes; `None` when the line is not a process series.
-fn process_split(pairs: &[(String, String)]) -> Option<(Vec<(&str, &str)>, Vec<(&str, &str)>)> {
+fn process_split(pairs: &[(String, String)]) -> Option<(Attributes<'_>, Attributes<'_>)> {
     let attribute = |label: &str| {
         PROCESS_LABELS
             .iter()

@@ -208,6 +208,7 @@ impl Executor {
                 op_seq,
                 baseline,
                 candidate,
+                collector_yaml,
                 sample_interval_secs,
                 critical_processes,
                 critical_metrics,
@@ -221,6 +222,7 @@ impl Executor {
                         sample_interval_secs: (*sample_interval_secs).max(1),
                         critical_processes: critical_processes.clone(),
                         critical_metrics: critical_metrics.clone(),
+                        collector_yaml: collector_yaml.clone(),
                     },
                 );
                 confirm = vec![

@@ -570,6 +570,13 @@ pub struct ExperimentPipelines {
     pub baseline: RenderedPipeline,
     /// Candidate.
     pub candidate: RenderedPipeline,
+    /// Both variants in one Collector config (pipelines `metrics/baseline` and
+    /// `metrics/candidate` sharing the receivers): what a host running the Collector runs.
+    #[serde(default)]
+    pub collector_yaml: String,
+    /// Hash of the combined config.
+    #[serde(default)]
+    pub config_hash: String,
 }
 
 impl From<core::ExperimentPipelines> for ExperimentPipelines {
@@ -577,6 +584,8 @@ impl From<core::ExperimentPipelines> for ExperimentPipelines {
         Self {
             baseline: p.baseline.into(),
             candidate: p.candidate.into(),
+            collector_yaml: p.collector_yaml,
+            config_hash: p.config_hash,
         }
     }
 }

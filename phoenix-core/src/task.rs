@@ -111,6 +111,9 @@ pub enum TaskPayload {
         baseline: RenderedPipeline,
         /// The candidate pipeline.
         candidate: RenderedPipeline,
+        /// Both in one Collector config, for hosts running the Collector.
+        #[serde(default)]
+        collector_yaml: String,
         /// Sample both every this many seconds.
         sample_interval_secs: u32,
         /// Processes that must stay visible (for critical coverage).

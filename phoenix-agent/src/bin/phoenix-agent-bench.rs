@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         op_seq: 1,
         baseline,
         candidate,
+        collector_yaml: String::new(),
         sample_interval_secs: args.interval_secs,
         critical_processes: critical.clone(),
         critical_metrics: Vec::new(),

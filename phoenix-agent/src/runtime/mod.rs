@@ -38,6 +38,10 @@ pub struct ExperimentDeployment {
     /// Metric patterns that must stay visible.
     #[serde(default)]
     pub critical_metrics: Vec<String>,
+    /// Both variants in one Collector config (what the otelcol runtime runs while the
+    /// candidate is deployed); empty from a server that does not send it.
+    #[serde(default)]
+    pub collector_yaml: String,
 }
 
 /// The host's own pipeline, outside any running experiment.

@@ -99,22 +99,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The one Collector config for `desired`.
+/// The one Collector config for `desired`: nothing, one pipeline's config, or an
+/// experiment's combined config (baseline and candidate sharing the receivers, rendered by
+/// the server) while its candidate runs.
 ///
 /// # Errors
-/// `Unsupported` when more than one pipeline should run: the per-pipeline configs cannot
-/// simply be concatenated (component ids and ports would clash), and experiments are
-/// deployed to this runtime with their combined config (both pipelines sharing the
-/// receivers), which the task does not carry yet.
+/// `Unsupported` when the pipelines cannot be one config: two experiments at once, an
+/// experiment beside the host pipeline (per-pipeline configs cannot simply be concatenated:
+/// component ids and ports would clash), or a candidate without a combined config (a server
+/// that does not send it).
 pub fn collector_config(desired: &Deployments) -> Result<Option<String>, RuntimeError> {
     let pipelines = desired.pipelines();
     match pipelines.as_slice() {
-        [] => Ok(None),
-        [(_, p)] => Ok(Some(p.collector_yaml.clone())),
-        _ => Err(RuntimeError::Unsupported(
-            "the otelcol runtime runs one collector config; this change needs the experiment's combined config".to_owned(),
-        )),
+        [] => return Ok(None),
+        [(_, p)] => return Ok(Some(p.collector_yaml.clone())),
+        _ => {}
     }
+    let mut experiments = desired.experiments.values();
+    if let (Some(d), None, None) = (experiments.next(), experiments.next(), &desired.host)
+        && d.candidate.is_some()
+        && !d.collector_yaml.is_empty()
+    {
+        return Ok(Some(d.collector_yaml.clone()));
+    }
+    Err(RuntimeError::Unsupported(
+        "the otelcol runtime runs one collector config: one experiment (with its combined config) or one pipeline at a time".to_owned(),
+    ))
 }
 
 impl OtelcolRuntime {
@@ -461,5 +471,63 @@ mod tests {
                 points_failed: 2.0
             }
         );
+    }
+
+    #[test]
+    fn an_experiment_runs_its_combined_config() {
+        use phoenix_core::ids::ExperimentId;
+        use phoenix_core::pipeline::{PipelineRef, TemplateRegistry};
+
+        use crate::runtime::{ExperimentDeployment, HostPipeline};
+
+        let rendered = TemplateRegistry::builtin()
+            .render_experiment(
+                &PipelineRef::new("baseline"),
+                &PipelineRef::new("topk"),
+                &["sshd".to_owned()],
+                &[],
+            )
+            .unwrap();
+        let deployment = |combined: &str, candidate: bool| ExperimentDeployment {
+            op_seq: 1,
+            baseline: rendered.baseline.clone(),
+            candidate: candidate.then(|| rendered.candidate.clone()),
+            sample_interval_secs: 10,
+            critical_processes: vec!["sshd".to_owned()],
+            critical_metrics: Vec::new(),
+            collector_yaml: combined.to_owned(),
+        };
+        let mut desired = Deployments::default();
+        assert_eq!(collector_config(&desired).unwrap(), None);
+
+        let id = ExperimentId::new();
+        desired
+            .experiments
+            .insert(id, deployment(&rendered.collector_yaml, true));
+        let yaml = collector_config(&desired).unwrap().unwrap();
+        assert_eq!(yaml, rendered.collector_yaml);
+        assert!(yaml.contains("metrics/baseline") && yaml.contains("metrics/candidate"));
+
+        // Rolled back: the baseline alone.
+        desired
+            .experiments
+            .insert(id, deployment(&rendered.collector_yaml, false));
+        assert_eq!(
+            collector_config(&desired).unwrap().unwrap(),
+            rendered.baseline.collector_yaml
+        );
+
+        // No combined config, or more than one thing to run: refused, nothing guessed.
+        desired.experiments.insert(id, deployment("", true));
+        assert!(collector_config(&desired).is_err());
+        desired
+            .experiments
+            .insert(id, deployment(&rendered.collector_yaml, true));
+        desired.host = Some(HostPipeline {
+            pipeline: rendered.baseline.clone(),
+            experiment_id: None,
+            deployment_id: None,
+        });
+        assert!(collector_config(&desired).is_err());
     }
 }

@@ -95,6 +95,13 @@ pub struct ExperimentPipelines {
     pub baseline: RenderedPipeline,
     /// Candidate.
     pub candidate: RenderedPipeline,
+    /// Both variants in one Collector config (pipelines `metrics/baseline` and
+    /// `metrics/candidate` sharing the receivers): what a host running the Collector runs.
+    #[serde(default)]
+    pub collector_yaml: String,
+    /// Hash of the combined config.
+    #[serde(default)]
+    pub config_hash: String,
 }
 
 /// An experiment and everything decided about it so far.

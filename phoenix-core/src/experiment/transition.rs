@@ -537,6 +537,7 @@ fn apply_command(b: &mut Builder<'_>, command: &Command) -> Result<(), Transitio
                             op_seq,
                             baseline: pipelines.baseline.clone(),
                             candidate: pipelines.candidate.clone(),
+                            collector_yaml: pipelines.collector_yaml.clone(),
                             sample_interval_secs: spec.sample_interval_secs,
                             critical_processes: spec.critical_processes.clone(),
                             critical_metrics: spec.critical_metrics.clone(),

@@ -7,9 +7,7 @@ use crate::experiment::{
     Outcome, TargetAgent, TargetSelector, TransitionError, transition,
 };
 use crate::ids::ExperimentId;
-use crate::measure::Variant;
 use crate::page::{Page, PageRequest};
-use crate::pipeline::RenderContext;
 use crate::store::{Commit, CommitReceipt, ExperimentFilter, StoreError};
 use crate::task::RemovalMode;
 
@@ -35,6 +33,21 @@ impl Phoenix {
         let templates = self.templates();
         errors.extend(templates.validate_ref(&request.spec.baseline, "spec.baseline"));
         errors.extend(templates.validate_ref(&request.spec.candidate, "spec.candidate"));
+        if errors.errors.is_empty() {
+            // Both variants must render together (they share the receivers: same input).
+            let spec = &request.spec;
+            if let Err(PhoenixError::Validation(v)) = templates
+                .render_experiment(
+                    &spec.baseline,
+                    &spec.candidate,
+                    &spec.critical_processes,
+                    &spec.critical_metrics,
+                )
+                .map_err(|e| under_spec(e.into()))
+            {
+                errors.extend(v.errors);
+            }
+        }
         let model = request.spec.pricing_model.trim();
         if !model.is_empty() && self.catalogue().get(model).is_err() {
             let known: Vec<&str> = self
@@ -297,18 +310,36 @@ impl Phoenix {
         experiment: &Experiment,
     ) -> Result<ExperimentPipelines, PhoenixError> {
         let spec = &experiment.spec;
-        let context = |variant| RenderContext {
-            variant: Some(variant),
-            critical_processes: spec.critical_processes.clone(),
-            critical_metrics: spec.critical_metrics.clone(),
-        };
+        let rendered = self
+            .templates()
+            .render_experiment(
+                &spec.baseline,
+                &spec.candidate,
+                &spec.critical_processes,
+                &spec.critical_metrics,
+            )
+            .map_err(|e| under_spec(e.into()))?;
         Ok(ExperimentPipelines {
-            baseline: self
-                .templates()
-                .render(&spec.baseline, &context(Variant::Baseline))?,
-            candidate: self
-                .templates()
-                .render(&spec.candidate, &context(Variant::Candidate))?,
+            baseline: rendered.baseline,
+            candidate: rendered.candidate,
+            collector_yaml: rendered.collector_yaml,
+            config_hash: rendered.config_hash,
         })
+    }
+}
+
+/// Field errors of an experiment render (`baseline.params.k`) as paths of the request
+/// (`spec.baseline.params.k`).
+fn under_spec(e: PhoenixError) -> PhoenixError {
+    match e {
+        PhoenixError::Validation(mut v) => {
+            for f in &mut v.errors {
+                if !f.path.starts_with("spec.") {
+                    f.path = format!("spec.{}", f.path);
+                }
+            }
+            PhoenixError::Validation(v)
+        }
+        other => other,
     }
 }

@@ -26,6 +26,8 @@ fn pipelines() -> ExperimentPipelines {
     ExperimentPipelines {
         baseline: rendered("baseline"),
         candidate: rendered("topk"),
+        collector_yaml: "combined".to_owned(),
+        config_hash: "baseline+topk".to_owned(),
     }
 }
 
@@ -140,6 +142,11 @@ fn start_deploys_to_every_target() {
             .iter()
             .all(|t| t.payload.kind() == TaskKind::DeployPipelines)
     );
+    // Each deploy carries both variants and their combined Collector config.
+    assert!(out.tasks.iter().all(|t| matches!(
+        &t.payload,
+        crate::task::TaskPayload::DeployPipelines { collector_yaml, .. } if collector_yaml == "combined"
+    )));
     assert!(out.tasks.iter().all(|t| t.unique_key.is_some()));
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.events[0].seq, 2);

@@ -119,14 +119,14 @@ impl HostProbe {
             let cpu_utilization = match (elapsed, self.previous.get(&pid)) {
                 (Some(secs), Some((start, before))) if *start == key => {
                     let per = |now: f64, then: f64| (now - then).max(0.0) / secs / self.cores;
-                    Some(CpuStates {
+                    Some(within_one(CpuStates {
                         user: per(cpu_time.user, before.user),
                         system: per(cpu_time.system, before.system),
                         wait: cpu_time
                             .wait
                             .zip(before.wait)
                             .map(|(now, then)| per(now, then)),
-                    })
+                    }))
                 }
                 (Some(_), _) => Some(CpuStates {
                     wait: cpu_time.wait.map(|_| 0.0),
@@ -286,6 +286,21 @@ fn parse_proc_stat(stat: &str, ticks_per_second: f64) -> Option<CpuStates> {
     })
 }
 
+/// `process.cpu.utilization` is a share of the host's CPU time: at most 1 in total. CPU times
+/// come in clock ticks (10 ms) read a little apart from the wall clock, so over a short
+/// interval a busy process can appear above 1; the states are scaled back together.
+fn within_one(states: CpuStates) -> CpuStates {
+    let total = states.total();
+    if total <= 1.0 {
+        return states;
+    }
+    CpuStates {
+        user: states.user / total,
+        system: states.system / total,
+        wait: states.wait.map(|w| w / total),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,10 +328,13 @@ mod tests {
             .expect("the test process is listed");
         assert!(me.memory_usage_bytes > 0);
         assert!(me.cpu_utilization.is_none());
-        // Burn a little CPU so the second scan has something to measure.
+        // Burn CPU for 200 ms so the second scan has something to measure.
         let mut x = 0u64;
-        for i in 0..3_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        let burn = std::time::Instant::now();
+        while burn.elapsed() < std::time::Duration::from_millis(200) {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
         }
         assert_ne!(x, 1);
         let second = probe.scan();
@@ -334,5 +352,22 @@ mod tests {
         let stats = probe.host_stats(Some(second.processes.len() as u64));
         assert!(stats.memory_total_bytes >= stats.memory_used_bytes);
         assert!(stats.agent_rss_bytes > 0);
+    }
+
+    #[test]
+    fn utilization_never_exceeds_the_whole_host() {
+        let over = within_one(CpuStates {
+            user: 0.84,
+            system: 0.19,
+            wait: Some(0.0),
+        });
+        assert!((over.total() - 1.0).abs() < 1e-12, "{over:?}");
+        assert!(over.user > over.system);
+        let fine = CpuStates {
+            user: 0.5,
+            system: 0.1,
+            wait: None,
+        };
+        assert_eq!(within_one(fine), fine);
     }
 }

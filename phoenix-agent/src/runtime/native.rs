@@ -415,7 +415,16 @@ async fn tick(
     let interval_secs = desired_now
         .interval()
         .map_or(10, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    for (id, deployment) in &desired_now.experiments {
+    // A scan without CPU utilisation (the first one: utilisation is a difference between
+    // two scans) is served but not reported: a candidate ranking processes by CPU has no
+    // input then and keeps them all, which would measure the scan, not the pipeline.
+    let reportable = if output.complete {
+        &desired_now.experiments
+    } else {
+        tracing::debug!("first scan has no CPU utilisation yet: sample served, not reported");
+        &BTreeMap::new()
+    };
+    for (id, deployment) in reportable {
         let baseline = stats.remove(&PipelineKey::Experiment(*id, Variant::Baseline));
         let candidate = stats.remove(&PipelineKey::Experiment(*id, Variant::Candidate));
         let (Some(baseline), Some(candidate)) = (baseline, candidate) else {

@@ -48,8 +48,9 @@ impl NamedProcesses {
         }
     }
 
-    /// Starts enough sleeping processes named `name` for the host to run at least `total`
-    /// processes (a quiet container may run only a handful), and returns how many it started.
+    /// Starts enough sleeping processes named `name` for the agent to see at least `total`
+    /// processes on the host (a quiet container may run only a handful), and returns how
+    /// many it started.
     pub fn fill_host_to(&mut self, name: &str, total: usize) -> usize {
         let running = count_processes();
         let missing = total.saturating_sub(running);
@@ -74,16 +75,8 @@ fn sleep_binary() -> &'static Path {
         .expect("a sleep binary in /usr/bin or /bin")
 }
 
-/// The processes currently running on this host.
+/// The processes the agent's `process` receiver sees on this host right now (kernel
+/// threads and threads are not processes to it, though `/proc` lists them).
 pub fn count_processes() -> usize {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .count()
+    phoenix_agent::host::HostProbe::new().scan().processes.len()
 }

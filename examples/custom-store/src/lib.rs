@@ -13,7 +13,9 @@
 //! flushed to disk before an append is acknowledged) and `snapshots/<agent>.json` (written
 //! to a temporary file, synced, then renamed over the old one). Opening the directory
 //! replays both, so an acknowledged sample survives a restart. Single process only: a
-//! store shared by replicas needs a database (see the PostgreSQL and Redis backends).
+//! store shared by replicas needs a database (see the PostgreSQL and Redis backends). The
+//! writes are small appends done on the calling task under one lock, which keeps the
+//! example short; a store on slow disks would move them to `spawn_blocking`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{File, OpenOptions};

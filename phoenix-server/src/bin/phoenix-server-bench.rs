@@ -328,7 +328,8 @@ Reading: heartbeat throughput, idle CPU and cross-replica delivery on Redis and 
 meet their targets. **The 16 KiB per idle long-poll does not** (about 46 KiB). A heap \
 profile of 1,000 waiting polls (valgrind massif, `vgdb detailed_snapshot` while they wait) \
 shows where it goes, per connection: hyper's HTTP/1 read buffer grown to 16 KiB, an \
-8 KiB hyper buffer, about 11 KiB of per-connection state and 6 KiB for the connection's \
+8 KiB hyper buffer, about 11 KiB for the request's boxed future (poem's whole endpoint stack: \
+middleware and handler) and 6 KiB for the connection's \
 tokio task (its future), then a dozen 1.5-3.5 KiB allocations of poem's request path; \
 Phoenix's own waiter (ticket, `Notify`, timers) is a few hundred bytes. poem 3 does not \
 expose hyper's `max_buf_size`, so the levers are an accept loop on hyper's HTTP/1 builder \

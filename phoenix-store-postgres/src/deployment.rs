@@ -12,7 +12,7 @@ use sqlx::types::Json;
 
 use crate::codec::{self, to_i64};
 use crate::error::store_error;
-use crate::queue::{Cancelled, available, cancel_in, enqueue_in, enqueued_agents, parse_cursor};
+use crate::queue::{Cancelled, cancel_in, enqueue_in, parse_cursor};
 use crate::{PgStore, settle};
 
 async fn create_in(
@@ -101,7 +101,7 @@ impl DeploymentStore for PgStore {
                 deployment_id: deployment.id,
             }]
             .into_iter()
-            .chain(available(enqueued_agents(tasks, &results))),
+            .chain(BusEvent::tasks_enqueued(tasks, &results)),
         );
         Ok(results)
     }
@@ -163,7 +163,7 @@ impl DeploymentStore for PgStore {
             [BusEvent::DeploymentUpdated { deployment_id: id }]
                 .into_iter()
                 .chain(cancelled.iter().map(Cancelled::event))
-                .chain(available(enqueued_agents(tasks, &results))),
+                .chain(BusEvent::tasks_enqueued(tasks, &results)),
         );
         Ok(results)
     }

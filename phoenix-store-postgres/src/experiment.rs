@@ -17,7 +17,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::codec::{self, to_i64};
 use crate::error::store_error;
-use crate::queue::{Cancelled, available, cancel_in, enqueue_in, enqueued_agents, parse_cursor};
+use crate::queue::{Cancelled, cancel_in, enqueue_in, parse_cursor};
 use crate::{PgStore, settle};
 
 /// Appends events on `conn`.
@@ -255,7 +255,7 @@ impl ExperimentStore for PgStore {
                     version,
                 })
                 .chain(cancelled.iter().map(Cancelled::event))
-                .chain(available(enqueued_agents(&commit.tasks, &enqueued))),
+                .chain(BusEvent::tasks_enqueued(&commit.tasks, &enqueued)),
         );
         Ok(CommitReceipt {
             cancelled: cancelled.len() as u64,

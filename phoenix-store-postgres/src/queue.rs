@@ -27,9 +27,6 @@ use crate::codec::{self, TaskRow, to_i32};
 use crate::error::{UNIQUE_VIOLATION, store_error};
 use crate::{PgStore, settle};
 
-/// Longest error text kept on a task.
-const MAX_ERROR_CHARS: usize = 4096;
-
 /// The columns of [`TaskRow`], optionally qualified (`task_columns!("t.")`).
 macro_rules! task_columns {
     () => {
@@ -71,39 +68,8 @@ macro_rules! task_columns {
     };
 }
 
-fn truncate(text: &str) -> String {
-    text.chars().take(MAX_ERROR_CHARS).collect()
-}
-
 fn millis(duration: Duration) -> i64 {
     duration.num_milliseconds()
-}
-
-fn updated(task: &Task) -> BusEvent {
-    BusEvent::TaskUpdated {
-        task_id: task.id,
-        agent_id: task.agent_id,
-        experiment_id: task.experiment_id(),
-        state: task.state,
-    }
-}
-
-/// `TasksAvailable` for `agents` (sorted, deduplicated), if any.
-pub(crate) fn available(agents: impl IntoIterator<Item = AgentId>) -> Option<BusEvent> {
-    let mut agents: Vec<AgentId> = agents.into_iter().collect();
-    agents.sort();
-    agents.dedup();
-    (!agents.is_empty()).then_some(BusEvent::TasksAvailable { agents })
-}
-
-/// The agents of the tasks that were actually enqueued.
-pub(crate) fn enqueued_agents(tasks: &[NewTask], results: &[EnqueueResult]) -> Vec<AgentId> {
-    tasks
-        .iter()
-        .zip(results)
-        .filter(|(_, r)| matches!(r, EnqueueResult::Enqueued { .. }))
-        .map(|(t, _)| t.agent_id)
-        .collect()
 }
 
 /// Column arrays of a batch of new tasks, for one `INSERT … SELECT FROM unnest(…)`.
@@ -425,7 +391,7 @@ async fn fail_in(
     .bind(lease.task_id.0)
     .bind(codec::task_state(next))
     .bind(delay)
-    .bind(truncate(error))
+    .bind(phoenix_core::task::truncate_error(error))
     .bind(shift)
     .fetch_one(&mut *conn)
     .await
@@ -584,7 +550,7 @@ impl PgStore {
             let task = row.into_task()?;
             done.insert(task.id, task);
         }
-        self.emit(done.values().map(updated));
+        self.emit(done.values().map(BusEvent::task_updated));
         let mut out = Vec::with_capacity(leases.len());
         for (lease, _) in leases {
             out.push(match done.remove(&lease.task_id) {
@@ -605,7 +571,7 @@ impl TaskQueue for PgStore {
         let mut tx = self.begin().await?;
         let outcome = enqueue_in(&mut tx, tasks, self.shift_ms()).await;
         let results = settle(tx, outcome).await?;
-        self.emit(available(enqueued_agents(tasks, &results)));
+        self.emit(BusEvent::tasks_enqueued(tasks, &results));
         Ok(results)
     }
 
@@ -661,7 +627,7 @@ impl TaskQueue for PgStore {
                 b.task.id,
             ))
         });
-        self.emit(claimed.iter().map(|l| updated(&l.task)));
+        self.emit(claimed.iter().map(|l| BusEvent::task_updated(&l.task)));
         Ok(claimed)
     }
 
@@ -710,7 +676,7 @@ impl TaskQueue for PgStore {
             return Err(self.lease_failure(lease.task_id).await);
         };
         let task = row.into_task()?;
-        self.emit([updated(&task)]);
+        self.emit([BusEvent::task_updated(&task)]);
         Ok(task)
     }
 
@@ -726,9 +692,9 @@ impl TaskQueue for PgStore {
         let row = settle(tx, outcome).await?;
         let task = row.into_task()?;
         self.emit(
-            [updated(&task)].into_iter().chain(
+            [BusEvent::task_updated(&task)].into_iter().chain(
                 (task.state == TaskState::Pending)
-                    .then(|| available([task.agent_id]))
+                    .then(|| BusEvent::tasks_available([task.agent_id]))
                     .flatten(),
             ),
         );
@@ -756,9 +722,9 @@ impl TaskQueue for PgStore {
         };
         let task = row.into_task()?;
         self.emit(
-            [updated(&task)]
+            [BusEvent::task_updated(&task)]
                 .into_iter()
-                .chain(available([task.agent_id])),
+                .chain(BusEvent::tasks_available([task.agent_id])),
         );
         Ok(task)
     }
@@ -801,7 +767,12 @@ impl TaskQueue for PgStore {
             .filter(|t| t.state == TaskState::Pending)
             .map(|t| t.agent_id)
             .collect();
-        self.emit(changed.iter().map(updated).chain(available(agents)));
+        self.emit(
+            changed
+                .iter()
+                .map(BusEvent::task_updated)
+                .chain(BusEvent::tasks_available(agents)),
+        );
         Ok(changed)
     }
 
@@ -811,9 +782,9 @@ impl TaskQueue for PgStore {
         let row = settle(tx, outcome).await?;
         let task = row.into_task()?;
         self.emit(
-            [updated(&task)]
+            [BusEvent::task_updated(&task)]
                 .into_iter()
-                .chain(available([task.agent_id])),
+                .chain(BusEvent::tasks_available([task.agent_id])),
         );
         Ok(task)
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use super::queue::{available, enqueued_agents, parse_cursor};
+use super::queue::parse_cursor;
 use crate::deployment::Deployment;
 use crate::error::StoreError;
 use crate::ids::DeploymentId;
@@ -32,7 +32,7 @@ impl DeploymentStore for MemoryStore {
                 deployment_id: deployment.id,
             }]
             .into_iter()
-            .chain(available(enqueued_agents(tasks, &results))),
+            .chain(BusEvent::tasks_enqueued(tasks, &results)),
         );
         Ok(results)
     }
@@ -94,7 +94,7 @@ impl DeploymentStore for MemoryStore {
                 deployment_id: deployment.id,
             }]
             .into_iter()
-            .chain(available(enqueued_agents(tasks, &results))),
+            .chain(BusEvent::tasks_enqueued(tasks, &results)),
         );
         Ok(results)
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use super::queue::{available, enqueued_agents, parse_cursor};
+use super::queue::parse_cursor;
 use crate::error::StoreError;
 use crate::experiment::{Experiment, ExperimentEvent};
 use crate::ids::ExperimentId;
@@ -117,7 +117,7 @@ impl ExperimentStore for MemoryStore {
                     experiment_id: t.experiment_id(),
                     state: t.state,
                 }))
-                .chain(available(enqueued_agents(&commit.tasks, &receipt.enqueued))),
+                .chain(BusEvent::tasks_enqueued(&commit.tasks, &receipt.enqueued)),
         );
         Ok(receipt)
     }

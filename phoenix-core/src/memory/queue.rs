@@ -149,37 +149,12 @@ impl State {
     }
 }
 
-fn updated(task: &Task) -> BusEvent {
-    BusEvent::TaskUpdated {
-        task_id: task.id,
-        agent_id: task.agent_id,
-        experiment_id: task.experiment_id(),
-        state: task.state,
-    }
-}
-
-pub(super) fn available(agents: impl IntoIterator<Item = AgentId>) -> Option<BusEvent> {
-    let mut agents: Vec<AgentId> = agents.into_iter().collect();
-    agents.sort();
-    agents.dedup();
-    (!agents.is_empty()).then_some(BusEvent::TasksAvailable { agents })
-}
-
-pub(super) fn enqueued_agents(tasks: &[NewTask], results: &[EnqueueResult]) -> Vec<AgentId> {
-    tasks
-        .iter()
-        .zip(results)
-        .filter(|(_, r)| matches!(r, EnqueueResult::Enqueued { .. }))
-        .map(|(t, _)| t.agent_id)
-        .collect()
-}
-
 #[async_trait]
 impl TaskQueue for MemoryStore {
     async fn enqueue(&self, tasks: &[NewTask]) -> Result<Vec<EnqueueResult>, StoreError> {
         let now = self.now();
         let results = self.lock().enqueue_locked(tasks, now);
-        self.emit(available(enqueued_agents(tasks, &results)));
+        self.emit(BusEvent::tasks_enqueued(tasks, &results));
         Ok(results)
     }
 
@@ -223,7 +198,7 @@ impl TaskQueue for MemoryStore {
             });
         }
         drop(state);
-        self.emit(claimed.iter().map(|l| updated(&l.task)));
+        self.emit(claimed.iter().map(|l| BusEvent::task_updated(&l.task)));
         Ok(claimed)
     }
 
@@ -258,7 +233,7 @@ impl TaskQueue for MemoryStore {
             .result = result;
         let task = state.move_task(lease.task_id, TaskState::Succeeded, now, now);
         drop(state);
-        self.emit([updated(&task)]);
+        self.emit([BusEvent::task_updated(&task)]);
         Ok(task)
     }
 
@@ -282,7 +257,7 @@ impl TaskQueue for MemoryStore {
             })
             .collect();
         drop(state);
-        self.emit(results.iter().flatten().map(updated));
+        self.emit(results.iter().flatten().map(BusEvent::task_updated));
         Ok(results)
     }
 
@@ -312,7 +287,7 @@ impl TaskQueue for MemoryStore {
             .last_error = Some(truncate_error(error));
         let task = state.move_task(lease.task_id, next, now, run_at);
         drop(state);
-        self.emit([updated(&task)]);
+        self.emit([BusEvent::task_updated(&task)]);
         Ok(task)
     }
 
@@ -325,9 +300,9 @@ impl TaskQueue for MemoryStore {
         let task = state.move_task(lease.task_id, TaskState::Pending, now, now);
         drop(state);
         self.emit(
-            [updated(&task)]
+            [BusEvent::task_updated(&task)]
                 .into_iter()
-                .chain(available([task.agent_id])),
+                .chain(BusEvent::tasks_available([task.agent_id])),
         );
         Ok(task)
     }
@@ -335,7 +310,7 @@ impl TaskQueue for MemoryStore {
     async fn cancel(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
         let now = self.now();
         let cancelled = self.lock().cancel_locked(filter, now);
-        self.emit(cancelled.iter().map(updated));
+        self.emit(cancelled.iter().map(BusEvent::task_updated));
         Ok(cancelled.len() as u64)
     }
 
@@ -377,7 +352,12 @@ impl TaskQueue for MemoryStore {
             .filter(|t| t.state == TaskState::Pending)
             .map(|t| t.agent_id)
             .collect();
-        self.emit(changed.iter().map(updated).chain(available(agents)));
+        self.emit(
+            changed
+                .iter()
+                .map(BusEvent::task_updated)
+                .chain(BusEvent::tasks_available(agents)),
+        );
         Ok(changed)
     }
 
@@ -405,9 +385,9 @@ impl TaskQueue for MemoryStore {
         let task = state.move_task(id, TaskState::Pending, now, now);
         drop(state);
         self.emit(
-            [updated(&task)]
+            [BusEvent::task_updated(&task)]
                 .into_iter()
-                .chain(available([task.agent_id])),
+                .chain(BusEvent::tasks_available([task.agent_id])),
         );
         Ok(task)
     }

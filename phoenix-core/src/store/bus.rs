@@ -8,7 +8,7 @@ use crate::agent::AgentStatus;
 use crate::error::StoreError;
 use crate::experiment::{ExperimentEvent, Phase};
 use crate::ids::{AgentId, DeploymentId, ExperimentId, TaskId};
-use crate::task::TaskState;
+use crate::task::{EnqueueResult, NewTask, Task, TaskState};
 
 /// A domain event. Small: payloads carry ids and states, subscribers fetch details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,38 @@ pub enum BusEvent {
 }
 
 impl BusEvent {
+    /// `TaskUpdated` for `task` as it is now.
+    #[must_use]
+    pub fn task_updated(task: &Task) -> Self {
+        Self::TaskUpdated {
+            task_id: task.id,
+            agent_id: task.agent_id,
+            experiment_id: task.experiment_id(),
+            state: task.state,
+        }
+    }
+
+    /// `TasksAvailable` for `agents` (sorted, deduplicated); `None` when there are none.
+    pub fn tasks_available(agents: impl IntoIterator<Item = AgentId>) -> Option<Self> {
+        let mut agents: Vec<AgentId> = agents.into_iter().collect();
+        agents.sort();
+        agents.dedup();
+        (!agents.is_empty()).then_some(Self::TasksAvailable { agents })
+    }
+
+    /// `TasksAvailable` for the agents of the `tasks` that were enqueued (`results[i]` is
+    /// what became of `tasks[i]`; a duplicate wakes nobody).
+    #[must_use]
+    pub fn tasks_enqueued(tasks: &[NewTask], results: &[EnqueueResult]) -> Option<Self> {
+        Self::tasks_available(
+            tasks
+                .iter()
+                .zip(results)
+                .filter(|(_, r)| matches!(r, EnqueueResult::Enqueued { .. }))
+                .map(|(t, _)| t.agent_id),
+        )
+    }
+
     /// The phase an `Experiment` event moved to.
     #[must_use]
     pub fn phase(&self) -> Option<Phase> {

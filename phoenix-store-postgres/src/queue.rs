@@ -691,13 +691,7 @@ impl TaskQueue for PgStore {
         let outcome = fail_in(&mut tx, lease, error, retryable, policy, self.shift_ms()).await;
         let row = settle(tx, outcome).await?;
         let task = row.into_task()?;
-        self.emit(
-            [BusEvent::task_updated(&task)].into_iter().chain(
-                (task.state == TaskState::Pending)
-                    .then(|| BusEvent::tasks_available([task.agent_id]))
-                    .flatten(),
-            ),
-        );
+        self.emit(BusEvent::task_changes(std::slice::from_ref(&task)));
         Ok(task)
     }
 
@@ -721,11 +715,7 @@ impl TaskQueue for PgStore {
             return Err(self.lease_failure(lease.task_id).await);
         };
         let task = row.into_task()?;
-        self.emit(
-            [BusEvent::task_updated(&task)]
-                .into_iter()
-                .chain(BusEvent::tasks_available([task.agent_id])),
-        );
+        self.emit(BusEvent::task_changes(std::slice::from_ref(&task)));
         Ok(task)
     }
 
@@ -762,17 +752,7 @@ impl TaskQueue for PgStore {
         let outcome = requeue_in(&mut tx, policy, limit, self.shift_ms()).await;
         let rows = settle(tx, outcome).await?;
         let changed = codec::tasks(rows)?;
-        let agents: Vec<AgentId> = changed
-            .iter()
-            .filter(|t| t.state == TaskState::Pending)
-            .map(|t| t.agent_id)
-            .collect();
-        self.emit(
-            changed
-                .iter()
-                .map(BusEvent::task_updated)
-                .chain(BusEvent::tasks_available(agents)),
-        );
+        self.emit(BusEvent::task_changes(&changed));
         Ok(changed)
     }
 
@@ -781,11 +761,7 @@ impl TaskQueue for PgStore {
         let outcome = redrive_in(&mut tx, id, self.shift_ms()).await;
         let row = settle(tx, outcome).await?;
         let task = row.into_task()?;
-        self.emit(
-            [BusEvent::task_updated(&task)]
-                .into_iter()
-                .chain(BusEvent::tasks_available([task.agent_id])),
-        );
+        self.emit(BusEvent::task_changes(std::slice::from_ref(&task)));
         Ok(task)
     }
 

@@ -299,11 +299,7 @@ impl TaskQueue for MemoryStore {
         stored.task.attempts = stored.task.attempts.saturating_sub(1);
         let task = state.move_task(lease.task_id, TaskState::Pending, now, now);
         drop(state);
-        self.emit(
-            [BusEvent::task_updated(&task)]
-                .into_iter()
-                .chain(BusEvent::tasks_available([task.agent_id])),
-        );
+        self.emit(BusEvent::task_changes(std::slice::from_ref(&task)));
         Ok(task)
     }
 
@@ -347,17 +343,7 @@ impl TaskQueue for MemoryStore {
             changed.push(task);
         }
         drop(state);
-        let agents: Vec<AgentId> = changed
-            .iter()
-            .filter(|t| t.state == TaskState::Pending)
-            .map(|t| t.agent_id)
-            .collect();
-        self.emit(
-            changed
-                .iter()
-                .map(BusEvent::task_updated)
-                .chain(BusEvent::tasks_available(agents)),
-        );
+        self.emit(BusEvent::task_changes(&changed));
         Ok(changed)
     }
 
@@ -384,11 +370,7 @@ impl TaskQueue for MemoryStore {
         state.tasks.get_mut(&id).expect("exists").task.attempts = 0;
         let task = state.move_task(id, TaskState::Pending, now, now);
         drop(state);
-        self.emit(
-            [BusEvent::task_updated(&task)]
-                .into_iter()
-                .chain(BusEvent::tasks_available([task.agent_id])),
-        );
+        self.emit(BusEvent::task_changes(std::slice::from_ref(&task)));
         Ok(task)
     }
 

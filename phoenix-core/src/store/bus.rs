@@ -81,6 +81,22 @@ impl BusEvent {
         (!agents.is_empty()).then_some(Self::TasksAvailable { agents })
     }
 
+    /// `TaskUpdated` for each of `tasks`, then `TasksAvailable` for the agents of those now
+    /// pending (a requeued or retried task wakes its agent's long-poll).
+    #[must_use]
+    pub fn task_changes(tasks: &[Task]) -> Vec<Self> {
+        tasks
+            .iter()
+            .map(Self::task_updated)
+            .chain(Self::tasks_available(
+                tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Pending)
+                    .map(|t| t.agent_id),
+            ))
+            .collect()
+    }
+
     /// `TasksAvailable` for the agents of the `tasks` that were enqueued (`results[i]` is
     /// what became of `tasks[i]`; a duplicate wakes nobody).
     #[must_use]

@@ -5,7 +5,7 @@
 use futures::StreamExt as _;
 use phoenix_api::{ErrorBody, ErrorCode};
 use poem::http::{Method, StatusCode};
-use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use poem::{Body, IntoResponse, Request, Response};
 
 use crate::config::ServerConfig;
 
@@ -28,14 +28,11 @@ fn cap_for(config: &ServerConfig, path: &str) -> usize {
     }
 }
 
-/// Applies the cap, then calls `ep` with the (buffered) body.
-pub(crate) async fn enforce<E: Endpoint>(
-    config: &ServerConfig,
-    ep: std::sync::Arc<E>,
-    mut req: Request,
-) -> poem::Result<Response> {
+/// Applies the cap: buffers the body of a request that may carry one, or answers with
+/// the error response (413, or 400 when the body cannot be read).
+pub(crate) async fn buffer(config: &ServerConfig, req: &mut Request) -> Result<(), Response> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return ep.call(req).await.map(IntoResponse::into_response);
+        return Ok(());
     }
     let cap = cap_for(config, req.uri().path());
     let declared = req
@@ -44,7 +41,7 @@ pub(crate) async fn enforce<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
-        return Ok(too_large(cap));
+        return Err(too_large(cap));
     }
     let mut stream = req.take_body().into_bytes_stream();
     let mut buf = bytes::BytesMut::new();
@@ -56,13 +53,13 @@ pub(crate) async fn enforce<E: Endpoint>(
             ))
             .into_response();
             resp.set_status(StatusCode::BAD_REQUEST);
-            return Ok(resp);
+            return Err(resp);
         };
         if buf.len() + chunk.len() > cap {
-            return Ok(too_large(cap));
+            return Err(too_large(cap));
         }
         buf.extend_from_slice(&chunk);
     }
     req.set_body(Body::from_bytes(buf.freeze()));
-    ep.call(req).await.map(IntoResponse::into_response)
+    Ok(())
 }

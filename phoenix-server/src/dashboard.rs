@@ -8,8 +8,8 @@
 //! framing). See `docs/dashboard.md`.
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::web::{Path, Redirect};
-use poem::{Endpoint, IntoResponse, Request, Response, handler};
+use poem::web::Path;
+use poem::{IntoResponse, Request, Response, handler};
 
 use crate::error::ApiError;
 
@@ -127,17 +127,10 @@ fn serve(req: &Request, path: &str) -> Response {
     secure(resp)
 }
 
-/// Sends `GET /` (relative to where the API is nested) to the dashboard at `to`; every
-/// other request goes on to `ep`.
-pub(crate) async fn root_redirect<E: Endpoint>(
-    to: &str,
-    ep: std::sync::Arc<E>,
-    req: Request,
-) -> poem::Result<Response> {
-    if req.uri().path() == "/" && (req.method() == Method::GET || req.method() == Method::HEAD) {
-        return Ok(Redirect::temporary(to).into_response());
-    }
-    ep.call(req).await.map(IntoResponse::into_response)
+/// Whether `req` asks for the root (relative to where the API is nested), which leads to
+/// the dashboard.
+pub(crate) fn is_root(req: &Request) -> bool {
+    req.uri().path() == "/" && (req.method() == Method::GET || req.method() == Method::HEAD)
 }
 
 /// `ui/`: the page.

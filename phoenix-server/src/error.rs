@@ -261,24 +261,22 @@ fn message_for(code: ErrorCode, status: StatusCode, text: &str) -> String {
     }
 }
 
-/// Rewrites every error response that is not already in the JSON error shape (extractor
-/// and router errors from poem) into it; keeps the status (500s get a fixed message).
-pub(crate) async fn shape_errors<E: Endpoint>(
-    ep: std::sync::Arc<E>,
-    req: poem::Request,
-) -> poem::Result<Response> {
-    let resp = match ep.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => {
-            if e.status().is_server_error() {
-                tracing::error!(error = %e, "request failed");
-            }
-            e.into_response()
+/// An endpoint's result as a response (errors become their response; 5xx are logged).
+pub(crate) fn response_of(result: poem::Result<Response>) -> Response {
+    result.unwrap_or_else(|e| {
+        if e.status().is_server_error() {
+            tracing::error!(error = %e, "request failed");
         }
-    };
+        e.into_response()
+    })
+}
+
+/// Rewrites an error response that is not already in the JSON error shape (extractor and
+/// router errors from poem) into it; keeps the status (500s get a fixed message).
+pub(crate) async fn shape(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
-        return Ok(resp);
+        return resp;
     }
     let is_json = resp
         .headers()
@@ -286,7 +284,7 @@ pub(crate) async fn shape_errors<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
-        return Ok(resp);
+        return resp;
     }
     let (parts, body) = resp.into_parts();
     let text = body.into_string().await.unwrap_or_default();
@@ -299,19 +297,22 @@ pub(crate) async fn shape_errors<E: Endpoint>(
             out.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    Ok(out)
+    out
 }
 
-/// Adds the `Allow` header (RFC 9110) to 405 answers, from the route table.
-pub(crate) async fn allow_header<E: Endpoint>(
-    routes: &crate::spec::RouteTable,
+/// [`shape`] as middleware, for endpoints served without [`crate::front::Front`].
+pub(crate) async fn shape_errors<E: Endpoint>(
     ep: std::sync::Arc<E>,
     req: poem::Request,
 ) -> poem::Result<Response> {
-    let path = req.uri().path().to_owned();
-    let mut resp = ep.call(req).await.map(IntoResponse::into_response)?;
+    let resp = response_of(ep.call(req).await.map(IntoResponse::into_response));
+    Ok(shape(resp).await)
+}
+
+/// Adds the `Allow` header (RFC 9110) to a 405 answer for `path`, from the route table.
+pub(crate) fn add_allow(routes: &crate::spec::RouteTable, path: &str, resp: &mut Response) {
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = routes.allowed(&path)
+        && let Some(methods) = routes.allowed(path)
     {
         let allow = methods
             .iter()
@@ -322,5 +323,4 @@ pub(crate) async fn allow_header<E: Endpoint>(
             resp.headers_mut().insert(poem::http::header::ALLOW, value);
         }
     }
-    Ok(resp)
 }

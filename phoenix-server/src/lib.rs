@@ -22,6 +22,8 @@ pub mod dashboard;
 pub mod dev;
 pub mod dev_agent;
 pub mod error;
+mod front;
+mod http;
 pub mod metrics;
 pub mod payload;
 pub mod spec;
@@ -35,8 +37,7 @@ use std::time::Duration;
 
 use phoenix_core::Phoenix;
 use phoenix_core::auth::Role;
-use poem::listener::{Acceptor as _, TcpAcceptor};
-use poem::{EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint as _, EndpointExt, IntoEndpoint, Route};
 
 pub use config::ServerConfig;
 pub use state::AppState;
@@ -116,10 +117,17 @@ impl IntoEndpoint for PhoenixEndpoint {
     type Endpoint = poem::endpoint::BoxEndpoint<'static>;
 
     fn into_endpoint(self) -> Self::Endpoint {
+        self.front().boxed()
+    }
+}
+
+impl PhoenixEndpoint {
+    /// The routes behind the front layer.
+    fn front(self) -> front::Front {
         let service = self.service();
         let spec = self.spec_value();
         let spec_text = serde_json::to_string(&spec).unwrap_or_default();
-        let routes = std::sync::Arc::new(spec::RouteTable::from_doc(&spec, &self.base_path));
+        let route_table = std::sync::Arc::new(spec::RouteTable::from_doc(&spec, &self.base_path));
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             let base = self.base_path.clone();
             self.state.metrics.set_routes(
@@ -144,45 +152,27 @@ impl IntoEndpoint for PhoenixEndpoint {
                 .body(spec_text.clone())
         });
         let state = self.state.clone();
-        let metrics_state = self.state.clone();
-        let limit_state = self.state.clone();
-        // The root and `ui` lead to the dashboard (`ui/`, with the slash its relative
-        // links need); the API docs stay at `docs`.
-        let ui_path = format!("{}/ui/", self.base_path);
-        let ui_redirect = ui_path.clone();
-        Route::new()
+        let ui_redirect = format!("{}/ui/", self.base_path);
+        let routes = Route::new()
             .at(
                 "/ui",
-                poem::get(poem::endpoint::make_sync(move |_| {
-                    poem::web::Redirect::temporary(ui_redirect.clone())
+                poem::get(poem::endpoint::make_sync({
+                    let to = ui_redirect.clone();
+                    move |_| poem::web::Redirect::temporary(to.clone())
                 })),
             )
             .at("/ui/", poem::get(dashboard::index))
             .at("/ui/*path", poem::get(dashboard::file))
             .nest("/docs", docs)
             .at("/openapi.json", spec_endpoint)
-            .at("/api/v1/ws", ws::endpoint(state))
-            .nest("/", service)
-            // The root is answered before routing: nesting the API at `/` claims the
-            // root path, whatever is registered for it.
-            .around(move |ep, req| {
-                let to = ui_path.clone();
-                async move { dashboard::root_redirect(&to, ep, req).await }
-            })
-            .around(move |ep, req| {
-                let state = limit_state.clone();
-                async move { body_limit::enforce(&state.config, ep, req).await }
-            })
-            .around(error::shape_errors)
-            .around(move |ep, req| {
-                let routes = routes.clone();
-                async move { error::allow_header(&routes, ep, req).await }
-            })
-            .around(move |ep, req| {
-                let state = metrics_state.clone();
-                async move { metrics::observe(&state.metrics, ep, req).await }
-            })
-            .boxed()
+            .at("/api/v1/ws", ws::endpoint(state.clone()))
+            .nest("/", service);
+        front::Front {
+            inner: Arc::new(routes),
+            state,
+            routes: route_table,
+            ui_path: ui_redirect.into(),
+        }
     }
 }
 
@@ -245,11 +235,9 @@ pub async fn serve_state(
         .controller
         .then(|| tokio::spawn(controller::run(state.clone())));
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    if let Some(addr) = acceptor.local_addr().first() {
-        tracing::info!(address = %addr, "phoenix-server listening");
-    }
-    let app = PhoenixEndpoint::new(state.clone()).into_endpoint();
+    tracing::info!(address = %listener.local_addr()?, "phoenix-server listening");
+    let front = PhoenixEndpoint::new(state.clone()).front();
+    let app: http::Handler = Arc::new(move |req| Box::pin(front.clone().respond(req)));
     let signal_state = state.clone();
     let signal = async move {
         shutdown.await;
@@ -259,25 +247,20 @@ pub async fn serve_state(
     let ws_server = options.ws_listener.map(|l| {
         let state = state.clone();
         tokio::spawn(async move {
-            let acceptor = TcpAcceptor::from_tokio(l)?;
-            if let Some(addr) = acceptor.local_addr().first() {
-                tracing::info!(address = %addr, "WebSocket listener");
-            }
-            let app = Route::new()
-                .at("/api/v1/ws", ws::endpoint(state.clone()))
-                .around(error::shape_errors);
-            poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    app,
-                    async move { state.shutdown_signal().await },
-                    Some(grace),
-                )
-                .await
+            tracing::info!(address = %l.local_addr()?, "WebSocket listener");
+            let ws = Arc::new(
+                Route::new()
+                    .at("/api/v1/ws", ws::endpoint(state.clone()))
+                    .around(error::shape_errors),
+            );
+            let app: http::Handler = Arc::new(move |req| {
+                let ws = ws.clone();
+                Box::pin(async move { ws.get_response(req).await })
+            });
+            http::serve(l, app, async move { state.shutdown_signal().await }, grace).await
         })
     });
-    let result = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, signal, Some(grace))
-        .await;
+    let result = http::serve(listener, app, signal, grace).await;
     state.begin_shutdown();
     if let Some(ws) = ws_server {
         match ws.await {

@@ -8,7 +8,6 @@ use phoenix_core::agent::AgentFilter;
 use phoenix_core::experiment::Phase;
 use phoenix_core::store::ExperimentFilter;
 use phoenix_core::task::TaskState;
-use poem::{Endpoint, IntoResponse, Request, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -244,22 +243,10 @@ impl Metrics {
     }
 }
 
-/// Counts requests by matched route pattern (never the raw path: ids would explode the
+/// Counts a request by matched route pattern (never the raw path: ids would explode the
 /// label set).
-pub(crate) async fn observe<E: Endpoint>(
-    metrics: &Metrics,
-    ep: std::sync::Arc<E>,
-    req: Request,
-) -> poem::Result<Response> {
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let route_hint = req.uri().path().to_owned();
-    let resp = ep.call(req).await.map(IntoResponse::into_response);
-    let status = match &resp {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.status().as_u16(),
-    };
-    let mut route = route_label(&route_hint);
+pub(crate) fn record(metrics: &Metrics, method: &str, path: &str, status: u16, start: Instant) {
+    let mut route = route_label(path);
     if metrics
         .routes
         .get()
@@ -267,8 +254,7 @@ pub(crate) async fn observe<E: Endpoint>(
     {
         route = "unmatched".to_owned();
     }
-    metrics.observe(&method, &route, status, start.elapsed().as_secs_f64());
-    resp
+    metrics.observe(method, &route, status, start.elapsed().as_secs_f64());
 }
 
 /// `/a/{experiment_id}/b` -> `/a/{id}/b`.

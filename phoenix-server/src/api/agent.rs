@@ -22,6 +22,96 @@ use crate::error::{ApiError, ApiResult};
 use crate::payload::StrictJson;
 use crate::state::{AgentToken, AppState, EnrollmentToken};
 
+/// The long-poll (`GET /api/v1/agent/tasks`): the operation's body, shared with the
+/// server's direct route for well-formed polls (`front.rs`).
+pub(crate) async fn poll_tasks(
+    state: &AppState,
+    auth: &AgentToken,
+    wait: Option<u64>,
+    max: Option<u32>,
+) -> ApiResult<Poll> {
+    // Only the id is kept across the wait (the record is not needed there).
+    let agent = state.agent(auth).await?.id;
+    let config = &state.config;
+    let wait = Duration::from_secs(
+        wait.unwrap_or(config.poll_wait_secs)
+            .min(config.max_poll_wait_secs),
+    );
+    let max = max.unwrap_or(DEFAULT_POLL_MAX) as usize;
+    if state.shutting_down() {
+        return Ok(Poll::NoTasks);
+    }
+    let tasks = tokio::select! {
+        tasks = state.phoenix.wait_for_tasks(agent, max, wait) => tasks?,
+        () = state.shutdown_signal() => Vec::new(),
+    };
+    if tasks.is_empty() {
+        Ok(Poll::NoTasks)
+    } else {
+        Ok(Poll::Tasks(Json(TaskBatch {
+            tasks: tasks.into_iter().map(Into::into).collect(),
+        })))
+    }
+}
+
+/// Most tasks one poll claims when the agent does not say.
+const DEFAULT_POLL_MAX: u32 = 16;
+/// Bounds of the poll's `wait` (seconds) and `max` parameters, as the operation declares.
+pub(crate) const POLL_WAIT_MAX: u64 = 600;
+pub(crate) const POLL_MAX_RANGE: std::ops::RangeInclusive<u32> = 1..=64;
+
+/// A long-poll the server may answer directly: `GET /api/v1/agent/tasks` with one
+/// `Authorization: Bearer <credential>` and at most one valid `wait` and `max` each.
+/// Anything else (another parameter, a value out of range, a missing or odd header) is
+/// `None` and goes through the operation, which answers it with its usual errors.
+pub(crate) fn direct_poll(req: &poem::Request) -> Option<(AgentToken, Option<u64>, Option<u32>)> {
+    if req.method() != poem::http::Method::GET || req.uri().path() != "/api/v1/agent/tasks" {
+        return None;
+    }
+    let mut auth = req
+        .headers()
+        .get_all(poem::http::header::AUTHORIZATION)
+        .iter();
+    let token = auth.next()?.to_str().ok()?.strip_prefix("Bearer ")?;
+    if auth.next().is_some() || token.is_empty() || token.bytes().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let (mut wait, mut max) = (None, None);
+    for pair in req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=')? {
+            ("wait", v) if wait.is_none() => {
+                wait = Some(digits(v)?).filter(|w| *w <= POLL_WAIT_MAX);
+                wait?;
+            }
+            ("max", v) if max.is_none() => {
+                max = u32::try_from(digits(v)?)
+                    .ok()
+                    .filter(|m| POLL_MAX_RANGE.contains(m));
+                max?;
+            }
+            _ => return None,
+        }
+    }
+    let bearer = poem_openapi::auth::Bearer {
+        token: token.to_owned(),
+    };
+    Some((AgentToken(bearer), wait, max))
+}
+
+/// A plain decimal number (no sign, no percent-encoding, at most 19 digits).
+fn digits(v: &str) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 /// Agent operations.
 #[derive(Debug)]
 pub struct AgentApi {
@@ -124,28 +214,7 @@ impl AgentApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "64")))]
         max: Query<Option<u32>>,
     ) -> ApiResult<Poll> {
-        let agent = self.state.agent(&auth).await?;
-        let config = &self.state.config;
-        let wait = Duration::from_secs(
-            wait.0
-                .unwrap_or(config.poll_wait_secs)
-                .min(config.max_poll_wait_secs),
-        );
-        let max = max.0.unwrap_or(16) as usize;
-        if self.state.shutting_down() {
-            return Ok(Poll::NoTasks);
-        }
-        let tasks = tokio::select! {
-            tasks = self.state.phoenix.wait_for_tasks(agent.id, max, wait) => tasks?,
-            () = self.state.shutdown_signal() => Vec::new(),
-        };
-        if tasks.is_empty() {
-            Ok(Poll::NoTasks)
-        } else {
-            Ok(Poll::Tasks(Json(TaskBatch {
-                tasks: tasks.into_iter().map(Into::into).collect(),
-            })))
-        }
+        poll_tasks(&self.state, &auth, wait.0, max.0).await
     }
 
     /// Report a task's status
@@ -287,5 +356,92 @@ fn prefix_paths(e: phoenix_core::PhoenixError, prefix: &str) -> ApiError {
                 .collect(),
         ),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(uri: &str, auth: &[&str]) -> Option<(String, Option<u64>, Option<u32>)> {
+        let mut req = poem::Request::builder().uri_str(uri);
+        for a in auth {
+            req = req.header(poem::http::header::AUTHORIZATION, *a);
+        }
+        direct_poll(&req.finish()).map(|(t, w, m)| (t.0.token, w, m))
+    }
+
+    #[test]
+    fn well_formed_polls_are_answered_directly() {
+        let tok = "Bearer phx_agent.1.secret";
+        assert_eq!(
+            poll("/api/v1/agent/tasks", &[tok]),
+            Some(("phx_agent.1.secret".to_owned(), None, None))
+        );
+        assert_eq!(
+            poll("/api/v1/agent/tasks?wait=30&max=8", &[tok]),
+            Some(("phx_agent.1.secret".to_owned(), Some(30), Some(8)))
+        );
+        assert_eq!(
+            poll("/api/v1/agent/tasks?max=64&wait=600", &[tok]),
+            Some(("phx_agent.1.secret".to_owned(), Some(600), Some(64)))
+        );
+    }
+
+    #[test]
+    fn anything_unusual_goes_through_the_operation() {
+        let tok = "Bearer phx_agent.1.secret";
+        for uri in [
+            "/api/v1/agent/tasks?wait=601",
+            "/api/v1/agent/tasks?max=0",
+            "/api/v1/agent/tasks?max=65",
+            "/api/v1/agent/tasks?wait=-1",
+            "/api/v1/agent/tasks?wait=%33",
+            "/api/v1/agent/tasks?wait=",
+            "/api/v1/agent/tasks?wait",
+            "/api/v1/agent/tasks?wait=1&wait=2",
+            "/api/v1/agent/tasks?other=1",
+            "/api/v1/agent/tasks?wait=99999999999999999999",
+            "/api/v1/agent/tasks/",
+            "/api/v1/agent/heartbeat",
+        ] {
+            assert_eq!(poll(uri, &[tok]), None, "{uri}");
+        }
+        for auth in [
+            &[][..],
+            &["bearer phx_agent.1.secret"],
+            &["Bearer "],
+            &["Bearer  phx_agent.1.secret"],
+            &["Basic abc"],
+            &[tok, tok],
+        ] {
+            assert_eq!(poll("/api/v1/agent/tasks", auth), None, "{auth:?}");
+        }
+        let post = poem::Request::builder()
+            .method(poem::http::Method::POST)
+            .uri_str("/api/v1/agent/tasks")
+            .header(poem::http::header::AUTHORIZATION, tok)
+            .finish();
+        assert!(direct_poll(&post).is_none());
+    }
+
+    #[test]
+    fn direct_bounds_are_the_documented_ones() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::openapi_document()).expect("document");
+        let params = doc["paths"]["/api/v1/agent/tasks"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let schema = |name: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].clone())
+                .expect("parameter")
+        };
+        let bound = |name: &str, key: &str| schema(name)[key].as_f64().expect("bound");
+        assert_eq!(bound("wait", "maximum"), POLL_WAIT_MAX as f64);
+        assert_eq!(bound("max", "minimum"), f64::from(*POLL_MAX_RANGE.start()));
+        assert_eq!(bound("max", "maximum"), f64::from(*POLL_MAX_RANGE.end()));
     }
 }

@@ -1,6 +1,6 @@
 //! The REST API: one poem-openapi service per area, assembled into one document.
 
-mod agent;
+pub(crate) mod agent;
 mod analysis;
 mod deployments;
 mod experiments;

@@ -4,12 +4,16 @@
 //!
 //! 1. Heartbeat throughput: the server (its own process, memory store) and 64 agents
 //!    sending heartbeats back to back over keep-alive connections for a fixed time.
-//! 2. Idle long-polls: 10,000 agents each hold one `GET /api/v1/agent/tasks?wait=60`; the
+//! 2. Idle long-polls: 10,000 agents each hold one `GET /api/v1/agent/tasks?wait=110`; the
 //!    server process's RSS growth per waiting poll, and its CPU while they wait.
 //! 3. With `PHOENIX_TEST_REDIS_URL` / `PHOENIX_TEST_POSTGRES_URL`: two server replicas on
 //!    one Redis / one PostgreSQL; an experiment started
 //!    through A is delivered to an agent long-polling B (latency from sending `start` to
 //!    the poll's answer).
+//!
+//! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY=idle-polls`
+//! runs only the idle-poll figure and prints it without touching the docs;
+//! `PHOENIX_BENCH_WRAP` runs the server under a profiler (see `ServerProcess::start`).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -40,7 +44,19 @@ impl ServerProcess {
         let exe = std::env::current_exe().expect("exe");
         let server = exe.with_file_name("phoenix-server");
         let port = free_port();
-        let mut cmd = Command::new(server);
+        // `PHOENIX_BENCH_WRAP="valgrind --tool=massif"` runs the server under a profiler
+        // (which must keep the server's pid, as valgrind does); it is stopped with SIGTERM
+        // so the profiler writes its output.
+        let wrap = std::env::var("PHOENIX_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(tool) => {
+                let mut cmd = Command::new(tool);
+                cmd.args(words).arg(server);
+                cmd
+            }
+            None => Command::new(server),
+        };
         cmd.args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -85,6 +101,13 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        if std::env::var_os("PHOENIX_BENCH_WRAP").is_some() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+            return;
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -353,6 +376,15 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let mut lines = Vec::new();
+    if std::env::var("PHOENIX_BENCH_ONLY").as_deref() == Ok("idle-polls") {
+        // A quick look at one figure while working on it; docs/benchmarks.md is left
+        // alone.
+        idle_polls(&mut lines, polls).await;
+        for l in &lines {
+            println!("{l}");
+        }
+        return;
+    }
     heartbeats(&mut lines).await;
     println!("{}", lines.last().map_or("", String::as_str));
     idle_polls(&mut lines, polls).await;

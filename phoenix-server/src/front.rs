@@ -1,0 +1,82 @@
+//! What every request of the API goes through before routing, in one layer: the root
+//! redirect to the dashboard, the body cap, the one error shape, the `Allow` header of
+//! 405 answers and the request metrics; and the direct route for agents' long-polls.
+//!
+//! Memory is the design constraint here. Every agent keeps one long-poll waiting for up to
+//! `max_poll_wait_secs`, and what a waiting request holds is what 10,000 agents cost: a
+//! request's future holds the state of every layer it passed for as long as it runs.
+//! Hence one layer rather than one `around` each (each kept its own copy of the request),
+//! and well-formed long-polls answered here, straight from [`poll_tasks`], instead of
+//! through the router, the nested OpenAPI service and the operation's extractors (about
+//! 15 KiB of nested futures per waiting poll). Malformed polls still take the operation,
+//! so their errors are the documented ones.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::web::Redirect;
+use poem::{Endpoint, IntoResponse, Request, Response, Route};
+
+use crate::api::agent::{direct_poll, poll_tasks};
+use crate::spec::RouteTable;
+use crate::state::AppState;
+use crate::{body_limit, dashboard, error, metrics};
+
+/// The front layer around the routes (cheap to clone: every field is shared).
+#[derive(Clone)]
+pub(crate) struct Front {
+    pub(crate) inner: Arc<Route>,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) routes: Arc<RouteTable>,
+    /// Where the root leads: the dashboard, with the slash its relative links need.
+    pub(crate) ui_path: Arc<str>,
+}
+
+impl Front {
+    /// Answers one request.
+    pub(crate) async fn respond(self, mut req: Request) -> Response {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let resp = if let Some((auth, wait, max)) = direct_poll(&req) {
+            drop(req);
+            match poll_tasks(&self.state, &auth, wait, max).await {
+                Ok(poll) => poll.into_response(),
+                Err(e) => e.into_response(),
+            }
+        } else if dashboard::is_root(&req) {
+            // Answered before routing: nesting the API at `/` claims the root path,
+            // whatever is registered for it.
+            Redirect::temporary(&*self.ui_path).into_response()
+        } else {
+            match body_limit::buffer(&self.state.config, &mut req).await {
+                Err(refused) => refused,
+                // Boxed: the router's future is only as big as this request's route needs,
+                // and stays out of this one (which a waiting poll keeps).
+                Ok(()) => error::response_of(
+                    Box::pin(self.inner.call(req))
+                        .await
+                        .map(IntoResponse::into_response),
+                ),
+            }
+        };
+        let mut resp = error::shape(resp).await;
+        error::add_allow(&self.routes, &path, &mut resp);
+        metrics::record(
+            &self.state.metrics,
+            method.as_str(),
+            &path,
+            resp.status().as_u16(),
+            start,
+        );
+        resp
+    }
+}
+
+impl Endpoint for Front {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        Ok(self.clone().respond(req).await)
+    }
+}

@@ -27,17 +27,25 @@ if #members == 0 then
   return reply
 end
 redis.call('ZREM', ready, unpack(members))
+-- Per task: one read of its hash (which is also the reply) and one write; the index moves
+-- (out of `pending`, into `leases`) are one command each for the whole claim.
 local expires = now + lease
+local ids, leases = {}, {}
 for i, member in ipairs(members) do
   local id = string.sub(member, READY_ID_OFFSET)
   local tk = key('t', id)
-  redis.call('ZREM', key('pending'), id)
-  redis.call('ZADD', key('leases'), expires, id)
-  redis.call('HINCRBY', tk, 'n', 1)
-  redis.call('HSET', tk, 's', 'leased', 'l', expires, 'k', ARGV[4 + i], 'up', now)
-  local x = redis.call('HGET', tk, 'x')
-  emit('T ' .. id .. ' ' .. agent .. ' ' .. (x or '-') .. ' leased')
-  reply[#reply + 1] = redis.call('HGETALL', tk)
+  local f = record(redis.call('HGETALL', tk))
+  if f then
+    f.s, f.n, f.l, f.k, f.up = 'leased', tonumber(f.n) + 1, expires, ARGV[4 + i], now
+    redis.call('HSET', tk, 's', 'leased', 'n', f.n, 'l', expires, 'k', f.k, 'up', now)
+    ids[#ids + 1] = id
+    leases[#leases + 1] = expires
+    leases[#leases + 1] = id
+    emit('T ' .. id .. ' ' .. agent .. ' ' .. (f.x or '-') .. ' leased')
+    reply[#reply + 1] = flat(f)
+  end
 end
+call_chunked('ZREM', key('pending'), ids)
+call_chunked('ZADD', key('leases'), leases)
 flush()
 return reply

@@ -2,16 +2,12 @@
 -- holds a result (JSON).
 -- Reply: {'ok', task hash} | {'not_found'} | {'lease_lost'}.
 local now = clock()
-local t = load_task(ARGV[2])
-if not t then
-  return { 'not_found' }
+local left, done = {}, {}
+local status, f = complete_task(ARGV[2], ARGV[3], ARGV[4] == '1' and ARGV[5] or nil, now,
+  left, done)
+if status ~= 'ok' then
+  return { status }
 end
-if not lease_valid(t, ARGV[3], now) then
-  return { 'lease_lost' }
-end
-if ARGV[4] == '1' then
-  redis.call('HSET', key('t', t.id), 'res', ARGV[5])
-end
-move_task(t, 'succeeded', now, now)
+complete_indexes(left, done)
 flush()
-return { 'ok', redis.call('HGETALL', key('t', t.id)) }
+return { 'ok', flat(f) }

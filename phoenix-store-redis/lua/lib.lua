@@ -43,7 +43,10 @@ end
 --
 -- t:<id>          hash: id, a agent, p priority, u unique key, s state, r run_at, n attempts,
 --                 m max attempts, l lease expiry, k lease token, e last error, res result,
---                 c created, up updated, pl payload, x experiment, d deployment, kd kind
+--                 c created, up updated, pl payload, x experiment, d deployment, kd kind.
+--                 l and k mean something only while s is 'leased': a claim overwrites
+--                 them, and leaving the lease (complete, fail, ...) leaves them in place
+--                 (one command less per task; readers check s first).
 -- tasks           zset (lex, score 0) of every task id; ta:<agent>, tx:<experiment>,
 --                 td:<deployment> the same per owner
 -- ready:<agent>   zset of claimable tasks: score -priority, member `<run_at>:<id>`, so the
@@ -70,6 +73,38 @@ local function load_task(id)
     k = v[6] or nil, l = v[7] and tonumber(v[7]) or nil, n = tonumber(v[8]), m = tonumber(v[9]),
     x = v[10] or nil, d = v[11] or nil, kd = v[12],
   }
+end
+
+-- A hash as a table field -> value, from an HGETALL reply; nil when the key is absent.
+local function record(h)
+  if #h == 0 then
+    return nil
+  end
+  local f = {}
+  for i = 1, #h, 2 do
+    f[h[i]] = h[i + 1]
+  end
+  return f
+end
+
+-- A table field -> value as a flat HGETALL-style reply.
+local function flat(f)
+  local out = {}
+  for k, v in pairs(f) do
+    out[#out + 1] = k
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- redis.call(cmd, k, args...) over `args` in chunks of UNPACK_CHUNK (even, so ZADD's
+-- score/member pairs stay whole): no batch size overflows Lua's unpack.
+local UNPACK_CHUNK = 1000
+
+local function call_chunked(cmd, k, args)
+  for i = 1, #args, UNPACK_CHUNK do
+    redis.call(cmd, k, unpack(args, i, math.min(i + UNPACK_CHUNK - 1, #args)))
+  end
 end
 
 local function task_updated(t)
@@ -112,7 +147,6 @@ end
 local function move_task(t, state, now, run_at)
   unindex(t)
   local tk = key('t', t.id)
-  redis.call('HDEL', tk, 'l', 'k')
   redis.call('HSET', tk, 's', state, 'up', now)
   t.s = state
   t.k = nil
@@ -126,6 +160,42 @@ local function move_task(t, state, now, run_at)
     release_unique(t)
   end
   task_updated(t)
+end
+
+-- Marks the leased task `id` succeeded if `token` is its current, unexpired lease, storing
+-- `result` (JSON, or nil for none). The index moves (out of `leases`, into
+-- `done:succeeded`) are appended to `left` / `done` for the caller to apply in one command
+-- each. Returns 'ok' and the task's new fields, or 'not_found' / 'lease_lost' (nothing
+-- changed).
+local function complete_task(id, token, result, now, left, done)
+  local tk = key('t', id)
+  local f = record(redis.call('HGETALL', tk))
+  if not f then
+    return 'not_found', nil
+  end
+  local l = tonumber(f.l)
+  if f.s ~= 'leased' or f.k ~= token or l == nil or now >= l then
+    return 'lease_lost', nil
+  end
+  if result then
+    redis.call('HSET', tk, 's', 'succeeded', 'up', now, 'res', result)
+    f.res = result
+  else
+    redis.call('HSET', tk, 's', 'succeeded', 'up', now)
+  end
+  f.s, f.up, f.l, f.k = 'succeeded', now, nil, nil
+  left[#left + 1] = id
+  done[#done + 1] = now
+  done[#done + 1] = id
+  release_unique({ id = id, u = f.u })
+  task_updated({ id = id, a = f.a, x = f.x, s = 'succeeded' })
+  return 'ok', f
+end
+
+-- Applies the index moves `complete_task` collected.
+local function complete_indexes(left, done)
+  call_chunked('ZREM', key('leases'), left)
+  call_chunked('ZADD', key('done', 'succeeded'), done)
 end
 
 -- Enqueues the tasks packed in ARGV from `first`, 10 fields each: id, agent, priority,

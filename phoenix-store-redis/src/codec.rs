@@ -156,16 +156,6 @@ impl Fields {
     pub(crate) fn millis(&self, field: &str) -> Result<DateTime<Utc>, StoreError> {
         from_millis(self.parse_field(field)?)
     }
-
-    pub(crate) fn opt_millis(&self, field: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.opt(field)
-            .map(|raw| {
-                raw.parse()
-                    .map_err(|_| corrupt(format!("field `{field}` holds `{raw}`")))
-                    .and_then(from_millis)
-            })
-            .transpose()
-    }
 }
 
 pub(crate) fn decode_json<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
@@ -196,7 +186,13 @@ pub(crate) fn task(fields: &Fields) -> Result<Task, StoreError> {
         run_at: fields.millis("r")?,
         attempts: fields.parse_field("n")?,
         max_attempts: fields.parse_field("m")?,
-        lease_expires_at: fields.opt_millis("l")?,
+        // `l` and `k` stay in the hash after the lease ends: they mean something only
+        // while the task is leased (see `lua/lib.lua`).
+        lease_expires_at: if state == TaskState::Leased {
+            Some(fields.millis("l")?)
+        } else {
+            None
+        },
         last_error: fields.opt("e").map(str::to_owned),
         result: fields.opt_json("res")?,
         created_at: fields.millis("c")?,

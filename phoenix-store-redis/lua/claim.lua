@@ -12,8 +12,8 @@ while true do
     break
   end
   for _, id in ipairs(due) do
-    local v = redis.call('HMGET', key('t', id), 'p', 'r')
-    redis.call('ZADD', ready, -tonumber(v[1]), ready_member(tonumber(v[2]), id))
+    local t = parse_header(id, redis.call('HGET', key('t', id), 'h'))
+    redis.call('ZADD', ready, -t.p, ready_member(t.r, id))
   end
   redis.call('ZREM', sched, unpack(due))
   if #due < 500 then
@@ -27,22 +27,24 @@ if #members == 0 then
   return reply
 end
 redis.call('ZREM', ready, unpack(members))
--- Per task: one read of its hash (which is also the reply) and one write; the index moves
--- (out of `pending`, into `leases`) are one command each for the whole claim.
+-- Per task: one read of what the reply needs and one write of its scalars; the index
+-- moves (out of `pending`, into `leases`) are one command each for the whole claim.
 local expires = now + lease
 local ids, leases = {}, {}
 for i, member in ipairs(members) do
   local id = string.sub(member, READY_ID_OFFSET)
   local tk = key('t', id)
-  local f = record(redis.call('HGETALL', tk))
-  if f then
-    f.s, f.n, f.l, f.k, f.up = 'leased', tonumber(f.n) + 1, expires, ARGV[4 + i], now
-    redis.call('HSET', tk, 's', 'leased', 'n', f.n, 'l', expires, 'k', f.k, 'up', now)
+  local v = redis.call('HMGET', tk, 'h', 'pl', 'u', 'e', 'res')
+  if v[1] then
+    local t = parse_header(id, v[1])
+    t.s, t.n, t.l, t.k, t.up = 'leased', t.n + 1, expires, ARGV[4 + i], now
+    local h = header(t)
+    redis.call('HSET', tk, 'h', h)
     ids[#ids + 1] = id
     leases[#leases + 1] = expires
     leases[#leases + 1] = id
-    emit('T ' .. id .. ' ' .. agent .. ' ' .. (f.x or '-') .. ' leased')
-    reply[#reply + 1] = flat(f)
+    task_updated(t)
+    reply[#reply + 1] = task_reply(id, h, v[2], v[3] or nil, v[4] or nil, v[5] or nil)
   end
 end
 call_chunked('ZREM', key('pending'), ids)

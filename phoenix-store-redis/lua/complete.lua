@@ -10,4 +10,4 @@ if status ~= 'ok' then
 end
 complete_indexes(left, done)
 flush()
-return { 'ok', flat(f) }
+return { 'ok', f }

@@ -10,7 +10,7 @@ for i = 2, #ARGV, 4 do
   local status, f = complete_task(ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1' and ARGV[i + 3] or nil,
     now, left, done)
   reply[#reply + 1] = status
-  reply[#reply + 1] = f and flat(f) or {}
+  reply[#reply + 1] = f or {}
 end
 complete_indexes(left, done)
 flush()

@@ -4,12 +4,15 @@ local now = clock()
 local ids = redis.call('ZRANGEBYSCORE', key('leases'), '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local reply = { 'ok' }
 for _, id in ipairs(ids) do
-  local v = redis.call('HMGET', key('t', id), 'k', 'n', 'm')
-  if v[1] then
-    reply[#reply + 1] = id
-    reply[#reply + 1] = v[1]
-    reply[#reply + 1] = v[2]
-    reply[#reply + 1] = v[3]
+  local h = redis.call('HGET', key('t', id), 'h')
+  if h then
+    local t = parse_header(id, h)
+    if t.k then
+      reply[#reply + 1] = id
+      reply[#reply + 1] = t.k
+      reply[#reply + 1] = t.n
+      reply[#reply + 1] = t.m
+    end
   end
 end
 return reply

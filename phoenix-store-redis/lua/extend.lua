@@ -9,6 +9,8 @@ if not lease_valid(t, ARGV[3], now) then
   return { 'lease_lost' }
 end
 local expires = now + tonumber(ARGV[4])
-redis.call('HSET', key('t', t.id), 'l', expires, 'up', now)
+t.l = expires
+t.up = now
+save_header(t)
 redis.call('ZADD', key('leases'), expires, t.id)
 return { 'ok', expires }

@@ -41,12 +41,14 @@ end
 
 -- Tasks ------------------------------------------------------------------------------
 --
--- t:<id>          hash: id, a agent, p priority, u unique key, s state, r run_at, n attempts,
---                 m max attempts, l lease expiry, k lease token, e last error, res result,
---                 c created, up updated, pl payload, x experiment, d deployment, kd kind.
---                 l and k mean something only while s is 'leased': a claim overwrites
---                 them, and leaving the lease (complete, fail, ...) leaves them in place
---                 (one command less per task; readers check s first).
+-- t:<id>          hash: h the task's scalars (below), pl payload JSON, u unique key, e last
+--                 error, res result JSON (each when set); and, written once at enqueue for
+--                 listing filters and pruning, id, a agent, x experiment, d deployment,
+--                 kd kind
+-- h               one string, space-separated: state, attempts, max attempts, priority,
+--                 run_at, created, updated, lease expiry, lease token, agent, experiment
+--                 ('-' for no lease expiry / token / experiment). Claim and complete read
+--                 and write a task as this one field (plus the payload they hand back).
 -- tasks           zset (lex, score 0) of every task id; ta:<agent>, tx:<experiment>,
 --                 td:<deployment> the same per owner
 -- ready:<agent>   zset of claimable tasks: score -priority, member `<run_at>:<id>`, so the
@@ -63,38 +65,55 @@ end
 
 local READY_ID_OFFSET = 17
 
-local function load_task(id)
-  local v = redis.call('HMGET', key('t', id), 's', 'a', 'p', 'r', 'u', 'k', 'l', 'n', 'm', 'x', 'd', 'kd')
-  if not v[1] then
-    return nil
-  end
+local HEADER = '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$'
+
+-- A task's scalars from its `h` field.
+local function parse_header(id, h)
+  local s, n, m, p, r, c, up, l, k, a, x = string.match(h, HEADER)
   return {
-    id = id, s = v[1], a = v[2], p = tonumber(v[3]), r = tonumber(v[4]), u = v[5] or nil,
-    k = v[6] or nil, l = v[7] and tonumber(v[7]) or nil, n = tonumber(v[8]), m = tonumber(v[9]),
-    x = v[10] or nil, d = v[11] or nil, kd = v[12],
+    id = id, s = s, n = tonumber(n), m = tonumber(m), p = tonumber(p), r = tonumber(r), c = c,
+    up = up, l = tonumber(l), k = k ~= '-' and k or nil, a = a, x = x ~= '-' and x or nil,
   }
 end
 
--- A hash as a table field -> value, from an HGETALL reply; nil when the key is absent.
-local function record(h)
-  if #h == 0 then
-    return nil
-  end
-  local f = {}
-  for i = 1, #h, 2 do
-    f[h[i]] = h[i + 1]
-  end
-  return f
+-- The `h` field of task `t`.
+local function header(t)
+  return table.concat({ t.s, t.n, t.m, t.p, t.r, t.c, t.up, t.l or '-', t.k or '-', t.a,
+    t.x or '-' }, ' ')
 end
 
--- A table field -> value as a flat HGETALL-style reply.
-local function flat(f)
-  local out = {}
-  for k, v in pairs(f) do
-    out[#out + 1] = k
-    out[#out + 1] = v
+local function load_task(id)
+  local v = redis.call('HMGET', key('t', id), 'h', 'u', 'd', 'kd')
+  if not v[1] then
+    return nil
   end
-  return out
+  local t = parse_header(id, v[1])
+  t.u = v[2] or nil
+  t.d = v[3] or nil
+  t.kd = v[4]
+  return t
+end
+
+local function save_header(t)
+  redis.call('HSET', key('t', t.id), 'h', header(t))
+end
+
+-- A task as the Rust side decodes it (the fields of an HGETALL reply it reads).
+local function task_reply(id, h, pl, u, e, res)
+  local r = { 'id', id, 'h', h, 'pl', pl }
+  if u then
+    r[#r + 1] = 'u'
+    r[#r + 1] = u
+  end
+  if e then
+    r[#r + 1] = 'e'
+    r[#r + 1] = e
+  end
+  if res then
+    r[#r + 1] = 'res'
+    r[#r + 1] = res
+  end
+  return r
 end
 
 -- redis.call(cmd, k, args...) over `args` in chunks of UNPACK_CHUNK (even, so ZADD's
@@ -143,17 +162,19 @@ local function release_unique(t)
 end
 
 -- Moves a task to `state` (not 'leased': leases are taken by claim), keeping every index
--- right; `run_at` is used when the new state is 'pending'.
+-- right; `run_at` is used when the new state is 'pending'. Other changes to `t`'s scalars
+-- (attempts) are written with it.
 local function move_task(t, state, now, run_at)
   unindex(t)
-  local tk = key('t', t.id)
-  redis.call('HSET', tk, 's', state, 'up', now)
   t.s = state
+  t.up = now
   t.k = nil
   t.l = nil
   if state == 'pending' then
     t.r = run_at
-    redis.call('HSET', tk, 'r', run_at)
+  end
+  save_header(t)
+  if state == 'pending' then
     index_pending(t, now)
   else
     redis.call('ZADD', key('done', state), now, t.id)
@@ -163,33 +184,35 @@ local function move_task(t, state, now, run_at)
 end
 
 -- Marks the leased task `id` succeeded if `token` is its current, unexpired lease, storing
--- `result` (JSON, or nil for none). The index moves (out of `leases`, into
--- `done:succeeded`) are appended to `left` / `done` for the caller to apply in one command
--- each. Returns 'ok' and the task's new fields, or 'not_found' / 'lease_lost' (nothing
--- changed).
+-- `result` (JSON, or nil for none): one read and one write of its hash. The index moves
+-- (out of `leases`, into `done:succeeded`) are appended to `left` / `done` for the caller
+-- to apply in one command each. Returns 'ok' and the task's reply, or 'not_found' /
+-- 'lease_lost' (nothing changed).
 local function complete_task(id, token, result, now, left, done)
   local tk = key('t', id)
-  local f = record(redis.call('HGETALL', tk))
-  if not f then
+  local v = redis.call('HMGET', tk, 'h', 'pl', 'u', 'e', 'res')
+  if not v[1] then
     return 'not_found', nil
   end
-  local l = tonumber(f.l)
-  if f.s ~= 'leased' or f.k ~= token or l == nil or now >= l then
+  local t = parse_header(id, v[1])
+  if not lease_valid(t, token, now) then
     return 'lease_lost', nil
   end
+  t.s, t.up, t.l, t.k = 'succeeded', now, nil, nil
+  local h = header(t)
   if result then
-    redis.call('HSET', tk, 's', 'succeeded', 'up', now, 'res', result)
-    f.res = result
+    redis.call('HSET', tk, 'h', h, 'res', result)
   else
-    redis.call('HSET', tk, 's', 'succeeded', 'up', now)
+    redis.call('HSET', tk, 'h', h)
+    result = v[5] or nil
   end
-  f.s, f.up, f.l, f.k = 'succeeded', now, nil, nil
   left[#left + 1] = id
   done[#done + 1] = now
   done[#done + 1] = id
-  release_unique({ id = id, u = f.u })
-  task_updated({ id = id, a = f.a, x = f.x, s = 'succeeded' })
-  return 'ok', f
+  t.u = v[3] or nil
+  release_unique(t)
+  task_updated(t)
+  return 'ok', task_reply(id, h, v[2], t.u, v[4] or nil, result)
 end
 
 -- Applies the index moves `complete_task` collected.
@@ -221,8 +244,10 @@ local function enqueue(now, first, count)
     else
       local run_at = now + tonumber(ARGV[o + 4])
       local exp, dep = ARGV[o + 8], ARGV[o + 9]
-      redis.call('HSET', tk, 'id', id, 'a', agent, 'p', prio, 's', 'pending', 'r', run_at, 'n', 0,
-        'm', ARGV[o + 5], 'c', now, 'up', now, 'pl', ARGV[o + 6], 'kd', ARGV[o + 7])
+      local t = { id = id, s = 'pending', n = 0, m = ARGV[o + 5], p = prio, r = run_at, c = now,
+        up = now, a = agent, x = exp ~= '' and exp or nil }
+      redis.call('HSET', tk, 'id', id, 'a', agent, 'h', header(t), 'pl', ARGV[o + 6],
+        'kd', ARGV[o + 7])
       redis.call('ZADD', key('tasks'), 0, id)
       redis.call('ZADD', key('ta', agent), 0, id)
       if ukey ~= '' then
@@ -237,7 +262,7 @@ local function enqueue(now, first, count)
         redis.call('HSET', tk, 'd', dep)
         redis.call('ZADD', key('td', dep), 0, id)
       end
-      index_pending({ id = id, a = agent, p = prio, r = run_at }, now)
+      index_pending(t, now)
       emit('A ' .. agent)
       results[#results + 1] = ''
     end
@@ -268,7 +293,14 @@ local function matches(record, first)
   while ARGV[i] do
     local field, allowed = ARGV[i], ARGV[i + 1]
     if allowed ~= '' then
-      local value = redis.call('HGET', record, field)
+      local value
+      if field == 's' then
+        -- A task's state is the first word of its scalars.
+        local h = redis.call('HGET', record, 'h')
+        value = h and string.match(h, '^%S+')
+      else
+        value = redis.call('HGET', record, field)
+      end
       if not value or not string.find(',' .. allowed .. ',', ',' .. value .. ',', 1, true) then
         return false
       end

@@ -15,7 +15,7 @@ if t.u then
   end
   redis.call('HSET', key('uniq'), t.u, t.id)
 end
-redis.call('HSET', key('t', t.id), 'n', 0)
+t.n = 0
 move_task(t, 'pending', now, now)
 emit('A ' .. t.a)
 flush()

@@ -8,7 +8,7 @@ end
 if not lease_valid(t, ARGV[3], now) then
   return { 'lease_lost' }
 end
-redis.call('HSET', key('t', t.id), 'n', math.max(t.n - 1, 0))
+t.n = math.max(t.n - 1, 0)
 move_task(t, 'pending', now, now)
 emit('A ' .. t.a)
 flush()

@@ -152,10 +152,6 @@ impl Fields {
     ) -> Result<Option<T>, StoreError> {
         self.opt(field).map(decode_json).transpose()
     }
-
-    pub(crate) fn millis(&self, field: &str) -> Result<DateTime<Utc>, StoreError> {
-        from_millis(self.parse_field(field)?)
-    }
 }
 
 pub(crate) fn decode_json<T: DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
@@ -173,43 +169,101 @@ pub(crate) fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
         .ok_or_else(|| corrupt(format!("timestamp {ms} out of range")))
 }
 
+/// A task's scalars, from the `h` field of its hash (see `lua/lib.lua`).
+pub(crate) struct Header<'a> {
+    pub(crate) state: TaskState,
+    pub(crate) attempts: u32,
+    pub(crate) max_attempts: u32,
+    priority: i16,
+    run_at: i64,
+    created: i64,
+    updated: i64,
+    lease_expires: Option<i64>,
+    lease_token: Option<&'a str>,
+    agent: &'a str,
+}
+
+impl<'a> Header<'a> {
+    pub(crate) fn parse(raw: &'a str) -> Result<Self, StoreError> {
+        let bad = || corrupt(format!("task scalars `{raw}`"));
+        let mut words = raw.split(' ');
+        let mut word = || words.next().ok_or_else(bad);
+        let state: TaskState = word()?.parse().map_err(|_| bad())?;
+        let attempts = word()?.parse().map_err(|_| bad())?;
+        let max_attempts = word()?.parse().map_err(|_| bad())?;
+        let priority = word()?.parse().map_err(|_| bad())?;
+        let run_at = word()?.parse().map_err(|_| bad())?;
+        let created = word()?.parse().map_err(|_| bad())?;
+        let updated = word()?.parse().map_err(|_| bad())?;
+        let lease_expires = match word()? {
+            "-" => None,
+            l => Some(l.parse().map_err(|_| bad())?),
+        };
+        let lease_token = match word()? {
+            "-" => None,
+            k => Some(k),
+        };
+        let agent = word()?;
+        // The experiment (last word) is for the scripts' bus lines and filters.
+        word()?;
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Self {
+            state,
+            attempts,
+            max_attempts,
+            priority,
+            run_at,
+            created,
+            updated,
+            lease_expires,
+            lease_token,
+            agent,
+        })
+    }
+}
+
 /// A task from its hash.
 pub(crate) fn task(fields: &Fields) -> Result<Task, StoreError> {
-    let state: TaskState = fields.parse_field("s")?;
+    let h = Header::parse(fields.get("h")?)?;
     Ok(Task {
         id: fields.parse_field("id")?,
-        agent_id: fields.parse_field("a")?,
+        agent_id: h
+            .agent
+            .parse()
+            .map_err(|_| corrupt(format!("bad agent id `{}`", h.agent)))?,
         payload: fields.json("pl")?,
-        priority: fields.parse_field("p")?,
+        priority: h.priority,
         unique_key: fields.opt("u").map(str::to_owned),
-        state,
-        run_at: fields.millis("r")?,
-        attempts: fields.parse_field("n")?,
-        max_attempts: fields.parse_field("m")?,
-        // `l` and `k` stay in the hash after the lease ends: they mean something only
-        // while the task is leased (see `lua/lib.lua`).
-        lease_expires_at: if state == TaskState::Leased {
-            Some(fields.millis("l")?)
-        } else {
-            None
-        },
+        state: h.state,
+        run_at: from_millis(h.run_at)?,
+        attempts: h.attempts,
+        max_attempts: h.max_attempts,
+        lease_expires_at: h.lease_expires.map(from_millis).transpose()?,
         last_error: fields.opt("e").map(str::to_owned),
         result: fields.opt_json("res")?,
-        created_at: fields.millis("c")?,
-        updated_at: fields.millis("up")?,
+        created_at: from_millis(h.created)?,
+        updated_at: from_millis(h.updated)?,
     })
 }
 
-/// A task from an `HGETALL` reply.
+/// A task from an `HGETALL`-style reply.
 pub(crate) fn task_value(value: Value) -> Result<Task, StoreError> {
     task(&Fields::parse(value)?)
 }
 
-/// A claimed task and its lease, from an `HGETALL` reply.
+/// A claimed task and its lease, from an `HGETALL`-style reply.
 pub(crate) fn leased_task(value: Value) -> Result<LeasedTask, StoreError> {
     let fields = Fields::parse(value)?;
     let task = task(&fields)?;
-    let lease_token: LeaseToken = fields.parse_field("k")?;
+    let raw = fields.get("h")?;
+    let token = Header::parse(raw)?
+        .lease_token
+        .ok_or_else(|| corrupt("a leased task has no lease token"))?;
+    let lease_token: LeaseToken = token
+        .parse()
+        .map_err(|_| corrupt(format!("bad lease token `{token}`")))?;
     let lease_expires_at = task
         .lease_expires_at
         .ok_or_else(|| corrupt("a leased task has no lease expiry"))?;

@@ -17,7 +17,7 @@ use phoenix_core::task::{
 
 use crate::RedisStore;
 use crate::codec::{
-    self, Fields, Status, corrupt, enqueue_results, from_millis, parse_cursor, payloads,
+    self, Fields, Header, Status, corrupt, enqueue_results, from_millis, parse_cursor, payloads,
     push_tasks, task_value, truncate_error,
 };
 use crate::scripts::SCRIPTS;
@@ -201,17 +201,18 @@ impl TaskQueue for RedisStore {
         policy: &RetryPolicy,
     ) -> Result<Task, StoreError> {
         let (attempts, state, delay) = if retryable {
-            let (attempts, max): (Option<u32>, Option<u32>) = self
+            let scalars: Option<String> = self
                 .query(
-                    redis::cmd("HMGET")
+                    redis::cmd("HGET")
                         .arg(self.key(&["t", &lease.task_id.to_string()]))
-                        .arg("n")
-                        .arg("m"),
+                        .arg("h"),
                 )
                 .await?;
-            let (Some(attempts), Some(max)) = (attempts, max) else {
+            let Some(scalars) = scalars else {
                 return Err(StoreError::not_found("task", lease.task_id));
             };
+            let header = Header::parse(&scalars)?;
+            let (attempts, max) = (header.attempts, header.max_attempts);
             match policy.decide(lease.task_id, attempts, max) {
                 FailDecision::Retry { delay } => {
                     (attempts.to_string(), TaskState::Pending, millis(delay))
@@ -336,7 +337,7 @@ impl TaskQueue for RedisStore {
             .query(redis::cmd("HGETALL").arg(self.key(&["t", &id.to_string()])))
             .await?;
         let fields = Fields::parse(value)?;
-        if fields.opt("s").is_none() {
+        if fields.opt("h").is_none() {
             return Err(StoreError::not_found("task", id));
         }
         codec::task(&fields)

@@ -4,7 +4,7 @@
 local now = clock()
 local left, done = {}, {}
 local status, f = complete_task(ARGV[2], ARGV[3], ARGV[4] == '1' and ARGV[5] or nil, now,
-  left, done)
+  string.format('%d', now), left, done)
 if status ~= 'ok' then
   return { status }
 end

@@ -5,10 +5,11 @@
 -- hash; the index moves are one command each, and one bus message, for the whole batch.
 local now = clock()
 local reply = { 'ok' }
+local now_s = string.format('%d', now)
 local left, done = {}, {}
 for i = 2, #ARGV, 4 do
   local status, f = complete_task(ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1' and ARGV[i + 3] or nil,
-    now, left, done)
+    now, now_s, left, done)
   reply[#reply + 1] = status
   reply[#reply + 1] = f or {}
 end

@@ -76,10 +76,22 @@ local function parse_header(id, h)
   }
 end
 
+-- Claim and complete rewrite only the words of `h` they own and keep the others as the
+-- text they read (no number parsing and formatting per task): HOT_CLAIM captures state,
+-- attempts, max attempts to created (kept), agent, experiment; HOT_DONE state, attempts
+-- to run_at (kept), lease expiry, lease token, agent, experiment.
+local HOT_CLAIM = '^(%S+) (%S+) (%S+ %S+ %S+ %S+) %S+ %S+ %S+ (%S+) (%S+)$'
+local HOT_DONE = '^(%S+) (%S+ %S+ %S+ %S+ %S+) %S+ (%S+) (%S+) (%S+) (%S+)$'
+
+-- A number as text with %d (Lua's own conversion, %.14g, is a slow floating-point one).
+local function int(v)
+  return type(v) == 'number' and string.format('%d', v) or v
+end
+
 -- The `h` field of task `t`.
 local function header(t)
-  return table.concat({ t.s, t.n, t.m, t.p, t.r, t.c, t.up, t.l or '-', t.k or '-', t.a,
-    t.x or '-' }, ' ')
+  return table.concat({ t.s, int(t.n), int(t.m), int(t.p), int(t.r), int(t.c), int(t.up),
+    t.l and int(t.l) or '-', t.k or '-', t.a, t.x or '-' }, ' ')
 end
 
 local function load_task(id)
@@ -135,11 +147,11 @@ local function lease_valid(t, token, now)
 end
 
 local function index_pending(t, now)
-  redis.call('ZADD', key('pending'), t.r, t.id)
+  redis.call('ZADD', key('pending'), int(t.r), t.id)
   if t.r <= now then
-    redis.call('ZADD', key('ready', t.a), -t.p, ready_member(t.r, t.id))
+    redis.call('ZADD', key('ready', t.a), int(-t.p), ready_member(t.r, t.id))
   else
-    redis.call('ZADD', key('sched', t.a), t.r, t.id)
+    redis.call('ZADD', key('sched', t.a), int(t.r), t.id)
   end
 end
 
@@ -177,29 +189,30 @@ local function move_task(t, state, now, run_at)
   if state == 'pending' then
     index_pending(t, now)
   else
-    redis.call('ZADD', key('done', state), now, t.id)
+    redis.call('ZADD', key('done', state), int(now), t.id)
     release_unique(t)
   end
   task_updated(t)
 end
 
--- Marks the leased task `id` succeeded if `token` is its current, unexpired lease, storing
--- `result` (JSON, or nil for none): one read and one write of its hash. The index moves
--- (out of `leases`, into `done:succeeded`) are appended to `left` / `done` for the caller
--- to apply in one command each. Returns 'ok' and the task's reply, or 'not_found' /
+-- Marks the leased task `id` succeeded at `now` (`now_s` as text) if `token` is its
+-- current, unexpired lease, storing `result` (JSON, or nil for none): one read and one
+-- write of its hash. The index moves (out of `leases`, into `done:succeeded`) are appended
+-- to `left` / `done` for the caller to apply in one command each. Returns 'ok' and the task's reply, or 'not_found' /
 -- 'lease_lost' (nothing changed).
-local function complete_task(id, token, result, now, left, done)
+local function complete_task(id, token, result, now, now_s, left, done)
   local tk = key('t', id)
   local v = redis.call('HMGET', tk, 'h', 'pl', 'u', 'e', 'res')
   if not v[1] then
     return 'not_found', nil
   end
-  local t = parse_header(id, v[1])
-  if not lease_valid(t, token, now) then
+  -- The words of `h` completion does not change stay text (see HOT_DONE).
+  local s, kept, l, k, a, x = string.match(v[1], HOT_DONE)
+  l = tonumber(l)
+  if s ~= 'leased' or k ~= token or l == nil or now >= l then
     return 'lease_lost', nil
   end
-  t.s, t.up, t.l, t.k = 'succeeded', now, nil, nil
-  local h = header(t)
+  local h = 'succeeded ' .. kept .. ' ' .. now_s .. ' - - ' .. a .. ' ' .. x
   if result then
     redis.call('HSET', tk, 'h', h, 'res', result)
   else
@@ -207,12 +220,12 @@ local function complete_task(id, token, result, now, left, done)
     result = v[5] or nil
   end
   left[#left + 1] = id
-  done[#done + 1] = now
+  done[#done + 1] = now_s
   done[#done + 1] = id
-  t.u = v[3] or nil
-  release_unique(t)
-  task_updated(t)
-  return 'ok', task_reply(id, h, v[2], t.u, v[4] or nil, result)
+  local u = v[3] or nil
+  release_unique({ id = id, u = u })
+  emit('T ' .. id .. ' ' .. a .. ' ' .. x .. ' succeeded')
+  return 'ok', task_reply(id, h, v[2], u, v[4] or nil, result)
 end
 
 -- Applies the index moves `complete_task` collected.
@@ -248,19 +261,19 @@ local function enqueue(now, first, count)
         up = now, a = agent, x = exp ~= '' and exp or nil }
       redis.call('HSET', tk, 'id', id, 'a', agent, 'h', header(t), 'pl', ARGV[o + 6],
         'kd', ARGV[o + 7])
-      redis.call('ZADD', key('tasks'), 0, id)
-      redis.call('ZADD', key('ta', agent), 0, id)
+      redis.call('ZADD', key('tasks'), '0', id)
+      redis.call('ZADD', key('ta', agent), '0', id)
       if ukey ~= '' then
         redis.call('HSET', tk, 'u', ukey)
         redis.call('HSET', key('uniq'), ukey, id)
       end
       if exp ~= '' then
         redis.call('HSET', tk, 'x', exp)
-        redis.call('ZADD', key('tx', exp), 0, id)
+        redis.call('ZADD', key('tx', exp), '0', id)
       end
       if dep ~= '' then
         redis.call('HSET', tk, 'd', dep)
-        redis.call('ZADD', key('td', dep), 0, id)
+        redis.call('ZADD', key('td', dep), '0', id)
       end
       index_pending(t, now)
       emit('A ' .. agent)

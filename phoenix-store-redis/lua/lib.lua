@@ -11,8 +11,12 @@
 
 local NS = KEYS[1]
 
-local function key(...)
-  return NS .. ':' .. table.concat({ ... }, ':')
+-- `{prefix}:a` or `{prefix}:a:b` (every key has one or two parts; no table per call).
+local function key(a, b)
+  if b then
+    return NS .. ':' .. a .. ':' .. b
+  end
+  return NS .. ':' .. a
 end
 
 -- The store's single time source: Redis TIME plus the shift, in milliseconds.

@@ -15,8 +15,11 @@ while true do
     break
   end
   for _, id in ipairs(due) do
-    local t = parse_header(id, redis.call('HGET', key('t', id), 'h'))
-    redis.call('ZADD', ready, -t.p, ready_member(t.r, id))
+    local h = redis.call('HGET', key('t', id), 'h')
+    if h then
+      local t = parse_header(id, h)
+      redis.call('ZADD', ready, int(-t.p), ready_member(t.r, id))
+    end
   end
   redis.call('ZREM', sched, unpack(due))
   if #due < 500 then

@@ -38,7 +38,9 @@ pub struct PhoenixConfig {
     /// Expected agent heartbeat interval (an agent is lost after 3 missed).
     pub heartbeat_interval: Duration,
     /// Long-polls re-check the queue this often even without a wake-up (safety net for a
-    /// lost bus message or a retry whose backoff elapsed).
+    /// lost bus message or a retry whose backoff elapsed). Every waiting agent costs one
+    /// re-check per period: 5 s keeps 10,000 waiting agents under 5 % of a core
+    /// (`docs/benchmarks.md`) and bounds how late a retry or a lost wake-up is picked up.
     pub safety_poll: Duration,
     /// Most tasks handed out by one poll.
     pub max_tasks_per_poll: usize,
@@ -54,7 +56,7 @@ impl Default for PhoenixConfig {
             lease: Duration::seconds(60),
             retry: RetryPolicy::default(),
             heartbeat_interval: Duration::seconds(10),
-            safety_poll: Duration::seconds(2),
+            safety_poll: Duration::seconds(5),
             max_tasks_per_poll: 16,
             max_conflict_retries: 64,
             task_retention: Duration::hours(24),

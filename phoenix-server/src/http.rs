@@ -174,6 +174,78 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
 mod tests {
     use super::*;
 
+    /// A server whose every answer takes `delay`; returns its address, a trigger for
+    /// shutdown and the serve task.
+    async fn slow_server(
+        delay: Duration,
+        grace: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handler: Handler = Arc::new(move |req: poem::Request| {
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                poem::Response::builder().body(req.uri().path().to_owned())
+            })
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            handler,
+            async move {
+                let _ = stopped.await;
+            },
+            grace,
+        ));
+        (addr, stop, task)
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_the_request_in_flight_then_stops() {
+        let (addr, stop, task) =
+            slow_server(Duration::from_millis(300), Duration::from_secs(10)).await;
+        let request = tokio::spawn(async move {
+            reqwest::get(format!("http://{addr}/in-flight"))
+                .await?
+                .text()
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).expect("stop");
+        let body = request.await.expect("join").expect("the answer arrives");
+        assert_eq!(body, "/in-flight");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returns once drained")
+            .expect("join")
+            .expect("serve");
+        // Nothing listens any more.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_on_requests_after_the_grace_period() {
+        let (addr, stop, task) =
+            slow_server(Duration::from_secs(600), Duration::from_millis(200)).await;
+        let request = tokio::spawn(async move { reqwest::get(format!("http://{addr}/")).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).expect("stop");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returns after the grace period")
+            .expect("join")
+            .expect("serve");
+        let dropped = tokio::time::timeout(Duration::from_secs(5), request)
+            .await
+            .expect("the request ends")
+            .expect("join");
+        assert!(dropped.is_err(), "the abandoned request fails: {dropped:?}");
+    }
+
     #[test]
     fn detached_head_keeps_uri_and_every_header_value() {
         let mut token = HeaderValue::from_static("Bearer abc");

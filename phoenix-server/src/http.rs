@@ -1,4 +1,4 @@
-//! The HTTP/1.1 server loop: accepts connections and serves a poem endpoint on each with
+//! The HTTP/1.1 server loop: accepts connections and serves poem requests on each with
 //! hyper's HTTP/1 connection directly (upgrades enabled, for the WebSocket).
 //!
 //! Why not `poem::Server`: an agent's long-poll keeps one connection and one request
@@ -46,7 +46,7 @@ enum Phase {
     Abort,
 }
 
-/// Serves `endpoint` on `listener` until `shutdown` resolves, then drains for up to
+/// Serves `handler` on `listener` until `shutdown` resolves, then drains for up to
 /// `grace`.
 pub(crate) async fn serve(
     listener: TcpListener,

@@ -49,7 +49,7 @@ for i, member in ipairs(members) do
     ids[#ids + 1] = id
     leases[#leases + 1] = expires
     leases[#leases + 1] = id
-    emit('T ' .. id .. ' ' .. a .. ' ' .. x .. ' leased')
+    task_line(id, a, x, 'leased')
     reply[#reply + 1] = task_reply(id, h, v[2], v[3] or nil, v[4] or nil, v[5] or nil)
   end
 end

@@ -142,12 +142,23 @@ local function call_chunked(cmd, k, args)
   end
 end
 
+-- The bus line of a task update (`x` is the experiment, '-' for none).
+local function task_line(id, a, x, s)
+  emit('T ' .. id .. ' ' .. a .. ' ' .. x .. ' ' .. s)
+end
+
 local function task_updated(t)
-  emit('T ' .. t.id .. ' ' .. t.a .. ' ' .. (t.x or '-') .. ' ' .. t.s)
+  task_line(t.id, t.a, t.x or '-', t.s)
+end
+
+-- The fencing check: `token` is the task's current lease (state `s`, token `k`, expiry
+-- `l`) and it has not expired at `now`.
+local function lease_holds(s, k, l, token, now)
+  return s == 'leased' and k == token and l ~= nil and now < l
 end
 
 local function lease_valid(t, token, now)
-  return t.s == 'leased' and t.k == token and t.l ~= nil and now < t.l
+  return lease_holds(t.s, t.k, t.l, token, now)
 end
 
 local function index_pending(t, now)
@@ -202,8 +213,8 @@ end
 -- Marks the leased task `id` succeeded at `now` (`now_s` as text) if `token` is its
 -- current, unexpired lease, storing `result` (JSON, or nil for none): one read and one
 -- write of its hash. The index moves (out of `leases`, into `done:succeeded`) are appended
--- to `left` / `done` for the caller to apply in one command each. Returns 'ok' and the task's reply, or 'not_found' /
--- 'lease_lost' (nothing changed).
+-- to `left` / `done` for the caller to apply in one command each. Returns 'ok' and the
+-- task's reply, or 'not_found' / 'lease_lost' (nothing changed).
 local function complete_task(id, token, result, now, now_s, left, done)
   local tk = key('t', id)
   local v = redis.call('HMGET', tk, 'h', 'pl', 'u', 'e', 'res')
@@ -212,8 +223,7 @@ local function complete_task(id, token, result, now, now_s, left, done)
   end
   -- The words of `h` completion does not change stay text (see HOT_DONE).
   local s, kept, l, k, a, x = string.match(v[1], HOT_DONE)
-  l = tonumber(l)
-  if s ~= 'leased' or k ~= token or l == nil or now >= l then
+  if not lease_holds(s, k, tonumber(l), token, now) then
     return 'lease_lost', nil
   end
   local h = 'succeeded ' .. kept .. ' ' .. now_s .. ' - - ' .. a .. ' ' .. x
@@ -228,7 +238,7 @@ local function complete_task(id, token, result, now, now_s, left, done)
   done[#done + 1] = id
   local u = v[3] or nil
   release_unique({ id = id, u = u })
-  emit('T ' .. id .. ' ' .. a .. ' ' .. x .. ' succeeded')
+  task_line(id, a, x, 'succeeded')
   return 'ok', task_reply(id, h, v[2], u, v[4] or nil, result)
 end
 

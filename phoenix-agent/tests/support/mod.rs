@@ -2,4 +2,5 @@
 
 #![allow(dead_code, unreachable_pub, reason = "shared by several test crates")]
 
+pub mod collector;
 pub mod processes;

@@ -12,6 +12,11 @@
 //!    through A is delivered to an agent long-polling B (latency from sending `start` to
 //!    the poll's answer).
 //!
+//! Each scenario runs `PHOENIX_BENCH_REPS` times (3 by default), interleaved; the section
+//! states min, median and max, the machine and peer versions read at run time, the load
+//! average before and after, and a verdict computed from the median against the one
+//! `TARGETS` table. The hand-written `### Notes` under the section are kept.
+//!
 //! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY=idle-polls`
 //! runs only the idle-poll figure and prints it without touching the docs;
 //! `PHOENIX_BENCH_WRAP` runs the server under a profiler (see `ServerProcess::start`).
@@ -182,7 +187,83 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn heartbeats(lines: &mut Vec<String>) {
+/// One measured figure of one repetition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Metric {
+    HeartbeatsPerSec,
+    RssPerIdlePollKib,
+    IdleCpuPctOfCore,
+    RedisDeliveryP99Ms,
+    PostgresDeliveryP99Ms,
+}
+
+impl Metric {
+    fn describe(self, polls: usize) -> String {
+        match self {
+            Self::HeartbeatsPerSec => {
+                "heartbeat throughput, 64 agents back to back, 10 s, memory store (requests/s)"
+                    .to_owned()
+            }
+            Self::RssPerIdlePollKib => format!(
+                "server RSS per idle long-poll, {polls} concurrent polls, memory store (KiB)"
+            ),
+            Self::IdleCpuPctOfCore => {
+                format!("server CPU while {polls} long-polls wait, 20 s window (% of one core)")
+            }
+            Self::RedisDeliveryP99Ms => "two replicas on one Redis: `start` sent to A -> task received by an agent long-polling B, p99 of 200 runs (ms)".to_owned(),
+            Self::PostgresDeliveryP99Ms => "two replicas on one PostgreSQL: `start` sent to A -> task received by an agent long-polling B, p99 of 200 runs (ms)".to_owned(),
+        }
+    }
+}
+
+/// Which way a figure must lie relative to its target.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    AtMost(f64),
+    Below(f64),
+}
+
+/// The targets, in one table (design section 6; cross-replica delivery from issue 8). A
+/// verdict is computed from the median of the repetitions against these, never written.
+const TARGETS: &[(Metric, Bound, &str)] = &[
+    (
+        Metric::RssPerIdlePollKib,
+        Bound::AtMost(16.0),
+        "<= 16 KiB RSS per idle long-poll",
+    ),
+    (
+        Metric::IdleCpuPctOfCore,
+        Bound::Below(5.0),
+        "idle CPU < 5 % of a core",
+    ),
+    (
+        Metric::RedisDeliveryP99Ms,
+        Bound::AtMost(50.0),
+        "cross-replica delivery <= 50 ms p99",
+    ),
+    (
+        Metric::PostgresDeliveryP99Ms,
+        Bound::AtMost(50.0),
+        "cross-replica delivery <= 50 ms p99",
+    ),
+];
+
+/// Every repetition's figures, and the detail lines worth showing beside them.
+#[derive(Default)]
+struct Results {
+    figures: std::collections::BTreeMap<Metric, Vec<f64>>,
+    details: Vec<String>,
+}
+
+impl Results {
+    fn record(&mut self, metric: Metric, value: f64, detail: String) {
+        println!("{metric:?}: {value:.2} ({detail})");
+        self.figures.entry(metric).or_default().push(value);
+        self.details.push(detail);
+    }
+}
+
+async fn heartbeats(results: &mut Results) {
     let server = ServerProcess::start(&["--store", "memory:", "--no-controller"]);
     server.ready().await;
     let agents = enroll_many(&server.base, 64, 64).await;
@@ -205,13 +286,14 @@ async fn heartbeats(lines: &mut Vec<String>) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
-    lines.push(format!(
-        "| heartbeat throughput, 64 agents back to back, 10 s, memory store | {:.0} requests/s ({n} heartbeats) |",
-        n as f64 / elapsed
-    ));
+    results.record(
+        Metric::HeartbeatsPerSec,
+        n as f64 / elapsed,
+        format!("{n} heartbeats in {elapsed:.1} s"),
+    );
 }
 
-async fn idle_polls(lines: &mut Vec<String>, n: usize) {
+async fn idle_polls(results: &mut Results, n: usize) {
     let server = ServerProcess::start(&["--store", "memory:", "--no-controller"]);
     server.ready().await;
     let agents = enroll_many(&server.base, n, 256).await;
@@ -234,18 +316,23 @@ async fn idle_polls(lines: &mut Vec<String>, n: usize) {
     }
     // Wait until every poll is registered on the server.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut waiting = 0;
     loop {
         let text = metrics.server_metrics().await.unwrap_or_default();
-        let waiting: usize = text
+        waiting = text
             .lines()
             .find_map(|l| l.strip_prefix("phoenix_long_polls_waiting "))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+            .unwrap_or(waiting);
         if waiting >= n || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    assert!(
+        waiting >= n,
+        "only {waiting} of {n} polls were waiting after 120 s: the figures would be wrong"
+    );
     let during = rss_kib(server.pid());
     let ticks0 = cpu_ticks(server.pid());
     let window = Duration::from_secs(20);
@@ -253,20 +340,29 @@ async fn idle_polls(lines: &mut Vec<String>, n: usize) {
     let ticks1 = cpu_ticks(server.pid());
     let cpu_pct = (ticks1 - ticks0) as f64 / window.as_secs_f64(); // 100 ticks/s = 100 %
     let per_poll = (during.saturating_sub(before)) as f64 / n as f64;
-    lines.push(format!(
-        "| {n} concurrent idle long-polls (memory store) | server RSS {before} KiB before, {during} KiB with all waiting: {per_poll:.1} KiB per poll |"
-    ));
-    lines.push(format!(
-        "| server CPU while {n} long-polls wait (20 s window) | {cpu_pct:.1} % of one core |"
-    ));
+    results.record(
+        Metric::RssPerIdlePollKib,
+        per_poll,
+        format!("server RSS {before} KiB before, {during} KiB with {n} polls waiting"),
+    );
+    results.record(
+        Metric::IdleCpuPctOfCore,
+        cpu_pct,
+        format!("{} clock ticks in {} s", ticks1 - ticks0, window.as_secs()),
+    );
     for p in polls {
         p.abort();
     }
 }
 
-async fn replicas(lines: &mut Vec<String>, url: &str, backend: &str) {
+async fn replicas(results: &mut Results, url: &str, metric: Metric) {
     // A fresh namespace (Redis key prefix, PostgreSQL schema) per run.
-    let prefix = format!("bench_{}", std::process::id());
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let prefix = format!(
+        "bench_{}_{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    );
     let a = ServerProcess::start(&["--store", url, "--store-namespace", &prefix]);
     let b = ServerProcess::start(&["--store", url, "--store-namespace", &prefix]);
     a.ready().await;
@@ -327,93 +423,231 @@ async fn replicas(lines: &mut Vec<String>, url: &str, backend: &str) {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    lines.push(format!(
-        "| two replicas on one {backend}: `start` sent to A -> task received by an agent long-polling B, 200 runs | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        latencies.last().copied().unwrap_or(f64::NAN)
-    ));
+    let p99 = percentile(&latencies, 99.0);
+    results.record(
+        metric,
+        p99,
+        format!(
+            "{metric:?}: p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
+            percentile(&latencies, 50.0),
+            latencies.last().copied().unwrap_or(f64::NAN)
+        ),
+    );
 }
 
-fn write_section(lines: &[String], command: &str) {
+/// Facts about the machine and the peers, read when the benchmark runs.
+struct Machine {
+    cpu: String,
+    cores: usize,
+    memory_gib: f64,
+    kernel: String,
+    load_before: String,
+    load_after: String,
+    postgres: String,
+    redis: String,
+}
+
+fn read_or(path: &str, default: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|_| default.to_owned())
+}
+
+fn load_average() -> String {
+    read_or("/proc/loadavg", "unknown")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A peer's version as its own command-line client reports it, or "not measured".
+fn peer_version(program: &str, args: &[&str], pick: impl Fn(&str) -> Option<String>) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| pick(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or_else(|| "not measured".to_owned())
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpuinfo = read_or("/proc/cpuinfo", "");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map_or("unknown", |v| v.trim_start_matches([' ', '\t', ':']))
+            .to_owned();
+        let memory_kib: f64 = read_or("/proc/meminfo", "")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let postgres = std::env::var("PHOENIX_TEST_POSTGRES_URL").map_or_else(
+            |_| "not used".to_owned(),
+            |url| {
+                peer_version("psql", &[&url, "-Atqc", "show server_version"], |out| {
+                    out.lines()
+                        .next()
+                        .map(|l| format!("PostgreSQL {}", l.trim()))
+                })
+            },
+        );
+        let redis = std::env::var("PHOENIX_TEST_REDIS_URL").map_or_else(
+            |_| "not used".to_owned(),
+            |url| {
+                peer_version("redis-cli", &["-u", &url, "INFO", "server"], |out| {
+                    out.lines()
+                        .find_map(|l| l.strip_prefix("redis_version:"))
+                        .map(|v| format!("Redis {}", v.trim()))
+                })
+            },
+        );
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            kernel: read_or("/proc/sys/kernel/osrelease", "unknown")
+                .trim()
+                .to_owned(),
+            load_before: load_average(),
+            load_after: String::new(),
+            postgres,
+            redis,
+        }
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn verdict(metric: Metric, median: f64) -> String {
+    match TARGETS.iter().find(|(m, _, _)| *m == metric) {
+        None => "no target".to_owned(),
+        Some((_, bound, text)) => {
+            let met = match bound {
+                Bound::AtMost(t) => median <= *t,
+                Bound::Below(t) => median < *t,
+            };
+            format!("{} ({text})", if met { "met" } else { "**missed**" })
+        }
+    }
+}
+
+fn render_section(
+    results: &Results,
+    machine: &Machine,
+    command: &str,
+    reps: usize,
+    polls: usize,
+) -> String {
+    let mut out = String::from("## phoenix-server\n\n");
+    out.push_str(&format!(
+        "Generated by `{command}`; everything in this section comes from that run. Machine: \
+{cpu}, {cores} logical cores, {mem:.1} GiB RAM, Linux {kernel}; load average (1, 5, 15 min) \
+{before} before and {after} after the run. Peers: {pg}; {redis}. Release build; the server \
+runs as its own process, the load generator in the bench process over loopback HTTP/1.1 \
+keep-alive; per-agent rate limit raised out of the way. {reps} repetitions of each \
+scenario.\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n",
+        cpu = machine.cpu,
+        cores = machine.cores,
+        mem = machine.memory_gib,
+        kernel = machine.kernel,
+        before = machine.load_before,
+        after = machine.load_after,
+        pg = machine.postgres,
+        redis = machine.redis,
+    ));
+    for (metric, values) in &results.figures {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let med = median(&sorted);
+        out.push_str(&format!(
+            "| {} | {:.2} | {med:.2} | {:.2} | {} |\n",
+            metric.describe(polls),
+            sorted[0],
+            sorted[sorted.len() - 1],
+            verdict(*metric, med),
+        ));
+    }
+    out.push_str("\nEach repetition:\n\n");
+    for d in &results.details {
+        out.push_str(&format!("- {d}\n"));
+    }
+    out
+}
+
+/// Replaces the `## phoenix-server` section of `docs/benchmarks.md` up to its
+/// hand-written notes (`### Notes`), which are kept.
+fn write_section(section: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let mut section = String::from("## phoenix-server\n\n");
-    section.push_str(&format!(
-        "Machine: 2 vCPU x86_64, 24 GiB RAM (shared with other work during the run). \
-Command: `{command}` (release build; the server runs as its own process, the load \
-generator in the bench process over loopback HTTP/1.1 keep-alive; per-agent rate limit \
-raised out of the way).\n\n| Scenario | Result |\n|---|---|\n"
-    ));
-    for l in lines {
-        section.push_str(l);
-        section.push('\n');
-    }
-    section.push_str(
-        "\nTargets (design section 6): <= 16 KiB RSS per idle long-poll, idle CPU < 5 % of a core; \
-cross-replica delivery within 50 ms p99 (issue 8). Each waiting poll re-checks the queue \
-every `safety_poll` (5 s by default) in case a bus message was lost or a retry's backoff \
-elapsed, which is what the idle CPU figure pays for (at 2 s it was 6.4 % of a core).\n\n\
-Reading: all four meet their targets. Where an idle poll's memory goes (valgrind massif \
-of 1,000 waiting polls, `PHOENIX_BENCH_WRAP=\"valgrind --tool=massif\" \
-PHOENIX_BENCH_POLLS=1000 PHOENIX_BENCH_ONLY=idle-polls`), per connection: hyper's HTTP/1 \
-read buffer (8 KiB) and the buffer it keeps for response heads (8 KiB, allocated with the \
-connection), the request's future (2.0 KiB: the front layer, the poll and Phoenix's \
-waiter) and the connection's task (1.3 KiB), about 19.5 KiB of heap. Small requests and \
-answers only ever write the first page of each buffer, and jemalloc (the server's \
-allocator) hands those out from slabs of their own size, so the untouched pages stay \
-unbacked: RSS grows by less than the heap. With glibc's allocator, which reuses freed \
-memory of every size for them, the same run costs 20.2 KiB per poll. Before the server \
-served connections itself (poem's server and five nested middleware layers) it was 46 KiB: \
-hyper's read buffer grew to a second block while the first stayed pinned by the request's \
-header values, and the nested futures held 15 KiB. Heartbeat throughput is what poem's server gave in the same conditions: the previous \
-commit, run side by side with this one, served 17,173 heartbeats/s against 17,784 with \
-glibc and 17,209 with jemalloc (the \
-25,600/s recorded earlier came from a quieter machine).\n",
-    );
     let out = match text.find("## phoenix-server\n") {
         Some(start) => {
-            let rest = &text[start + 1..];
-            let end = rest.find("\n## ").map_or(text.len(), |e| start + 1 + e + 1);
-            format!("{}{}{}", &text[..start], section, &text[end..])
+            let rest = &text[start..];
+            let generated_end = [
+                rest.find("\n### Notes"),
+                rest[1..].find("\n## ").map(|e| e + 1),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
+            format!(
+                "{}{}{}",
+                &text[..start],
+                section,
+                &text[start + generated_end..]
+            )
         }
         None => format!("{}\n\n{section}", text.trim_end()),
     };
     std::fs::write(&path, out).expect("write docs/benchmarks.md");
 }
 
-#[tokio::main]
-async fn main() {
-    let polls: usize = std::env::var("PHOENIX_BENCH_POLLS")
+fn env_usize(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let mut lines = Vec::new();
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let polls = env_usize("PHOENIX_BENCH_POLLS", 10_000);
+    let reps = env_usize("PHOENIX_BENCH_REPS", 3).max(1);
+    let mut results = Results::default();
     if std::env::var("PHOENIX_BENCH_ONLY").as_deref() == Ok("idle-polls") {
         // A quick look at one figure while working on it; docs/benchmarks.md is left
         // alone.
-        idle_polls(&mut lines, polls).await;
-        for l in &lines {
-            println!("{l}");
-        }
+        idle_polls(&mut results, polls).await;
         return;
     }
-    heartbeats(&mut lines).await;
-    println!("{}", lines.last().map_or("", String::as_str));
-    idle_polls(&mut lines, polls).await;
-    for l in &lines[1..] {
-        println!("{l}");
-    }
-    for (var, backend) in [
-        ("PHOENIX_TEST_REDIS_URL", "Redis"),
-        ("PHOENIX_TEST_POSTGRES_URL", "PostgreSQL"),
-    ] {
-        if let Ok(url) = std::env::var(var) {
-            replicas(&mut lines, &url, backend).await;
-            println!("{}", lines.last().map_or("", String::as_str));
-        } else {
-            eprintln!("SKIPPED: {var} not set; no cross-replica figure on {backend}");
+    let mut machine = Machine::read();
+    // Scenarios interleaved, repetition by repetition, so that a change in the machine's
+    // load shows in every figure's spread rather than in one scenario's.
+    for rep in 1..=reps {
+        println!("repetition {rep} of {reps}");
+        heartbeats(&mut results).await;
+        idle_polls(&mut results, polls).await;
+        for (var, metric) in [
+            ("PHOENIX_TEST_REDIS_URL", Metric::RedisDeliveryP99Ms),
+            ("PHOENIX_TEST_POSTGRES_URL", Metric::PostgresDeliveryP99Ms),
+        ] {
+            if let Ok(url) = std::env::var(var) {
+                replicas(&mut results, &url, metric).await;
+            } else if rep == 1 {
+                eprintln!("SKIPPED: {var} not set; no cross-replica figure for {metric:?}");
+            }
         }
     }
-    write_section(&lines, "scripts/bench-server");
+    machine.load_after = load_average();
+    let section = render_section(&results, &machine, "scripts/bench-server", reps, polls);
+    print!("{section}");
+    write_section(&section);
 }

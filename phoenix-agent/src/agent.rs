@@ -19,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::config::{AgentConfig, RuntimeKind};
 use crate::control::{ControlError, ControlPlane};
 use crate::host::HostProbe;
+use crate::leases::HeldLeases;
 use crate::report::{ReportConfig, Reporter};
 use crate::runtime::PipelineRuntime;
 use crate::runtime::native::{NativeConfig, NativeRuntime};
@@ -101,6 +102,7 @@ struct Running {
     probe: Arc<Mutex<HostProbe>>,
     executor: Arc<Executor>,
     reporter: Arc<Reporter>,
+    held: HeldLeases,
     started_at: DateTime<Utc>,
 }
 
@@ -251,6 +253,12 @@ impl Agent {
             tracing::error!(error = %e, "last-known-good pipelines could not be restored; starting empty");
         }
 
+        // Tasks this agent held when it last stopped without giving them back (a crash, a
+        // kill): pending again now rather than when their leases expire.
+        let held = HeldLeases::load(state.clone())?;
+        held.release_previous(self.control.as_ref(), &identity.credential)
+            .await;
+
         let running = Arc::new(Running {
             config: self.config.clone(),
             control: Arc::clone(&self.control),
@@ -260,6 +268,7 @@ impl Agent {
             probe,
             executor,
             reporter: Arc::clone(&reporter),
+            held,
             started_at: Utc::now(),
         });
 
@@ -467,10 +476,17 @@ async fn poll_loop(running: Arc<Running>, shutdown: &mut (impl Future<Output = (
                         release(&running, &credential, &task).await;
                         continue;
                     };
+                    running.held.hold(LeaseRef {
+                        task_id: task.task.id,
+                        token: task.lease_token,
+                    });
                     let running = Arc::clone(&running);
                     let release = release_rx.clone();
                     tasks.spawn(async move {
+                        let task_id = task.task.id;
                         run_task(&running, task, release).await;
+                        // Reported, released or lost: no longer ours to give back.
+                        running.held.forget(task_id);
                         drop(permit);
                     });
                 }

@@ -21,6 +21,7 @@ pub mod exposition;
 pub mod host;
 pub mod http;
 pub mod in_process;
+pub mod leases;
 pub mod otlp;
 pub mod report;
 pub mod runtime;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use phoenix_core::ids::{AgentId, ExperimentId, TaskId};
+use phoenix_core::task::LeaseRef;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,22 @@ impl StateDir {
     /// When it cannot be written.
     pub fn save_applied(&self, applied: &VecDeque<AppliedTask>) -> Result<(), StateError> {
         self.write("applied.json", applied)
+    }
+
+    /// The leases recorded as held (`leases.json`; empty when none).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed.
+    pub fn held_leases(&self) -> Result<Vec<LeaseRef>, StateError> {
+        Ok(self.read("leases.json")?.unwrap_or_default())
+    }
+
+    /// Saves the leases held.
+    ///
+    /// # Errors
+    /// When they cannot be written.
+    pub fn save_held_leases(&self, leases: &[LeaseRef]) -> Result<(), StateError> {
+        self.write("leases.json", &leases)
     }
 
     fn read<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {

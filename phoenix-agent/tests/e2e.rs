@@ -5,8 +5,9 @@
 //!    reduction >= 80 %, critical coverage 100 %, from both agents' measurements;
 //! 2. a bad candidate (`topk` K=1 that does not protect the critical process): the judge
 //!    fails it, it is rolled back automatically, and the candidate endpoint serves nothing;
-//! 3. `kill -9` of an agent mid-deploy: the lease expires, the task is delivered again to
-//!    the restarted agent, the experiment completes, no measurement is duplicated.
+//! 3. `kill -9` of an agent mid-deploy: the restarted agent gives back the lease it held
+//!    (recorded in its state directory) instead of waiting for it to expire, the task is
+//!    delivered again to it, the experiment completes, no measurement is duplicated.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -199,7 +200,9 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         store.stores(),
         Arc::new(SystemClock),
         PhoenixConfig {
-            lease: chrono::Duration::seconds(3),
+            // Longer than the test: a task held by the killed agent must come back through
+            // the restarted agent's release, not through expiry.
+            lease: chrono::Duration::seconds(120),
             heartbeat_interval: chrono::Duration::seconds(2),
             safety_poll: chrono::Duration::milliseconds(200),
             ..PhoenixConfig::default()
@@ -392,6 +395,29 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The agent records a lease before it runs the task; kill it once it has.
+    let leases_file = c_dir.join("leases.json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let leased = loop {
+        let tasks = phoenix
+            .tasks(&deploy_filter, &PageRequest::default())
+            .await
+            .unwrap();
+        let recorded = std::fs::read_to_string(&leases_file).unwrap_or_default();
+        if let Some(t) = tasks
+            .items
+            .iter()
+            .find(|t| t.state == TaskState::Leased && recorded.contains(&t.id.to_string()))
+        {
+            break t.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never recorded its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(leased.attempts, 1);
     c.child.start_kill().unwrap(); // SIGKILL
     c.child.wait().await.unwrap();
     let mut c2 = start_agent(&base, &c_dir, &c.label, "e2e-c").await;
@@ -413,9 +439,11 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         .unwrap();
     let deploy = &deploy.items[0];
     assert_eq!(deploy.state, TaskState::Succeeded);
-    assert!(
-        deploy.attempts >= 2,
-        "the deploy was delivered again after the lease expired: {deploy:#?}"
+    // A released task's attempt is not counted; an expired lease's is (that would be 2,
+    // and would have taken the 120 s lease).
+    assert_eq!(
+        deploy.attempts, 1,
+        "the restarted agent released the deploy it held and ran it again: {deploy:#?}"
     );
     let c_samples = &samples_by_agent(&phoenix, third_id).await[&id_c];
     assert!(c_samples.len() >= 3);

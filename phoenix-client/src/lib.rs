@@ -49,6 +49,10 @@ impl Client {
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Below the server's idle limit (`header_read_timeout_secs`, 30 s by default),
+            // so a pooled connection is dropped here before the server closes it under a
+            // request.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(ClientError::Transport)?;
         Self::with_http(base_url, http)

@@ -101,6 +101,15 @@ pub struct ServeArgs {
     /// Graceful shutdown limit, seconds [default: 30].
     #[arg(long, env = "PHOENIX_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Time a client has to send a request head, and longest idle keep-alive, seconds [default: 30].
+    #[arg(long, env = "PHOENIX_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Connections open at once, more are answered 503 [default: the open-file limit less 128].
+    #[arg(long, env = "PHOENIX_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address, more are answered 503 [default: 1024].
+    #[arg(long, env = "PHOENIX_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
     /// Public base URL (for printed links).
     #[arg(long, env = "PHOENIX_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -160,6 +169,9 @@ pub struct FileConfig {
     ws_max_message_bytes: Option<usize>,
     ws_heartbeat_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     public_url: Option<String>,
     lease_secs: Option<u64>,
     agent_heartbeat_secs: Option<u64>,
@@ -236,7 +248,10 @@ impl ServeArgs {
             agent_rate_per_sec,
             agent_rate_burst,
             controller_interval_ms,
-            shutdown_grace_secs
+            shutdown_grace_secs,
+            header_read_timeout_secs,
+            max_connections,
+            max_connections_per_client
         );
         server.admin_token = pick!(admin_token);
         server.enrollment_token = pick!(enrollment_token);

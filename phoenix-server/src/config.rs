@@ -39,6 +39,15 @@ pub struct ServerConfig {
     pub ws_heartbeat_secs: u64,
     /// On shutdown, wait this long for in-flight requests, seconds.
     pub shutdown_grace_secs: u64,
+    /// Time a client has to send a whole request head, seconds, counted from when the
+    /// connection starts waiting for it (so also the longest idle keep-alive).
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; more are answered 503. 0: the process's open-file limit
+    /// less [`RESERVED_DESCRIPTORS`].
+    pub max_connections: usize,
+    /// Connections open at once from one client IP address; more are answered 503 (raise
+    /// it when many agents reach the server through one NAT address or proxy).
+    pub max_connections_per_client: usize,
     /// Public base URL printed in logs and dev mode (e.g. `https://phoenix.example.com`).
     pub public_url: Option<String>,
 }
@@ -60,6 +69,9 @@ impl Default for ServerConfig {
             ws_max_message_bytes: 16 * 1024,
             ws_heartbeat_secs: 15,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 30,
+            max_connections: 0,
+            max_connections_per_client: 1024,
             public_url: None,
         }
     }
@@ -69,6 +81,10 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
+
+/// Descriptors kept for everything but client connections (store pools, the WebSocket
+/// listener, files) when `max_connections` follows the open-file limit.
+pub const RESERVED_DESCRIPTORS: usize = 128;
 
 /// Shortest accepted configured secret.
 pub const MIN_SECRET_CHARS: usize = 16;
@@ -112,12 +128,39 @@ impl ServerConfig {
                     .into(),
             ));
         }
+        if !(1..=3600).contains(&self.header_read_timeout_secs)
+            || self.max_connections_per_client == 0
+        {
+            return Err(ConfigError(
+                "header_read_timeout_secs must be 1 to 3600 and max_connections_per_client at least 1"
+                    .into(),
+            ));
+        }
         if self.ws_max_message_bytes < 256 {
             return Err(ConfigError(
                 "ws_max_message_bytes must be at least 256".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The connection limits the accept loop enforces: `max_connections` (or, when 0, the
+    /// open-file limit less [`RESERVED_DESCRIPTORS`], at least 64).
+    #[must_use]
+    pub(crate) fn connection_limits(&self) -> crate::http::ConnectionLimits {
+        let max_connections = if self.max_connections > 0 {
+            self.max_connections
+        } else {
+            rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .and_then(|n| usize::try_from(n).ok())
+                .map_or(65_536, |n| n.saturating_sub(RESERVED_DESCRIPTORS).max(64))
+        };
+        crate::http::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+        }
     }
 
     /// The default long-poll wait.

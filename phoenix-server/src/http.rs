@@ -15,20 +15,32 @@
 //! Graceful shutdown: when `shutdown` resolves the loop stops accepting, every connection
 //! finishes its in-flight request and closes, and after `grace` whatever is left is
 //! dropped.
+//!
+//! Edge limits ([`ConnectionLimits`]), applied before any request is read:
+//! - a connection beyond `max_connections` in all, or beyond `max_connections_per_client`
+//!   from one client address, is answered `503` with `Retry-After` and closed at once, so
+//!   idle or hostile connections cannot exhaust the process's descriptors and starve
+//!   health checks and agents;
+//! - `header_read_timeout`: a client has this long to send a whole request head, counted
+//!   from when the connection starts waiting for it, so it also closes a kept-alive
+//!   connection left idle between requests (hyper's timer, which needs the Tokio timer
+//!   set here). A request in flight (a long-poll) is not idle and is not cut.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::Addr;
 use poem::http::{HeaderMap, HeaderValue, Request, Uri};
 use poem::web::{LocalAddr, RemoteAddr};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -46,6 +58,87 @@ enum Phase {
     Abort,
 }
 
+/// Limits on connections, enforced by the accept loop and each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionLimits {
+    /// Time a client has to send a whole request head, from when the connection starts
+    /// waiting for it (also the longest a kept-alive connection may stay idle).
+    pub(crate) header_read_timeout: Duration,
+    /// Connections open at once, in all; more are answered 503 and closed.
+    pub(crate) max_connections: usize,
+    /// Connections open at once from one client IP address; more are answered 503.
+    pub(crate) max_connections_per_client: usize,
+}
+
+/// Connections open now, in all and per client address.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; gives its place back when dropped.
+struct Admitted {
+    open: Arc<Mutex<OpenConnections>>,
+    client: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Admits a connection from `client` unless a limit is reached.
+fn admit(
+    open: &Arc<Mutex<OpenConnections>>,
+    limits: &ConnectionLimits,
+    client: IpAddr,
+) -> Option<Admitted> {
+    let mut guard = open.lock().unwrap_or_else(PoisonError::into_inner);
+    let from_client = guard.per_client.get(&client).copied().unwrap_or(0);
+    if guard.total >= limits.max_connections || from_client >= limits.max_connections_per_client {
+        return None;
+    }
+    guard.total += 1;
+    *guard.per_client.entry(client).or_insert(0) += 1;
+    drop(guard);
+    Some(Admitted {
+        open: Arc::clone(open),
+        client,
+    })
+}
+
+/// The body of the answer to a connection over a limit, in the server's error shape.
+const OVER_CAPACITY_BODY: &str =
+    r#"{"error":{"code":"over_capacity","message":"too many connections: try again later"}}"#;
+
+/// The whole answer to a connection over a limit: 503, `Retry-After`, then close.
+fn over_capacity() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVER_CAPACITY_BODY}",
+        OVER_CAPACITY_BODY.len()
+    )
+    .into_bytes()
+}
+
+/// Writes the 503 to a refused connection (briefly: a client that does not read it is
+/// dropped) and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&over_capacity()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then drains for up to
 /// `grace`.
 pub(crate) async fn serve(
@@ -53,15 +146,22 @@ pub(crate) async fn serve(
     handler: Handler,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
     let (phase, watch_phase) = watch::channel(Phase::Serving);
+    let open = Arc::new(Mutex::new(OpenConnections::default()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    let Some(admitted) = admit(&open, &limits, remote.ip()) else {
+                        tracing::debug!(client = %remote.ip(), "connection refused: over capacity");
+                        tokio::spawn(refuse(stream));
+                        continue;
+                    };
                     // Answers are small single writes: do not wait for more to coalesce.
                     let _ = stream.set_nodelay(true);
                     tokio::spawn(connection(
@@ -70,6 +170,8 @@ pub(crate) async fn serve(
                         local.clone(),
                         remote,
                         watch_phase.clone(),
+                        limits.header_read_timeout,
+                        admitted,
                     ));
                 }
                 Err(e) => {
@@ -101,7 +203,11 @@ async fn connection(
     local: LocalAddr,
     remote: SocketAddr,
     mut phase: watch::Receiver<Phase>,
+    header_read_timeout: Duration,
+    admitted: Admitted,
 ) {
+    // Held for the connection's life: its place is given back when this returns.
+    let _admitted = admitted;
     let remote = RemoteAddr(Addr::SocketAddr(remote));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let req = poem::Request::from((
@@ -114,6 +220,8 @@ async fn connection(
         handler(req).map(|resp| Ok::<_, Infallible>(hyper::Response::from(resp)))
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -174,11 +282,29 @@ fn detach_head<B>(req: Request<B>) -> Request<B> {
 mod tests {
     use super::*;
 
+    const GENEROUS: ConnectionLimits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(30),
+        max_connections: 1000,
+        max_connections_per_client: 1000,
+    };
+
     /// A server whose every answer takes `delay`; returns its address, a trigger for
     /// shutdown and the serve task.
     async fn slow_server(
         delay: Duration,
         grace: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        limited_server(delay, grace, GENEROUS).await
+    }
+
+    async fn limited_server(
+        delay: Duration,
+        grace: Duration,
+        limits: ConnectionLimits,
     ) -> (
         SocketAddr,
         tokio::sync::oneshot::Sender<()>,
@@ -200,8 +326,114 @@ mod tests {
                 let _ = stopped.await;
             },
             grace,
+            limits,
         ));
         (addr, stop, task)
+    }
+
+    /// Reads what the server sends until it closes the connection (or 10 s pass).
+    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt as _;
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection")
+            .expect("read");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn get(stream: &mut tokio::net::TcpStream, path: &str) -> String {
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .expect("write");
+        read_to_close(stream).await
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_per_client_cap_are_answered_503_and_closed() {
+        let (addr, _stop, _task) = limited_server(
+            Duration::ZERO,
+            Duration::from_secs(1),
+            ConnectionLimits {
+                max_connections_per_client: 2,
+                ..GENEROUS
+            },
+        )
+        .await;
+        let first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut third = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let refused = read_to_close(&mut third).await;
+        assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+        assert!(refused.contains("retry-after: 1"), "{refused}");
+        let body = refused.split("\r\n\r\n").nth(1).expect("body");
+        let json: serde_json::Value = serde_json::from_str(body).expect("the error shape");
+        assert_eq!(json["error"]["code"], "over_capacity");
+        // The admitted ones are served; a closed one gives its place back.
+        assert!(get(&mut second, "/ok").await.starts_with("HTTP/1.1 200 "));
+        drop(first);
+        let answer = loop {
+            let mut again = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let answer = get(&mut again, "/again").await;
+            if !answer.starts_with("HTTP/1.1 503 ") {
+                break answer;
+            }
+            // The server has not yet seen the close of `first` and `second`.
+            tokio::task::yield_now().await;
+        };
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_total_cap_are_answered_503() {
+        let (addr, _stop, _task) = limited_server(
+            Duration::ZERO,
+            Duration::from_secs(1),
+            ConnectionLimits {
+                max_connections: 1,
+                ..GENEROUS
+            },
+        )
+        .await;
+        let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            read_to_close(&mut second)
+                .await
+                .starts_with("HTTP/1.1 503 ")
+        );
+        assert!(get(&mut first, "/ok").await.starts_with("HTTP/1.1 200 "));
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_head_is_cut_but_a_slow_answer_is_not() {
+        let (addr, _stop, _task) = limited_server(
+            Duration::from_millis(1500),
+            Duration::from_secs(1),
+            ConnectionLimits {
+                header_read_timeout: Duration::from_millis(500),
+                ..GENEROUS
+            },
+        )
+        .await;
+        // Slowloris: a head that never ends is closed.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        slow.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("write");
+        let answer = read_to_close(&mut slow).await;
+        assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // An idle connection that never sends anything is closed too.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(read_to_close(&mut idle).await, "");
+        // A request whose answer takes longer than the timeout (a long-poll) is answered.
+        let mut waiting = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let answer = get(&mut waiting, "/long-poll").await;
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(answer.ends_with("/long-poll"), "{answer}");
     }
 
     #[tokio::test]

@@ -235,6 +235,7 @@ pub async fn serve_state(
         .controller
         .then(|| tokio::spawn(controller::run(state.clone())));
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let limits = state.config.connection_limits();
     tracing::info!(address = %listener.local_addr()?, "phoenix-server listening");
     let front = PhoenixEndpoint::new(state.clone()).front();
     let app: http::Handler = Arc::new(move |req| Box::pin(front.clone().respond(req)));
@@ -257,10 +258,17 @@ pub async fn serve_state(
                 let ws = ws.clone();
                 Box::pin(async move { ws.get_response(req).await })
             });
-            http::serve(l, app, async move { state.shutdown_signal().await }, grace).await
+            http::serve(
+                l,
+                app,
+                async move { state.shutdown_signal().await },
+                grace,
+                limits,
+            )
+            .await
         })
     });
-    let result = http::serve(listener, app, signal, grace).await;
+    let result = http::serve(listener, app, signal, grace, limits).await;
     state.begin_shutdown();
     if let Some(ws) = ws_server {
         match ws.await {

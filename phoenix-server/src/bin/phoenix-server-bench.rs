@@ -78,6 +78,9 @@ impl ServerProcess {
             "100000",
             "--max-poll-wait-secs",
             "120",
+            // Every simulated agent connects from 127.0.0.1.
+            "--max-connections-per-client",
+            "1000000",
         ])
         .args(extra)
         .stdout(Stdio::null())

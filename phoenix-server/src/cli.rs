@@ -168,6 +168,7 @@ pub struct FileConfig {
     ws_buffer: Option<usize>,
     ws_max_message_bytes: Option<usize>,
     ws_heartbeat_secs: Option<u64>,
+    ws_max_per_token: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -261,6 +262,9 @@ impl ServeArgs {
         }
         if let Some(v) = file.ws_max_message_bytes {
             server.ws_max_message_bytes = v;
+        }
+        if let Some(v) = file.ws_max_per_token {
+            server.ws_max_per_token = v;
         }
         if let Some(v) = file.ws_heartbeat_secs {
             server.ws_heartbeat_secs = v;

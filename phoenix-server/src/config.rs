@@ -35,8 +35,10 @@ pub struct ServerConfig {
     pub ws_buffer: usize,
     /// WebSocket: largest client message accepted, bytes.
     pub ws_max_message_bytes: usize,
-    /// WebSocket: heartbeat interval, seconds.
+    /// WebSocket: heartbeat interval, seconds (each heartbeat also re-checks the token).
     pub ws_heartbeat_secs: u64,
+    /// WebSocket: sessions open at once per token.
+    pub ws_max_per_token: usize,
     /// On shutdown, wait this long for in-flight requests, seconds.
     pub shutdown_grace_secs: u64,
     /// Time a client has to send a whole request head, seconds, counted from when the
@@ -68,6 +70,7 @@ impl Default for ServerConfig {
             ws_buffer: 256,
             ws_max_message_bytes: 16 * 1024,
             ws_heartbeat_secs: 15,
+            ws_max_per_token: 16,
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 30,
             max_connections: 0,
@@ -122,9 +125,13 @@ impl ServerConfig {
                 "agent_rate_per_sec must be positive and agent_rate_burst at least 1".into(),
             ));
         }
-        if self.controller_interval_ms < 10 || self.ws_buffer == 0 || self.ws_heartbeat_secs == 0 {
+        if self.controller_interval_ms < 10
+            || self.ws_buffer == 0
+            || self.ws_heartbeat_secs == 0
+            || self.ws_max_per_token == 0
+        {
             return Err(ConfigError(
-                "controller_interval_ms must be at least 10, ws_buffer and ws_heartbeat_secs at least 1"
+                "controller_interval_ms must be at least 10, ws_buffer, ws_heartbeat_secs and ws_max_per_token at least 1"
                     .into(),
             ));
         }

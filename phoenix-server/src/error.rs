@@ -90,6 +90,13 @@ impl ApiError {
         Self::new(ErrorCode::BadRequest, message)
     }
 
+    /// Whether this refuses the caller's credential (401 or 403), as opposed to a store
+    /// that could not answer.
+    #[must_use]
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, Self::Unauthenticated(_) | Self::Forbidden(_))
+    }
+
     /// 401.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthenticated, message)

@@ -63,6 +63,30 @@ pub struct AppState {
     enrollment: Option<SecretHash>,
     limiter: RateLimiter,
     shutdown: watch::Sender<bool>,
+    /// Open WebSocket sessions per token secret (at most `ws_max_per_token` each).
+    ws_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// One open WebSocket session of a token; gives its place back when dropped.
+#[derive(Debug)]
+pub struct WsSessionSlot {
+    sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    secret: String,
+}
+
+impl Drop for WsSessionSlot {
+    fn drop(&mut self) {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = sessions.get_mut(&self.secret) {
+            *n -= 1;
+            if *n == 0 {
+                sessions.remove(&self.secret);
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -78,6 +102,7 @@ impl AppState {
             metrics: Metrics::new(),
             config,
             shutdown: watch::channel(false).0,
+            ws_sessions: Arc::default(),
         })
     }
 
@@ -107,7 +132,27 @@ impl AppState {
         self.user_secret(&token.0.token, required).await
     }
 
-    /// [`AppState::user`] on a raw secret (WebSocket query parameter).
+    /// A WebSocket session slot for `secret`, or `None` when the token already has
+    /// `ws_max_per_token` sessions open.
+    #[must_use]
+    pub fn ws_session_slot(&self, secret: &str) -> Option<WsSessionSlot> {
+        let mut sessions = self
+            .ws_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = sessions.entry(secret.to_owned()).or_insert(0);
+        if *open >= self.config.ws_max_per_token {
+            return None;
+        }
+        *open += 1;
+        drop(sessions);
+        Some(WsSessionSlot {
+            sessions: Arc::clone(&self.ws_sessions),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// [`AppState::user`] on a raw secret (a WebSocket's header or subprotocol token).
     pub async fn user_secret(&self, secret: &str, required: Role) -> ApiResult<User> {
         match self.phoenix.authenticate_user(secret).await {
             Ok(token) if token.role.allows(required) => Ok(User {

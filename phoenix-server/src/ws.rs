@@ -3,11 +3,18 @@
 //! disconnected, never waited for), capped message sizes, and a close on shutdown.
 //!
 //! Authentication: a user token (viewer or above) as `Authorization: Bearer` or, for
-//! browsers that cannot set headers on a WebSocket, as `?token=`.
+//! browsers that cannot set headers on a WebSocket, as the subprotocol
+//! `phoenix.bearer.<base64url of the token>` offered beside `phoenix.v1` (which the
+//! server selects). Tokens in the URL are refused: URLs end up in proxy and access logs.
+//! The token is checked again at every heartbeat, and a session whose token was revoked
+//! (or whose role no longer allows it) is closed with code 1008; at most
+//! `ws_max_per_token` sessions are open per token.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use base64::Engine as _;
 
 use futures::{SinkExt as _, StreamExt as _};
 use phoenix_api::ErrorCode;
@@ -24,6 +31,28 @@ use crate::state::AppState;
 
 /// Most topics one client may hold.
 const MAX_TOPICS: usize = 256;
+
+/// The subprotocol the server selects.
+pub const PROTOCOL: &str = "phoenix.v1";
+
+/// Prefix of the subprotocol that carries a browser's token (base64url, no padding).
+pub const BEARER_PROTOCOL_PREFIX: &str = "phoenix.bearer.";
+
+/// The token offered as a `phoenix.bearer.*` subprotocol, if any.
+fn protocol_token(req: &poem::Request) -> Option<String> {
+    req.headers()
+        .get_all(poem::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL_PREFIX))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded)
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
 
 #[derive(Debug, Deserialize)]
 struct WsQuery {
@@ -48,15 +77,31 @@ async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let Some(secret) = header_token.or(query.token) else {
+    if query.token.is_some() {
         return Ok(ApiError::unauthenticated(
-            "missing credential: send Authorization: Bearer <token> or ?token=",
+            "tokens are not accepted in the URL (URLs are logged): send Authorization: Bearer <token>, or offer the subprotocols phoenix.v1 and phoenix.bearer.<base64url token>",
+        )
+        .into_response());
+    }
+    let Some(secret) = header_token.or_else(|| protocol_token(req)) else {
+        return Ok(ApiError::unauthenticated(
+            "missing credential: send Authorization: Bearer <token>, or offer the subprotocols phoenix.v1 and phoenix.bearer.<base64url token>",
         )
         .into_response());
     };
     if let Err(e) = state.user_secret(&secret, Role::Viewer).await {
         return Ok(e.into_response());
     }
+    let Some(slot) = state.ws_session_slot(&secret) else {
+        return Ok(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "this token already has {} WebSocket sessions open (ws_max_per_token)",
+                state.config.ws_max_per_token
+            ),
+        )
+        .into_response());
+    };
     if state.shutting_down() {
         return Ok(
             ApiError::new(ErrorCode::Unavailable, "the server is shutting down").into_response(),
@@ -72,7 +117,8 @@ async fn upgrade(
     let state = state.clone();
     Ok(ws
         .config(config)
-        .on_upgrade(move |socket| session(state, socket))
+        .protocols([PROTOCOL])
+        .on_upgrade(move |socket| session(state, socket, secret, slot))
         .into_response())
 }
 
@@ -81,7 +127,14 @@ fn encode(message: &ServerMessage) -> Message {
 }
 
 /// One client's life.
-async fn session(state: Arc<AppState>, socket: WebSocketStream) {
+async fn session(
+    state: Arc<AppState>,
+    socket: WebSocketStream,
+    secret: String,
+    slot: crate::state::WsSessionSlot,
+) {
+    // Held for the session's life: the token's place is given back when this returns.
+    let _slot = slot;
     state.metrics.ws_clients.inc();
     let (mut sink, mut stream) = socket.split();
     let topics: Arc<Mutex<BTreeSet<Topic>>> = Arc::default();
@@ -125,9 +178,19 @@ async fn session(state: Arc<AppState>, socket: WebSocketStream) {
                 Some(Ok(Message::Close(_))) | None => { close = Some((CloseCode::Normal, "")); None }
                 Some(Err(_)) => { close = Some((CloseCode::Size, "message too large or malformed")); None }
             },
-            _ = heartbeat.tick() => Some(encode(&ServerMessage::Heartbeat {
-                server_time: state.phoenix.clock().now(),
-            })),
+            _ = heartbeat.tick() => {
+                // Revocation, expiry or a lowered role ends the session within one
+                // heartbeat; a store that cannot answer now does not.
+                match state.user_secret(&secret, Role::Viewer).await {
+                    Err(e) if e.is_auth_failure() => {
+                        close = Some((CloseCode::Policy, "token revoked or no longer allowed"));
+                        None
+                    }
+                    _ => Some(encode(&ServerMessage::Heartbeat {
+                        server_time: state.phoenix.clock().now(),
+                    })),
+                }
+            }
             () = overflow.notified() => {
                 state.metrics.ws_dropped.inc();
                 close = Some((CloseCode::Policy, "too slow: buffer full"));

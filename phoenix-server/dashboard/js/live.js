@@ -1,5 +1,7 @@
 // Live updates over the WebSocket `/api/v1/ws`. Browsers cannot set headers on a
-// WebSocket, so the token goes as `?token=` (see docs/websocket.md). Reconnects with
+// WebSocket, and a token in the URL would end up in logs, so the token goes as the
+// subprotocol `phoenix.bearer.<base64url>` beside `phoenix.v1`, which the server selects
+// (see docs/websocket.md). Reconnects with
 // backoff; after a reconnect or a `lagged` message, listeners get `resync` and re-read
 // state over REST.
 
@@ -30,6 +32,14 @@ export function on(type, fn) {
   return () => listeners.get(type).delete(fn);
 }
 
+/** The token as unpadded base64url (subprotocol names allow only token characters). */
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 function status(state) {
   emit('status', { type: 'status', state });
 }
@@ -39,8 +49,7 @@ export function connect() {
   if (socket || !token()) return;
   const url = new URL('../api/v1/ws', document.baseURI);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.searchParams.set('token', token());
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, ['phoenix.v1', 'phoenix.bearer.' + base64url(token())]);
   socket = ws;
   status('connecting');
   ws.addEventListener('message', (ev) => {

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Request burst per agent [default: 100].
     #[arg(long, env = "PHOENIX_AGENT_RATE_BURST")]
     pub agent_rate_burst: Option<u32>,
+    /// Failed authentications per second per client address and agent id, beyond which 429 [default: 1].
+    #[arg(long, env = "PHOENIX_FAILED_AUTH_RATE_PER_SEC")]
+    pub failed_auth_rate_per_sec: Option<f64>,
+    /// Burst of failed authentications above that rate [default: 20].
+    #[arg(long, env = "PHOENIX_FAILED_AUTH_BURST")]
+    pub failed_auth_burst: Option<u32>,
     /// Do not run the controller loop in this process.
     #[arg(long, env = "PHOENIX_NO_CONTROLLER")]
     pub no_controller: bool,
@@ -163,6 +169,8 @@ pub struct FileConfig {
     max_poll_wait_secs: Option<u64>,
     agent_rate_per_sec: Option<f64>,
     agent_rate_burst: Option<u32>,
+    failed_auth_rate_per_sec: Option<f64>,
+    failed_auth_burst: Option<u32>,
     controller: Option<bool>,
     controller_interval_ms: Option<u64>,
     ws_buffer: Option<usize>,
@@ -248,6 +256,8 @@ impl ServeArgs {
             max_poll_wait_secs,
             agent_rate_per_sec,
             agent_rate_burst,
+            failed_auth_rate_per_sec,
+            failed_auth_burst,
             controller_interval_ms,
             shutdown_grace_secs,
             header_read_timeout_secs,

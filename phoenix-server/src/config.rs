@@ -27,6 +27,11 @@ pub struct ServerConfig {
     pub agent_rate_per_sec: f64,
     /// Burst of requests allowed per agent above the sustained rate.
     pub agent_rate_burst: u32,
+    /// Failed authentications allowed per second, sustained, per client address and per
+    /// agent credential id; beyond it requests carrying a credential get 429.
+    pub failed_auth_rate_per_sec: f64,
+    /// Burst of failed authentications allowed above the sustained rate.
+    pub failed_auth_burst: u32,
     /// Run the controller loop in this process (every replica may: it is idempotent).
     pub controller: bool,
     /// Controller tick interval, milliseconds.
@@ -65,6 +70,8 @@ impl Default for ServerConfig {
             max_poll_wait_secs: 60,
             agent_rate_per_sec: 20.0,
             agent_rate_burst: 100,
+            failed_auth_rate_per_sec: 1.0,
+            failed_auth_burst: 20,
             controller: true,
             controller_interval_ms: 1000,
             ws_buffer: 256,
@@ -120,9 +127,11 @@ impl ServerConfig {
         }
         if !(self.agent_rate_per_sec.is_finite() && self.agent_rate_per_sec > 0.0)
             || self.agent_rate_burst == 0
+            || !(self.failed_auth_rate_per_sec.is_finite() && self.failed_auth_rate_per_sec > 0.0)
+            || self.failed_auth_burst == 0
         {
             return Err(ConfigError(
-                "agent_rate_per_sec must be positive and agent_rate_burst at least 1".into(),
+                "agent_rate_per_sec and failed_auth_rate_per_sec must be positive, agent_rate_burst and failed_auth_burst at least 1".into(),
             ));
         }
         if self.controller_interval_ms < 10

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use poem::http::{Method, StatusCode};
 use poem::web::Redirect;
 use poem::{Endpoint, IntoResponse, Request, Response, Route};
 
@@ -34,32 +35,44 @@ pub(crate) struct Front {
 
 impl Front {
     /// Answers one request.
-    pub(crate) async fn respond(self, mut req: Request) -> Response {
+    pub(crate) async fn respond(self, req: Request) -> Response {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let resp = if let Some((auth, wait, max)) = direct_poll(&req) {
-            drop(req);
-            match poll_tasks(&self.state, &auth, wait, max).await {
-                Ok(poll) => poll.into_response(),
-                Err(e) => e.into_response(),
-            }
-        } else if dashboard::is_root(&req) {
-            // Answered before routing: nesting the API at `/` claims the root path,
-            // whatever is registered for it.
-            Redirect::temporary(&*self.ui_path).into_response()
-        } else {
-            match body_limit::buffer(&self.state.config, &mut req).await {
-                Err(refused) => refused,
-                // Boxed: the router's future is only as big as this request's route needs,
-                // and stays out of this one (which a waiting poll keeps).
-                Ok(()) => error::response_of(
-                    Box::pin(self.inner.call(req))
-                        .await
-                        .map(IntoResponse::into_response),
-                ),
-            }
+        let client = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(std::net::SocketAddr::ip);
+        let credential = bearer(&req);
+        let resp = match &credential {
+            // Too many failed authentications from this address or against this agent:
+            // refused before the credential is even looked up.
+            Some(secret) => match self.state.auth_throttled(client, secret) {
+                Err(retry_after) => {
+                    self.state.metrics.auth_throttled.inc();
+                    error::ApiError::from_body(
+                        phoenix_api::ErrorBody::new(
+                            phoenix_api::ErrorCode::RateLimited,
+                            "too many failed authentications from this address or for this agent: try again later",
+                        )
+                        .with_details(phoenix_api::ErrorDetails {
+                            retry_after_secs: Some(retry_after),
+                            ..phoenix_api::ErrorDetails::default()
+                        }),
+                    )
+                    .into_response()
+                }
+                Ok(()) => self.route(req, credential.as_deref()).await,
+            },
+            None => self.route(req, None).await,
         };
+        if let Some(secret) = &credential {
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                self.state.auth_failed(client, secret);
+            } else if resp.status().is_success() {
+                self.state.auth_succeeded(secret);
+            }
+        }
         let mut resp = error::shape(resp).await;
         error::add_allow(&self.routes, &path, &mut resp);
         metrics::record(
@@ -71,6 +84,79 @@ impl Front {
         );
         resp
     }
+
+    /// Routes one request (after the failed-authentication throttle).
+    async fn route(&self, mut req: Request, credential: Option<&str>) -> Response {
+        if let Some((auth, wait, max)) = direct_poll(&req) {
+            drop(req);
+            match poll_tasks(&self.state, &auth, wait, max).await {
+                Ok(poll) => poll.into_response(),
+                Err(e) => e.into_response(),
+            }
+        } else if dashboard::is_root(&req) {
+            // Answered before routing: nesting the API at `/` claims the root path,
+            // whatever is registered for it.
+            Redirect::temporary(&*self.ui_path).into_response()
+        } else {
+            // Every route that takes a body needs a credential: check it before reading
+            // a byte of the body, so that no unauthenticated client can make the server
+            // buffer anything (the route then checks what the credential may do).
+            if may_carry_body(req.method())
+                && self
+                    .routes
+                    .allowed(req.uri().path())
+                    .is_some_and(|methods| methods.contains(req.method()))
+            {
+                if req.uri().path().ends_with("/api/v1/agent/enroll")
+                    && let Some(disabled) = self.state.enrollment_disabled()
+                {
+                    return disabled.into_response();
+                }
+                let known = match credential {
+                    None => Ok(false),
+                    Some(secret) => self.state.credential_known(secret).await,
+                };
+                match known {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return error::ApiError::unauthenticated(if credential.is_some() {
+                            "unknown or revoked token"
+                        } else {
+                            "missing credential: send Authorization: Bearer <token>"
+                        })
+                        .into_response();
+                    }
+                    Err(e) => return e.into_response(),
+                }
+            }
+            match body_limit::buffer(&self.state.config, &mut req).await {
+                Err(refused) => refused,
+                // Boxed: the router's future is only as big as this request's route needs,
+                // and stays out of this one (which a waiting poll keeps).
+                Ok(()) => error::response_of(
+                    Box::pin(self.inner.call(req))
+                        .await
+                        .map(IntoResponse::into_response),
+                ),
+            }
+        }
+    }
+}
+
+/// Whether requests of `method` may carry a body (every API route that takes one is
+/// authenticated).
+fn may_carry_body(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The bearer credential of a request, if any.
+fn bearer(req: &Request) -> Option<String> {
+    req.headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 impl Endpoint for Front {

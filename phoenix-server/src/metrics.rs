@@ -73,6 +73,10 @@ pub struct Metrics {
     pub controller_errors: Counter,
     /// Agent requests refused with 429.
     pub rate_limited: Counter,
+    /// Requests whose credential was refused (401).
+    pub auth_failures: Counter,
+    /// Requests refused with 429 for too many failed authentications.
+    pub auth_throttled: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +112,8 @@ impl Metrics {
             controller_transitions: Counter::default(),
             controller_errors: Counter::default(),
             rate_limited: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
         };
         registry.register(
             "http_requests",
@@ -169,6 +175,16 @@ impl Metrics {
             "agent_rate_limited",
             "Agent requests refused with 429",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests whose credential was refused (401)",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429 after too many failed authentications from their address or against their agent",
+            m.auth_throttled.clone(),
         );
         *m.registry
             .lock()

@@ -62,6 +62,12 @@ pub struct AppState {
     pub metrics: Metrics,
     enrollment: Option<SecretHash>,
     limiter: RateLimiter,
+    failed_auth_by_client: RateLimiter<std::net::IpAddr>,
+    failed_auth_by_agent: RateLimiter<String>,
+    /// Hashes of credentials that authenticated lately, and when: they pass a throttled
+    /// address or agent id, so an attacker sharing a NAT address with agents, or guessing
+    /// at one agent's secret, does not lock the real ones out.
+    recently_good: Mutex<HashMap<String, Instant>>,
     shutdown: watch::Sender<bool>,
     /// Open WebSocket sessions per token secret (at most `ws_max_per_token` each).
     ws_sessions: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
@@ -95,10 +101,17 @@ impl AppState {
     pub fn new(phoenix: Phoenix, config: ServerConfig) -> Arc<Self> {
         let enrollment = config.enrollment_token.as_deref().map(SecretHash::of);
         let limiter = RateLimiter::new(config.agent_rate_per_sec, config.agent_rate_burst);
+        let failed_auth_by_client =
+            RateLimiter::new(config.failed_auth_rate_per_sec, config.failed_auth_burst);
+        let failed_auth_by_agent =
+            RateLimiter::new(config.failed_auth_rate_per_sec, config.failed_auth_burst);
         Arc::new(Self {
             phoenix,
             enrollment,
             limiter,
+            failed_auth_by_client,
+            failed_auth_by_agent,
+            recently_good: Mutex::default(),
             metrics: Metrics::new(),
             config,
             shutdown: watch::channel(false).0,
@@ -205,25 +218,123 @@ impl AppState {
         Ok(agent)
     }
 
+    /// Whether requests presenting `credential` from `client` are held back for failed
+    /// authentication: `Err(seconds to wait)` when the client address, or the agent id an
+    /// agent credential names, has used up its failures.
+    pub(crate) fn auth_throttled(
+        &self,
+        client: Option<std::net::IpAddr>,
+        credential: &str,
+    ) -> Result<(), u64> {
+        let now = Instant::now();
+        let throttled = client
+            .map_or(Ok(()), |ip| self.failed_auth_by_client.peek(&ip, now))
+            .and_then(|()| {
+                credential_agent_id(credential).map_or(Ok(()), |agent| {
+                    self.failed_auth_by_agent.peek(&agent.to_owned(), now)
+                })
+            });
+        if throttled.is_err() {
+            let hash = SecretHash::of(credential).0;
+            let good = self
+                .recently_good
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&hash)
+                .is_some_and(|at| now.duration_since(*at) < RECENTLY_GOOD);
+            if good {
+                return Ok(());
+            }
+        }
+        throttled
+    }
+
+    /// Remembers that `credential` authenticated (it passes throttled addresses for
+    /// [`RECENTLY_GOOD`]).
+    pub(crate) fn auth_succeeded(&self, credential: &str) {
+        let now = Instant::now();
+        let mut good = self
+            .recently_good
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if good.len() >= MAX_BUCKETS {
+            good.retain(|_, at| now.duration_since(*at) < RECENTLY_GOOD);
+        }
+        if good.len() < MAX_BUCKETS {
+            good.insert(SecretHash::of(credential).0, now);
+        }
+    }
+
+    /// Counts a failed authentication of `credential` from `client`.
+    pub(crate) fn auth_failed(&self, client: Option<std::net::IpAddr>, credential: &str) {
+        let now = Instant::now();
+        self.metrics.auth_failures.inc();
+        if let Some(ip) = client {
+            let _ = self.failed_auth_by_client.check(ip, now);
+        }
+        if let Some(agent) = credential_agent_id(credential) {
+            let _ = self.failed_auth_by_agent.check(agent.to_owned(), now);
+        }
+    }
+
+    /// Whether `secret` authenticates as anything (the enrollment token, a user token or
+    /// an agent credential); the route's own check decides what it may do.
+    pub(crate) async fn credential_known(&self, secret: &str) -> ApiResult<bool> {
+        if self.enrollment.as_ref().is_some_and(|h| h.verify(secret)) {
+            return Ok(true);
+        }
+        let as_agent = AgentCredential::parse(secret).is_some();
+        let result = if as_agent {
+            self.phoenix.authenticate_agent(secret).await.map(|_| ())
+        } else {
+            self.phoenix.authenticate_user(secret).await.map(|_| ())
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(PhoenixError::Unauthenticated) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The 403 of a server without an enrollment token, or `None` when it has one.
+    pub(crate) fn enrollment_disabled(&self) -> Option<ApiError> {
+        self.enrollment.is_none().then(|| {
+            ApiError::forbidden(
+                "enrollment is disabled: the server has no enrollment token configured",
+            )
+        })
+    }
+
     /// Checks the enrollment token: 403 when enrollment is disabled, 401 when wrong.
     pub fn enrollment(&self, token: &EnrollmentToken) -> ApiResult<()> {
         match &self.enrollment {
-            None => Err(ApiError::forbidden(
-                "enrollment is disabled: the server has no enrollment token configured",
-            )),
+            None => Err(self
+                .enrollment_disabled()
+                .unwrap_or_else(|| ApiError::forbidden("enrollment is disabled"))),
             Some(hash) if hash.verify(&token.0.token) => Ok(()),
             Some(_) => Err(ApiError::unauthenticated("wrong enrollment token")),
         }
     }
 }
 
-/// Per-agent token buckets. In-process: with several replicas each enforces its own share,
-/// which bounds an agent at `replicas × rate`; agents stick to one replica per connection.
+/// How long a credential that authenticated passes a throttled address or agent id.
+pub(crate) const RECENTLY_GOOD: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The agent id an agent credential (`phx_agent.<id>.<secret>`) names, for throttling
+/// guesses at one agent's secret from many addresses.
+fn credential_agent_id(credential: &str) -> Option<&str> {
+    let rest = credential.strip_prefix("phx_agent.")?;
+    rest.split_once('.').map(|(id, _)| id)
+}
+
+/// Token buckets per key (an agent; a client address or credential prefix for failed
+/// authentication). In-process: with several replicas each enforces its own share, which
+/// bounds a key at `replicas × rate`; clients stick to one replica per connection.
 #[derive(Debug)]
-struct RateLimiter {
+pub(crate) struct RateLimiter<K = AgentId> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<AgentId, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -235,8 +346,8 @@ struct Bucket {
 /// Buckets kept before idle ones are pruned.
 const MAX_BUCKETS: usize = 100_000;
 
-impl RateLimiter {
-    fn new(rate: f64, burst: u32) -> Self {
+impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
+    pub(crate) fn new(rate: f64, burst: u32) -> Self {
         Self {
             rate,
             burst: f64::from(burst),
@@ -244,14 +355,44 @@ impl RateLimiter {
         }
     }
 
-    /// `Ok` when a request may pass now; otherwise the seconds to wait.
-    fn check(&self, agent: AgentId, now: Instant) -> Result<(), u64> {
+    /// `Ok` when the bucket of `key` holds a token now (without taking it); otherwise the
+    /// seconds to wait.
+    pub(crate) fn peek(&self, key: &K, now: Instant) -> Result<(), u64> {
+        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        match buckets.get(key) {
+            None => Ok(()),
+            Some(b) => {
+                let tokens =
+                    (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
+                if tokens >= 1.0 {
+                    Ok(())
+                } else {
+                    Err(self.wait_secs(tokens))
+                }
+            }
+        }
+    }
+
+    fn wait_secs(&self, tokens: f64) -> u64 {
+        let wait = (1.0 - tokens) / self.rate;
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a small positive number of seconds"
+        )]
+        let secs = wait.ceil().max(1.0) as u64;
+        secs
+    }
+
+    /// Takes a token for `key`: `Ok` when a request may pass now; otherwise the seconds
+    /// to wait.
+    pub(crate) fn check(&self, key: K, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&agent) {
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry(agent).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -262,13 +403,9 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            let wait = (1.0 - bucket.tokens) / self.rate;
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a small positive number of seconds"
-            )]
-            Err(wait.ceil().max(1.0) as u64)
+            let tokens = bucket.tokens;
+            drop(buckets);
+            Err(self.wait_secs(tokens))
         }
     }
 }

@@ -40,6 +40,7 @@ mod analysis;
 mod auth;
 mod dashboard;
 mod deployments;
+mod edge;
 mod flow;
 mod harness;
 mod inputs;

@@ -56,6 +56,22 @@ pub fn with_otlp_input(rendered: &str, otlp_port: u16, health_port: u16) -> Stri
     )
 }
 
+/// `rendered` with its receivers kept (the real `hostmetrics` receiver), the health check on
+/// `health_port` and the Collector's own telemetry listener off.
+pub fn with_rendered_input(rendered: &str, health_port: u16) -> String {
+    rendered
+        .replacen(
+            "endpoint: 'localhost:13133'",
+            &format!("endpoint: '127.0.0.1:{health_port}'"),
+            1,
+        )
+        .replacen(
+            "\nservice:\n",
+            "\nservice:\n  telemetry:\n    metrics:\n      level: none\n",
+            1,
+        )
+}
+
 /// A running Collector, killed when dropped.
 pub struct RunningCollector {
     child: Child,

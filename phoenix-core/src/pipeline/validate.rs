@@ -356,6 +356,14 @@ impl Validator {
                 "localhost:8888",
             );
         }
+        // Report the clash on the later of two components in start order (telemetry and
+        // extensions first, then receivers, then exporters).
+        found.sort_by_key(|(path, ..)| match path.split('.').next() {
+            Some("service") => 0,
+            Some("extensions") => 1,
+            Some("receivers") => 2,
+            _ => 3,
+        });
         for (i, (path, node, host, port)) in found.iter().enumerate() {
             if let Some((other, ..)) = found[..i]
                 .iter()

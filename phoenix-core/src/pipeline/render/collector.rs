@@ -29,6 +29,9 @@ const MARK_OTHER: &str = "phoenix.mark.other";
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CollectorModel {
     template: String,
+    /// Where the Collector form departs from the native semantics, written as comments at
+    /// the top of the document (built from numbers and enums only).
+    notes: Vec<String>,
     health_check_endpoint: String,
     hostmetrics: Vec<HostmetricsModel>,
     prometheus_receivers: Vec<PrometheusReceiverModel>,
@@ -358,6 +361,15 @@ impl StageRenderer<'_> {
         g
     }
 
+    fn note(&mut self, text: String) {
+        let pipeline = self.prefix.trim_end_matches('_');
+        self.model.notes.push(if pipeline.is_empty() {
+            text
+        } else {
+            format!("{pipeline} {text}")
+        });
+    }
+
     fn transform(&mut self, id: String, groups: Vec<StatementGroup>) {
         self.model.transforms.push(TransformModel {
             id: id.clone(),
@@ -486,6 +498,16 @@ impl StageRenderer<'_> {
                 self.filter(id, vec![condition]);
             }
             Stage::Threshold(t) => {
+                if t.hysteresis_pct > 0.0 || t.auto_tune.is_some() {
+                    self.note(format!(
+                        "stage {index} (threshold): the Collector keeps no state between batches, so this config applies the starting thresholds without the hysteresis of the native runtime ({} %){}",
+                        t.hysteresis_pct,
+                        t.auto_tune.as_ref().map_or(String::new(), |a| format!(
+                            " and without tuning toward {} series",
+                            a.target_series
+                        ))
+                    ));
+                }
                 let mut keep = Vec::new();
                 if t.min_cpu_utilization > 0.0 {
                     keep.push((RankBy::Cpu, t.min_cpu_utilization));
@@ -497,6 +519,24 @@ impl StageRenderer<'_> {
                 self.demotion(index, "threshold", &keep, later_aggregate_other);
             }
             Stage::TopK(t) => {
+                let threshold = match t.rank_by {
+                    RankBy::Cpu => format!(
+                        "whose CPU utilisation (summed over states) is >= {}",
+                        t.collector_min_value
+                    ),
+                    RankBy::Memory => format!(
+                        "whose resident memory is >= {} bytes",
+                        t.collector_min_value
+                    ),
+                };
+                self.note(format!(
+                    "stage {index} (topk): the native runtime keeps the {} processes with the highest {}; stock Collector components cannot rank, so this config keeps every process {threshold}",
+                    t.k,
+                    match t.rank_by {
+                        RankBy::Cpu => "CPU",
+                        RankBy::Memory => "memory",
+                    }
+                ));
                 self.demotion(
                     index,
                     "topk",

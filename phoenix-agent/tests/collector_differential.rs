@@ -623,3 +623,66 @@ async fn on_the_live_host_the_collector_and_the_native_probe_agree_loosely() {
     }
     drop(owned);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_combined_experiment_config_starts_and_serves_both_variants_from_one_input() {
+    let Some(binary) = collector_binary() else {
+        return;
+    };
+    let (b_port, c_port) = (free_port(), free_port());
+    let port = |p: u16| ParamValue::Int(i64::from(p));
+    let interval = ParamValue::String("1s".to_owned());
+    let rendered = TemplateRegistry::builtin()
+        .render_experiment(
+            &PipelineRef::new("baseline")
+                .with_param("collection_interval", interval.clone())
+                .with_param("prometheus_port", port(b_port)),
+            &PipelineRef::new("hybrid")
+                .with_param("collection_interval", interval)
+                .with_param("prometheus_port", port(c_port)),
+            &["sshd".to_owned()],
+            &[],
+        )
+        .expect("renders");
+    let health_port = free_port();
+    let collector = RunningCollector::start(
+        &binary,
+        &with_rendered_input(&rendered.collector_yaml, health_port),
+        health_port,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for (variant, port) in [("baseline", b_port), ("candidate", c_port)] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = client
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .expect("the exporter answers")
+                .text()
+                .await
+                .expect("a body");
+            let sample = parse(&text);
+            let tagged = sample.series().iter().any(|s| {
+                let label = sample
+                    .resource(s.resource)
+                    .pairs()
+                    .iter()
+                    .chain(s.attributes.pairs())
+                    .find(|(k, _)| sample.resolve(*k) == "phoenix_variant")
+                    .map(|(_, v)| sample.resolve(*v));
+                sample.resolve(s.metric).starts_with("process.") && label == Some(variant)
+            });
+            if tagged {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{variant}: no process series tagged with its variant:\n{}",
+                collector.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

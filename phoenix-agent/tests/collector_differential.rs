@@ -50,7 +50,41 @@ use support::harness::{RunningCollector, free_port, with_otlp_input, with_render
 use support::processes::NamedProcesses;
 use tokio::sync::Mutex;
 
-const TEMPLATES: [&str; 5] = ["baseline", "topk", "adaptive", "hybrid", "aggregate"];
+/// The cases: a label and a reference (collection interval and port are set by the run).
+fn cases() -> Vec<(&'static str, PipelineRef)> {
+    let text = |v: &str| ParamValue::String(v.to_owned());
+    vec![
+        ("baseline", PipelineRef::new("baseline")),
+        ("topk", PipelineRef::new("topk")),
+        (
+            "topk rank_by=memory",
+            PipelineRef::new("topk").with_param("rank_by", text("memory")),
+        ),
+        ("adaptive", PipelineRef::new("adaptive")),
+        (
+            "adaptive min_memory_mib=0",
+            PipelineRef::new("adaptive").with_param("min_memory_mib", ParamValue::Int(0)),
+        ),
+        ("hybrid", PipelineRef::new("hybrid")),
+        (
+            "hybrid rank_by=memory other_name=rest",
+            PipelineRef::new("hybrid")
+                .with_param("rank_by", text("memory"))
+                .with_param("other_name", text("rest")),
+        ),
+        ("aggregate", PipelineRef::new("aggregate")),
+        (
+            "aggregate group_by=name,owner",
+            PipelineRef::new("aggregate").with_param(
+                "group_by",
+                ParamValue::List(vec![
+                    "process.executable.name".to_owned(),
+                    "process.owner".to_owned(),
+                ]),
+            ),
+        ),
+    ]
+}
 const MARKER: &str = "phoenix.differential.push";
 
 struct Host {
@@ -281,13 +315,18 @@ impl Row {
 }
 
 /// Replays `host` through `template` on a real Collector and compares every interval.
-async fn run(binary: std::path::PathBuf, template: &'static str, host: &'static Host) -> Vec<Row> {
+async fn run(
+    binary: std::path::PathBuf,
+    template: &'static str,
+    reference: PipelineRef,
+    host: &'static Host,
+) -> Vec<Row> {
     let prometheus_port = free_port();
     let registry = TemplateRegistry::builtin();
     let critical: Vec<String> = host.critical.iter().map(|s| (*s).to_owned()).collect();
     let rendered = registry
         .render(
-            &PipelineRef::new(template)
+            &reference
                 .with_param("collection_interval", ParamValue::String("1s".to_owned()))
                 .with_param(
                     "prometheus_port",
@@ -428,12 +467,14 @@ async fn the_collector_does_what_the_native_engine_does_on_the_recorded_corpus()
         return;
     };
     let mut handles = Vec::new();
-    for template in TEMPLATES {
+    let cases = cases();
+    let count = cases.len();
+    for (label, reference) in cases {
         let binary = binary.clone();
         handles.push(tokio::spawn(async move {
             let mut rows = Vec::new();
             for host in &HOSTS {
-                rows.extend(run(binary.clone(), template, host).await);
+                rows.extend(run(binary.clone(), label, reference.clone(), host).await);
             }
             rows
         }));
@@ -444,7 +485,7 @@ async fn the_collector_does_what_the_native_engine_does_on_the_recorded_corpus()
     }
 
     let mut table = String::from(
-        "| Template | Host | Series native / Collector | Only native / only Collector | Sum error | Value error | CPU fidelity native / Collector | Memory fidelity native / Collector | Critical coverage native / Collector |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| Case | Host | Series native / Collector | Only native / only Collector | Sum error | Value error | CPU fidelity native / Collector | Memory fidelity native / Collector | Critical coverage native / Collector |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &rows {
         let _ = writeln!(
@@ -487,11 +528,7 @@ async fn the_collector_does_what_the_native_engine_does_on_the_recorded_corpus()
         );
     }
     assert!(failures.is_empty(), "disagreements:\n{failures}");
-    assert_eq!(
-        rows.len(),
-        TEMPLATES.len() * 4,
-        "every template on every interval"
-    );
+    assert_eq!(rows.len(), count * 4, "every case on every interval");
 }
 
 /// Executable names of the process series of a parsed exposition or sample, cut to the

@@ -701,6 +701,10 @@ fn the_collector_form_of_topk_is_a_threshold_and_the_config_says_so() {
         Some(Stage::Threshold(t)) if t.min_cpu_utilization == 0.0 && t.min_memory_bytes == 256 * 1024 * 1024
     ));
     assert!(!by_memory.collector_yaml.contains("phoenix.rank.cpu"));
+    // A zero threshold keeps every process, as a `threshold` stage's does natively.
+    let all =
+        render(PipelineRef::new("topk").with_param("collector_min_cpu", ParamValue::Float(0.0)));
+    assert!(!all.collector_yaml.contains("phoenix.mark.keep_"));
     // adaptive: hysteresis and tuning are native only, and the config says so.
     let adaptive =
         render(PipelineRef::new("adaptive").with_param("target_series", ParamValue::Int(300)));

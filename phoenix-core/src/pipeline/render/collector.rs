@@ -537,12 +537,13 @@ impl StageRenderer<'_> {
                         RankBy::Memory => "memory",
                     }
                 ));
-                self.demotion(
-                    index,
-                    "topk",
-                    &[(t.rank_by, t.collector_min_value)],
-                    later_aggregate_other,
-                );
+                // A zero threshold keeps everything, as a `threshold` stage's does.
+                let keep: &[(RankBy, f64)] = if t.collector_min_value > 0.0 {
+                    &[(t.rank_by, t.collector_min_value)]
+                } else {
+                    &[]
+                };
+                self.demotion(index, "topk", keep, later_aggregate_other);
             }
             Stage::AggregateOther(a) => {
                 if self.pending_keep_marks.is_empty() {

@@ -383,6 +383,15 @@ fn broken_corpus() -> Vec<(&'static str, String, Refusal)> {
             Refusal::Start,
         ),
         (
+            "unknown setting of a processor",
+            replace(
+                &hybrid,
+                "    send_batch_size: 8192\n",
+                "    send_batch_sise: 8192\n",
+            ),
+            Refusal::Validate,
+        ),
+        (
             "unknown top-level section",
             format!("{hybrid}\nconnector:\n  x: {{}}\n"),
             Refusal::Validate,

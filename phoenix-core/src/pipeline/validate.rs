@@ -60,6 +60,39 @@ pub const SCRAPERS: &[&str] = &[
     "process",
 ];
 
+/// The settings of components whose configuration is flat, as the pinned Collector (v0.165)
+/// decodes them: an unknown key is an error there (`has invalid keys`), so it is here too.
+const SETTINGS: &[(&str, &str, &[&str])] = &[
+    (
+        "processors",
+        "batch",
+        &[
+            "timeout",
+            "send_batch_size",
+            "send_batch_max_size",
+            "metadata_keys",
+            "metadata_cardinality_limit",
+        ],
+    ),
+    (
+        "processors",
+        "memory_limiter",
+        &[
+            "check_interval",
+            "min_gc_interval_when_soft_limited",
+            "min_gc_interval_when_hard_limited",
+            "max_gc_interval_when_soft_limited",
+            "max_gc_interval_when_hard_limited",
+            "garbage_collector",
+            "limit_mib",
+            "spike_limit_mib",
+            "limit_percentage",
+            "spike_limit_percentage",
+        ],
+    ),
+    ("processors", "groupbyattrs", &["keys"]),
+];
+
 const SECTIONS: &[&str] = &[
     "receivers",
     "processors",
@@ -516,6 +549,21 @@ impl Validator {
     }
 
     fn component(&mut self, section: &str, kind: &str, path: &str, config: &Node) {
+        if let Some((.., known)) = SETTINGS
+            .iter()
+            .find(|(s, k, _)| *s == section && *k == kind)
+        {
+            for (k, _) in config.as_mapping().unwrap_or_default() {
+                let key = k.as_str().unwrap_or_default();
+                if !known.contains(&key) {
+                    self.issue(
+                        &format!("{path}.{key}"),
+                        k,
+                        format!("unknown setting of `{kind}` (known: {})", known.join(", ")),
+                    );
+                }
+            }
+        }
         match (section, kind) {
             ("receivers", "hostmetrics") => {
                 match config.get("scrapers").and_then(Node::as_mapping) {

@@ -233,3 +233,22 @@ fn listeners_on_one_port_are_refused() {
     );
     assert!(validate_collector_yaml(&unused).is_ok());
 }
+
+#[test]
+fn unknown_settings_of_flat_components_are_refused() {
+    let found = issues(&GOOD.replace(
+        "    limit_mib: 512\n",
+        "    limit_mib: 512\n    limit_mb: 5\n",
+    ));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "processors.memory_limiter.limit_mb");
+    let found = issues(&GOOD.replace("  batch:\n", "  batch:\n    send_batch_sise: 10\n"));
+    assert_eq!(found[0].0, "processors.batch.send_batch_sise");
+    assert!(
+        validate_collector_yaml(&GOOD.replace(
+            "  batch:\n",
+            "  batch:\n    send_batch_size: 10\n    send_batch_max_size: 20\n    timeout: 1s\n"
+        ))
+        .is_ok()
+    );
+}

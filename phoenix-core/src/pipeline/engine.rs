@@ -134,6 +134,14 @@ impl Engine {
         stats_of(sample, sample, &self.critical)
     }
 
+    /// Statistics of `output` as if this pipeline had produced it from `input` (fidelity and
+    /// critical coverage against this engine's critical lists): how another implementation of
+    /// the same pipeline, such as a real Collector, is measured like the native engine.
+    #[must_use]
+    pub fn output_stats(&self, input: &Sample, output: &Sample) -> VariantStats {
+        stats_of(input, output, &self.critical)
+    }
+
     /// Runs every stage on `sample`.
     pub fn evaluate(&mut self, sample: &Sample) -> Evaluation {
         let mut work = Work::from_sample(sample);

@@ -306,7 +306,15 @@ impl TemplateRegistry {
     ) -> Result<(&templates::TemplateDef, params::Params, PipelineSpec), Vec<FieldError>> {
         let (def, params) = self.resolve(reference, path)?;
         let spec = (def.build)(&params, context);
-        let errors = spec.validate(&format!("{path}.spec"));
+        let mut errors = spec.validate(&format!("{path}.spec"));
+        for port in prometheus_ports(&spec) {
+            if let Some((_, owner)) = RESERVED_PORTS.iter().find(|(p, _)| *p == port) {
+                errors.push(FieldError::new(
+                    format!("{path}.params.prometheus_port"),
+                    format!("port {port} is taken by the Collector's {owner}: the Collector would fail to start"),
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok((def, params, spec))
         } else {
@@ -372,6 +380,18 @@ impl TemplateRegistry {
                 return Err(PipelineError::Invalid(errors));
             }
         };
+        let baseline_ports = prometheus_ports(&b_spec);
+        if let Some(port) = prometheus_ports(&c_spec)
+            .into_iter()
+            .find(|p| baseline_ports.contains(p))
+        {
+            return Err(PipelineError::Invalid(vec![FieldError::new(
+                "candidate.params.prometheus_port",
+                format!(
+                    "the baseline's Prometheus exporter already listens on port {port}: each variant needs its own port"
+                ),
+            )]));
+        }
         let single = |def: &templates::TemplateDef,
                       params: params::Params,
                       spec: PipelineSpec,
@@ -422,6 +442,24 @@ impl TemplateRegistry {
         validate::validate_collector_yaml(&yaml).map_err(PipelineError::InvalidConfig)?;
         Ok(yaml)
     }
+}
+
+/// Ports the rendered Collector itself listens on, with what listens there: a Prometheus
+/// exporter on one of them fails the Collector's start.
+pub const RESERVED_PORTS: [(u16, &str); 2] =
+    [(13133, "health_check extension"), (8888, "own telemetry")];
+
+/// The ports of a spec's Prometheus exporters.
+fn prometheus_ports(spec: &PipelineSpec) -> Vec<u16> {
+    spec.exporters
+        .iter()
+        .filter_map(|e| match e {
+            spec::ExporterSpec::Prometheus { endpoint } => endpoint
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok()),
+            spec::ExporterSpec::OtlpHttp { .. } => None,
+        })
+        .collect()
 }
 
 fn config_hash(specs: &[&PipelineSpec], yaml: &str) -> String {

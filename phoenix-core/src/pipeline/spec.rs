@@ -286,6 +286,44 @@ pub struct MemoryLimitStage {
 }
 
 impl PipelineSpec {
+    /// What the rendered Collector config of this spec does, in native terms: stock
+    /// components keep no state between batches and cannot rank, so a `topk` stage becomes
+    /// the static threshold it renders to (`collector_min_value` on its ranking metric) and
+    /// a `threshold` stage loses its hysteresis and auto-tuning. Evaluating the result with
+    /// the native engine from a fresh state predicts the Collector's output for one
+    /// interval (the differential test checks it against a real Collector).
+    #[must_use]
+    pub fn collector_semantics(&self) -> PipelineSpec {
+        let mut spec = self.clone();
+        for stage in &mut spec.stages {
+            match stage {
+                Stage::TopK(t) => {
+                    let (cpu, memory) = match t.rank_by {
+                        RankBy::Cpu => (t.collector_min_value, 0),
+                        #[allow(
+                            clippy::cast_possible_truncation,
+                            clippy::cast_sign_loss,
+                            reason = "byte thresholds are non-negative integers"
+                        )]
+                        RankBy::Memory => (0.0, t.collector_min_value.max(0.0) as u64),
+                    };
+                    *stage = Stage::Threshold(ThresholdStage {
+                        min_cpu_utilization: cpu,
+                        min_memory_bytes: memory,
+                        hysteresis_pct: 0.0,
+                        auto_tune: None,
+                    });
+                }
+                Stage::Threshold(t) => {
+                    t.hysteresis_pct = 0.0;
+                    t.auto_tune = None;
+                }
+                _ => {}
+            }
+        }
+        spec
+    }
+
     /// Every problem with the spec, with paths under `path`.
     #[must_use]
     pub fn validate(&self, path: &str) -> Vec<FieldError> {

@@ -149,7 +149,7 @@ fn topk_params() -> Vec<ParamSpec> {
                 max: i64::from(MAX_TOPK),
             },
             ParamValue::Int(10),
-            "How many processes to keep per interval.",
+            "Native runtime: how many processes to keep per interval. The Collector form cannot rank and ignores it: it applies `collector_min_cpu` (or `collector_min_memory_mib`) instead.",
         ),
         ParamSpec::new(
             "rank_by",
@@ -163,7 +163,7 @@ fn topk_params() -> Vec<ParamSpec> {
             "collector_min_cpu",
             ParamKind::Float { min: 0.0, max: 1.0 },
             ParamValue::Float(0.01),
-            "Collector approximation when ranking by CPU: keep processes at or above this utilisation (0 to 1 of all cores).",
+            "Collector form when ranking by CPU: keep every process whose utilisation summed over states is at or above this (0 to 1 of all cores); this, not `k`, decides what the Collector keeps.",
         ),
         ParamSpec::new(
             "collector_min_memory_mib",
@@ -172,7 +172,7 @@ fn topk_params() -> Vec<ParamSpec> {
                 max: 1_048_576,
             },
             ParamValue::Int(256),
-            "Collector approximation when ranking by memory: keep processes at or above this resident size, MiB.",
+            "Collector form when ranking by memory: keep every process at or above this resident size, MiB; this, not `k`, decides what the Collector keeps.",
         ),
     ]
 }
@@ -370,8 +370,8 @@ pub fn builtin() -> Vec<TemplateDef> {
         },
         TemplateDef {
             name: "topk".to_owned(),
-            description: "Keeps the K processes with the highest CPU (or memory) each interval, plus the critical processes; drops the rest.".to_owned(),
-            collector_notes: "Approximate: the Collector has no top-K processor (contrib issue #39423). The rendered config marks processes whose ranking metric is at or above `collector_min_cpu` / `collector_min_memory_mib` (transform, datapoint context) and drops the unmarked ones (filter); the native runtime ranks exactly.".to_owned(),
+            description: "Native runtime: keeps the K processes with the highest CPU (or memory) each interval, plus the critical processes; drops the rest. Collector form: a threshold (`collector_min_cpu` / `collector_min_memory_mib`), not a top K.".to_owned(),
+            collector_notes: "A threshold, not a top K: stock Collector components cannot rank (no top-K processor; contrib issue #39423), so `k` does not reach the Collector. The rendered config sums each process's CPU utilisation over states (metricstransform insert), marks processes at or above `collector_min_cpu` (or whose memory is at or above `collector_min_memory_mib`) and drops the unmarked ones (filter); how many it keeps varies with load. The rendered YAML says so in a comment. Measured against a real Collector, it keeps exactly what the native engine keeps with that threshold.".to_owned(),
             params: with_common(topk_params()),
             build: build_topk,
             document: doc.clone(),
@@ -379,7 +379,7 @@ pub fn builtin() -> Vec<TemplateDef> {
         TemplateDef {
             name: "adaptive".to_owned(),
             description: "Drops processes whose CPU and memory both stay under thresholds, with hysteresis; optionally tunes the thresholds toward a series budget.".to_owned(),
-            collector_notes: "Approximate: the rendered config applies the starting thresholds (transform marks, filter drops) without hysteresis or auto-tuning, and compares each CPU state separately where the native runtime sums the states.".to_owned(),
+            collector_notes: "Without state: the rendered config applies the starting thresholds (CPU summed over states by metricstransform, transform marks, filter drops) in every interval; the Collector keeps nothing between batches, so there is no hysteresis and no auto-tuning (the rendered YAML says so in a comment). Measured against a real Collector, one interval matches the native engine from a fresh state exactly.".to_owned(),
             params: with_common(vec![
                 ParamSpec::new("min_cpu_utilization", ParamKind::Float { min: 0.0, max: 1.0 }, ParamValue::Float(0.005), "Keep a process using at least this CPU (0 to 1 of all cores); 0 disables the CPU test."),
                 ParamSpec::new("min_memory_mib", ParamKind::Int { min: 0, max: 1_048_576 }, ParamValue::Int(256), "Keep a process with at least this resident memory, MiB; 0 disables the memory test."),
@@ -393,8 +393,8 @@ pub fn builtin() -> Vec<TemplateDef> {
         },
         TemplateDef {
             name: "hybrid".to_owned(),
-            description: "Critical processes in full, the top K by CPU (or memory), and everything else rolled up into one `other` process so totals are preserved.".to_owned(),
-            collector_notes: "Approximate for the top-K part (static threshold, as `topk`); the roll-up is exact for the process scraper's metrics: transform rewrites unkept processes to `process.executable.name: other`, groupbyattrs merges them, metricstransform sums (aggregate_labels over state/direction).".to_owned(),
+            description: "Critical processes in full, the top K by CPU (or memory) (in the Collector form: the processes over a threshold), and everything else rolled up into one `other` process so totals are preserved.".to_owned(),
+            collector_notes: "The kept set is a threshold, as in `topk` (`collector_min_cpu` / `collector_min_memory_mib`; `k` does not reach the Collector). The roll-up is exact for the process scraper's metrics: transform rewrites unkept processes to `process.executable.name: other` and aligns their timestamps to the collection interval (metricstransform only adds points with equal timestamps, and the process scraper stamps each process with its own), groupbyattrs merges them, metricstransform sums (aggregate_labels over state/direction).".to_owned(),
             params: with_common({
                 let mut p = topk_params();
                 p.push(ParamSpec::new("other_name", ParamKind::String { max_len: 64 }, ParamValue::String(names::OTHER.to_owned()), "Executable name of the roll-up process."));
@@ -406,7 +406,7 @@ pub fn builtin() -> Vec<TemplateDef> {
         TemplateDef {
             name: "aggregate".to_owned(),
             description: "Drops per-process identity (pid, command line, ...) and sums processes by the listed attributes, by default by executable name.".to_owned(),
-            collector_notes: "Exact for the process scraper's metrics: transform keep_matching_keys on process resources, groupbyattrs merges identical resources, metricstransform sums (aggregate_labels over state/direction).".to_owned(),
+            collector_notes: "Exact for the process scraper's metrics: transform keep_matching_keys on process resources and aligns their timestamps to the collection interval (metricstransform only adds points with equal timestamps, and the process scraper stamps each process with its own), groupbyattrs merges identical resources, metricstransform sums (aggregate_labels over state/direction).".to_owned(),
             params: with_common(vec![ParamSpec::new(
                 "group_by",
                 ParamKind::LabelKeys {

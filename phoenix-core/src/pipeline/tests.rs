@@ -577,10 +577,19 @@ proptest! {
             Ok(rendered) => {
                 prop_assert!(validate_collector_yaml(&rendered.collector_yaml).is_ok());
             }
-            // The only refusal a schema-valid reference may get: nothing to collect.
+            // The only refusals a schema-valid reference may get: nothing to collect, or an
+            // exporter port the Collector itself listens on.
             Err(PipelineError::Invalid(errors)) => {
                 prop_assert_eq!(errors.len(), 1);
-                prop_assert_eq!(&errors[0].path, "pipeline.params.process_metrics");
+                let reserved = matches!(
+                    reference.params.get("prometheus_port"),
+                    Some(ParamValue::Int(p)) if RESERVED_PORTS.iter().any(|(r, _)| i64::from(*r) == *p)
+                );
+                prop_assert!(
+                    errors[0].path == "pipeline.params.process_metrics"
+                        || (reserved && errors[0].path == "pipeline.params.prometheus_port"),
+                    "{:?}", errors
+                );
             }
             Err(other) => prop_assert!(false, "{:?}", other),
         }
@@ -645,4 +654,149 @@ fn a_process_exposition_previews_like_the_sample_it_came_from() {
         parsed.resource_attr(parsed.series()[1].resource, "service.name"),
         Some("node")
     );
+}
+
+#[test]
+fn the_collector_form_of_topk_is_a_threshold_and_the_config_says_so() {
+    let registry = TemplateRegistry::builtin();
+    let render = |r: PipelineRef| registry.render(&r, &ctx(None)).unwrap();
+    let k10 = render(PipelineRef::new("topk"));
+    let k500 = render(PipelineRef::new("topk").with_param("k", ParamValue::Int(500)));
+    // `k` cannot reach the Collector; the config states what it does instead.
+    assert_ne!(k10.collector_yaml, k500.collector_yaml);
+    assert!(k500.collector_yaml.contains(
+        "keeps the 500 processes with the highest CPU; stock Collector components cannot rank, so this config keeps every process whose CPU utilisation (summed over states) is >= 0.01"
+    ));
+    let strip = |y: &str| -> String {
+        y.lines()
+            .filter(|l| !l.starts_with("# Note:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&k10.collector_yaml), strip(&k500.collector_yaml));
+    // The parameter that drives the Collector form does change its processors.
+    let hot =
+        render(PipelineRef::new("topk").with_param("collector_min_cpu", ParamValue::Float(0.2)));
+    assert!(
+        hot.collector_yaml
+            .contains("metric.name == \"phoenix.rank.cpu\" and value_double >= 0.2")
+    );
+    // CPU is summed over states first (as the native runtime does), and the helper dropped.
+    assert!(hot.collector_yaml.contains("new_name: 'phoenix.rank.cpu'"));
+    assert!(
+        hot.collector_yaml
+            .contains("'metric.name == \"phoenix.rank.cpu\"'")
+    );
+    // Natively, what the Collector does is that threshold without state.
+    let semantics = hot.spec.collector_semantics();
+    assert!(matches!(
+        semantics.stages.iter().find(|s| s.kind() == "threshold"),
+        Some(Stage::Threshold(t)) if t.min_cpu_utilization == 0.2 && t.min_memory_bytes == 0 && t.hysteresis_pct == 0.0
+    ));
+    assert!(!semantics.has_stage("topk"));
+    let by_memory =
+        render(PipelineRef::new("topk").with_param("rank_by", ParamValue::String("memory".into())));
+    assert!(matches!(
+        by_memory.spec.collector_semantics().stages.iter().find(|s| s.kind() == "threshold"),
+        Some(Stage::Threshold(t)) if t.min_cpu_utilization == 0.0 && t.min_memory_bytes == 256 * 1024 * 1024
+    ));
+    assert!(!by_memory.collector_yaml.contains("phoenix.rank.cpu"));
+    // A zero threshold keeps every process, as a `threshold` stage's does natively.
+    let all =
+        render(PipelineRef::new("topk").with_param("collector_min_cpu", ParamValue::Float(0.0)));
+    assert!(!all.collector_yaml.contains("phoenix.mark.keep_"));
+    // adaptive: hysteresis and tuning are native only, and the config says so.
+    let adaptive =
+        render(PipelineRef::new("adaptive").with_param("target_series", ParamValue::Int(300)));
+    assert!(adaptive.collector_yaml.contains(
+        "without the hysteresis of the native runtime (20 %) and without tuning toward 300 series"
+    ));
+    assert!(matches!(
+        adaptive.spec.collector_semantics().stages.iter().find(|s| s.kind() == "threshold"),
+        Some(Stage::Threshold(t)) if t.hysteresis_pct == 0.0 && t.auto_tune.is_none()
+    ));
+}
+
+#[test]
+fn roll_ups_align_timestamps_and_vanished_series_expire() {
+    let registry = TemplateRegistry::builtin();
+    for template in ["hybrid", "aggregate"] {
+        let rendered = registry
+            .render(
+                &PipelineRef::new(template)
+                    .with_param("collection_interval", ParamValue::String("15s".into())),
+                &ctx(None),
+            )
+            .unwrap();
+        let summary = validate_collector_yaml(&rendered.collector_yaml).unwrap();
+        let processors = &summary.pipelines[0].processors;
+        let align = processors
+            .iter()
+            .position(|p| p.ends_with("_align"))
+            .expect(template);
+        let group = processors
+            .iter()
+            .position(|p| p.starts_with("groupbyattrs/"))
+            .expect(template);
+        let sum = processors
+            .iter()
+            .position(|p| p.starts_with("metricstransform/") && !p.ends_with("_rank"))
+            .expect(template);
+        assert!(align < group && group < sum, "{template}: {processors:?}");
+        assert!(
+            rendered
+                .collector_yaml
+                .contains("set(time, TruncateTime(Now(), Duration(\"15s\")))"),
+            "{template}"
+        );
+        assert!(
+            rendered.collector_yaml.contains("metric_expiration: '45s'"),
+            "{template}"
+        );
+    }
+}
+
+#[test]
+fn exporter_ports_the_collector_cannot_bind_are_field_errors() {
+    let registry = TemplateRegistry::builtin();
+    for port in [13133, 8888] {
+        let err = registry
+            .render(
+                &PipelineRef::new("baseline").with_param("prometheus_port", ParamValue::Int(port)),
+                &ctx(None),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::Invalid(e) if e.len() == 1 && e[0].path == "pipeline.params.prometheus_port"),
+            "{err:?}"
+        );
+    }
+    // Both variants on one port: the explicit baseline port is the candidate's default.
+    for (baseline, candidate) in [
+        (
+            PipelineRef::new("baseline").with_param("prometheus_port", ParamValue::Int(9465)),
+            PipelineRef::new("topk"),
+        ),
+        (
+            PipelineRef::new("baseline").with_param("prometheus_port", ParamValue::Int(9999)),
+            PipelineRef::new("hybrid").with_param("prometheus_port", ParamValue::Int(9999)),
+        ),
+    ] {
+        let err = registry
+            .render_experiment(&baseline, &candidate, &[], &[])
+            .unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::Invalid(e) if e.len() == 1 && e[0].path == "candidate.params.prometheus_port"),
+            "{err:?}"
+        );
+    }
+    // Distinct ports, or an OTLP candidate, are fine.
+    registry
+        .render_experiment(
+            &PipelineRef::new("baseline").with_param("prometheus_port", ParamValue::Int(9465)),
+            &PipelineRef::new("topk").with_param("prometheus_port", ParamValue::Int(9464)),
+            &[],
+            &[],
+        )
+        .unwrap();
 }

@@ -60,6 +60,39 @@ pub const SCRAPERS: &[&str] = &[
     "process",
 ];
 
+/// The settings of components whose configuration is flat, as the pinned Collector (v0.165)
+/// decodes them: an unknown key is an error there (`has invalid keys`), so it is here too.
+const SETTINGS: &[(&str, &str, &[&str])] = &[
+    (
+        "processors",
+        "batch",
+        &[
+            "timeout",
+            "send_batch_size",
+            "send_batch_max_size",
+            "metadata_keys",
+            "metadata_cardinality_limit",
+        ],
+    ),
+    (
+        "processors",
+        "memory_limiter",
+        &[
+            "check_interval",
+            "min_gc_interval_when_soft_limited",
+            "min_gc_interval_when_hard_limited",
+            "max_gc_interval_when_soft_limited",
+            "max_gc_interval_when_hard_limited",
+            "garbage_collector",
+            "limit_mib",
+            "spike_limit_mib",
+            "limit_percentage",
+            "spike_limit_percentage",
+        ],
+    ),
+    ("processors", "groupbyattrs", &["keys"]),
+];
+
 const SECTIONS: &[&str] = &[
     "receivers",
     "processors",
@@ -266,7 +299,116 @@ impl Validator {
                 exporters: e,
             });
         }
+        self.listeners(root, service, &summary);
         summary
+    }
+
+    /// Two components of the running Collector listening on one address fail its start
+    /// (`bind: address already in use`), which `otelcol validate` does not see. Listeners:
+    /// the prometheus exporters and otlp receivers of the pipelines, the service's
+    /// extensions, and the Collector's own telemetry (`localhost:8888` unless configured).
+    fn listeners<'a>(&mut self, root: &'a Node, service: &'a Node, summary: &CollectorSummary) {
+        let mut found: Vec<(String, &'a Node, String, String)> = Vec::new();
+        let mut add = |path: String, node: &'a Node, address: &str| {
+            if let Some((host, port)) = split_listen_address(address) {
+                found.push((path, node, host, port));
+            }
+        };
+        let used = |section: &str, id: &str| -> bool {
+            summary.pipelines.iter().any(|p| match section {
+                "receivers" => p.receivers.iter().any(|r| r == id),
+                _ => p.exporters.iter().any(|e| e == id),
+            })
+        };
+        for (section, kind, default) in [
+            ("exporters", "prometheus", None),
+            ("extensions", "health_check", Some("localhost:13133")),
+            ("extensions", "pprof", Some("localhost:1777")),
+            ("extensions", "zpages", Some("localhost:55679")),
+        ] {
+            let Some(entries) = root.get(section).and_then(Node::as_mapping) else {
+                continue;
+            };
+            for (k, config) in entries {
+                let id = k.as_str().unwrap_or_default();
+                if id.split('/').next() != Some(kind) {
+                    continue;
+                }
+                let enabled = if section == "extensions" {
+                    service
+                        .get("extensions")
+                        .and_then(Node::as_sequence)
+                        .is_some_and(|l| l.iter().any(|e| e.as_str() == Some(id)))
+                } else {
+                    used(section, id)
+                };
+                if !enabled {
+                    continue;
+                }
+                let path = format!("{section}.{id}.endpoint");
+                match (config.get("endpoint"), default) {
+                    (Some(e), _) => {
+                        if let Some(a) = e.as_str() {
+                            add(path, e, a);
+                        }
+                    }
+                    (None, Some(d)) => add(path, k, d),
+                    (None, None) => {}
+                }
+            }
+        }
+        if let Some(entries) = root.get("receivers").and_then(Node::as_mapping) {
+            for (k, config) in entries {
+                let id = k.as_str().unwrap_or_default();
+                if id.split('/').next() != Some("otlp") || !used("receivers", id) {
+                    continue;
+                }
+                for (protocol, default) in [("grpc", "localhost:4317"), ("http", "localhost:4318")]
+                {
+                    let Some(p) = config.get("protocols").and_then(|p| p.get(protocol)) else {
+                        continue;
+                    };
+                    let path = format!("receivers.{id}.protocols.{protocol}.endpoint");
+                    match p.get("endpoint").and_then(Node::as_str) {
+                        Some(a) => add(path, p.get("endpoint").unwrap_or(p), a),
+                        None => add(path, p, default),
+                    }
+                }
+            }
+        }
+        let metrics = service.get("telemetry").and_then(|t| t.get("metrics"));
+        let disabled = metrics
+            .and_then(|m| m.get("level"))
+            .and_then(Node::as_str)
+            .is_some_and(|l| l == "none");
+        let readers = metrics.and_then(|m| m.get("readers"));
+        if !disabled && readers.is_none() {
+            add(
+                "service.telemetry.metrics".to_owned(),
+                service,
+                "localhost:8888",
+            );
+        }
+        // Report the clash on the later of two components in start order (telemetry and
+        // extensions first, then receivers, then exporters).
+        found.sort_by_key(|(path, ..)| match path.split('.').next() {
+            Some("service") => 0,
+            Some("extensions") => 1,
+            Some("receivers") => 2,
+            _ => 3,
+        });
+        for (i, (path, node, host, port)) in found.iter().enumerate() {
+            if let Some((other, ..)) = found[..i]
+                .iter()
+                .find(|(_, _, h, p)| p == port && hosts_overlap(h, host))
+            {
+                self.issue(
+                    path,
+                    node,
+                    format!("listens on port {port} like `{other}`: the Collector would fail to start (address already in use)"),
+                );
+            }
+        }
     }
 
     /// Checks a section and returns its component ids.
@@ -407,6 +549,21 @@ impl Validator {
     }
 
     fn component(&mut self, section: &str, kind: &str, path: &str, config: &Node) {
+        if let Some((.., known)) = SETTINGS
+            .iter()
+            .find(|(s, k, _)| *s == section && *k == kind)
+        {
+            for (k, _) in config.as_mapping().unwrap_or_default() {
+                let key = k.as_str().unwrap_or_default();
+                if !known.contains(&key) {
+                    self.issue(
+                        &format!("{path}.{key}"),
+                        k,
+                        format!("unknown setting of `{kind}` (known: {})", known.join(", ")),
+                    );
+                }
+            }
+        }
         match (section, kind) {
             ("receivers", "hostmetrics") => {
                 match config.get("scrapers").and_then(Node::as_mapping) {
@@ -562,6 +719,25 @@ impl Validator {
             }
         }
     }
+}
+
+/// `host:port` of a listen address, the host normalised (`localhost` is `127.0.0.1`, brackets
+/// dropped); `None` when it is not one (reported elsewhere).
+fn split_listen_address(address: &str) -> Option<(String, String)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    Some((host.to_owned(), port.to_owned()))
+}
+
+/// Whether two listeners on one port collide: the same host, or either on every address.
+fn hosts_overlap(a: &str, b: &str) -> bool {
+    let wildcard = |h: &str| matches!(h, "" | "0.0.0.0" | "::");
+    a == b || wildcard(a) || wildcard(b)
 }
 
 fn valid_id(id: &str) -> bool {

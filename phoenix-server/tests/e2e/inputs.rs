@@ -256,3 +256,43 @@ async fn validation_lists_every_field_unknown_ids_and_illegal_transitions() {
     assert_eq!(seen.len(), 5);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn configs_the_collector_could_not_start_are_422_at_create_and_create_nothing() {
+    let server = TestServer::start().await;
+    let operator = server.user(Role::Operator).await;
+    let cases = [
+        // The candidate on the baseline's port (its default 9465 taken explicitly).
+        (
+            PipelineRef::new("baseline").with_param("prometheus_port", serde_json::json!(9465)),
+            PipelineRef::new("topk"),
+            "spec.candidate.params.prometheus_port",
+        ),
+        // An exporter on the Collector's own health check port.
+        (
+            PipelineRef::new("baseline").with_param("prometheus_port", serde_json::json!(13133)),
+            PipelineRef::new("topk"),
+            "spec.baseline.params.prometheus_port",
+        ),
+    ];
+    for (baseline, candidate, path) in cases {
+        let mut request = new_experiment("clash");
+        request.spec.baseline = baseline;
+        request.spec.candidate = candidate;
+        let err = operator.create_experiment(&request).await.unwrap_err();
+        assert_eq!(err.status(), Some(422));
+        let fields: Vec<String> = err
+            .api_error()
+            .and_then(|e| e.details.fields.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(fields, [path]);
+    }
+    let listed = operator
+        .list_experiments(&ExperimentQuery::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "nothing was created");
+}

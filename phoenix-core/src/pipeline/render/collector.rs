@@ -29,6 +29,9 @@ const MARK_OTHER: &str = "phoenix.mark.other";
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CollectorModel {
     template: String,
+    /// Where the Collector form departs from the native semantics, written as comments at
+    /// the top of the document (built from numbers and enums only).
+    notes: Vec<String>,
     health_check_endpoint: String,
     hostmetrics: Vec<HostmetricsModel>,
     prometheus_receivers: Vec<PrometheusReceiverModel>,
@@ -96,6 +99,10 @@ struct GroupByAttrsModel {
 struct MetricsTransformModel {
     id: String,
     include: String,
+    match_type: &'static str,
+    /// `update` in place, or `insert` a copy named `new_name`.
+    action: &'static str,
+    new_name: String,
     label_set: Vec<String>,
 }
 
@@ -117,6 +124,8 @@ struct BatchModel {
 struct EndpointModel {
     id: String,
     endpoint: String,
+    /// Prometheus exporter: how long a series nobody updates stays exposed, seconds.
+    metric_expiration_secs: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +142,32 @@ pub struct ReceiverConflict {
     /// The receiver id.
     pub id: String,
 }
+
+/// The collection interval of `spec`'s receivers (they share one in built-in templates).
+fn collection_interval_secs(spec: &PipelineSpec) -> u32 {
+    spec.receivers
+        .iter()
+        .map(|r| match r {
+            ReceiverSpec::HostmetricsProcess(h) => h.collection_interval_secs,
+            ReceiverSpec::Prometheus(p) => p.scrape_interval_secs,
+        })
+        .max()
+        .unwrap_or(10)
+}
+
+/// The Prometheus exporter exposes the last value of every series until it expires (5 minutes
+/// by default), so a process that ended would stay visible long after the native runtime
+/// stopped reporting it. A live series is updated at least every interval plus the batch
+/// timeout (at most one interval), so three intervals never expire a live series and drop a
+/// vanished one within three intervals.
+#[must_use]
+pub fn metric_expiration_secs(interval_secs: u32) -> u32 {
+    interval_secs.saturating_mul(3)
+}
+
+/// Helper metric: a process's CPU utilisation summed over states, which ranking thresholds
+/// test (the native runtime sums the states); dropped right after.
+pub const RANK_CPU_METRIC: &str = "phoenix.rank.cpu";
 
 /// The point attributes of the process scraper's metrics, which re-aggregation keeps.
 const PROCESS_POINT_LABELS: [&str; 2] = [names::STATE, names::DIRECTION];
@@ -162,9 +197,11 @@ impl CollectorModel {
         for r in &spec.receivers {
             receivers.push(self.add_receiver(r)?);
         }
+        let interval_secs = collection_interval_secs(spec);
         let mut stages = StageRenderer {
             model: self,
             prefix: &prefix,
+            interval_secs,
             processors: Vec::new(),
             critical_mark: false,
             critical_metrics: Vec::new(),
@@ -207,6 +244,7 @@ impl CollectorModel {
                     self.prometheus_exporters.push(EndpointModel {
                         id: id.clone(),
                         endpoint: endpoint.clone(),
+                        metric_expiration_secs: metric_expiration_secs(interval_secs),
                     });
                     exporters.push(id);
                 }
@@ -215,6 +253,7 @@ impl CollectorModel {
                     self.otlphttp_exporters.push(EndpointModel {
                         id: id.clone(),
                         endpoint: endpoint.clone(),
+                        metric_expiration_secs: 0,
                     });
                     exporters.push(id);
                 }
@@ -272,6 +311,8 @@ impl CollectorModel {
 struct StageRenderer<'a> {
     model: &'a mut CollectorModel,
     prefix: &'a str,
+    /// Collection interval of the pipeline's receivers, seconds.
+    interval_secs: u32,
     processors: Vec<String>,
     critical_mark: bool,
     critical_metrics: Vec<Pattern>,
@@ -320,6 +361,15 @@ impl StageRenderer<'_> {
         g
     }
 
+    fn note(&mut self, text: String) {
+        let pipeline = self.prefix.trim_end_matches('_');
+        self.model.notes.push(if pipeline.is_empty() {
+            text
+        } else {
+            format!("{pipeline} {text}")
+        });
+    }
+
     fn transform(&mut self, id: String, groups: Vec<StatementGroup>) {
         self.model.transforms.push(TransformModel {
             id: id.clone(),
@@ -337,7 +387,24 @@ impl StageRenderer<'_> {
     }
 
     /// `groupbyattrs` compaction then `metricstransform` sum over the process metrics.
-    fn reaggregate(&mut self, index: usize, kind: &str, dropped: &[String]) {
+    /// `metricstransform` only adds points with equal attributes *and* timestamps, and the
+    /// process scraper stamps each process with its own time: `where_dp` (datapoint-context
+    /// condition selecting the points to merge) gets its times aligned first, to the
+    /// processing instant truncated to the collection interval (one batch is processed in
+    /// well under a millisecond, so its points share the value).
+    fn reaggregate(&mut self, index: usize, kind: &str, dropped: &[String], where_dp: &str) {
+        let id = self.id("transform", index, &format!("{kind}_align"));
+        let statement = format!(
+            "set(time, TruncateTime(Now(), Duration({}))) where {where_dp}",
+            ottl_string(&format!("{}s", self.interval_secs))
+        );
+        self.transform(
+            id,
+            vec![StatementGroup {
+                context: "datapoint",
+                statements: vec![statement],
+            }],
+        );
         let id = self.id("groupbyattrs", index, kind);
         self.model.groupbyattrs.push(GroupByAttrsModel {
             id: id.clone(),
@@ -348,6 +415,9 @@ impl StageRenderer<'_> {
         self.model.metricstransforms.push(MetricsTransformModel {
             id: id.clone(),
             include: "^process\\.".to_owned(),
+            match_type: "regexp",
+            action: "update",
+            new_name: String::new(),
             label_set: PROCESS_POINT_LABELS
                 .iter()
                 .filter(|l| !dropped.iter().any(|d| d == *l))
@@ -428,6 +498,16 @@ impl StageRenderer<'_> {
                 self.filter(id, vec![condition]);
             }
             Stage::Threshold(t) => {
+                if t.hysteresis_pct > 0.0 || t.auto_tune.is_some() {
+                    self.note(format!(
+                        "stage {index} (threshold): the Collector keeps no state between batches, so this config applies the starting thresholds without the hysteresis of the native runtime ({} %){}",
+                        t.hysteresis_pct,
+                        t.auto_tune.as_ref().map_or(String::new(), |a| format!(
+                            " and without tuning toward {} series",
+                            a.target_series
+                        ))
+                    ));
+                }
                 let mut keep = Vec::new();
                 if t.min_cpu_utilization > 0.0 {
                     keep.push((RankBy::Cpu, t.min_cpu_utilization));
@@ -439,12 +519,31 @@ impl StageRenderer<'_> {
                 self.demotion(index, "threshold", &keep, later_aggregate_other);
             }
             Stage::TopK(t) => {
-                self.demotion(
-                    index,
-                    "topk",
-                    &[(t.rank_by, t.collector_min_value)],
-                    later_aggregate_other,
-                );
+                let threshold = match t.rank_by {
+                    RankBy::Cpu => format!(
+                        "whose CPU utilisation (summed over states) is >= {}",
+                        t.collector_min_value
+                    ),
+                    RankBy::Memory => format!(
+                        "whose resident memory is >= {} bytes",
+                        t.collector_min_value
+                    ),
+                };
+                self.note(format!(
+                    "stage {index} (topk): the native runtime keeps the {} processes with the highest {}; stock Collector components cannot rank, so this config keeps every process {threshold}",
+                    t.k,
+                    match t.rank_by {
+                        RankBy::Cpu => "CPU",
+                        RankBy::Memory => "memory",
+                    }
+                ));
+                // A zero threshold keeps everything, as a `threshold` stage's does.
+                let keep: &[(RankBy, f64)] = if t.collector_min_value > 0.0 {
+                    &[(t.rank_by, t.collector_min_value)]
+                } else {
+                    &[]
+                };
+                self.demotion(index, "topk", keep, later_aggregate_other);
             }
             Stage::AggregateOther(a) => {
                 if self.pending_keep_marks.is_empty() {
@@ -485,7 +584,12 @@ impl StageRenderer<'_> {
                         statements,
                     }],
                 );
-                self.reaggregate(index, "aggregate_other", &[]);
+                self.reaggregate(
+                    index,
+                    "aggregate_other",
+                    &[],
+                    &format!("{} == true", attr("resource.attributes", MARK_OTHER)),
+                );
                 self.pending_keep_marks.clear();
                 self.marked = true;
             }
@@ -510,7 +614,7 @@ impl StageRenderer<'_> {
                         },
                     ],
                 );
-                self.reaggregate(index, "drop_labels", &d.labels);
+                self.reaggregate(index, "drop_labels", &d.labels, "true");
             }
             Stage::AggregateBy(a) => {
                 let mut keep: Vec<Pattern> = a
@@ -531,7 +635,7 @@ impl StageRenderer<'_> {
                         statements: vec![statement],
                     }],
                 );
-                self.reaggregate(index, "aggregate_by", &[]);
+                self.reaggregate(index, "aggregate_by", &[], DP_IS_PROCESS);
             }
         }
     }
@@ -549,21 +653,36 @@ impl StageRenderer<'_> {
             return;
         }
         let mark = format!("{MARK_PREFIX}keep_{index}");
+        let ranks_cpu = keep_at_least.iter().any(|(r, _)| *r == RankBy::Cpu);
+        if ranks_cpu {
+            // The native runtime tests a process's CPU summed over states: insert that sum
+            // as a helper metric (aggregate_labels over no label, per process resource).
+            let id = self.id("metricstransform", index, &format!("{kind}_rank"));
+            self.model.metricstransforms.push(MetricsTransformModel {
+                id: id.clone(),
+                include: names::PROCESS_CPU_UTILIZATION.to_owned(),
+                match_type: "strict",
+                action: "insert",
+                new_name: RANK_CPU_METRIC.to_owned(),
+                label_set: Vec::new(),
+            });
+            self.processors.push(id);
+        }
         let statements = keep_at_least
             .iter()
             .map(|(rank, min)| {
-                let value = match rank {
-                    RankBy::Cpu => format!("value_double >= {min}"),
+                let (metric, value) = match rank {
+                    RankBy::Cpu => (RANK_CPU_METRIC, format!("value_double >= {min}")),
                     #[allow(
                         clippy::cast_possible_truncation,
                         reason = "byte thresholds are integers"
                     )]
-                    RankBy::Memory => format!("value_int >= {}", *min as i64),
+                    RankBy::Memory => (rank.metric(), format!("value_int >= {}", *min as i64)),
                 };
                 format!(
                     "set({}, true) where metric.name == {} and {value}",
                     attr("resource.attributes", &mark),
-                    ottl_string(rank.metric())
+                    ottl_string(metric)
                 )
             })
             .collect();
@@ -576,16 +695,22 @@ impl StageRenderer<'_> {
             }],
         );
         self.marked = true;
+        let mut conditions = Vec::new();
+        if ranks_cpu {
+            conditions.push(format!("metric.name == {}", ottl_string(RANK_CPU_METRIC)));
+        }
         if later_aggregate_other {
             self.pending_keep_marks.push(mark);
         } else {
-            let condition = format!(
+            conditions.push(format!(
                 "{DP_IS_PROCESS} and {} != true{}",
                 attr("resource.attributes", &mark),
                 self.guards()
-            );
+            ));
+        }
+        if !conditions.is_empty() {
             let id = self.id("filter", index, kind);
-            self.filter(id, vec![condition]);
+            self.filter(id, conditions);
         }
     }
 

@@ -176,3 +176,79 @@ fn billion_laughs_is_rejected() {
         found[0].message
     );
 }
+
+#[test]
+fn listeners_on_one_port_are_refused() {
+    let paths = |text: &str| -> Vec<String> {
+        validate_collector_yaml(text)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.path)
+            .collect()
+    };
+    // The exporter on the health check's port, on the same host or on every address.
+    for endpoint in [
+        "localhost:13133",
+        "0.0.0.0:13133",
+        "127.0.0.1:13133",
+        ":13133",
+    ] {
+        assert_eq!(
+            paths(&GOOD.replace("0.0.0.0:9464", endpoint)),
+            ["exporters.prometheus.endpoint"],
+            "{endpoint}"
+        );
+    }
+    // On the Collector's own telemetry port, unless that is configured away.
+    assert_eq!(
+        paths(&GOOD.replace("0.0.0.0:9464", "0.0.0.0:8888")),
+        ["exporters.prometheus.endpoint"]
+    );
+    let quiet = GOOD.replace(
+        "service:\n",
+        "service:\n  telemetry:\n    metrics:\n      level: none\n",
+    );
+    assert!(validate_collector_yaml(&quiet.replace("0.0.0.0:9464", "0.0.0.0:8888")).is_ok());
+    // Two exporters of one pipeline on one port.
+    let two = GOOD
+        .replace(
+            "  otlphttp:\n",
+            "  prometheus/b:\n    endpoint: 127.0.0.1:9464\n  otlphttp:\n",
+        )
+        .replace(
+            "[prometheus, otlphttp]",
+            "[prometheus, prometheus/b, otlphttp]",
+        );
+    assert_eq!(paths(&two), ["exporters.prometheus/b.endpoint"]);
+    // Another host on the same port, or an exporter no pipeline uses, does not listen there.
+    let distinct = two.replace("0.0.0.0:9464", "127.0.0.1:9464").replace(
+        "endpoint: 127.0.0.1:9464\n  otlphttp",
+        "endpoint: 10.0.0.1:9464\n  otlphttp",
+    );
+    assert!(validate_collector_yaml(&distinct).is_ok());
+    let unused = GOOD.replace(
+        "  otlphttp:\n",
+        "  prometheus/b:\n    endpoint: 0.0.0.0:9464\n  otlphttp:\n",
+    );
+    assert!(validate_collector_yaml(&unused).is_ok());
+}
+
+#[test]
+fn unknown_settings_of_flat_components_are_refused() {
+    let found = issues(&GOOD.replace(
+        "    limit_mib: 512\n",
+        "    limit_mib: 512\n    limit_mb: 5\n",
+    ));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "processors.memory_limiter.limit_mb");
+    let found = issues(&GOOD.replace("  batch:\n", "  batch:\n    send_batch_sise: 10\n"));
+    assert_eq!(found[0].0, "processors.batch.send_batch_sise");
+    assert!(
+        validate_collector_yaml(&GOOD.replace(
+            "  batch:\n",
+            "  batch:\n    send_batch_size: 10\n    send_batch_max_size: 20\n    timeout: 1s\n"
+        ))
+        .is_ok()
+    );
+}

@@ -9,13 +9,26 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-/// A free loopback port (bound then released).
+/// A free loopback port for a Collector listener, chosen below the kernel's ephemeral
+/// range (32768 and up on Linux) and never handed out twice by this process: a port
+/// released by `bind(0)` can be taken again by any outgoing connection before the
+/// Collector binds it (seen as "address already in use" on a loaded machine), a port out of
+/// that range only by another listener.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .expect("local address")
-        .port()
+    use std::sync::{Mutex, PoisonError};
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000);
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
 }
 
 /// `rendered` with its receivers section replaced by one `otlp` receiver (HTTP on

@@ -742,11 +742,24 @@ fn roll_ups_align_timestamps_and_vanished_series_expire() {
             .iter()
             .position(|p| p.starts_with("metricstransform/") && !p.ends_with("_rank"))
             .expect(template);
-        assert!(align < group && group < sum, "{template}: {processors:?}");
+        let stamp = processors
+            .iter()
+            .position(|p| p.ends_with("_stamp"))
+            .expect(template);
+        assert!(
+            align < group && group < sum && sum < stamp,
+            "{template}: {processors:?}"
+        );
         assert!(
             rendered
                 .collector_yaml
-                .contains("set(time, TruncateTime(Now(), Duration(\"15s\")))"),
+                .contains("set(time_unix_nano, 0) where"),
+            "{template}"
+        );
+        assert!(
+            rendered
+                .collector_yaml
+                .contains("set(time, Now()) where time_unix_nano == 0"),
             "{template}"
         );
         assert!(

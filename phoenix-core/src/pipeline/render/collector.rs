@@ -201,7 +201,6 @@ impl CollectorModel {
         let mut stages = StageRenderer {
             model: self,
             prefix: &prefix,
-            interval_secs,
             processors: Vec::new(),
             critical_mark: false,
             critical_metrics: Vec::new(),
@@ -311,8 +310,6 @@ impl CollectorModel {
 struct StageRenderer<'a> {
     model: &'a mut CollectorModel,
     prefix: &'a str,
-    /// Collection interval of the pipeline's receivers, seconds.
-    interval_secs: u32,
     processors: Vec<String>,
     critical_mark: bool,
     critical_metrics: Vec<Pattern>,
@@ -388,16 +385,15 @@ impl StageRenderer<'_> {
 
     /// `groupbyattrs` compaction then `metricstransform` sum over the process metrics.
     /// `metricstransform` only adds points with equal attributes *and* timestamps, and the
-    /// process scraper stamps each process with its own time: `where_dp` (datapoint-context
-    /// condition selecting the points to merge) gets its times aligned first, to the
-    /// processing instant truncated to the collection interval (one batch is processed in
-    /// well under a millisecond, so its points share the value).
+    /// process scraper stamps each process with its own time: the points `where_dp`
+    /// (datapoint-context condition selecting the points to merge) selects get one common
+    /// time first (0, which no scraped point has), so they merge whatever instants they were
+    /// scraped or processed at, and the merged points are stamped with the processing time
+    /// afterwards. (Aligning on a truncated clock instead splits a sum whenever a scrape or
+    /// a batch straddles a boundary of the truncation.)
     fn reaggregate(&mut self, index: usize, kind: &str, dropped: &[String], where_dp: &str) {
         let id = self.id("transform", index, &format!("{kind}_align"));
-        let statement = format!(
-            "set(time, TruncateTime(Now(), Duration({}))) where {where_dp}",
-            ottl_string(&format!("{}s", self.interval_secs))
-        );
+        let statement = format!("set(time_unix_nano, 0) where {where_dp}");
         self.transform(
             id,
             vec![StatementGroup {
@@ -425,6 +421,14 @@ impl StageRenderer<'_> {
                 .collect(),
         });
         self.processors.push(id);
+        let id = self.id("transform", index, &format!("{kind}_stamp"));
+        self.transform(
+            id,
+            vec![StatementGroup {
+                context: "datapoint",
+                statements: vec!["set(time, Now()) where time_unix_nano == 0".to_owned()],
+            }],
+        );
     }
 
     fn stage(&mut self, index: usize, stage: &Stage, later_aggregate_other: bool) {

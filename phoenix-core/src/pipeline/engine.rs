@@ -134,6 +134,15 @@ impl Engine {
         stats_of(sample, sample, &self.critical)
     }
 
+    /// Statistics of `output`, produced from `input` by something other than this engine
+    /// (the real Collector, whose output the otelcol runtime captures), measured exactly as
+    /// an evaluation's are: series, points, Prometheus text bytes, top labels, fidelity and
+    /// critical coverage against this engine's critical lists.
+    #[must_use]
+    pub fn output_stats(&self, input: &Sample, output: &Sample) -> VariantStats {
+        stats_of(input, output, &self.critical)
+    }
+
     /// Runs every stage on `sample`.
     pub fn evaluate(&mut self, sample: &Sample) -> Evaluation {
         let mut work = Work::from_sample(sample);

@@ -11,28 +11,108 @@
 //!   config does not become healthy, the collector is started again on `lkg.yaml` and the
 //!   change fails.
 //!
-//! Points in and out come from the collector's own telemetry (`:8888/metrics`):
-//! `otelcol_receiver_accepted_metric_points` and `otelcol_exporter_sent_metric_points`.
+//! **Measurement.** While an experiment's candidate runs, the Collector runs the combined
+//! config exactly as rendered plus the measurement tap overlay rendered by core
+//! ([`phoenix_core::pipeline::render::tap`]), passed as a second `--config`: it copies the
+//! shared receivers' output (`input`) and each variant's exported output to the agent's
+//! loopback tap listener ([`super::tap`]). Per window, the agent measures each variant's
+//! actual output against the input with the core engine's statistics
+//! ([`Engine::output_stats`]: series, points, Prometheus text bytes, fidelity, critical
+//! coverage) and reports a [`MeasurementSample`] like the native runtime. The host figures'
+//! `agent_cpu_pct` and `agent_rss_bytes` are the agent's plus the Collector process's
+//! (`/proc/<pid>/stat`, `/proc/<pid>/statm`); both variants run in that one process, so no
+//! per-variant CPU is reported (`eval_nanos` stays 0; the KPI says "not measured").
+//! Without a candidate (a rolled-back experiment, the host pipeline) no tap is added.
+//!
+//! Points in and out can also be read from the collector's own telemetry
+//! ([`OtelcolRuntime::telemetry`]): `otelcol_receiver_accepted_metric_points` and
+//! `otelcol_exporter_sent_metric_points`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
-use phoenix_core::ids::AgentId;
-use phoenix_core::measure::SnapshotSeries;
+use phoenix_core::ids::{AgentId, ExperimentId};
+use phoenix_core::measure::{
+    CardinalitySnapshot, MeasurementSample, SnapshotSeries, Variant, VariantStats,
+};
 use phoenix_core::pipeline::exposition::sample_from_exposition;
+use phoenix_core::pipeline::render::tap::{TapStream, TapTarget, measurement_tap};
+use phoenix_core::pipeline::spec::{ReceiverSpec, Stage};
+use phoenix_core::pipeline::{Engine, Sample};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::{Deployments, PipelineKey, PipelineRuntime, RuntimeError};
+use super::tap::{ClosedWindow, TapSink, TapStats, TapWindows};
+use super::{Deployments, ExperimentDeployment, PipelineKey, PipelineRuntime, RuntimeError};
 use crate::backoff::Backoff;
 use crate::config::OtelcolConfig;
+use crate::host::{HostProbe, process_cpu_and_rss};
 use crate::report::Reporter;
 use crate::seq::Sequences;
+
+/// What the runtime needs to report measurements.
+#[derive(Debug, Clone)]
+pub struct MeasureContext {
+    /// This agent.
+    pub agent_id: AgentId,
+    /// The host name (in snapshots).
+    pub host: String,
+    /// Send a cardinality snapshot every this many windows (and at the first one).
+    pub snapshot_every: u32,
+    /// Host figures.
+    pub probe: Arc<Mutex<HostProbe>>,
+}
+
+/// The experiment being measured through the tap.
+#[derive(Debug, Clone)]
+struct Measuring {
+    generation: u64,
+    experiment_id: ExperimentId,
+    /// Measures outputs against the experiment's critical lists.
+    engine: Engine,
+    /// Reported only once the input has CPU utilisation (the process scraper's second scrape).
+    needs_utilization: bool,
+    interval_secs: u32,
+    grace_secs: u32,
+}
+
+/// Window length and grace of an experiment: the longest receiver interval, and the
+/// longest batch timeout plus two seconds.
+fn window_of(d: &ExperimentDeployment) -> (u32, u32, bool) {
+    let specs = [Some(&d.baseline), d.candidate.as_ref()];
+    let mut interval = 0;
+    let mut batch = 0;
+    let mut needs_utilization = false;
+    for p in specs.into_iter().flatten() {
+        for r in &p.spec.receivers {
+            match r {
+                ReceiverSpec::HostmetricsProcess(h) => {
+                    interval = interval.max(h.collection_interval_secs);
+                    needs_utilization |= h.cpu_utilization;
+                }
+                ReceiverSpec::Prometheus(p) => interval = interval.max(p.scrape_interval_secs),
+            }
+        }
+        for s in &p.spec.stages {
+            if let Stage::Batch(b) = s {
+                batch = batch.max(b.timeout_secs);
+            }
+        }
+    }
+    let interval = if interval == 0 {
+        d.sample_interval_secs.max(1)
+    } else {
+        interval
+    };
+    (interval, batch + 2, needs_utilization)
+}
 
 /// Points the collector reports about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -75,6 +155,15 @@ struct Supervised {
     child: Option<Child>,
     /// Bumped at every intentional start/stop, so the crash watcher knows a stop was ours.
     generation: u64,
+    /// The tap overlay passed after the config, while an experiment is measured.
+    overlay: Option<PathBuf>,
+    /// What the running config measures, and what the last-known-good one measured.
+    measuring: Option<Measuring>,
+    lkg_measuring: Option<Measuring>,
+    /// Tap generations handed out so far.
+    tap_generations: u64,
+    /// When the child started and the CPU seconds it had used at the last report.
+    cpu_mark: Option<(tokio::time::Instant, f64)>,
 }
 
 #[derive(Debug)]
@@ -86,6 +175,13 @@ struct Inner {
     desired: watch::Sender<Deployments>,
     health: Mutex<(PipelineHealth, Option<String>)>,
     telemetry: Mutex<CollectorTelemetry>,
+    measure: MeasureContext,
+    reporter: Arc<Reporter>,
+    sequences: Arc<Sequences>,
+    tap: Arc<TapSink>,
+    tap_addr: SocketAddr,
+    last_input: Mutex<Option<Arc<Sample>>>,
+    windows_reported: Mutex<u64>,
 }
 
 /// The otelcol runtime.
@@ -93,6 +189,7 @@ struct Inner {
 pub struct OtelcolRuntime {
     inner: Arc<Inner>,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,17 +224,30 @@ pub fn collector_config(desired: &Deployments) -> Result<Option<String>, Runtime
     ))
 }
 
+/// The experiment whose combined config [`collector_config`] runs, which the tap measures.
+fn measured_experiment(desired: &Deployments) -> Option<(ExperimentId, &ExperimentDeployment)> {
+    let mut experiments = desired.experiments.iter();
+    match (experiments.next(), experiments.next(), &desired.host) {
+        (Some((id, d)), None, None) if d.candidate.is_some() && !d.collector_yaml.is_empty() => {
+            Some((*id, d))
+        }
+        _ => None,
+    }
+}
+
 impl OtelcolRuntime {
     /// A runtime writing configs under `dir`; the collector starts with the first apply.
+    /// Binds the measurement tap listener (`127.0.0.1`, an ephemeral port); must be called
+    /// within a Tokio runtime.
     ///
     /// # Errors
-    /// When the binary does not exist.
+    /// When the binary does not exist or the tap listener cannot be bound.
     pub fn start(
         config: OtelcolConfig,
         dir: PathBuf,
-        _agent_id: AgentId,
-        _reporter: Arc<Reporter>,
-        _sequences: Arc<Sequences>,
+        measure: MeasureContext,
+        reporter: Arc<Reporter>,
+        sequences: Arc<Sequences>,
     ) -> Result<Self, RuntimeError> {
         if config.binary.components().count() > 1 && !config.binary.exists() {
             return Err(RuntimeError::Unsupported(format!(
@@ -145,6 +255,8 @@ impl OtelcolRuntime {
                 config.binary.display()
             )));
         }
+        let tap = Arc::new(TapSink::new(super::tap::random_token()));
+        let (tap_addr, tap_task) = super::tap::serve(Arc::clone(&tap)).map_err(RuntimeError::Io)?;
         let inner = Arc::new(Inner {
             config,
             dir,
@@ -153,12 +265,46 @@ impl OtelcolRuntime {
             desired: watch::channel(Deployments::default()).0,
             health: Mutex::new((PipelineHealth::Starting, None)),
             telemetry: Mutex::new(CollectorTelemetry::default()),
+            measure,
+            reporter,
+            sequences,
+            tap,
+            tap_addr,
+            last_input: Mutex::new(None),
+            windows_reported: Mutex::new(0),
         });
         let watcher = tokio::spawn(watch_crashes(Arc::clone(&inner)));
+        let measurer = tokio::spawn(measure_windows(Arc::clone(&inner)));
         Ok(Self {
             inner,
             watcher: Mutex::new(Some(watcher)),
+            tasks: Mutex::new(vec![tap_task, measurer]),
         })
+    }
+
+    /// The tap overlay file (present while an experiment is measured).
+    #[must_use]
+    pub fn tap_path(&self) -> PathBuf {
+        self.inner.dir.join("tap.yaml")
+    }
+
+    /// Where the measurement tap listens (loopback).
+    #[must_use]
+    pub fn tap_addr(&self) -> SocketAddr {
+        self.inner.tap_addr
+    }
+
+    /// What the tap received so far for the experiment measured now, if any.
+    pub async fn tap_stats(&self) -> Option<TapStats> {
+        let generation = self
+            .inner
+            .supervised
+            .lock()
+            .await
+            .measuring
+            .as_ref()?
+            .generation;
+        self.inner.tap.with_windows(generation, |w| w.stats())
     }
 
     /// The config file the collector runs.
@@ -209,10 +355,19 @@ impl OtelcolRuntime {
 
 impl Inner {
     async fn spawn(&self, s: &mut Supervised, config_file: &PathBuf) -> Result<(), RuntimeError> {
-        let child = Command::new(&self.config.binary)
+        let mut command = Command::new(&self.config.binary);
+        command
             .args(&self.config.args)
             .arg("--config")
-            .arg(config_file)
+            .arg(config_file);
+        if let Some(overlay) = &s.overlay {
+            command.arg("--config").arg(overlay);
+        }
+        // A new process: its scrapes run at a new phase, so windows start again.
+        if let Some(m) = &s.measuring {
+            self.tap.with_windows(m.generation, TapWindows::reset);
+        }
+        let child = command
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -224,7 +379,23 @@ impl Inner {
             })?;
         s.child = Some(child);
         s.generation += 1;
+        s.cpu_mark = Some((tokio::time::Instant::now(), 0.0));
         Ok(())
+    }
+
+    /// Starts measuring `m` through the tap (fresh windows), or stops measuring.
+    fn measure(&self, s: &mut Supervised, m: Option<Measuring>) {
+        match &m {
+            Some(m) => self.tap.start(
+                m.generation,
+                TapWindows::new(
+                    i64::from(m.interval_secs) * 1000,
+                    i64::from(m.grace_secs) * 1000,
+                ),
+            ),
+            None => self.tap.stop(),
+        }
+        s.measuring = m;
     }
 
     /// SIGTERM, then SIGKILL after `stop_timeout`.
@@ -332,22 +503,82 @@ impl PipelineRuntime for OtelcolRuntime {
 
     async fn apply(&self, desired: &Deployments) -> Result<(), RuntimeError> {
         let yaml = collector_config(desired)?;
+        let measured = measured_experiment(desired);
         let inner = &self.inner;
         let mut s = inner.supervised.lock().await;
         let config = self.config_path();
         let lkg = self.lkg_path();
+        let tap = self.tap_path();
+        let lkg_tap = inner.dir.join("lkg-tap.yaml");
         let Some(yaml) = yaml else {
             inner.stop(&mut s).await;
+            inner.measure(&mut s, None);
+            s.overlay = None;
+            let _ = std::fs::remove_file(&tap);
             inner.desired.send_replace(desired.clone());
             return Ok(());
         };
-        if std::fs::read_to_string(&config).is_ok_and(|c| c == yaml) && s.child.is_some() {
+        let same_measuring = match (&s.measuring, measured) {
+            (Some(m), Some((id, _))) => m.experiment_id == id,
+            (None, None) => true,
+            _ => false,
+        };
+        if std::fs::read_to_string(&config).is_ok_and(|c| c == yaml)
+            && s.child.is_some()
+            && same_measuring
+        {
             inner.desired.send_replace(desired.clone());
             return Ok(());
         }
+        // The tap first: a config it cannot tap changes nothing.
+        let next = match measured {
+            Some((id, d)) => {
+                let generation = s.tap_generations + 1;
+                let overlay = measurement_tap(
+                    &yaml,
+                    &TapTarget {
+                        endpoint: format!("http://{}", inner.tap_addr),
+                        token: inner.tap.token().to_owned(),
+                        generation,
+                    },
+                )
+                .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+                s.tap_generations = generation;
+                let (interval_secs, grace_secs, needs_utilization) = window_of(d);
+                Some((
+                    overlay,
+                    Measuring {
+                        generation,
+                        experiment_id: id,
+                        engine: Engine::with_critical(
+                            d.baseline.spec.clone(),
+                            &d.critical_processes,
+                            &d.critical_metrics,
+                        ),
+                        needs_utilization,
+                        interval_secs,
+                        grace_secs,
+                    },
+                ))
+            }
+            None => None,
+        };
         crate::state::write_private(&config, yaml.as_bytes())
             .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
         inner.stop(&mut s).await;
+        match next {
+            Some((overlay, m)) => {
+                crate::state::write_private(&tap, overlay.as_bytes())
+                    .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
+                s.overlay = Some(tap.clone());
+                inner.measure(&mut s, Some(m));
+            }
+            None => {
+                let _ = std::fs::remove_file(&tap);
+                s.overlay = None;
+                inner.measure(&mut s, None);
+            }
+        }
         inner.set_health(PipelineHealth::Starting, None);
         let started = match inner.spawn(&mut s, &config).await {
             Ok(()) => {
@@ -360,6 +591,12 @@ impl PipelineRuntime for OtelcolRuntime {
         match started {
             Ok(()) => {
                 std::fs::copy(&config, &lkg).map_err(RuntimeError::Io)?;
+                if s.overlay.is_some() {
+                    std::fs::copy(&tap, &lkg_tap).map_err(RuntimeError::Io)?;
+                } else {
+                    let _ = std::fs::remove_file(&lkg_tap);
+                }
+                s.lkg_measuring = s.measuring.clone();
                 inner.set_health(PipelineHealth::Healthy, None);
                 inner.desired.send_replace(desired.clone());
                 Ok(())
@@ -369,6 +606,15 @@ impl PipelineRuntime for OtelcolRuntime {
                 inner.stop(&mut s).await;
                 if lkg.exists() {
                     std::fs::copy(&lkg, &config).map_err(RuntimeError::Io)?;
+                    if lkg_tap.exists() {
+                        std::fs::copy(&lkg_tap, &tap).map_err(RuntimeError::Io)?;
+                        s.overlay = Some(tap.clone());
+                    } else {
+                        let _ = std::fs::remove_file(&tap);
+                        s.overlay = None;
+                    }
+                    let previous = s.lkg_measuring.clone();
+                    inner.measure(&mut s, previous);
                     if inner.spawn(&mut s, &config).await.is_ok()
                         && inner
                             .healthy_within(&mut s, inner.config.start_timeout)
@@ -379,6 +625,9 @@ impl PipelineRuntime for OtelcolRuntime {
                     }
                 } else {
                     let _ = std::fs::remove_file(&config);
+                    let _ = std::fs::remove_file(&tap);
+                    s.overlay = None;
+                    inner.measure(&mut s, None);
                 }
                 Err(RuntimeError::Unhealthy(reason))
             }
@@ -412,8 +661,16 @@ impl PipelineRuntime for OtelcolRuntime {
     }
 
     async fn snapshot(&self) -> Result<Vec<SnapshotSeries>, RuntimeError> {
-        // The collector's own exporters are the only view of its data this runtime has:
-        // snapshot what the running config exports on its first Prometheus exporter.
+        // The tap's last input window, while an experiment is measured.
+        let last = lock(&self.inner.last_input).clone();
+        if let Some(input) = last {
+            return tokio::task::spawn_blocking(move || input.snapshot_series())
+                .await
+                .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
+        }
+        // Otherwise the collector's own exporters are the only view of its data this
+        // runtime has: snapshot what the running config exports on its first Prometheus
+        // exporter.
         let desired = self.inner.desired.borrow().clone();
         let endpoint = desired.pipelines().into_iter().find_map(|(_, p)| {
             p.spec.exporters.iter().find_map(|e| match e {
@@ -453,7 +710,140 @@ impl PipelineRuntime for OtelcolRuntime {
         if let Some(w) = lock(&self.watcher).take() {
             w.abort();
         }
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+        self.inner.tap.stop();
     }
+}
+
+/// Closes due windows of the measured experiment and reports them.
+async fn measure_windows(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let (measuring, pid) = {
+            let s = inner.supervised.lock().await;
+            (s.measuring.clone(), s.child.as_ref().and_then(Child::id))
+        };
+        let Some(m) = measuring else {
+            continue;
+        };
+        let now_ms = Utc::now().timestamp_millis();
+        let closed = inner
+            .tap
+            .with_windows(m.generation, |w| w.close_due(now_ms))
+            .unwrap_or_default();
+        for window in closed {
+            report_window(&inner, &m, window, pid).await;
+        }
+    }
+}
+
+/// The Collector's CPU (percent of one core since the previous call) and RSS.
+async fn collector_usage(inner: &Inner, pid: Option<u32>) -> Option<(f64, u64)> {
+    let (cpu, rss) = process_cpu_and_rss(pid?)?;
+    let now = tokio::time::Instant::now();
+    let mut s = inner.supervised.lock().await;
+    let (then, before) = s.cpu_mark?;
+    s.cpu_mark = Some((now, cpu));
+    let wall = now.duration_since(then).as_secs_f64();
+    let pct = if wall > 0.0 {
+        100.0 * (cpu - before).max(0.0) / wall
+    } else {
+        0.0
+    };
+    Some((pct, rss))
+}
+
+async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, pid: Option<u32>) {
+    let input_points = window.points(TapStream::Input);
+    if !window.complete || input_points == 0 {
+        tracing::debug!(
+            complete = window.complete,
+            input_points,
+            "tap window not reported (incomplete or no input)"
+        );
+        return;
+    }
+    if m.needs_utilization && !window.input_has_utilization() {
+        tracing::debug!("tap window has no CPU utilisation yet (first scrape): not reported");
+        return;
+    }
+    let engine = m.engine.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        let stats = |v: Variant| -> VariantStats {
+            let stream = TapStream::Variant(v);
+            let mut s = engine.output_stats(window.sample(TapStream::Input), window.sample(stream));
+            s.points = window.points(stream);
+            s
+        };
+        let baseline = stats(Variant::Baseline);
+        let candidate = stats(Variant::Candidate);
+        let input = window.sample(TapStream::Input);
+        let processes = (0..input.resources().len())
+            .filter(|r| {
+                input.is_process_resource(phoenix_core::pipeline::sample::ResourceId(
+                    u32::try_from(*r).unwrap_or(u32::MAX),
+                ))
+            })
+            .count() as u64;
+        let ClosedWindow {
+            at_ms,
+            samples: [input, _, _],
+            ..
+        } = window;
+        (baseline, candidate, Arc::new(input), processes, at_ms)
+    })
+    .await;
+    let Ok((baseline, candidate, input, processes, at_ms)) = computed else {
+        return;
+    };
+    let mut host = lock(&inner.measure.probe).host_stats((processes > 0).then_some(processes));
+    if let Some((cpu_pct, rss)) = collector_usage(inner, pid).await {
+        host.agent_cpu_pct += cpu_pct;
+        host.agent_rss_bytes += rss;
+    }
+    let taken_at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap_or_else(Utc::now);
+    let seq = match inner.sequences.next(m.experiment_id) {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reserve measurement sequence numbers; sample not reported");
+            return;
+        }
+    };
+    inner.reporter.push(MeasurementSample {
+        experiment_id: m.experiment_id,
+        agent_id: inner.measure.agent_id,
+        seq,
+        taken_at,
+        interval_secs: m.interval_secs,
+        baseline,
+        candidate,
+        host,
+    });
+    let reported = {
+        let mut n = lock(&inner.windows_reported);
+        *n += 1;
+        *n
+    };
+    let every = u64::from(inner.measure.snapshot_every);
+    if reported == 1 || (every > 0 && reported.is_multiple_of(every)) {
+        let snapshot_input = Arc::clone(&input);
+        if let Ok(series) =
+            tokio::task::spawn_blocking(move || snapshot_input.snapshot_series()).await
+        {
+            inner.reporter.set_snapshot(CardinalitySnapshot {
+                agent_id: inner.measure.agent_id,
+                host: inner.measure.host.clone(),
+                taken_at,
+                interval_secs: m.interval_secs,
+                series,
+            });
+        }
+    }
+    *lock(&inner.last_input) = Some(input);
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! the measurement tap. The judge reaches a real verdict from those measurements (the
 //! Collector dropped the critical process: Fail), the experiment is rolled back, and the
 //! running Collector's config is the baseline's rendered config again, without the tap.
+//! Then a good candidate (top-K protecting the critical process) passes and is promoted:
+//! the Collector runs exactly the candidate's rendered config, without the tap.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,7 +79,8 @@ async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_experiment_on_the_real_collector_is_judged_from_its_output_and_rolled_back() {
+async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolled_back_or_promoted()
+{
     let Some(collector) = collector_binary() else {
         return;
     };
@@ -121,6 +124,10 @@ async fn an_experiment_on_the_real_collector_is_judged_from_its_output_and_rolle
     let state_dir = dir.path().join("agent");
     let label = uuid::Uuid::new_v4().to_string();
     let mut agent = start_agent(&base, &state_dir, &label, &collector);
+    wait_for("the agent enrolled", async || {
+        state_dir.join("credential.json").exists().then_some(())
+    })
+    .await;
 
     // Two-second scrapes, exporters on free ports (the health check keeps its rendered port).
     let interval = ParamValue::String("2s".to_owned());
@@ -274,6 +281,78 @@ async fn an_experiment_on_the_real_collector_is_judged_from_its_output_and_rolle
         .expect("the agent stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+
+    // 2. A good candidate (top-K protecting the critical process), promoted automatically:
+    // the Collector then runs exactly the candidate's rendered config, without the tap.
+    // A fresh agent (one experiment per Collector; the first one stays rolled back there).
+    let state_dir = dir.path().join("agent-2");
+    let label = uuid::Uuid::new_v4().to_string();
+    let mut agent = start_agent(&base, &state_dir, &label, &collector);
+    wait_for("the agent enrolled", async || {
+        state_dir.join("credential.json").exists().then_some(())
+    })
+    .await;
+    let baseline = PipelineRef::new("baseline")
+        .with_param("collection_interval", ParamValue::String("2s".to_owned()))
+        .with_param("prometheus_port", ParamValue::Int(free_port()));
+    let candidate = PipelineRef::new("topk")
+        .with_param("collection_interval", ParamValue::String("2s".to_owned()))
+        .with_param("prometheus_port", ParamValue::Int(free_port()))
+        .with_param("k", ParamValue::Int(10));
+    let mut spec = ExperimentSpec::new(baseline.clone(), candidate.clone(), 30);
+    spec.targets = TargetSelector {
+        labels: BTreeMap::from([("e2e".to_owned(), label.clone())]),
+        hosts: Vec::new(),
+    };
+    spec.sample_interval_secs = 2;
+    spec.critical_processes = vec![critical.clone()];
+    spec.criteria = vec![
+        Criterion::at_least(KpiName::CardinalityReductionPct, 30.0, true),
+        Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
+    ];
+    spec.auto_promote = true;
+    let created = client
+        .create_experiment(&phoenix_api::experiment::NewExperiment {
+            name: "topk K=10 on the real collector".to_owned(),
+            description: String::new(),
+            spec: spec.into(),
+        })
+        .await
+        .expect("created");
+    client.start_experiment(created.id).await.expect("started");
+    let id = ExperimentId(created.id);
+    let done = wait_for("a final phase", async || {
+        let e = phoenix.experiment(id).await.unwrap();
+        matches!(e.phase, Phase::Promoted | Phase::RolledBack | Phase::Failed).then_some(e)
+    })
+    .await;
+    assert_eq!(done.phase, Phase::Promoted, "{done:#?}");
+    let verdict = done.verdict.clone().expect("a verdict");
+    assert_eq!(verdict.outcome, VerdictOutcome::Pass, "{verdict:#?}");
+    let samples = phoenix.stores().metrics.samples(id, 100_000).await.unwrap();
+    assert!(samples.len() >= 3, "{} samples", samples.len());
+    for s in &samples {
+        assert!(s.candidate.series > 0 && s.candidate.series < s.baseline.series);
+        assert_eq!(s.candidate.critical.missing, Vec::<String>::new());
+    }
+    let rendered = TemplateRegistry::builtin()
+        .render_experiment(&baseline, &candidate, std::slice::from_ref(&critical), &[])
+        .unwrap();
+    let otelcol_dir = state_dir.join("otelcol");
+    let candidate_yaml = rendered.candidate.collector_yaml.clone();
+    wait_for("the promoted candidate config running alone", async || {
+        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+        (config == candidate_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
+    })
+    .await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(agent.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), agent.wait())
+        .await
+        .expect("the agent stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
     let _ = stop_server.send(());
     let _ = server.await;
 }

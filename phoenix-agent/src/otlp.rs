@@ -405,6 +405,118 @@ mod tests {
     use super::*;
 
     #[test]
+    fn decodes_points_as_the_prometheus_exporter_exposes_them() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Summary, SummaryDataPoint, summary_data_point,
+        };
+        let attrs = vec![string_kv("path", "/a")];
+        let histogram = Metric {
+            name: "latency".to_owned(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    attributes: attrs.clone(),
+                    time_unix_nano: 2_000_000_000,
+                    count: 6,
+                    sum: Some(1.5),
+                    bucket_counts: vec![1, 2, 3],
+                    explicit_bounds: vec![0.1, 0.5],
+                    ..HistogramDataPoint::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Metric::default()
+        };
+        let mut seen = Vec::new();
+        for_each_point(&histogram, |p| {
+            seen.push((
+                p.metric.into_owned(),
+                p.attributes,
+                p.value,
+                p.kind,
+                p.timestamp_ms,
+            ));
+        });
+        let le = |v: &str| {
+            vec![
+                ("path".to_owned(), "/a".to_owned()),
+                ("le".to_owned(), v.to_owned()),
+            ]
+        };
+        let plain = vec![("path".to_owned(), "/a".to_owned())];
+        let c = MetricKind::Counter;
+        assert_eq!(
+            seen,
+            vec![
+                ("latency_bucket".to_owned(), le("0.1"), 1.0, c, 2_000),
+                ("latency_bucket".to_owned(), le("0.5"), 3.0, c, 2_000),
+                ("latency_bucket".to_owned(), le("+Inf"), 6.0, c, 2_000),
+                ("latency_sum".to_owned(), plain.clone(), 1.5, c, 2_000),
+                ("latency_count".to_owned(), plain.clone(), 6.0, c, 2_000),
+            ]
+        );
+        let summary = Metric {
+            name: "rpc".to_owned(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![
+                    SummaryDataPoint {
+                        count: 2,
+                        sum: 0.3,
+                        quantile_values: vec![summary_data_point::ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 0.1,
+                        }],
+                        ..SummaryDataPoint::default()
+                    },
+                    // A staleness marker is no value.
+                    SummaryDataPoint {
+                        flags: 1,
+                        ..SummaryDataPoint::default()
+                    },
+                ],
+            })),
+            ..Metric::default()
+        };
+        let mut names = Vec::new();
+        for_each_point(&summary, |p| names.push((p.metric.into_owned(), p.kind)));
+        assert_eq!(
+            names,
+            vec![
+                ("rpc".to_owned(), MetricKind::Gauge),
+                ("rpc_sum".to_owned(), c),
+                ("rpc_count".to_owned(), c),
+            ]
+        );
+        let ints = Metric {
+            name: "up".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsInt(7)),
+                    attributes: vec![KeyValue {
+                        key: "n".to_owned(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::IntValue(3)),
+                        }),
+                    }],
+                    ..NumberDataPoint::default()
+                }],
+                is_monotonic: false,
+                ..Sum::default()
+            })),
+            ..Metric::default()
+        };
+        let mut got = Vec::new();
+        for_each_point(&ints, |p| got.push((p.kind, p.value, p.attributes)));
+        assert_eq!(
+            got,
+            vec![(
+                MetricKind::UpDownCounter,
+                7.0,
+                vec![("n".to_owned(), "3".to_owned())]
+            )]
+        );
+    }
+
+    #[test]
     fn encodes_one_resource_per_process_and_round_trips() {
         let processes: Vec<ProcessRecord> = (1..=3)
             .map(|pid| ProcessRecord {

@@ -189,3 +189,40 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
     }
     *lock(&inner.last_input) = Some(input);
 }
+
+#[cfg(test)]
+mod tests {
+    use phoenix_core::pipeline::{ParamValue, PipelineRef, TemplateRegistry};
+
+    use super::*;
+
+    #[test]
+    fn windows_follow_the_receivers_interval_and_the_longest_batch_timeout() {
+        let every = |s: &str| ParamValue::String(s.to_owned());
+        let rendered = TemplateRegistry::builtin()
+            .render_experiment(
+                &PipelineRef::new("baseline").with_param("collection_interval", every("30s")),
+                &PipelineRef::new("topk").with_param("collection_interval", every("30s")),
+                &[],
+                &[],
+            )
+            .unwrap();
+        let mut d = ExperimentDeployment {
+            op_seq: 1,
+            baseline: rendered.baseline.clone(),
+            candidate: Some(rendered.candidate.clone()),
+            sample_interval_secs: 10,
+            critical_processes: Vec::new(),
+            critical_metrics: Vec::new(),
+            collector_yaml: rendered.collector_yaml.clone(),
+        };
+        // 30 s scrapes; the templates' batch timeout is the interval capped at 10 s.
+        assert_eq!(window_of(&d), (30, 12, true));
+        // Without receivers (not a real template), the experiment's sampling interval.
+        d.baseline.spec.receivers.clear();
+        if let Some(c) = d.candidate.as_mut() {
+            c.spec.receivers.clear();
+        }
+        assert_eq!(window_of(&d), (10, 12, false));
+    }
+}

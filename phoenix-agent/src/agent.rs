@@ -23,7 +23,7 @@ use crate::leases::HeldLeases;
 use crate::report::{ReportConfig, Reporter};
 use crate::runtime::PipelineRuntime;
 use crate::runtime::native::{NativeConfig, NativeRuntime};
-use crate::runtime::otelcol::OtelcolRuntime;
+use crate::runtime::otelcol::{MeasureContext, OtelcolRuntime};
 use crate::seq::Sequences;
 use crate::serve::{Expositions, serve};
 use crate::state::{StateDir, StateError, StoredCredential};
@@ -234,7 +234,12 @@ impl Agent {
                 OtelcolRuntime::start(
                     self.config.otelcol.clone(),
                     state.subdir("otelcol")?,
-                    identity.agent_id,
+                    MeasureContext {
+                        agent_id: identity.agent_id,
+                        host: registration.host.clone(),
+                        snapshot_every: self.config.snapshot_every,
+                        probe: Arc::clone(&probe),
+                    },
                     Arc::clone(&reporter),
                     Arc::clone(&sequences),
                 )

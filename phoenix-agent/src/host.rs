@@ -247,6 +247,28 @@ pub fn own_cpu_seconds() -> f64 {
     secs
 }
 
+/// Another process's CPU (user plus system seconds so far) and resident set size (bytes),
+/// from `/proc/<pid>/stat` and `/proc/<pid>/statm`; `None` when it is gone or not on Linux.
+#[must_use]
+pub fn process_cpu_and_rss(pid: u32) -> Option<(f64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        #[allow(clippy::cast_precision_loss, reason = "ticks per second is small")]
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let cpu = parse_proc_stat(&stat, ticks)?;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        let page = u64::try_from(rustix::param::page_size()).ok()?;
+        Some((cpu.user + cpu.system, pages * page))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
 /// CPU nanoseconds the calling thread used so far (for per-variant evaluation cost).
 #[must_use]
 pub fn thread_cpu_nanos() -> u64 {
@@ -314,6 +336,14 @@ mod tests {
         assert_eq!(cpu.wait, Some(0.07));
         assert_eq!(parse_proc_stat("garbage", 100.0), None);
         assert_eq!(parse_proc_stat("1 (x) S 1 2", 100.0), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn reads_another_process_cpu_and_rss() {
+        let (cpu, rss) = process_cpu_and_rss(std::process::id()).unwrap();
+        assert!(cpu >= 0.0 && rss > 1024 * 1024, "{cpu} {rss}");
+        assert_eq!(process_cpu_and_rss(u32::MAX), None);
     }
 
     #[test]

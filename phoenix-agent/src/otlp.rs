@@ -163,6 +163,239 @@ pub fn to_bytes(request: &ExportMetricsServiceRequest) -> Vec<u8> {
     request.encode_to_vec()
 }
 
+/// One data point of a decoded request, as the Prometheus exporter would expose it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedPoint<'a> {
+    /// The metric name (`_bucket`, `_sum`, `_count` added for histograms and summaries).
+    pub metric: std::borrow::Cow<'a, str>,
+    /// Gauge, counter or up-down counter.
+    pub kind: MetricKind,
+    /// The data point's attributes (`le` or `quantile` added for buckets and quantiles).
+    pub attributes: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+    /// The point's own time, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+}
+
+/// An attribute value as text: strings as they are, numbers and booleans as written in
+/// Prometheus labels, arrays and maps in a JSON-like form.
+fn any_value_text(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BytesValue(b)) => hex_text(b),
+        Some(any_value::Value::ArrayValue(a)) => format!(
+            "[{}]",
+            a.values
+                .iter()
+                .map(|v| any_value_text(Some(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Some(any_value::Value::KvlistValue(l)) => format!(
+            "{{{}}}",
+            l.values
+                .iter()
+                .map(|kv| format!("{}:{}", kv.key, any_value_text(kv.value.as_ref())))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        #[allow(
+            unreachable_patterns,
+            reason = "newer protocol versions add value kinds"
+        )]
+        Some(_) => String::new(),
+    }
+}
+
+fn hex_text(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Attributes as (key, text) pairs.
+#[must_use]
+pub fn attributes_text(attributes: &[KeyValue]) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+        .collect()
+}
+
+fn millis(time_unix_nano: u64) -> i64 {
+    i64::try_from(time_unix_nano / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The "no recorded value" data point flag (a staleness marker, not a value).
+const NO_RECORDED_VALUE: u32 = 1;
+
+/// Calls `f` with each data point of `metric`, flattened the way the Collector's Prometheus
+/// exporter exposes it: gauges and sums as one series per point; histograms as cumulative
+/// `_bucket` counters (with `le`, `+Inf` last), `_sum` and `_count`; exponential histograms
+/// as `_sum` and `_count`; summaries as `quantile` gauges, `_sum` and `_count`. Points
+/// flagged "no recorded value" are skipped.
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "counts above 2^53 lose precision in f64 as they do in Prometheus"
+)]
+pub fn for_each_point<'a>(metric: &'a Metric, mut f: impl FnMut(DecodedPoint<'a>)) {
+    use std::borrow::Cow;
+    let name = metric.name.as_str();
+    let suffixed = |suffix: &str| Cow::Owned(format!("{name}{suffix}"));
+    let number = |p: &NumberDataPoint| match p.value {
+        Some(number_data_point::Value::AsDouble(d)) => Some(d),
+        Some(number_data_point::Value::AsInt(i)) => Some(i as f64),
+        None => None,
+    };
+    match &metric.data {
+        Some(metric::Data::Gauge(g)) => {
+            for p in &g.data_points {
+                if let Some(value) = number(p).filter(|_| p.flags & NO_RECORDED_VALUE == 0) {
+                    f(DecodedPoint {
+                        metric: Cow::Borrowed(name),
+                        kind: MetricKind::Gauge,
+                        attributes: attributes_text(&p.attributes),
+                        value,
+                        timestamp_ms: millis(p.time_unix_nano),
+                    });
+                }
+            }
+        }
+        Some(metric::Data::Sum(s)) => {
+            let kind = if s.is_monotonic {
+                MetricKind::Counter
+            } else {
+                MetricKind::UpDownCounter
+            };
+            for p in &s.data_points {
+                if let Some(value) = number(p).filter(|_| p.flags & NO_RECORDED_VALUE == 0) {
+                    f(DecodedPoint {
+                        metric: Cow::Borrowed(name),
+                        kind,
+                        attributes: attributes_text(&p.attributes),
+                        value,
+                        timestamp_ms: millis(p.time_unix_nano),
+                    });
+                }
+            }
+        }
+        Some(metric::Data::Histogram(h)) => {
+            for p in h
+                .data_points
+                .iter()
+                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+            {
+                let attributes = attributes_text(&p.attributes);
+                let ts = millis(p.time_unix_nano);
+                let mut cumulative = 0u64;
+                for (i, count) in p.bucket_counts.iter().enumerate() {
+                    cumulative = cumulative.saturating_add(*count);
+                    let le = p
+                        .explicit_bounds
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_owned(), ToString::to_string);
+                    let mut a = attributes.clone();
+                    a.push(("le".to_owned(), le));
+                    f(DecodedPoint {
+                        metric: suffixed("_bucket"),
+                        kind: MetricKind::Counter,
+                        attributes: a,
+                        value: cumulative as f64,
+                        timestamp_ms: ts,
+                    });
+                }
+                if let Some(sum) = p.sum {
+                    f(DecodedPoint {
+                        metric: suffixed("_sum"),
+                        kind: MetricKind::Counter,
+                        attributes: attributes.clone(),
+                        value: sum,
+                        timestamp_ms: ts,
+                    });
+                }
+                f(DecodedPoint {
+                    metric: suffixed("_count"),
+                    kind: MetricKind::Counter,
+                    attributes,
+                    value: p.count as f64,
+                    timestamp_ms: ts,
+                });
+            }
+        }
+        Some(metric::Data::ExponentialHistogram(h)) => {
+            for p in h
+                .data_points
+                .iter()
+                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+            {
+                let attributes = attributes_text(&p.attributes);
+                let ts = millis(p.time_unix_nano);
+                if let Some(sum) = p.sum {
+                    f(DecodedPoint {
+                        metric: suffixed("_sum"),
+                        kind: MetricKind::Counter,
+                        attributes: attributes.clone(),
+                        value: sum,
+                        timestamp_ms: ts,
+                    });
+                }
+                f(DecodedPoint {
+                    metric: suffixed("_count"),
+                    kind: MetricKind::Counter,
+                    attributes,
+                    value: p.count as f64,
+                    timestamp_ms: ts,
+                });
+            }
+        }
+        Some(metric::Data::Summary(s)) => {
+            for p in s
+                .data_points
+                .iter()
+                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+            {
+                let attributes = attributes_text(&p.attributes);
+                let ts = millis(p.time_unix_nano);
+                for q in &p.quantile_values {
+                    let mut a = attributes.clone();
+                    a.push(("quantile".to_owned(), q.quantile.to_string()));
+                    f(DecodedPoint {
+                        metric: Cow::Borrowed(name),
+                        kind: MetricKind::Gauge,
+                        attributes: a,
+                        value: q.value,
+                        timestamp_ms: ts,
+                    });
+                }
+                f(DecodedPoint {
+                    metric: suffixed("_sum"),
+                    kind: MetricKind::Counter,
+                    attributes: attributes.clone(),
+                    value: p.sum,
+                    timestamp_ms: ts,
+                });
+                f(DecodedPoint {
+                    metric: suffixed("_count"),
+                    kind: MetricKind::Counter,
+                    attributes,
+                    value: p.count as f64,
+                    timestamp_ms: ts,
+                });
+            }
+        }
+        None => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use phoenix_core::pipeline::ProcessRecord;
@@ -170,6 +403,118 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+
+    #[test]
+    fn decodes_points_as_the_prometheus_exporter_exposes_them() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Histogram, HistogramDataPoint, Summary, SummaryDataPoint, summary_data_point,
+        };
+        let attrs = vec![string_kv("path", "/a")];
+        let histogram = Metric {
+            name: "latency".to_owned(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    attributes: attrs.clone(),
+                    time_unix_nano: 2_000_000_000,
+                    count: 6,
+                    sum: Some(1.5),
+                    bucket_counts: vec![1, 2, 3],
+                    explicit_bounds: vec![0.1, 0.5],
+                    ..HistogramDataPoint::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Metric::default()
+        };
+        let mut seen = Vec::new();
+        for_each_point(&histogram, |p| {
+            seen.push((
+                p.metric.into_owned(),
+                p.attributes,
+                p.value,
+                p.kind,
+                p.timestamp_ms,
+            ));
+        });
+        let le = |v: &str| {
+            vec![
+                ("path".to_owned(), "/a".to_owned()),
+                ("le".to_owned(), v.to_owned()),
+            ]
+        };
+        let plain = vec![("path".to_owned(), "/a".to_owned())];
+        let c = MetricKind::Counter;
+        assert_eq!(
+            seen,
+            vec![
+                ("latency_bucket".to_owned(), le("0.1"), 1.0, c, 2_000),
+                ("latency_bucket".to_owned(), le("0.5"), 3.0, c, 2_000),
+                ("latency_bucket".to_owned(), le("+Inf"), 6.0, c, 2_000),
+                ("latency_sum".to_owned(), plain.clone(), 1.5, c, 2_000),
+                ("latency_count".to_owned(), plain.clone(), 6.0, c, 2_000),
+            ]
+        );
+        let summary = Metric {
+            name: "rpc".to_owned(),
+            data: Some(metric::Data::Summary(Summary {
+                data_points: vec![
+                    SummaryDataPoint {
+                        count: 2,
+                        sum: 0.3,
+                        quantile_values: vec![summary_data_point::ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 0.1,
+                        }],
+                        ..SummaryDataPoint::default()
+                    },
+                    // A staleness marker is no value.
+                    SummaryDataPoint {
+                        flags: 1,
+                        ..SummaryDataPoint::default()
+                    },
+                ],
+            })),
+            ..Metric::default()
+        };
+        let mut names = Vec::new();
+        for_each_point(&summary, |p| names.push((p.metric.into_owned(), p.kind)));
+        assert_eq!(
+            names,
+            vec![
+                ("rpc".to_owned(), MetricKind::Gauge),
+                ("rpc_sum".to_owned(), c),
+                ("rpc_count".to_owned(), c),
+            ]
+        );
+        let ints = Metric {
+            name: "up".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsInt(7)),
+                    attributes: vec![KeyValue {
+                        key: "n".to_owned(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::IntValue(3)),
+                        }),
+                    }],
+                    ..NumberDataPoint::default()
+                }],
+                is_monotonic: false,
+                ..Sum::default()
+            })),
+            ..Metric::default()
+        };
+        let mut got = Vec::new();
+        for_each_point(&ints, |p| got.push((p.kind, p.value, p.attributes)));
+        assert_eq!(
+            got,
+            vec![(
+                MetricKind::UpDownCounter,
+                7.0,
+                vec![("n".to_owned(), "3".to_owned())]
+            )]
+        );
+    }
 
     #[test]
     fn encodes_one_resource_per_process_and_round_trips() {

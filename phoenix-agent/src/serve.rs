@@ -1,4 +1,5 @@
-//! The agent's only listener: the Prometheus exposition of each variant, bound to
+//! The agent's exposition listener (the otelcol runtime adds its loopback measurement tap,
+//! `runtime::tap`): the Prometheus exposition of each variant, bound to
 //! `127.0.0.1` by default. Routes:
 //!
 //! | path | what |

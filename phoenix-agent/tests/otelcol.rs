@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phoenix_agent::config::OtelcolConfig;
+use phoenix_agent::host::HostProbe;
 use phoenix_agent::report::{ReportConfig, Reporter};
-use phoenix_agent::runtime::otelcol::OtelcolRuntime;
+use phoenix_agent::runtime::otelcol::{MeasureContext, OtelcolRuntime};
 use phoenix_agent::runtime::{Deployments, HostPipeline, PipelineRuntime, RuntimeError};
 use phoenix_agent::seq::Sequences;
 use phoenix_agent::state::StateDir;
@@ -59,7 +60,12 @@ fn runtime(dir: &std::path::Path, port: u16, stop_timeout: Duration) -> OtelcolR
             restart_backoff: Duration::from_millis(100),
         },
         state.subdir("otelcol").unwrap(),
-        AgentId::new(),
+        MeasureContext {
+            agent_id: AgentId::new(),
+            host: "test".to_owned(),
+            snapshot_every: 30,
+            probe: Arc::new(std::sync::Mutex::new(HostProbe::new())),
+        },
         Arc::new(Reporter::new(ReportConfig::default())),
         Arc::new(Sequences::load(state).unwrap()),
     )

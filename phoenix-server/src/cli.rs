@@ -149,6 +149,13 @@ pub struct DevArgs {
     /// How long the demo experiment runs, seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(20..=86_400))]
     pub demo_secs: u64,
+    /// What runs the local agent's pipelines: the built-in engine, or a real OpenTelemetry
+    /// Collector the agent supervises and measures through its tap.
+    #[arg(long, value_enum, default_value = "native")]
+    pub runtime: phoenix_agent::RuntimeKind,
+    /// The Collector binary of `--runtime otelcol` (default: `otelcol-contrib` on the PATH).
+    #[arg(long)]
+    pub otelcol_binary: Option<PathBuf>,
 }
 
 /// The TOML file: every key optional, unknown keys refused.
@@ -403,6 +410,21 @@ mod tests {
         };
         assert_eq!(dev.agent_listen.port(), 0);
         assert_eq!(dev.demo_secs, 45);
+        assert_eq!(dev.runtime, phoenix_agent::RuntimeKind::Native);
+        let Ok(Some(Command::Dev(dev))) = parse(&[
+            "--runtime",
+            "otelcol",
+            "--otelcol-binary",
+            "/opt/otelcol-phoenix",
+        ]) else {
+            panic!("dev parses the runtime");
+        };
+        assert_eq!(dev.runtime, phoenix_agent::RuntimeKind::Otelcol);
+        assert_eq!(
+            dev.otelcol_binary,
+            Some(PathBuf::from("/opt/otelcol-phoenix"))
+        );
+        assert!(parse(&["--runtime", "wasm"]).is_err());
         // Shorter than the warm-up plus a few samples: refused, not silently useless.
         assert!(parse(&["--demo-secs", "5"]).is_err());
         assert!(parse(&["--agent-listen", "nowhere"]).is_err());

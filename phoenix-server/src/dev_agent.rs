@@ -2,13 +2,16 @@
 //! `phoenix-agent` in this process, through the same public API as the `phoenix-agent`
 //! binary (HTTP to this server with the enrollment token), then creates and starts an
 //! experiment on this machine's real processes: `baseline` against `topk` (K=10), with
-//! the server's own process as the critical one.
+//! the server's own process as the critical one. With `--runtime otelcol` the agent runs
+//! both variants in a real OpenTelemetry Collector and measures its output.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_agent::{Agent, AgentConfig, HttpControlPlane};
+use phoenix_agent::config::OtelcolConfig;
+use phoenix_agent::{Agent, AgentConfig, HttpControlPlane, RuntimeKind};
 use phoenix_core::experiment::ExperimentSpec;
 use phoenix_core::pipeline::{ParamValue, PipelineRef};
 
@@ -25,6 +28,10 @@ pub struct DevAgentOptions {
     pub sample_interval_secs: u32,
     /// K of the demo candidate.
     pub k: i64,
+    /// What runs the pipelines.
+    pub runtime: RuntimeKind,
+    /// The Collector binary when `runtime` is otelcol (default: the agent's default).
+    pub otelcol_binary: Option<PathBuf>,
 }
 
 impl Default for DevAgentOptions {
@@ -34,6 +41,8 @@ impl Default for DevAgentOptions {
             demo_duration_secs: 60,
             sample_interval_secs: 5,
             k: 10,
+            runtime: RuntimeKind::Native,
+            otelcol_binary: None,
         }
     }
 }
@@ -65,6 +74,14 @@ async fn run(ctx: DevContext, options: DevAgentOptions) -> anyhow::Result<()> {
         listen: Some(options.listen),
         heartbeat_interval: Duration::from_secs(5),
         snapshot_every: 6,
+        runtime: options.runtime,
+        otelcol: OtelcolConfig {
+            binary: options
+                .otelcol_binary
+                .clone()
+                .unwrap_or_else(|| OtelcolConfig::default().binary),
+            ..OtelcolConfig::default()
+        },
         ..AgentConfig::default()
     };
     let control = Arc::new(HttpControlPlane::new(&ctx.base_url)?);
@@ -80,11 +97,16 @@ async fn run(ctx: DevContext, options: DevAgentOptions) -> anyhow::Result<()> {
     }
 
     let client = phoenix_client::Client::new(&ctx.base_url)?.with_token(ctx.admin_token.clone());
-    let mut spec = ExperimentSpec::new(
-        PipelineRef::new("baseline"),
-        PipelineRef::new("topk").with_param("k", ParamValue::Int(options.k)),
-        options.demo_duration_secs,
-    );
+    let mut baseline = PipelineRef::new("baseline");
+    let mut candidate = PipelineRef::new("topk").with_param("k", ParamValue::Int(options.k));
+    if options.runtime == RuntimeKind::Otelcol {
+        // The Collector scrapes at its receivers' interval: make it the sampling interval,
+        // so each measured window holds one scrape.
+        let every = ParamValue::String(format!("{}s", options.sample_interval_secs));
+        baseline = baseline.with_param("collection_interval", every.clone());
+        candidate = candidate.with_param("collection_interval", every);
+    }
+    let mut spec = ExperimentSpec::new(baseline, candidate, options.demo_duration_secs);
     spec.sample_interval_secs = options.sample_interval_secs;
     spec.warmup_secs = u64::from(options.sample_interval_secs) * 2;
     spec.critical_processes = vec![own_executable_name()];

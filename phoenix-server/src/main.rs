@@ -28,6 +28,8 @@ async fn main() -> anyhow::Result<()> {
                     phoenix_server::dev_agent::DevAgentOptions {
                         listen: args.agent_listen,
                         demo_duration_secs: args.demo_secs,
+                        runtime: args.runtime,
+                        otelcol_binary: args.otelcol_binary,
                         ..Default::default()
                     },
                 )]

@@ -9,6 +9,7 @@
 
 pub mod native;
 pub mod otelcol;
+pub mod tap;
 
 use std::collections::BTreeMap;
 use std::fmt;

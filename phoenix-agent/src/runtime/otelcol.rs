@@ -11,10 +11,25 @@
 //!   config does not become healthy, the collector is started again on `lkg.yaml` and the
 //!   change fails.
 //!
-//! Points in and out come from the collector's own telemetry (`:8888/metrics`):
-//! `otelcol_receiver_accepted_metric_points` and `otelcol_exporter_sent_metric_points`.
+//! **Measurement.** While an experiment's candidate runs, the Collector runs the combined
+//! config exactly as rendered plus the measurement tap overlay rendered by core
+//! ([`phoenix_core::pipeline::render::tap`]), passed as a second `--config`: it copies the
+//! shared receivers' output (`input`) and each variant's exported output to the agent's
+//! loopback tap listener ([`super::tap`]). Per window, the agent measures each variant's
+//! actual output against the input with the core engine's statistics
+//! ([`Engine::output_stats`]: series, points, Prometheus text bytes, fidelity, critical
+//! coverage) and reports a [`MeasurementSample`] like the native runtime. The host figures'
+//! `agent_cpu_pct` and `agent_rss_bytes` are the agent's plus the Collector process's
+//! (`/proc/<pid>/stat`, `/proc/<pid>/statm`); both variants run in that one process, so no
+//! per-variant CPU is reported (`eval_nanos` stays 0; the KPI says "not measured").
+//! Without a candidate (a rolled-back experiment, the host pipeline) no tap is added.
+//!
+//! Points in and out can also be read from the collector's own telemetry
+//! ([`OtelcolRuntime::telemetry`]): `otelcol_receiver_accepted_metric_points` and
+//! `otelcol_exporter_sent_metric_points`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,17 +37,35 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
-use phoenix_core::ids::AgentId;
+use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::SnapshotSeries;
 use phoenix_core::pipeline::exposition::sample_from_exposition;
+use phoenix_core::pipeline::render::tap::{TapTarget, measurement_tap};
+use phoenix_core::pipeline::{Engine, Sample};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use super::{Deployments, PipelineKey, PipelineRuntime, RuntimeError};
+use self::measure::{Measuring, measure_windows, window_of};
+use super::tap::{TapSink, TapStats, TapWindows};
+use super::{Deployments, ExperimentDeployment, PipelineKey, PipelineRuntime, RuntimeError};
 use crate::backoff::Backoff;
 use crate::config::OtelcolConfig;
+use crate::host::HostProbe;
 use crate::report::Reporter;
 use crate::seq::Sequences;
+
+/// What the runtime needs to report measurements.
+#[derive(Debug, Clone)]
+pub struct MeasureContext {
+    /// This agent.
+    pub agent_id: AgentId,
+    /// The host name (in snapshots).
+    pub host: String,
+    /// Send a cardinality snapshot every this many windows (and at the first one).
+    pub snapshot_every: u32,
+    /// Host figures.
+    pub probe: Arc<Mutex<HostProbe>>,
+}
 
 /// Points the collector reports about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -75,6 +108,15 @@ struct Supervised {
     child: Option<Child>,
     /// Bumped at every intentional start/stop, so the crash watcher knows a stop was ours.
     generation: u64,
+    /// The tap overlay passed after the config, while an experiment is measured.
+    overlay: Option<PathBuf>,
+    /// What the running config measures, and what the last-known-good one measured.
+    measuring: Option<Measuring>,
+    lkg_measuring: Option<Measuring>,
+    /// Tap generations handed out so far.
+    tap_generations: u64,
+    /// When the child started and the CPU seconds it had used at the last report.
+    cpu_mark: Option<(tokio::time::Instant, f64)>,
 }
 
 #[derive(Debug)]
@@ -86,6 +128,13 @@ struct Inner {
     desired: watch::Sender<Deployments>,
     health: Mutex<(PipelineHealth, Option<String>)>,
     telemetry: Mutex<CollectorTelemetry>,
+    measure: MeasureContext,
+    reporter: Arc<Reporter>,
+    sequences: Arc<Sequences>,
+    tap: Arc<TapSink>,
+    tap_addr: SocketAddr,
+    last_input: Mutex<Option<Arc<Sample>>>,
+    windows_reported: Mutex<u64>,
 }
 
 /// The otelcol runtime.
@@ -93,6 +142,7 @@ struct Inner {
 pub struct OtelcolRuntime {
     inner: Arc<Inner>,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,17 +177,30 @@ pub fn collector_config(desired: &Deployments) -> Result<Option<String>, Runtime
     ))
 }
 
+/// The experiment whose combined config [`collector_config`] runs, which the tap measures.
+fn measured_experiment(desired: &Deployments) -> Option<(ExperimentId, &ExperimentDeployment)> {
+    let mut experiments = desired.experiments.iter();
+    match (experiments.next(), experiments.next(), &desired.host) {
+        (Some((id, d)), None, None) if d.candidate.is_some() && !d.collector_yaml.is_empty() => {
+            Some((*id, d))
+        }
+        _ => None,
+    }
+}
+
 impl OtelcolRuntime {
     /// A runtime writing configs under `dir`; the collector starts with the first apply.
+    /// Binds the measurement tap listener (`127.0.0.1`, an ephemeral port); must be called
+    /// within a Tokio runtime.
     ///
     /// # Errors
-    /// When the binary does not exist.
+    /// When the binary does not exist or the tap listener cannot be bound.
     pub fn start(
         config: OtelcolConfig,
         dir: PathBuf,
-        _agent_id: AgentId,
-        _reporter: Arc<Reporter>,
-        _sequences: Arc<Sequences>,
+        measure: MeasureContext,
+        reporter: Arc<Reporter>,
+        sequences: Arc<Sequences>,
     ) -> Result<Self, RuntimeError> {
         if config.binary.components().count() > 1 && !config.binary.exists() {
             return Err(RuntimeError::Unsupported(format!(
@@ -145,6 +208,8 @@ impl OtelcolRuntime {
                 config.binary.display()
             )));
         }
+        let tap = Arc::new(TapSink::new(super::tap::random_token()));
+        let (tap_addr, tap_task) = super::tap::serve(Arc::clone(&tap)).map_err(RuntimeError::Io)?;
         let inner = Arc::new(Inner {
             config,
             dir,
@@ -153,12 +218,46 @@ impl OtelcolRuntime {
             desired: watch::channel(Deployments::default()).0,
             health: Mutex::new((PipelineHealth::Starting, None)),
             telemetry: Mutex::new(CollectorTelemetry::default()),
+            measure,
+            reporter,
+            sequences,
+            tap,
+            tap_addr,
+            last_input: Mutex::new(None),
+            windows_reported: Mutex::new(0),
         });
         let watcher = tokio::spawn(watch_crashes(Arc::clone(&inner)));
+        let measurer = tokio::spawn(measure_windows(Arc::clone(&inner)));
         Ok(Self {
             inner,
             watcher: Mutex::new(Some(watcher)),
+            tasks: Mutex::new(vec![tap_task, measurer]),
         })
+    }
+
+    /// The tap overlay file (present while an experiment is measured).
+    #[must_use]
+    pub fn tap_path(&self) -> PathBuf {
+        self.inner.dir.join("tap.yaml")
+    }
+
+    /// Where the measurement tap listens (loopback).
+    #[must_use]
+    pub fn tap_addr(&self) -> SocketAddr {
+        self.inner.tap_addr
+    }
+
+    /// What the tap received so far for the experiment measured now, if any.
+    pub async fn tap_stats(&self) -> Option<TapStats> {
+        let generation = self
+            .inner
+            .supervised
+            .lock()
+            .await
+            .measuring
+            .as_ref()?
+            .generation;
+        self.inner.tap.with_windows(generation, |w| w.stats())
     }
 
     /// The config file the collector runs.
@@ -209,10 +308,19 @@ impl OtelcolRuntime {
 
 impl Inner {
     async fn spawn(&self, s: &mut Supervised, config_file: &PathBuf) -> Result<(), RuntimeError> {
-        let child = Command::new(&self.config.binary)
+        let mut command = Command::new(&self.config.binary);
+        command
             .args(&self.config.args)
             .arg("--config")
-            .arg(config_file)
+            .arg(config_file);
+        if let Some(overlay) = &s.overlay {
+            command.arg("--config").arg(overlay);
+        }
+        // A new process: its scrapes run at a new phase, so windows start again.
+        if let Some(m) = &s.measuring {
+            self.tap.with_windows(m.generation, TapWindows::reset);
+        }
+        let child = command
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -224,7 +332,23 @@ impl Inner {
             })?;
         s.child = Some(child);
         s.generation += 1;
+        s.cpu_mark = Some((tokio::time::Instant::now(), 0.0));
         Ok(())
+    }
+
+    /// Starts measuring `m` through the tap (fresh windows), or stops measuring.
+    fn measure(&self, s: &mut Supervised, m: Option<Measuring>) {
+        match &m {
+            Some(m) => self.tap.start(
+                m.generation,
+                TapWindows::new(
+                    i64::from(m.interval_secs) * 1000,
+                    i64::from(m.grace_secs) * 1000,
+                ),
+            ),
+            None => self.tap.stop(),
+        }
+        s.measuring = m;
     }
 
     /// SIGTERM, then SIGKILL after `stop_timeout`.
@@ -332,22 +456,82 @@ impl PipelineRuntime for OtelcolRuntime {
 
     async fn apply(&self, desired: &Deployments) -> Result<(), RuntimeError> {
         let yaml = collector_config(desired)?;
+        let measured = measured_experiment(desired);
         let inner = &self.inner;
         let mut s = inner.supervised.lock().await;
         let config = self.config_path();
         let lkg = self.lkg_path();
+        let tap = self.tap_path();
+        let lkg_tap = inner.dir.join("lkg-tap.yaml");
         let Some(yaml) = yaml else {
             inner.stop(&mut s).await;
+            inner.measure(&mut s, None);
+            s.overlay = None;
+            let _ = std::fs::remove_file(&tap);
             inner.desired.send_replace(desired.clone());
             return Ok(());
         };
-        if std::fs::read_to_string(&config).is_ok_and(|c| c == yaml) && s.child.is_some() {
+        let same_measuring = match (&s.measuring, measured) {
+            (Some(m), Some((id, _))) => m.experiment_id == id,
+            (None, None) => true,
+            _ => false,
+        };
+        if std::fs::read_to_string(&config).is_ok_and(|c| c == yaml)
+            && s.child.is_some()
+            && same_measuring
+        {
             inner.desired.send_replace(desired.clone());
             return Ok(());
         }
+        // The tap first: a config it cannot tap changes nothing.
+        let next = match measured {
+            Some((id, d)) => {
+                let generation = s.tap_generations + 1;
+                let overlay = measurement_tap(
+                    &yaml,
+                    &TapTarget {
+                        endpoint: format!("http://{}", inner.tap_addr),
+                        token: inner.tap.token().to_owned(),
+                        generation,
+                    },
+                )
+                .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+                s.tap_generations = generation;
+                let (interval_secs, grace_secs, needs_utilization) = window_of(d);
+                Some((
+                    overlay,
+                    Measuring {
+                        generation,
+                        experiment_id: id,
+                        engine: Engine::with_critical(
+                            d.baseline.spec.clone(),
+                            &d.critical_processes,
+                            &d.critical_metrics,
+                        ),
+                        needs_utilization,
+                        interval_secs,
+                        grace_secs,
+                    },
+                ))
+            }
+            None => None,
+        };
         crate::state::write_private(&config, yaml.as_bytes())
             .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
         inner.stop(&mut s).await;
+        match next {
+            Some((overlay, m)) => {
+                crate::state::write_private(&tap, overlay.as_bytes())
+                    .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
+                s.overlay = Some(tap.clone());
+                inner.measure(&mut s, Some(m));
+            }
+            None => {
+                let _ = std::fs::remove_file(&tap);
+                s.overlay = None;
+                inner.measure(&mut s, None);
+            }
+        }
         inner.set_health(PipelineHealth::Starting, None);
         let started = match inner.spawn(&mut s, &config).await {
             Ok(()) => {
@@ -360,6 +544,12 @@ impl PipelineRuntime for OtelcolRuntime {
         match started {
             Ok(()) => {
                 std::fs::copy(&config, &lkg).map_err(RuntimeError::Io)?;
+                if s.overlay.is_some() {
+                    std::fs::copy(&tap, &lkg_tap).map_err(RuntimeError::Io)?;
+                } else {
+                    let _ = std::fs::remove_file(&lkg_tap);
+                }
+                s.lkg_measuring = s.measuring.clone();
                 inner.set_health(PipelineHealth::Healthy, None);
                 inner.desired.send_replace(desired.clone());
                 Ok(())
@@ -369,6 +559,15 @@ impl PipelineRuntime for OtelcolRuntime {
                 inner.stop(&mut s).await;
                 if lkg.exists() {
                     std::fs::copy(&lkg, &config).map_err(RuntimeError::Io)?;
+                    if lkg_tap.exists() {
+                        std::fs::copy(&lkg_tap, &tap).map_err(RuntimeError::Io)?;
+                        s.overlay = Some(tap.clone());
+                    } else {
+                        let _ = std::fs::remove_file(&tap);
+                        s.overlay = None;
+                    }
+                    let previous = s.lkg_measuring.clone();
+                    inner.measure(&mut s, previous);
                     if inner.spawn(&mut s, &config).await.is_ok()
                         && inner
                             .healthy_within(&mut s, inner.config.start_timeout)
@@ -379,6 +578,9 @@ impl PipelineRuntime for OtelcolRuntime {
                     }
                 } else {
                     let _ = std::fs::remove_file(&config);
+                    let _ = std::fs::remove_file(&tap);
+                    s.overlay = None;
+                    inner.measure(&mut s, None);
                 }
                 Err(RuntimeError::Unhealthy(reason))
             }
@@ -412,8 +614,16 @@ impl PipelineRuntime for OtelcolRuntime {
     }
 
     async fn snapshot(&self) -> Result<Vec<SnapshotSeries>, RuntimeError> {
-        // The collector's own exporters are the only view of its data this runtime has:
-        // snapshot what the running config exports on its first Prometheus exporter.
+        // The tap's last input window, while an experiment is measured.
+        let last = lock(&self.inner.last_input).clone();
+        if let Some(input) = last {
+            return tokio::task::spawn_blocking(move || input.snapshot_series())
+                .await
+                .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
+        }
+        // Otherwise the collector's own exporters are the only view of its data this
+        // runtime has: snapshot what the running config exports on its first Prometheus
+        // exporter.
         let desired = self.inner.desired.borrow().clone();
         let endpoint = desired.pipelines().into_iter().find_map(|(_, p)| {
             p.spec.exporters.iter().find_map(|e| match e {
@@ -453,8 +663,14 @@ impl PipelineRuntime for OtelcolRuntime {
         if let Some(w) = lock(&self.watcher).take() {
             w.abort();
         }
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+        self.inner.tap.stop();
     }
 }
+
+mod measure;
 
 #[cfg(test)]
 mod tests {

@@ -567,15 +567,28 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
     } else {
         None
     };
+    // No sample with per-variant CPU at all (agents whose variants share one process, such
+    // as the otelcol runtime's Collector) is "not measured", not a zero baseline.
+    let cpu_measured = be > 0 || ce > 0;
     push(
         KpiName::AgentCpuOverheadPct,
         overhead,
-        Undefined::ZeroBaseline,
+        if cpu_measured {
+            Undefined::ZeroBaseline
+        } else {
+            Undefined::NotMeasured
+        },
         Some(baseline.eval_nanos_mean),
         Some(candidate.eval_nanos_mean),
-        format!(
-            "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Mann-Whitney U over per-sample values"
-        ),
+        if cpu_measured {
+            format!(
+                "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Mann-Whitney U over per-sample values"
+            )
+        } else {
+            format!(
+                "no per-variant CPU in {basis_hosts}: both variants ran in one Collector process, whose CPU and memory the agents report for the two together"
+            )
+        },
     );
     push(
         KpiName::AgentRssOverheadPct,

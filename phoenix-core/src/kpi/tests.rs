@@ -234,7 +234,6 @@ fn zero_baseline_is_undefined_not_a_full_reduction() {
         KpiName::CardinalityReductionPct,
         KpiName::DataPointReductionPct,
         KpiName::CostReductionPct,
-        KpiName::AgentCpuOverheadPct,
     ] {
         let v = kpi(&k, name);
         assert_eq!(
@@ -243,7 +242,24 @@ fn zero_baseline_is_undefined_not_a_full_reduction() {
             "{name}"
         );
     }
+    // No variant CPU in any sample: not measured (variants sharing one Collector process).
+    let cpu = kpi(&k, KpiName::AgentCpuOverheadPct);
+    assert_eq!(
+        (cpu.value, cpu.undefined),
+        (None, Some(Undefined::NotMeasured))
+    );
     assert!(k.agent_cpu_test.is_none());
+    // Candidate CPU measured against a zero baseline: the zero-baseline trap again.
+    let k = compute(
+        &e,
+        &run(&e, 10, zero, V(0, 0, 0, 5_000, 0.0)),
+        &Catalogue::builtin(),
+    );
+    let cpu = kpi(&k, KpiName::AgentCpuOverheadPct);
+    assert_eq!(
+        (cpu.value, cpu.undefined),
+        (None, Some(Undefined::ZeroBaseline))
+    );
 }
 
 #[test]

@@ -134,9 +134,10 @@ impl Engine {
         stats_of(sample, sample, &self.critical)
     }
 
-    /// Statistics of `output` as if this pipeline had produced it from `input` (fidelity and
-    /// critical coverage against this engine's critical lists): how another implementation of
-    /// the same pipeline, such as a real Collector, is measured like the native engine.
+    /// Statistics of `output`, produced from `input` by something other than this engine
+    /// (the real Collector, whose output the otelcol runtime captures), measured exactly as
+    /// an evaluation's are: series, points, Prometheus text bytes, top labels, fidelity and
+    /// critical coverage against this engine's critical lists.
     #[must_use]
     pub fn output_stats(&self, input: &Sample, output: &Sample) -> VariantStats {
         stats_of(input, output, &self.critical)

@@ -14,6 +14,7 @@
 
 pub mod collector;
 pub mod escape;
+pub mod tap;
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,

@@ -1,0 +1,358 @@
+//! End to end on the real OpenTelemetry Collector: the real server (in-process on
+//! 127.0.0.1:0) and a real `phoenix-agent` process with `--runtime otelcol`, supervising
+//! Phoenix's pinned Collector distribution (`support::collector::collector_binary()`).
+//!
+//! An experiment (baseline vs a `topk` K=1 that does not protect the critical process) runs
+//! both variants in one Collector; the agent measures each variant's actual output through
+//! the measurement tap. The judge reaches a real verdict from those measurements (the
+//! Collector dropped the critical process: Fail), the experiment is rolled back, and the
+//! running Collector's config is the baseline's rendered config again, without the tap.
+//! Then a good candidate (top-K protecting the critical process) passes and is promoted:
+//! the Collector runs exactly the candidate's rendered config, without the tap.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_client::Client;
+use phoenix_core::clock::SystemClock;
+use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
+use phoenix_core::ids::ExperimentId;
+use phoenix_core::judge::{Criterion, KpiName, VerdictOutcome};
+use phoenix_core::kpi::Undefined;
+use phoenix_core::pipeline::{ParamValue, PipelineRef, TemplateRegistry};
+use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
+use phoenix_server::config::ServerConfig;
+use tokio::process::{Child, Command};
+
+mod support;
+use support::collector::collector_binary;
+use support::processes::NamedProcesses;
+
+const ADMIN: &str = "phx_admin_otelcol_0123456789abcdef";
+const ENROLL: &str = "phx_enroll_otelcol_0123456789abcdef";
+
+fn start_agent(server: &str, state_dir: &Path, label: &str, collector: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
+        .args(["--server", server, "--enrollment-token", ENROLL])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(["--listen", "127.0.0.1:0", "--host-name", "otelcol-e2e"])
+        .args(["--label", &format!("e2e={label}")])
+        .args(["--runtime", "otelcol", "--otelcol-binary"])
+        .arg(collector)
+        .args([
+            "--heartbeat-interval-secs",
+            "1",
+            "--poll-wait-secs",
+            "2",
+            "--backoff-initial-ms",
+            "100",
+            "--backoff-max-ms",
+            "1000",
+            "--shutdown-grace-secs",
+            "2",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent binary starts")
+}
+
+fn free_port() -> i64 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    i64::from(l.local_addr().unwrap().port())
+}
+
+async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolled_back_or_promoted()
+{
+    let Some(collector) = collector_binary() else {
+        return;
+    };
+    let mut processes = NamedProcesses::new();
+    let critical = NamedProcesses::unique_name("pxotc");
+    processes.spawn(&critical, 1);
+    processes.fill_host_to(&NamedProcesses::unique_name("pxofil"), 100);
+
+    let store = MemoryStore::new();
+    let phoenix = Phoenix::new(
+        store.stores(),
+        Arc::new(SystemClock),
+        PhoenixConfig {
+            lease: chrono::Duration::seconds(5),
+            heartbeat_interval: chrono::Duration::seconds(2),
+            safety_poll: chrono::Duration::milliseconds(200),
+            ..PhoenixConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(phoenix_server::serve_with(
+        listener,
+        phoenix.clone(),
+        ServerConfig {
+            admin_token: Some(ADMIN.to_owned()),
+            enrollment_token: Some(ENROLL.to_owned()),
+            controller_interval_ms: 100,
+            agent_rate_per_sec: 1000.0,
+            agent_rate_burst: 1000,
+            ..ServerConfig::default()
+        },
+        phoenix_server::ServeOptions::default(),
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
+    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("agent");
+    let label = uuid::Uuid::new_v4().to_string();
+    let mut agent = start_agent(&base, &state_dir, &label, &collector);
+    wait_for("the agent enrolled", async || {
+        state_dir.join("credential.json").exists().then_some(())
+    })
+    .await;
+
+    // Two-second scrapes, exporters on free ports (the health check keeps its rendered port).
+    let interval = ParamValue::String("2s".to_owned());
+    let baseline = PipelineRef::new("baseline")
+        .with_param("collection_interval", interval.clone())
+        .with_param("prometheus_port", ParamValue::Int(free_port()));
+    let candidate = PipelineRef::new("topk")
+        .with_param("collection_interval", interval)
+        .with_param("prometheus_port", ParamValue::Int(free_port()))
+        .with_param("k", ParamValue::Int(1))
+        .with_param("protect_critical", ParamValue::Bool(false));
+    let mut spec = ExperimentSpec::new(baseline.clone(), candidate.clone(), 30);
+    spec.targets = TargetSelector {
+        labels: BTreeMap::from([("e2e".to_owned(), label.clone())]),
+        hosts: Vec::new(),
+    };
+    spec.sample_interval_secs = 2;
+    spec.critical_processes = vec![critical.clone()];
+    spec.criteria = vec![
+        Criterion::at_least(KpiName::CardinalityReductionPct, 30.0, true),
+        Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
+    ];
+    spec.auto_rollback = true;
+    let created = client
+        .create_experiment(&phoenix_api::experiment::NewExperiment {
+            name: "topk K=1 on the real collector".to_owned(),
+            description: String::new(),
+            spec: spec.into(),
+        })
+        .await
+        .expect("created");
+    client.start_experiment(created.id).await.expect("started");
+    let id = ExperimentId(created.id);
+
+    // While it runs: the Collector runs the combined config plus the tap overlay.
+    let otelcol_dir = state_dir.join("otelcol");
+    let rendered = TemplateRegistry::builtin()
+        .render_experiment(&baseline, &candidate, std::slice::from_ref(&critical), &[])
+        .unwrap();
+    wait_for("the combined config running with the tap", async || {
+        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+        (config == rendered.collector_yaml && otelcol_dir.join("tap.yaml").exists()).then_some(())
+    })
+    .await;
+
+    let done = wait_for("a final phase", async || {
+        let e = phoenix.experiment(id).await.unwrap();
+        matches!(
+            e.phase,
+            Phase::RolledBack | Phase::Completed | Phase::Failed
+        )
+        .then_some(e)
+    })
+    .await;
+    assert_eq!(done.phase, Phase::RolledBack, "{done:#?}");
+    let verdict = done.verdict.clone().expect("a verdict");
+    assert_eq!(verdict.outcome, VerdictOutcome::Fail, "{verdict:#?}");
+    let criterion = |kpi| {
+        verdict
+            .criteria
+            .iter()
+            .find(|c| c.criterion.kpi == kpi)
+            .unwrap()
+            .clone()
+    };
+    // The Collector really cut the process series, and really dropped the critical process.
+    let reduction = criterion(KpiName::CardinalityReductionPct);
+    assert_eq!(reduction.passed, Some(true), "{reduction:#?}");
+    let coverage = criterion(KpiName::CriticalCoveragePct);
+    assert_eq!(coverage.passed, Some(false), "{coverage:#?}");
+    assert_eq!(coverage.measured, Some(0.0));
+
+    let samples = phoenix.stores().metrics.samples(id, 100_000).await.unwrap();
+    assert!(samples.len() >= 3, "{} samples", samples.len());
+    let first = &samples[0];
+    eprintln!(
+        "measured from the Collector: {} samples; first: baseline {} series / {} points / {} bytes, candidate {} series / {} points / {} bytes, agent+collector CPU {:.1} % RSS {} MiB",
+        samples.len(),
+        first.baseline.series,
+        first.baseline.points,
+        first.baseline.bytes,
+        first.candidate.series,
+        first.candidate.points,
+        first.candidate.bytes,
+        first.host.agent_cpu_pct,
+        first.host.agent_rss_bytes / (1024 * 1024)
+    );
+    for s in &samples {
+        // Measured from the Collector's output: the baseline carries every process (the
+        // input), the candidate one process plus the host-level series at most.
+        assert!(
+            s.baseline.series >= 100 * 5,
+            "baseline {}",
+            s.baseline.series
+        );
+        assert!(
+            s.candidate.series > 0 && s.candidate.series * 2 < s.baseline.series,
+            "candidate {} of baseline {}",
+            s.candidate.series,
+            s.baseline.series
+        );
+        assert!(s.baseline.bytes > s.candidate.bytes && s.candidate.bytes > 0);
+        assert!(s.baseline.points >= s.baseline.series);
+        assert_eq!(s.baseline.critical.missing, Vec::<String>::new());
+        assert_eq!(s.candidate.critical.missing, vec![critical.clone()]);
+        assert_eq!(s.baseline.fidelity.memory_pct, 100.0);
+        assert!(s.candidate.fidelity.memory_pct < 100.0);
+        assert_eq!((s.baseline.eval_nanos, s.candidate.eval_nanos), (0, 0));
+        // Agent plus Collector.
+        assert!(s.host.agent_rss_bytes > 20 * 1024 * 1024);
+        assert_eq!(s.interval_secs, 2);
+    }
+    let kpis = phoenix_core::kpi::compute(&done, &samples, phoenix.catalogue());
+    let cpu = kpis.kpi(KpiName::AgentCpuOverheadPct).unwrap();
+    assert_eq!(cpu.undefined, Some(Undefined::NotMeasured));
+
+    // Rolled back: the Collector runs the baseline's own config, without the tap.
+    let baseline_yaml = rendered.baseline.collector_yaml.clone();
+    wait_for("the baseline config running alone", async || {
+        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+        (config == baseline_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
+    })
+    .await;
+    // ... and it is healthy and exports the baseline's output.
+    let port = rendered
+        .baseline
+        .params
+        .get("prometheus_port")
+        .and_then(|p| match p {
+            ParamValue::Int(i) => Some(*i),
+            _ => None,
+        })
+        .unwrap();
+    let text = wait_for("the baseline exporter serving", async || {
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("process_memory_usage").then_some(text)
+    })
+    .await;
+    assert!(text.contains(&critical));
+
+    // A graceful stop stops the Collector too (SIGKILL would orphan it).
+    let pid = rustix::process::Pid::from_raw(i32::try_from(agent.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), agent.wait())
+        .await
+        .expect("the agent stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    // 2. A good candidate (top-K protecting the critical process), promoted automatically:
+    // the Collector then runs exactly the candidate's rendered config, without the tap.
+    // A fresh agent (one experiment per Collector; the first one stays rolled back there).
+    let state_dir = dir.path().join("agent-2");
+    let label = uuid::Uuid::new_v4().to_string();
+    let mut agent = start_agent(&base, &state_dir, &label, &collector);
+    wait_for("the agent enrolled", async || {
+        state_dir.join("credential.json").exists().then_some(())
+    })
+    .await;
+    let baseline = PipelineRef::new("baseline")
+        .with_param("collection_interval", ParamValue::String("2s".to_owned()))
+        .with_param("prometheus_port", ParamValue::Int(free_port()));
+    let candidate = PipelineRef::new("topk")
+        .with_param("collection_interval", ParamValue::String("2s".to_owned()))
+        .with_param("prometheus_port", ParamValue::Int(free_port()))
+        .with_param("k", ParamValue::Int(10));
+    let mut spec = ExperimentSpec::new(baseline.clone(), candidate.clone(), 30);
+    spec.targets = TargetSelector {
+        labels: BTreeMap::from([("e2e".to_owned(), label.clone())]),
+        hosts: Vec::new(),
+    };
+    spec.sample_interval_secs = 2;
+    spec.critical_processes = vec![critical.clone()];
+    spec.criteria = vec![
+        Criterion::at_least(KpiName::CardinalityReductionPct, 30.0, true),
+        Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
+    ];
+    spec.auto_promote = true;
+    let created = client
+        .create_experiment(&phoenix_api::experiment::NewExperiment {
+            name: "topk K=10 on the real collector".to_owned(),
+            description: String::new(),
+            spec: spec.into(),
+        })
+        .await
+        .expect("created");
+    client.start_experiment(created.id).await.expect("started");
+    let id = ExperimentId(created.id);
+    let done = wait_for("a final phase", async || {
+        let e = phoenix.experiment(id).await.unwrap();
+        matches!(e.phase, Phase::Promoted | Phase::RolledBack | Phase::Failed).then_some(e)
+    })
+    .await;
+    assert_eq!(done.phase, Phase::Promoted, "{done:#?}");
+    let verdict = done.verdict.clone().expect("a verdict");
+    assert_eq!(verdict.outcome, VerdictOutcome::Pass, "{verdict:#?}");
+    let samples = phoenix.stores().metrics.samples(id, 100_000).await.unwrap();
+    assert!(samples.len() >= 3, "{} samples", samples.len());
+    for s in &samples {
+        assert!(s.candidate.series > 0 && s.candidate.series < s.baseline.series);
+        assert_eq!(s.candidate.critical.missing, Vec::<String>::new());
+    }
+    let rendered = TemplateRegistry::builtin()
+        .render_experiment(&baseline, &candidate, std::slice::from_ref(&critical), &[])
+        .unwrap();
+    let otelcol_dir = state_dir.join("otelcol");
+    let candidate_yaml = rendered.candidate.collector_yaml.clone();
+    wait_for("the promoted candidate config running alone", async || {
+        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+        (config == candidate_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
+    })
+    .await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(agent.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), agent.wait())
+        .await
+        .expect("the agent stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let _ = stop_server.send(());
+    let _ = server.await;
+}

@@ -46,3 +46,4 @@ mod inputs;
 mod openapi;
 mod ops;
 mod replicas;
+mod strict;

@@ -114,69 +114,6 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::experiment::NewExperiment;
-    use crate::measure::MetricsReport;
-
-    const SPEC: &str = r#"{"name": "x", "spec": {"baseline": {"template": "baseline"},
-        "candidate": {"template": "topk"}, "duration_secs": 60 TARGETS}}"#;
-
-    #[test]
-    fn unknown_fields_are_named_with_their_path() {
-        let body = SPEC.replace("TARGETS", r#", "targets": {"label": {"env": "prod"}}"#);
-        assert_eq!(
-            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
-            BodyError::UnknownField {
-                path: "spec.targets.label".to_owned()
-            }
-        );
-        let body = SPEC.replace("TARGETS", r#", "auto_rolback": true"#);
-        assert_eq!(
-            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
-            BodyError::UnknownField {
-                path: "spec.auto_rolback".to_owned()
-            }
-        );
-        let body = SPEC.replace(
-            "TARGETS",
-            r#", "criteria": [{"kpi": "fidelity_pct", "comparison": "at_least", "threshold": 1, "critcal": true}]"#,
-        );
-        assert_eq!(
-            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
-            BodyError::UnknownField {
-                path: "spec.criteria[0].critcal".to_owned()
-            }
-        );
-        assert_eq!(
-            from_slice::<MetricsReport>(br#"{"samples": [], "extra": 1}"#).unwrap_err(),
-            BodyError::UnknownField {
-                path: "extra".to_owned()
-            }
-        );
-    }
-
-    #[test]
-    fn syntax_and_shape_errors_are_told_apart() {
-        assert!(matches!(
-            from_slice::<NewExperiment>(b"{nope"),
-            Err(BodyError::Syntax(_))
-        ));
-        let body = SPEC.replace("TARGETS", "").replace("60", r#""long""#);
-        match from_slice::<NewExperiment>(body.as_bytes()).unwrap_err() {
-            BodyError::Shape { path, .. } => assert_eq!(path, "spec.duration_secs"),
-            other => panic!("{other:?}"),
-        }
-        let ok = SPEC.replace("TARGETS", "");
-        from_slice::<NewExperiment>(ok.as_bytes()).unwrap();
-        assert!(matches!(
-            from_slice::<NewExperiment>(format!("{ok} trailing").as_bytes()),
-            Err(BodyError::Syntax(_))
-        ));
-    }
-}
-
 /// A constraint the server enforces on one property of a request schema, stated in the
 /// OpenAPI document so that schema and server agree: `(schema, property, keywords)`.
 pub type StatedLimit = (&'static str, &'static str, serde_json::Value);
@@ -320,4 +257,82 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("SnapshotSeries", "points", upto(i::MAX_POINTS)),
         ("TaskStatusReport", "error", free(i::MAX_DETAIL_CHARS)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::NewExperiment;
+    use crate::measure::MetricsReport;
+
+    const SPEC: &str = r#"{"name": "x", "spec": {"baseline": {"template": "baseline"},
+        "candidate": {"template": "topk"}, "duration_secs": 60 TARGETS}}"#;
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let body = SPEC.replace("TARGETS", r#", "targets": {"label": {"env": "prod"}}"#);
+        assert_eq!(
+            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
+            BodyError::UnknownField {
+                path: "spec.targets.label".to_owned()
+            }
+        );
+        let body = SPEC.replace("TARGETS", r#", "auto_rolback": true"#);
+        assert_eq!(
+            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
+            BodyError::UnknownField {
+                path: "spec.auto_rolback".to_owned()
+            }
+        );
+        let body = SPEC.replace(
+            "TARGETS",
+            r#", "criteria": [{"kpi": "fidelity_pct", "comparison": "at_least", "threshold": 1, "critcal": true}]"#,
+        );
+        assert_eq!(
+            from_slice::<NewExperiment>(body.as_bytes()).unwrap_err(),
+            BodyError::UnknownField {
+                path: "spec.criteria[0].critcal".to_owned()
+            }
+        );
+        assert_eq!(
+            from_slice::<MetricsReport>(br#"{"samples": [], "extra": 1}"#).unwrap_err(),
+            BodyError::UnknownField {
+                path: "extra".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn websocket_client_messages_refuse_unknown_fields_too() {
+        use crate::ws::ClientMessage;
+        assert_eq!(
+            from_slice::<ClientMessage>(br#"{"type": "ping", "id": 7}"#).unwrap(),
+            ClientMessage::Ping { id: 7 }
+        );
+        assert_eq!(
+            from_slice::<ClientMessage>(br#"{"type": "ping", "id": 7, "idd": 8}"#).unwrap_err(),
+            BodyError::UnknownField {
+                path: "idd".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn syntax_and_shape_errors_are_told_apart() {
+        assert!(matches!(
+            from_slice::<NewExperiment>(b"{nope"),
+            Err(BodyError::Syntax(_))
+        ));
+        let body = SPEC.replace("TARGETS", "").replace("60", r#""long""#);
+        match from_slice::<NewExperiment>(body.as_bytes()).unwrap_err() {
+            BodyError::Shape { path, .. } => assert_eq!(path, "spec.duration_secs"),
+            other => panic!("{other:?}"),
+        }
+        let ok = SPEC.replace("TARGETS", "");
+        from_slice::<NewExperiment>(ok.as_bytes()).unwrap();
+        assert!(matches!(
+            from_slice::<NewExperiment>(format!("{ok} trailing").as_bytes()),
+            Err(BodyError::Syntax(_))
+        ));
+    }
 }

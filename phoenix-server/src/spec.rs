@@ -48,6 +48,13 @@ pub fn harden(doc: &mut Value) {
 /// When a stated limit names a schema or property the document does not have (a renamed
 /// field): the OpenAPI snapshot test catches it.
 pub fn state_request_rules(doc: &mut Value) {
+    deny_unknown_fields(doc);
+    state_limits(doc, phoenix_api::strict::stated_limits());
+}
+
+/// `additionalProperties: false` on every object schema (with properties) that a request
+/// body reaches through `$ref`s.
+fn deny_unknown_fields(doc: &mut Value) {
     let mut pending: Vec<String> = Vec::new();
     if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
         for item in paths.values().filter_map(Value::as_object) {
@@ -85,7 +92,17 @@ pub fn state_request_rules(doc: &mut Value) {
             schema.insert("additionalProperties".to_owned(), Value::Bool(false));
         }
     }
-    for (schema, property, keywords) in phoenix_api::strict::stated_limits() {
+}
+
+/// Merges each limit's keywords into its property's schema.
+fn state_limits(doc: &mut Value, limits: Vec<phoenix_api::strict::StatedLimit>) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (schema, property, keywords) in limits {
         let target = schemas
             .get_mut(schema)
             .and_then(|s| s.get_mut("properties"))
@@ -171,6 +188,41 @@ fn segments(pattern: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_a_request_reaches_refuse_additional_properties() {
+        let mut doc = serde_json::json!({
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Req"}}}}}}},
+            "components": {"schemas": {
+                "Req": {"type": "object", "properties": {
+                    "inner": {"allOf": [{"$ref": "#/components/schemas/Inner"}]},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}}}},
+                "Inner": {"type": "object", "properties": {"n": {"type": "integer"}}},
+                "Resp": {"type": "object", "properties": {"n": {"type": "integer"}}}
+            }}
+        });
+        deny_unknown_fields(&mut doc);
+        state_limits(
+            &mut doc,
+            vec![(
+                "Inner",
+                "n",
+                serde_json::json!({"minimum": 1, "maximum": 9}),
+            )],
+        );
+        harden(&mut doc);
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["Req"]["additionalProperties"], false);
+        assert_eq!(schemas["Inner"]["additionalProperties"], false);
+        assert_eq!(
+            schemas["Req"]["properties"]["labels"]["additionalProperties"],
+            serde_json::json!({"type": "string"}),
+            "maps keep their value schema"
+        );
+        assert!(schemas["Resp"].get("additionalProperties").is_none());
+        assert_eq!(schemas["Inner"]["properties"]["n"]["maximum"], 9);
+    }
 
     #[test]
     fn unsigned_get_a_minimum_and_routes_match() {

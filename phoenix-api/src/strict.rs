@@ -125,7 +125,7 @@ pub const FREE_TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\
 
 /// Every limit of `phoenix_core::inputs` (and the experiment and deployment rules) that a
 /// JSON schema can state, from the same constants the server checks. Cross-field rules
-/// (warm-up shorter than the duration, used memory at most total), reported times (a
+/// (warm-up shorter than the duration), reported times (a
 /// window around the server's clock) and blank names are checked but not stated.
 #[must_use]
 pub fn stated_limits() -> Vec<StatedLimit> {

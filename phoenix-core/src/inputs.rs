@@ -128,6 +128,18 @@ pub fn fit_free_text(value: &str, max: usize) -> String {
         .collect()
 }
 
+/// `snapshot`'s label values made acceptable as free text (see [`fit_free_text`]): a
+/// process's command line may be longer than [`MAX_DETAIL_CHARS`] or hold escapes.
+pub fn fit_snapshot(snapshot: &mut CardinalitySnapshot) {
+    for series in &mut snapshot.series {
+        for value in series.labels.values_mut() {
+            if value.len() > MAX_DETAIL_CHARS || value.chars().any(not_free_text) {
+                *value = fit_free_text(value, MAX_DETAIL_CHARS);
+            }
+        }
+    }
+}
+
 /// Records an error when a JSON document holds a string or key with a NUL character.
 pub fn json(errors: &mut ValidationErrors, path: &str, value: &serde_json::Value) {
     fn has_nul(v: &serde_json::Value) -> bool {
@@ -259,12 +271,14 @@ pub fn host_stats(errors: &mut ValidationErrors, path: &str, h: &HostStats) {
         h.memory_total_bytes,
         0..=MAX_MEMORY_BYTES,
     );
-    if h.memory_used_bytes > h.memory_total_bytes {
-        errors.push(
-            format!("{path}.memory_used_bytes"),
-            "must not exceed memory_total_bytes",
-        );
-    }
+    // Not `used <= total`: the two are read at different moments (and through cgroup
+    // limits); a heartbeat must not be refused, and the agent marked lost, for a race.
+    int(
+        errors,
+        &format!("{path}.memory_used_bytes"),
+        h.memory_used_bytes,
+        0..=MAX_MEMORY_BYTES,
+    );
     int(
         errors,
         &format!("{path}.agent_rss_bytes"),

@@ -147,6 +147,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         resources: HostStats {
             memory_used_bytes: u64::MAX,
             memory_total_bytes: 1 << 30,
+            process_count: 1 << 23,
             cpu_pct: 250.0,
             ..HostStats::default()
         },
@@ -165,6 +166,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         [
             "resources.cpu_pct",
             "resources.memory_used_bytes",
+            "resources.process_count",
             "pipelines[0].config_hash",
             "pipelines[0].detail",
             "started_at"

@@ -90,8 +90,7 @@ fn absurd_sample_figures_are_refused_with_their_paths() {
     s.candidate.fidelity.cpu_pct = 100.5;
     s.candidate.eval_nanos = u64::MAX;
     s.host.cpu_pct = -1.0;
-    s.host.memory_used_bytes = 10;
-    s.host.memory_total_bytes = 5;
+    s.host.memory_used_bytes = MAX_MEMORY_BYTES + 1;
     s.host.process_count = u64::MAX;
     let mut e = ValidationErrors::new();
     sample_check(&mut e, &s);
@@ -135,6 +134,32 @@ fn reported_times_must_be_near_the_servers_clock() {
     let mut e = ValidationErrors::new();
     sample_check(&mut e, &s);
     assert_eq!(paths(&e), ["s.taken_at"]);
+}
+
+#[test]
+fn a_real_hosts_command_lines_are_fitted_not_refused() {
+    let mut snapshot = CardinalitySnapshot {
+        agent_id: AgentId::new(),
+        host: "web-1".to_owned(),
+        taken_at: now(),
+        interval_secs: 10,
+        series: vec![SnapshotSeries {
+            metric: "process.cpu.time".to_owned(),
+            labels: BTreeMap::from([(
+                "process.command_line".to_owned(),
+                format!("rustc \u{1b}[1m{}", "--extern x ".repeat(1000)),
+            )]),
+            points: 1,
+        }],
+    };
+    let mut e = ValidationErrors::new();
+    super::snapshot(&mut e, &snapshot, now());
+    assert_eq!(paths(&e), ["series[0].labels.process.command_line"]);
+    fit_snapshot(&mut snapshot);
+    let mut e = ValidationErrors::new();
+    super::snapshot(&mut e, &snapshot, now());
+    assert!(e.is_empty(), "{e}");
+    assert!(snapshot.series[0].labels["process.command_line"].starts_with("rustc [1m--extern"));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use phoenix_core::agent::{AgentRegistration, Heartbeat};
 use phoenix_core::ids::AgentId;
+use phoenix_core::inputs;
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::{LeaseRef, LeasedTask};
 use tokio::net::TcpListener;
@@ -425,9 +426,17 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
         })
         .await
         .unwrap_or_default();
+        let mut pipelines = running.executor.runtime().active();
+        // Health details quote a Collector's output: never let their wording (escape
+        // sequences, length) get a heartbeat refused.
+        for p in &mut pipelines {
+            if let Some(detail) = &mut p.detail {
+                *detail = inputs::fit_free_text(detail, inputs::MAX_DETAIL_CHARS);
+            }
+        }
         let heartbeat = Heartbeat {
             resources,
-            pipelines: running.executor.runtime().active(),
+            pipelines,
             started_at: Some(running.started_at),
         };
         let credential = running.identity.borrow().credential.clone();
@@ -590,7 +599,7 @@ async fn run_task(running: &Running, task: LeasedTask, mut release_signal: watch
         Err(failure) => {
             tracing::warn!(task = %task.task.id, error = %failure.message, retryable = failure.retryable, "task failed");
             TaskReport::Failed {
-                error: failure.message,
+                error: inputs::fit_free_text(&failure.message, inputs::MAX_DETAIL_CHARS),
                 retryable: failure.retryable,
             }
         }

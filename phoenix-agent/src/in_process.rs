@@ -146,17 +146,11 @@ impl ControlPlane for InProcessControlPlane {
         snapshot: Option<&CardinalitySnapshot>,
     ) -> Result<MetricsAck, ControlError> {
         let id = self.agent(credential).await?;
-        let report = if samples.is_empty() {
-            phoenix_core::store::AppendReport::default()
-        } else {
-            self.phoenix
-                .ingest_samples(id, samples)
-                .await
-                .map_err(map)?
-        };
-        if let Some(s) = snapshot {
-            self.phoenix.put_snapshot(id, s).await.map_err(map)?;
-        }
+        let (report, _) = self
+            .phoenix
+            .report_metrics(id, samples, snapshot)
+            .await
+            .map_err(map)?;
         Ok(MetricsAck {
             inserted: report.inserted,
             duplicates: report.duplicates,

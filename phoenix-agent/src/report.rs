@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use phoenix_core::ids::ExperimentId;
+use phoenix_core::inputs;
 use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
 use tokio::sync::{Notify, watch};
 
@@ -102,7 +103,10 @@ impl Reporter {
     }
 
     /// Replaces the snapshot to send with the next request.
-    pub fn set_snapshot(&self, snapshot: CardinalitySnapshot) {
+    pub fn set_snapshot(&self, mut snapshot: CardinalitySnapshot) {
+        // Label values are whatever processes carry (command lines of thousands of
+        // characters): fit them into what the server accepts rather than lose the snapshot.
+        inputs::fit_snapshot(&mut snapshot);
         self.lock().snapshot = Some(snapshot);
         self.notify.notify_one();
     }

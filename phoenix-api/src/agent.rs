@@ -40,6 +40,8 @@ mirror_enum! {
     derive(poem_openapi::Object),
     oai(skip_serializing_if_is_none)
 )]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct ActivePipeline {
     /// Name (`experiment/<id>/candidate`, `fleet`).
     pub name: String,
@@ -86,6 +88,8 @@ impl From<ActivePipeline> for core::ActivePipeline {
 /// What an agent says about itself when enrolling (with the enrollment token as bearer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct AgentRegistration {
     /// Host name.
     pub host: String,
@@ -200,6 +204,8 @@ pub struct EnrollResponse {
 /// A heartbeat.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct Heartbeat {
     /// Host and agent resource usage.
     #[serde(default)]

@@ -44,6 +44,8 @@ mirror_enum! {
 /// How batches grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct RolloutStrategy {
     /// Agents in the first batch.
     pub initial_batch: u32,
@@ -86,6 +88,8 @@ impl From<RolloutStrategy> for core::RolloutStrategy {
     derive(poem_openapi::Object),
     oai(skip_serializing_if_is_none)
 )]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct NewDeployment {
     /// Human name.
     pub name: String,

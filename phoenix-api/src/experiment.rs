@@ -190,6 +190,8 @@ impl From<core::Actor> for Actor {
 /// empty the host name or agent id must be listed. Empty: every live agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct TargetSelector {
     /// Labels the agent must carry.
     #[serde(default)]
@@ -222,6 +224,8 @@ impl From<TargetSelector> for core::TargetSelector {
 /// One success criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct Criterion {
     /// The KPI tested.
     pub kpi: KpiName,
@@ -281,6 +285,8 @@ fn default_sample_interval() -> u32 {
 /// The experiment definition. Omitted fields take the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct ExperimentSpec {
     /// The pipeline in use today.
     pub baseline: PipelineRef,
@@ -410,6 +416,8 @@ impl From<core::ExperimentSpec> for ExperimentSpec {
 /// A request to create an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct NewExperiment {
     /// Short human name.
     pub name: String,
@@ -737,6 +745,8 @@ page_type!(
 /// Body of `stop`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct StopRequest {
     /// Why (recorded in the event log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -746,6 +756,8 @@ pub struct StopRequest {
 /// Body of `rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct RollbackRequest {
     /// `graceful` keeps the candidate until every agent confirms the baseline serves;
     /// `instant` removes it at once with the highest priority.
@@ -758,6 +770,8 @@ pub struct RollbackRequest {
 /// Body of `promote`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct PromoteRequest {
     /// Promote without a passing verdict (admin only).
     #[serde(default)]

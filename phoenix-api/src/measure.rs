@@ -11,6 +11,8 @@ use uuid::Uuid;
 /// Host-level figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct HostStats {
     /// Host CPU utilisation, percent of all cores.
     #[serde(default)]
@@ -67,6 +69,8 @@ impl From<HostStats> for core::HostStats {
 /// Distinct values of one label key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct LabelCardinality {
     /// Label key.
     pub key: String,
@@ -77,6 +81,8 @@ pub struct LabelCardinality {
 /// Share of host CPU and memory carried by the kept series, percent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct Fidelity {
     /// Percent of process CPU carried.
     pub cpu_pct: f64,
@@ -87,6 +93,8 @@ pub struct Fidelity {
 /// Critical processes and patterns present in a variant's output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct CriticalCoverage {
     /// Present in the input.
     #[serde(default)]
@@ -105,6 +113,8 @@ pub struct CriticalCoverage {
 /// What one variant produced from one sample.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct VariantStats {
     /// Distinct output series.
     pub series: u64,
@@ -195,6 +205,8 @@ impl From<VariantStats> for core::VariantStats {
 /// One interval's measurement of both variants on the same input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct MeasurementSample {
     /// The experiment measured (it must target the reporting agent).
     pub experiment_id: Uuid,
@@ -247,6 +259,8 @@ impl From<MeasurementSample> for core::MeasurementSample {
 /// One series of a cardinality snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct SnapshotSeries {
     /// Metric name.
     pub metric: String,
@@ -267,6 +281,8 @@ fn one() -> u64 {
 /// Every series a host emits before reduction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct CardinalitySnapshot {
     /// The reporting agent's own id.
     pub agent_id: Uuid,
@@ -323,6 +339,8 @@ impl From<CardinalitySnapshot> for core::CardinalitySnapshot {
 /// Body of `POST /agent/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct MetricsReport {
     /// Per-variant measurements of running experiments.
     #[serde(default)]

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 /// numbers, strings or lists of strings; the template's schema decides which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct PipelineRef {
     /// Name of a built-in or admin-registered template.
     pub template: String,
@@ -287,6 +289,8 @@ pub struct TemplateList {
     derive(poem_openapi::Object),
     oai(skip_serializing_if_is_none)
 )]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct RenderRequest {
     /// Template and parameters.
     pub pipeline: PipelineRef,
@@ -402,6 +406,8 @@ pub struct RenderResponse {
 /// Body of `POST /pipelines/validate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct ValidateRequest {
     /// An OpenTelemetry Collector configuration.
     pub collector_yaml: String,

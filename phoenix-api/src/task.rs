@@ -196,6 +196,8 @@ pub struct TaskBatch {
     derive(poem_openapi::Object),
     oai(skip_serializing_if_is_none)
 )]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct TaskStatusReport {
     /// The lease token the claim returned.
     pub lease_token: Uuid,
@@ -268,6 +270,8 @@ pub struct TaskStatusReceipt {
 /// Body of a lease release (agent shutting down).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct ReleaseRequest {
     /// The lease token the claim returned.
     pub lease_token: Uuid,

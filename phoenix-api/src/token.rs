@@ -51,6 +51,8 @@ impl From<core::ApiToken> for ApiToken {
 /// Body of `POST /tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
 pub struct NewToken {
     /// Name (who or what uses it).
     pub name: String,

@@ -78,7 +78,7 @@ impl<'de> Deserialize<'de> for Topic {
 
 /// From client to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Start receiving these topics.
     Subscribe {

@@ -9,6 +9,7 @@
 
 use phoenix_api::experiment::{Experiment, ExperimentSpec, NewExperiment, TargetSelector};
 use phoenix_api::pipeline::PipelineRef;
+use phoenix_api::strict::BodyError;
 use phoenix_core::pipeline::yaml::{self, Node, NodeValue, YamlLimits};
 use serde_json::Value;
 
@@ -122,21 +123,7 @@ pub(crate) fn from_file(name: &str, text: &str) -> Result<(NewExperiment, Positi
             spec: e.spec,
         }
     } else {
-        let request: NewExperiment = typed(name, value.clone(), &positions)?;
-        let back = serde_json::to_value(&request).unwrap_or(Value::Null);
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &back, "", &mut unknown);
-        if !unknown.is_empty() {
-            let lines: Vec<String> = unknown
-                .iter()
-                .map(|path| format!("  {path}: unknown field{}", at(name, &positions, path)))
-                .collect();
-            return Err(CliError::Input(format!(
-                "{name}: fields the API does not know (misspelled?):\n{}",
-                lines.join("\n")
-            )));
-        }
-        request
+        typed(name, value.clone(), &positions)?
     };
     Ok((request, positions))
 }
@@ -153,41 +140,21 @@ fn typed<T: serde::de::DeserializeOwned>(
     value: Value,
     positions: &Positions,
 ) -> Result<T, CliError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        let path = path_string(e.path());
-        let message = e.inner().to_string();
-        if path.is_empty() || path == "?" {
-            CliError::Input(format!("{name}: {message}"))
-        } else {
+    phoenix_api::strict::from_value::<T>(value).map_err(|e| match e {
+        // Request types deny unknown fields: a typo such as `duraton_secs` is refused.
+        BodyError::UnknownField { path } => CliError::Input(format!(
+            "{name}: a field the API does not know (misspelled?):\n  {path}: unknown field{}",
+            at(name, positions, &path)
+        )),
+        BodyError::Shape { path, message } if !path.is_empty() => {
             // A missing field is reported at its parent: point at the parent.
             let position = at(name, positions, &path);
             CliError::Input(format!("{name}: {path}: {message}{position}"))
         }
-    })
-}
-
-/// `spec.criteria[0].threshold`, the API's field-path spelling.
-fn path_string(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Unknown => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push('?');
-            }
+        BodyError::Shape { message, .. } | BodyError::Syntax(message) => {
+            CliError::Input(format!("{name}: {message}"))
         }
-    }
-    out
+    })
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -195,27 +162,6 @@ fn join(parent: &str, key: &str) -> String {
         key.to_owned()
     } else {
         format!("{parent}.{key}")
-    }
-}
-
-/// Keys of `input` objects that the round trip through the API type dropped.
-fn unknown_fields(input: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, back) {
-        (Value::Object(i), Value::Object(b)) => {
-            for (key, value) in i {
-                let p = join(path, key);
-                match b.get(key) {
-                    None => out.push(p),
-                    Some(bv) => unknown_fields(value, bv, &p, out),
-                }
-            }
-        }
-        (Value::Array(i), Value::Array(b)) => {
-            for (n, (iv, bv)) in i.iter().zip(b).enumerate() {
-                unknown_fields(iv, bv, &format!("{path}[{n}]"), out);
-            }
-        }
-        _ => {}
     }
 }
 

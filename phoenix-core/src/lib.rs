@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod error;
 pub mod experiment;
 pub mod ids;
+pub mod inputs;
 pub mod judge;
 pub mod kpi;
 pub mod measure;

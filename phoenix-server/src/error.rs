@@ -33,7 +33,8 @@ pub enum ApiError {
     /// Request body is not JSON.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
-    /// Invalid fields; `details.fields` lists each with its path.
+    /// Invalid or unknown fields (`details.fields` lists each with its path), or a value
+    /// no store can hold.
     #[oai(status = 422)]
     ValidationFailed(Json<ErrorBody>),
     /// Too many requests from this agent.
@@ -202,7 +203,12 @@ fn store_error(e: StoreError) -> ApiError {
             }),
         ),
         StoreError::LeaseLost { .. } => ApiError::new(ErrorCode::LeaseLost, e.to_string()),
-        StoreError::Invalid(message) => ApiError::new(ErrorCode::Conflict, message.clone()),
+        // Documented as 422: the input (or the operation in this state) cannot be accepted.
+        // Stores write their own message without driver text (see their error mapping).
+        StoreError::Invalid(message) => {
+            tracing::info!(error = %error_chain(&e), "store refused a value");
+            ApiError::new(ErrorCode::ValidationFailed, message.clone())
+        }
         StoreError::Unavailable(_) => {
             tracing::warn!(error = %error_chain(&e), "store unavailable");
             ApiError::from_body(

@@ -93,6 +93,7 @@ impl PhoenixEndpoint {
     fn spec_value(&self) -> serde_json::Value {
         let mut doc: serde_json::Value =
             serde_json::from_str(&self.service().spec()).unwrap_or(serde_json::Value::Null);
+        spec::state_request_rules(&mut doc);
         spec::harden(&mut doc);
         doc
     }

@@ -1,14 +1,20 @@
 //! `StrictJson<T>`: a request body documented with `T`'s OpenAPI schema but parsed with
 //! serde, exactly as `phoenix-client` writes it. poem-openapi's own JSON parser coerces
-//! numbers into strings; serde does not, so a body the schema rejects is rejected (400).
+//! numbers into strings; serde does not, so a body the schema rejects is rejected: 400 for
+//! malformed JSON or a wrong shape, 422 naming the field for a field the type does not
+//! have (every request type denies unknown fields; `phoenix_api::strict`).
 
-use poem::{Request, RequestBody, Result};
+use phoenix_api::strict::BodyError;
+use phoenix_core::validation::FieldError;
+use poem::{IntoResponse, Request, RequestBody, Result};
 use poem_openapi::error::{ContentTypeError, ParseRequestPayloadError};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
 
 /// A JSON request body parsed by serde.
 #[derive(Debug)]
@@ -39,12 +45,21 @@ impl<T: Type + DeserializeOwned> ParsePayload for StrictJson<T> {
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> Result<Self> {
         let data = <Vec<u8> as poem::FromRequest<'_>>::from_request(request, body).await?;
-        serde_json::from_slice(&data).map(Self).map_err(|err| {
-            ParseRequestPayloadError {
-                reason: format!("invalid JSON body: {err}"),
-            }
-            .into()
-        })
+        phoenix_api::strict::from_slice(&data)
+            .map(Self)
+            .map_err(|err| match err {
+                BodyError::UnknownField { path } => {
+                    let error = ApiError::validation(vec![FieldError::new(
+                        path,
+                        "unknown field (not part of this request type)",
+                    )]);
+                    poem::Error::from_response(error.into_response())
+                }
+                other => ParseRequestPayloadError {
+                    reason: other.to_string(),
+                }
+                .into(),
+            })
     }
 }
 

@@ -5,13 +5,20 @@
 //!   serialization victim: `Unavailable` (HTTP 503; trying again later may succeed).
 //! - A row did not decode into the Rust type (schema drift, corrupted JSON): `Corrupt`.
 //! - The data itself was refused (class 22, e.g. a NUL character in a JSON string):
-//!   `Invalid`, so that bad input is a 4xx and never a 500.
+//!   `Invalid`, so that bad input is a 4xx and never a 500. The facade validates every
+//!   input first (`phoenix_core::inputs`), so this is a safety net, not a rule.
 //! - A unique violation outside the statements that expect one: `Conflict`.
+//!
+//! No message built here quotes the driver, a constraint or a schema name: they reach
+//! HTTP clients. The driver's error goes to the log.
 //!
 //! Nothing here panics; unknown classes are `Unavailable` (the operation did not happen as
 //! far as the caller can know, and retrying is the only sensible reaction).
 
 use phoenix_core::store::StoreError;
+
+/// The message of a value the database refused (the details are logged).
+pub(crate) const REFUSED: &str = "a value cannot be stored (out of range or not representable)";
 
 /// SQLSTATE of a unique violation.
 pub(crate) const UNIQUE_VIOLATION: &str = "23505";
@@ -22,11 +29,17 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             match code.get(..2) {
-                _ if code == UNIQUE_VIOLATION => StoreError::Conflict {
-                    entity: "record",
-                    id: db.constraint().unwrap_or("unique key").to_owned(),
-                },
-                Some("22") => StoreError::Invalid(format!("the database refused the data: {db}")),
+                _ if code == UNIQUE_VIOLATION => {
+                    tracing::info!(error = %db, "unique violation");
+                    StoreError::Conflict {
+                        entity: "record",
+                        id: "with this key".to_owned(),
+                    }
+                }
+                Some("22") => {
+                    tracing::warn!(error = %db, "the database refused a value");
+                    StoreError::Invalid(REFUSED.to_owned())
+                }
                 // Integrity (other than unique), syntax or undefined objects: the schema is
                 // not the one this code expects.
                 Some("23" | "42") => StoreError::corrupt(sqlx::Error::Database(db)),
@@ -40,7 +53,8 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)) => StoreError::corrupt(e),
         e @ (sqlx::Error::Encode(_) | sqlx::Error::InvalidArgument(_)) => {
-            StoreError::Invalid(format!("value cannot be stored: {e}"))
+            tracing::warn!(error = %e, "a value cannot be encoded");
+            StoreError::Invalid(REFUSED.to_owned())
         }
         other => StoreError::unavailable(other),
     }

@@ -3,5 +3,6 @@
 pub mod agents;
 pub mod experiments;
 pub mod flows;
+pub mod inputs;
 pub mod metrics;
 pub mod queue;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::inputs;
 use crate::judge::{Comparison, Criterion};
 use crate::pipeline::PipelineRef;
 use crate::validation::ValidationErrors;
@@ -13,13 +14,13 @@ pub const MIN_DURATION_SECS: u64 = 10;
 /// Longest experiment duration accepted, in seconds (30 days).
 pub const MAX_DURATION_SECS: u64 = 30 * 24 * 3600;
 /// Longest name accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 128;
+pub const MAX_NAME_CHARS: usize = inputs::MAX_NAME_CHARS;
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// Most critical processes or metric patterns accepted.
 pub const MAX_CRITICAL_ENTRIES: usize = 256;
-/// Longest critical entry, label key or value, in characters.
-pub const MAX_TOKEN_CHARS: usize = 256;
+/// Longest critical entry, host or label value, in characters.
+pub const MAX_TOKEN_CHARS: usize = inputs::MAX_TOKEN_CHARS;
 
 /// Which agents an experiment runs on. Resolved once, at start, against live agents.
 /// An agent matches when it carries every label in `labels` and, if `hosts` is not empty,
@@ -156,9 +157,12 @@ impl ExperimentSpec {
         if self.min_agents == 0 {
             errors.push(format!("{path}.min_agents"), "must be at least 1");
         }
-        if self.pricing_model.trim().is_empty() {
-            errors.push(format!("{path}.pricing_model"), "must not be empty");
-        }
+        inputs::name(
+            errors,
+            &format!("{path}.pricing_model"),
+            &self.pricing_model,
+            MAX_TOKEN_CHARS,
+        );
         for (field, list) in [
             ("critical_processes", &self.critical_processes),
             ("critical_metrics", &self.critical_metrics),
@@ -173,18 +177,7 @@ impl ExperimentSpec {
                 validate_token(&format!("{path}.{field}[{i}]"), entry, errors);
             }
         }
-        for (key, value) in &self.targets.labels {
-            validate_token(&format!("{path}.targets.labels.{key}"), key, errors);
-            if value.chars().count() > MAX_TOKEN_CHARS || value.chars().any(char::is_control) {
-                errors.push(
-                    format!("{path}.targets.labels.{key}"),
-                    format!("value must be at most {MAX_TOKEN_CHARS} printable characters"),
-                );
-            }
-        }
-        for (i, host) in self.targets.hosts.iter().enumerate() {
-            validate_token(&format!("{path}.targets.hosts[{i}]"), host, errors);
-        }
+        inputs::selector(errors, &format!("{path}.targets"), &self.targets);
         if self.criteria.len() > 32 {
             errors.push(format!("{path}.criteria"), "at most 32 criteria");
         }
@@ -202,16 +195,7 @@ impl ExperimentSpec {
 }
 
 fn validate_token(path: &str, value: &str, errors: &mut ValidationErrors) {
-    if value.trim().is_empty() {
-        errors.push(path, "must not be empty");
-    } else if value.chars().count() > MAX_TOKEN_CHARS {
-        errors.push(
-            path,
-            format!("must be at most {MAX_TOKEN_CHARS} characters"),
-        );
-    } else if value.chars().any(char::is_control) {
-        errors.push(path, "must not contain control characters");
-    }
+    inputs::name(errors, path, value, MAX_TOKEN_CHARS);
 }
 
 /// A request to create an experiment.
@@ -230,23 +214,13 @@ impl NewExperiment {
     /// Every problem with this request, at once.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        let name_chars = self.name.chars().count();
-        if self.name.trim().is_empty() {
-            errors.push("name", "must not be empty");
-        } else if name_chars > MAX_NAME_CHARS {
-            errors.push(
-                "name",
-                format!("must be at most {MAX_NAME_CHARS} characters"),
-            );
-        } else if self.name.chars().any(char::is_control) {
-            errors.push("name", "must not contain control characters");
-        }
-        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
-            errors.push(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            );
-        }
+        inputs::name(&mut errors, "name", &self.name, MAX_NAME_CHARS);
+        inputs::free_text(
+            &mut errors,
+            "description",
+            &self.description,
+            MAX_DESCRIPTION_CHARS,
+        );
         self.spec.validate_into("spec", &mut errors);
         errors.into_result()
     }

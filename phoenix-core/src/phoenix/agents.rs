@@ -8,27 +8,18 @@ use crate::agent::{
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
+use crate::inputs;
 use crate::measure::{CardinalitySnapshot, MeasurementSample};
 use crate::page::{Page, PageRequest};
 use crate::store::{AppendReport, StoreError};
 use crate::validation::ValidationErrors;
 
 /// Most labels an agent may carry.
-pub const MAX_AGENT_LABELS: usize = 64;
+pub const MAX_AGENT_LABELS: usize = inputs::MAX_LABELS;
 /// Most samples accepted in one report.
 pub const MAX_SAMPLES_PER_REPORT: usize = 1_000;
 /// Most series accepted in one cardinality snapshot.
 pub const MAX_SNAPSHOT_SERIES: usize = 1_000_000;
-
-fn check_text(errors: &mut ValidationErrors, path: &str, value: &str, max: usize, required: bool) {
-    if required && value.trim().is_empty() {
-        errors.push(path, "must not be empty");
-    } else if value.chars().count() > max {
-        errors.push(path, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        errors.push(path, "must not contain control characters");
-    }
-}
 
 impl Phoenix {
     /// Enrolls an agent (the caller checked the enrollment token) and returns its
@@ -38,19 +29,7 @@ impl Phoenix {
         registration: AgentRegistration,
     ) -> Result<(Agent, AgentCredential), PhoenixError> {
         let mut errors = ValidationErrors::new();
-        check_text(&mut errors, "host", &registration.host, 253, true);
-        check_text(&mut errors, "version", &registration.version, 64, false);
-        check_text(&mut errors, "os", &registration.os, 128, false);
-        if registration.labels.len() > MAX_AGENT_LABELS {
-            errors.push("labels", format!("at most {MAX_AGENT_LABELS} labels"));
-        }
-        for (k, v) in &registration.labels {
-            check_text(&mut errors, &format!("labels.{k}"), k, 128, true);
-            check_text(&mut errors, &format!("labels.{k}"), v, 256, false);
-        }
-        if registration.capabilities.len() > 64 {
-            errors.push("capabilities", "at most 64 capabilities");
-        }
+        inputs::registration(&mut errors, &registration);
         errors.into_result()?;
         let agent = Agent::enroll(registration, self.now());
         let credential = AgentCredential::generate(agent.id);
@@ -80,12 +59,16 @@ impl Phoenix {
         Ok(agent)
     }
 
-    /// Records a heartbeat.
+    /// Records a heartbeat; figures out of bounds or a start time out of the clock window
+    /// are field errors and change nothing.
     pub async fn heartbeat(
         &self,
         agent: AgentId,
         heartbeat: Heartbeat,
     ) -> Result<Agent, PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        inputs::heartbeat(&mut errors, &heartbeat, self.now());
+        errors.into_result()?;
         let status = heartbeat_status(&heartbeat);
         Ok(self
             .stores()
@@ -130,7 +113,7 @@ impl Phoenix {
         created_by: &str,
     ) -> Result<(ApiToken, String), PhoenixError> {
         let mut errors = ValidationErrors::new();
-        check_text(&mut errors, "name", name, 128, true);
+        inputs::name(&mut errors, "name", name, inputs::MAX_NAME_CHARS);
         errors.into_result()?;
         let (token, secret) = ApiToken::generate(name, role, created_by, self.now());
         self.stores().tokens.create_token(&token).await?;
@@ -153,6 +136,9 @@ impl Phoenix {
         {
             return Ok(existing);
         }
+        let mut errors = ValidationErrors::new();
+        inputs::name(&mut errors, "name", name, inputs::MAX_NAME_CHARS);
+        errors.into_result()?;
         let token = ApiToken::from_secret(name, role, "configuration", secret, self.now());
         match self.stores().tokens.create_token(&token).await {
             Ok(()) => Ok(token),
@@ -162,8 +148,9 @@ impl Phoenix {
         }
     }
 
-    /// Stores an agent's measurements. Every sample must be the agent's own and belong to
-    /// an experiment that targets it; otherwise nothing is stored.
+    /// Stores an agent's measurements. Every sample must be the agent's own, belong to an
+    /// experiment that targets it and stay within the bounds of [`inputs::sample`];
+    /// otherwise nothing is stored.
     pub async fn ingest_samples(
         &self,
         agent: AgentId,
@@ -178,6 +165,12 @@ impl Phoenix {
             return Err(errors.into());
         }
         let mut errors = ValidationErrors::new();
+        let now = self.now();
+        for (i, sample) in samples.iter().enumerate() {
+            inputs::sample(&mut errors, &format!("samples[{i}]"), sample, now);
+        }
+        errors.into_result()?;
+        let mut errors = ValidationErrors::new();
         let mut checked = BTreeSet::new();
         for (i, sample) in samples.iter().enumerate() {
             if sample.agent_id != agent {
@@ -186,9 +179,6 @@ impl Phoenix {
                     "must be the reporting agent's id",
                 );
                 continue;
-            }
-            if sample.seq == 0 {
-                errors.push(format!("samples[{i}].seq"), "must be at least 1");
             }
             if !checked.insert(sample.experiment_id) {
                 continue;
@@ -209,21 +199,60 @@ impl Phoenix {
         Ok(self.stores().metrics.append_samples(samples).await?)
     }
 
-    /// Stores an agent's cardinality snapshot.
+    /// Stores an agent's cardinality snapshot (bounded by [`inputs::snapshot`]).
     pub async fn put_snapshot(
         &self,
         agent: AgentId,
         snapshot: &CardinalitySnapshot,
     ) -> Result<(), PhoenixError> {
+        self.check_snapshot(agent, snapshot, "").into_result()?;
+        Ok(self.stores().metrics.put_snapshot(snapshot).await?)
+    }
+
+    /// One report of an agent: its samples ([`Phoenix::ingest_samples`]) and its latest
+    /// snapshot ([`Phoenix::put_snapshot`], errors under `snapshot.`). Either both are
+    /// acceptable or nothing is stored. Returns what the samples did and whether a
+    /// snapshot was stored.
+    pub async fn report_metrics(
+        &self,
+        agent: AgentId,
+        samples: &[MeasurementSample],
+        snapshot: Option<&CardinalitySnapshot>,
+    ) -> Result<(AppendReport, bool), PhoenixError> {
+        if let Some(snapshot) = snapshot {
+            self.check_snapshot(agent, snapshot, "snapshot.")
+                .into_result()?;
+        }
+        let appended = if samples.is_empty() {
+            AppendReport::default()
+        } else {
+            self.ingest_samples(agent, samples).await?
+        };
+        if let Some(snapshot) = snapshot {
+            self.stores().metrics.put_snapshot(snapshot).await?;
+        }
+        Ok((appended, snapshot.is_some()))
+    }
+
+    fn check_snapshot(
+        &self,
+        agent: AgentId,
+        snapshot: &CardinalitySnapshot,
+        prefix: &str,
+    ) -> ValidationErrors {
         let mut errors = ValidationErrors::new();
         if snapshot.agent_id != agent {
             errors.push("agent_id", "must be the reporting agent's id");
         }
         if snapshot.series.len() > MAX_SNAPSHOT_SERIES {
             errors.push("series", format!("at most {MAX_SNAPSHOT_SERIES} series"));
+        } else {
+            inputs::snapshot(&mut errors, snapshot, self.now());
         }
-        errors.into_result()?;
-        Ok(self.stores().metrics.put_snapshot(snapshot).await?)
+        for e in &mut errors.errors {
+            e.path.insert_str(0, prefix);
+        }
+        errors
     }
 
     /// Every agent's latest snapshot.

@@ -9,6 +9,7 @@ use crate::deployment::{
 };
 use crate::experiment::{Actor, TargetSelector};
 use crate::ids::{DeploymentId, ExperimentId};
+use crate::inputs;
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
 use crate::pipeline::{PipelineRef, RenderContext};
 use crate::store::StoreError;
@@ -40,9 +41,8 @@ impl Phoenix {
         actor: &Actor,
     ) -> Result<Deployment, PhoenixError> {
         let mut errors = ValidationErrors::new();
-        if request.name.trim().is_empty() || request.name.chars().count() > 128 {
-            errors.push("name", "must be 1 to 128 characters");
-        }
+        inputs::name(&mut errors, "name", &request.name, inputs::MAX_NAME_CHARS);
+        inputs::selector(&mut errors, "selector", &request.selector);
         let s = &request.strategy;
         for (field, value) in [
             ("strategy.initial_batch", s.initial_batch),

@@ -7,9 +7,11 @@ use crate::experiment::{
     Outcome, TargetAgent, TargetSelector, TransitionError, transition,
 };
 use crate::ids::ExperimentId;
+use crate::inputs;
 use crate::page::{Page, PageRequest};
 use crate::store::{Commit, CommitReceipt, ExperimentFilter, StoreError};
 use crate::task::RemovalMode;
+use crate::validation::ValidationErrors;
 
 /// A transition that was applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,13 @@ pub struct Applied {
     pub events: Vec<ExperimentEvent>,
     /// What the commit did to the queue.
     pub receipt: CommitReceipt,
+}
+
+/// A command's reason, checked before anything is read or written.
+fn check_reason(reason: Option<&str>) -> Result<(), PhoenixError> {
+    let mut errors = ValidationErrors::new();
+    inputs::reason(&mut errors, "reason", reason);
+    Ok(errors.into_result()?)
 }
 
 impl Phoenix {
@@ -129,6 +138,7 @@ impl Phoenix {
         actor: &Actor,
         reason: Option<String>,
     ) -> Result<Experiment, PhoenixError> {
+        check_reason(reason.as_deref())?;
         self.command(id, Command::Stop { reason }, actor).await
     }
 
@@ -140,6 +150,7 @@ impl Phoenix {
         actor: &Actor,
         reason: Option<String>,
     ) -> Result<Experiment, PhoenixError> {
+        check_reason(reason.as_deref())?;
         self.command(id, Command::Rollback { mode, reason }, actor)
             .await
     }
@@ -153,6 +164,7 @@ impl Phoenix {
         force: bool,
         reason: Option<String>,
     ) -> Result<Experiment, PhoenixError> {
+        check_reason(reason.as_deref())?;
         self.command(id, Command::Promote { force, reason }, actor)
             .await
     }

@@ -10,9 +10,11 @@ use super::{Phoenix, PhoenixError};
 use crate::dispatch;
 use crate::experiment::{Actor, fact_from_task};
 use crate::ids::{AgentId, TaskId};
+use crate::inputs;
 use crate::page::{Page, PageRequest};
 use crate::store::StoreError;
 use crate::task::{LeaseRef, LeasedTask, QueueStats, Task, TaskFilter};
+use crate::validation::ValidationErrors;
 
 /// What an agent reports about a task it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,7 +102,8 @@ impl Phoenix {
     }
 
     /// An agent reports on a task it holds. `LeaseLost` when the lease is stale; `NotFound`
-    /// when the task is not the agent's. A finished task is fed to its experiment at once
+    /// when the task is not the agent's; field errors (nothing changed) when an error text
+    /// or a result cannot be stored (see [`inputs`]). A finished task is fed to its experiment at once
     /// (the controller's reconciliation is the safety net if this process dies first).
     pub async fn report_task(
         &self,
@@ -108,6 +111,19 @@ impl Phoenix {
         lease: LeaseRef,
         report: TaskReport,
     ) -> Result<ReportReceipt, PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        match &report {
+            TaskReport::Running => {}
+            TaskReport::Succeeded { result } => {
+                if let Some(result) = result {
+                    inputs::json(&mut errors, "result", result);
+                }
+            }
+            TaskReport::Failed { error, .. } => {
+                inputs::free_text(&mut errors, "error", error, inputs::MAX_DETAIL_CHARS);
+            }
+        }
+        errors.into_result()?;
         let queue = &self.stores().queue;
         let task = queue.get(lease.task_id).await?;
         if task.agent_id != agent {

@@ -251,12 +251,6 @@ impl AgentApi {
                         "required when status is failed",
                     )]));
                 };
-                if error.chars().count() > 4096 {
-                    return Err(ApiError::validation(vec![FieldError::new(
-                        "error",
-                        "must be at most 4096 characters",
-                    )]));
-                }
                 TaskReport::Failed {
                     error,
                     retryable: report.retryable.unwrap_or(true),
@@ -315,25 +309,12 @@ impl AgentApi {
         let agent = self.state.agent(&auth).await?;
         let report = body.0;
         let samples: Vec<_> = report.samples.into_iter().map(Into::into).collect();
-        let appended = if samples.is_empty() {
-            phoenix_core::store::AppendReport::default()
-        } else {
-            self.state
-                .phoenix
-                .ingest_samples(agent.id, &samples)
-                .await?
-        };
-        let snapshot_stored = match report.snapshot {
-            Some(snapshot) => {
-                self.state
-                    .phoenix
-                    .put_snapshot(agent.id, &snapshot.into())
-                    .await
-                    .map_err(|e| prefix_paths(e, "snapshot"))?;
-                true
-            }
-            None => false,
-        };
+        let snapshot = report.snapshot.map(Into::into);
+        let (appended, snapshot_stored) = self
+            .state
+            .phoenix
+            .report_metrics(agent.id, &samples, snapshot.as_ref())
+            .await?;
         Ok(Json(MetricsReceipt {
             inserted: appended.inserted,
             duplicates: appended.duplicates,
@@ -344,104 +325,4 @@ impl AgentApi {
 
 fn heartbeat_secs(state: &AppState) -> u64 {
     u64::try_from(state.phoenix.config().heartbeat_interval.num_seconds()).unwrap_or(10)
-}
-
-fn prefix_paths(e: phoenix_core::PhoenixError, prefix: &str) -> ApiError {
-    match e {
-        phoenix_core::PhoenixError::Validation(errors) => ApiError::validation(
-            errors
-                .errors
-                .into_iter()
-                .map(|f| FieldError::new(format!("{prefix}.{}", f.path), f.message))
-                .collect(),
-        ),
-        other => other.into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn poll(uri: &str, auth: &[&str]) -> Option<(String, Option<u64>, Option<u32>)> {
-        let mut req = poem::Request::builder().uri_str(uri);
-        for a in auth {
-            req = req.header(poem::http::header::AUTHORIZATION, *a);
-        }
-        direct_poll(&req.finish()).map(|(t, w, m)| (t.0.token, w, m))
-    }
-
-    #[test]
-    fn well_formed_polls_are_answered_directly() {
-        let tok = "Bearer phx_agent.1.secret";
-        assert_eq!(
-            poll("/api/v1/agent/tasks", &[tok]),
-            Some(("phx_agent.1.secret".to_owned(), None, None))
-        );
-        assert_eq!(
-            poll("/api/v1/agent/tasks?wait=30&max=8", &[tok]),
-            Some(("phx_agent.1.secret".to_owned(), Some(30), Some(8)))
-        );
-        assert_eq!(
-            poll("/api/v1/agent/tasks?max=64&wait=600", &[tok]),
-            Some(("phx_agent.1.secret".to_owned(), Some(600), Some(64)))
-        );
-    }
-
-    #[test]
-    fn anything_unusual_goes_through_the_operation() {
-        let tok = "Bearer phx_agent.1.secret";
-        for uri in [
-            "/api/v1/agent/tasks?wait=601",
-            "/api/v1/agent/tasks?max=0",
-            "/api/v1/agent/tasks?max=65",
-            "/api/v1/agent/tasks?wait=-1",
-            "/api/v1/agent/tasks?wait=%33",
-            "/api/v1/agent/tasks?wait=",
-            "/api/v1/agent/tasks?wait",
-            "/api/v1/agent/tasks?wait=1&wait=2",
-            "/api/v1/agent/tasks?other=1",
-            "/api/v1/agent/tasks?wait=99999999999999999999",
-            "/api/v1/agent/tasks/",
-            "/api/v1/agent/heartbeat",
-        ] {
-            assert_eq!(poll(uri, &[tok]), None, "{uri}");
-        }
-        for auth in [
-            &[][..],
-            &["bearer phx_agent.1.secret"],
-            &["Bearer "],
-            &["Bearer  phx_agent.1.secret"],
-            &["Basic abc"],
-            &[tok, tok],
-        ] {
-            assert_eq!(poll("/api/v1/agent/tasks", auth), None, "{auth:?}");
-        }
-        let post = poem::Request::builder()
-            .method(poem::http::Method::POST)
-            .uri_str("/api/v1/agent/tasks")
-            .header(poem::http::header::AUTHORIZATION, tok)
-            .finish();
-        assert!(direct_poll(&post).is_none());
-    }
-
-    #[test]
-    fn direct_bounds_are_the_documented_ones() {
-        let doc: serde_json::Value =
-            serde_json::from_str(&crate::openapi_document()).expect("document");
-        let params = doc["paths"]["/api/v1/agent/tasks"]["get"]["parameters"]
-            .as_array()
-            .expect("parameters");
-        let schema = |name: &str| {
-            params
-                .iter()
-                .find(|p| p["name"] == name)
-                .map(|p| p["schema"].clone())
-                .expect("parameter")
-        };
-        let bound = |name: &str, key: &str| schema(name)[key].as_f64().expect("bound");
-        assert_eq!(bound("wait", "maximum"), POLL_WAIT_MAX as f64);
-        assert_eq!(bound("max", "minimum"), f64::from(*POLL_MAX_RANGE.start()));
-        assert_eq!(bound("max", "maximum"), f64::from(*POLL_MAX_RANGE.end()));
-    }
 }

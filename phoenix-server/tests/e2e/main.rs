@@ -47,4 +47,5 @@ mod inputs;
 mod openapi;
 mod ops;
 mod replicas;
+mod strict;
 mod ws_auth;

@@ -1,0 +1,482 @@
+//! What a request may carry: the one set of rules on text and numbers, checked by the
+//! facade before any store sees a value, so that every backend (memory, PostgreSQL,
+//! Redis, or one of your own) accepts and refuses exactly the same inputs.
+//!
+//! Two kinds of text:
+//! - *names* (experiment, deployment and token names, host names, label keys and values,
+//!   metric and process names, pipeline names and hashes): no control character at all;
+//! - *free text* (descriptions, reasons, task errors, health details): tabs and line
+//!   breaks allowed, no other control character (NUL above all: PostgreSQL cannot store it
+//!   in `text` or `jsonb`, the other backends could, and they must not differ).
+//!
+//! Numbers an agent reports are bounded by what a host can produce (the constants below,
+//! documented in `docs/agent.md`), which also keeps every integer within PostgreSQL's
+//! `bigint` and every count exact in the `f64` arithmetic of KPIs (below 2^53). Timestamps
+//! an agent reports must lie within a window around the server's clock.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::agent::{ActivePipeline, AgentRegistration, Heartbeat};
+use crate::experiment::TargetSelector;
+use crate::measure::{CardinalitySnapshot, HostStats, MeasurementSample, VariantStats};
+use crate::validation::ValidationErrors;
+
+/// The largest integer any store holds (PostgreSQL `bigint`).
+pub const MAX_STORABLE_INT: u64 = i64::MAX as u64;
+
+/// Longest experiment, deployment or token name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest host name (DNS), in characters.
+pub const MAX_HOST_CHARS: usize = 253;
+/// Longest label key, in characters.
+pub const MAX_LABEL_KEY_CHARS: usize = 128;
+/// Longest label value, critical entry, metric or process name, in characters.
+pub const MAX_TOKEN_CHARS: usize = 256;
+/// Longest reason given with a command (stop, rollback, promote), in characters.
+pub const MAX_REASON_CHARS: usize = 1024;
+/// Longest free text an agent sends (task error, pipeline health detail), in characters.
+pub const MAX_DETAIL_CHARS: usize = 4096;
+/// Most labels an agent or a selector carries.
+pub const MAX_LABELS: usize = 64;
+/// Most hosts a selector lists.
+pub const MAX_SELECTOR_HOSTS: usize = 1024;
+/// Most capabilities an agent declares.
+pub const MAX_CAPABILITIES: usize = 64;
+/// Most pipelines an agent reports in a heartbeat.
+pub const MAX_PIPELINES: usize = 64;
+
+/// Most distinct output series one variant may report for one interval.
+pub const MAX_SERIES: u64 = 100_000_000;
+/// Most data points one variant (or one snapshot series) may report for one interval.
+pub const MAX_POINTS: u64 = 10_000_000_000;
+/// Most encoded output bytes one variant may report for one interval (1 TiB).
+pub const MAX_BYTES: u64 = 1 << 40;
+/// Most CPU time one variant's evaluation may report, nanoseconds (about 11.6 days).
+pub const MAX_EVAL_NANOS: u64 = 1_000_000_000_000_000;
+/// Most memory a host or an agent may report, bytes (1 PiB).
+pub const MAX_MEMORY_BYTES: u64 = 1 << 50;
+/// Most processes a host may report (Linux's largest `pid_max`).
+pub const MAX_PROCESSES: u64 = 1 << 22;
+/// Host CPU is a percentage of all cores.
+pub const MAX_HOST_CPU_PCT: f64 = 100.0;
+/// The agent's CPU is a percentage of one core (1024 cores at most).
+pub const MAX_AGENT_CPU_PCT: f64 = 102_400.0;
+/// Longest interval a sample covers, seconds (an experiment's longest sample interval).
+pub const MAX_SAMPLE_INTERVAL_SECS: u32 = 3600;
+/// Longest interval a cardinality snapshot covers, seconds.
+pub const MAX_SNAPSHOT_INTERVAL_SECS: u32 = 86_400;
+/// Most metric names in one variant's `series_by_metric`.
+pub const MAX_METRICS: usize = 10_000;
+/// Most entries in one variant's `top_labels` or critical lists.
+pub const MAX_LIST_ENTRIES: usize = 256;
+/// Most labels on one snapshot series.
+pub const MAX_SERIES_LABELS: usize = 128;
+/// How far ahead of the server's clock a reported time may be, seconds.
+pub const MAX_CLOCK_AHEAD_SECS: i64 = 300;
+/// How old a reported measurement may be, seconds (31 days: the longest experiment plus a
+/// day of agent buffering).
+pub const MAX_REPORT_AGE_SECS: i64 = 31 * 24 * 3600;
+
+/// Records an error unless `value` is a name: not blank, at most `max` characters, no
+/// control character.
+pub fn name(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        errors.push(path, "must not be empty");
+    } else {
+        optional_name(errors, path, value, max);
+    }
+}
+
+/// [`name`], but empty is allowed.
+pub fn optional_name(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+    if value.chars().count() > max {
+        errors.push(path, format!("must be at most {max} characters"));
+    } else if value.chars().any(char::is_control) {
+        errors.push(path, "must not contain control characters");
+    }
+}
+
+/// Records an error unless `value` is free text of at most `max` characters: tabs and line
+/// breaks allowed, no other control character.
+pub fn free_text(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+    if value.chars().count() > max {
+        errors.push(path, format!("must be at most {max} characters"));
+    } else if value.chars().any(not_free_text) {
+        errors.push(
+            path,
+            "must not contain control characters other than tab and line breaks",
+        );
+    }
+}
+
+fn not_free_text(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// `value` made acceptable as free text of at most `max` characters: other control
+/// characters dropped, the end cut. For senders (the agent) whose messages come from
+/// elsewhere (a Collector's output), so that a report is never refused for its wording.
+#[must_use]
+pub fn fit_free_text(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .filter(|c| !not_free_text(*c))
+        .take(max)
+        .collect()
+}
+
+/// `snapshot`'s label values made acceptable as free text (see [`fit_free_text`]): a
+/// process's command line may be longer than [`MAX_DETAIL_CHARS`] or hold escapes.
+pub fn fit_snapshot(snapshot: &mut CardinalitySnapshot) {
+    for series in &mut snapshot.series {
+        for value in series.labels.values_mut() {
+            if value.len() > MAX_DETAIL_CHARS || value.chars().any(not_free_text) {
+                *value = fit_free_text(value, MAX_DETAIL_CHARS);
+            }
+        }
+    }
+}
+
+/// Records an error when a JSON document holds a string or key with a NUL character.
+pub fn json(errors: &mut ValidationErrors, path: &str, value: &serde_json::Value) {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+            }
+            _ => false,
+        }
+    }
+    if has_nul(value) {
+        errors.push(path, "must not contain NUL characters");
+    }
+}
+
+/// Records an error unless `value` lies in `range`.
+pub fn int(errors: &mut ValidationErrors, path: &str, value: u64, range: RangeInclusive<u64>) {
+    if !range.contains(&value) {
+        errors.push(
+            path,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+    }
+}
+
+/// Records an error unless `value` is finite and lies in `range`.
+pub fn float(errors: &mut ValidationErrors, path: &str, value: f64, range: RangeInclusive<f64>) {
+    if !value.is_finite() || !range.contains(&value) {
+        errors.push(
+            path,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+    }
+}
+
+/// Records an error unless `at` lies between `max_age_secs` before `now` and
+/// [`MAX_CLOCK_AHEAD_SECS`] after it.
+pub fn timestamp(
+    errors: &mut ValidationErrors,
+    path: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    max_age_secs: i64,
+) {
+    if at > now + Duration::seconds(MAX_CLOCK_AHEAD_SECS) {
+        errors.push(
+            path,
+            format!(
+                "is more than {MAX_CLOCK_AHEAD_SECS} s ahead of the server's clock ({now}); check the host's clock"
+            ),
+        );
+    } else if at < now - Duration::seconds(max_age_secs) {
+        errors.push(
+            path,
+            format!("is more than {max_age_secs} s older than the server's clock ({now})"),
+        );
+    }
+}
+
+/// Label keys and values (`path.<key>`).
+pub fn labels(errors: &mut ValidationErrors, path: &str, labels: &BTreeMap<String, String>) {
+    if labels.len() > MAX_LABELS {
+        errors.push(path, format!("at most {MAX_LABELS} labels"));
+    }
+    for (key, value) in labels {
+        let p = format!("{path}.{}", key.escape_debug());
+        name(errors, &p, key, MAX_LABEL_KEY_CHARS);
+        optional_name(errors, &p, value, MAX_TOKEN_CHARS);
+    }
+}
+
+/// A target selector (experiments and deployments).
+pub fn selector(errors: &mut ValidationErrors, path: &str, selector: &TargetSelector) {
+    labels(errors, &format!("{path}.labels"), &selector.labels);
+    if selector.hosts.len() > MAX_SELECTOR_HOSTS {
+        errors.push(
+            format!("{path}.hosts"),
+            format!("at most {MAX_SELECTOR_HOSTS} hosts"),
+        );
+    }
+    for (i, host) in selector.hosts.iter().enumerate() {
+        name(errors, &format!("{path}.hosts[{i}]"), host, MAX_TOKEN_CHARS);
+    }
+}
+
+/// An optional reason given with a command.
+pub fn reason(errors: &mut ValidationErrors, path: &str, reason: Option<&str>) {
+    if let Some(r) = reason {
+        free_text(errors, path, r, MAX_REASON_CHARS);
+    }
+}
+
+/// What an agent says about itself when enrolling.
+pub fn registration(errors: &mut ValidationErrors, r: &AgentRegistration) {
+    name(errors, "host", &r.host, MAX_HOST_CHARS);
+    optional_name(errors, "version", &r.version, 64);
+    optional_name(errors, "os", &r.os, 128);
+    labels(errors, "labels", &r.labels);
+    if r.capabilities.len() > MAX_CAPABILITIES {
+        errors.push(
+            "capabilities",
+            format!("at most {MAX_CAPABILITIES} capabilities"),
+        );
+    }
+    for (i, c) in r.capabilities.iter().enumerate() {
+        name(errors, &format!("capabilities[{i}]"), c, 64);
+    }
+}
+
+/// Host figures (heartbeats and samples).
+pub fn host_stats(errors: &mut ValidationErrors, path: &str, h: &HostStats) {
+    float(
+        errors,
+        &format!("{path}.cpu_pct"),
+        h.cpu_pct,
+        0.0..=MAX_HOST_CPU_PCT,
+    );
+    float(
+        errors,
+        &format!("{path}.agent_cpu_pct"),
+        h.agent_cpu_pct,
+        0.0..=MAX_AGENT_CPU_PCT,
+    );
+    int(
+        errors,
+        &format!("{path}.memory_total_bytes"),
+        h.memory_total_bytes,
+        0..=MAX_MEMORY_BYTES,
+    );
+    // Not `used <= total`: the two are read at different moments (and through cgroup
+    // limits); a heartbeat must not be refused, and the agent marked lost, for a race.
+    int(
+        errors,
+        &format!("{path}.memory_used_bytes"),
+        h.memory_used_bytes,
+        0..=MAX_MEMORY_BYTES,
+    );
+    int(
+        errors,
+        &format!("{path}.agent_rss_bytes"),
+        h.agent_rss_bytes,
+        0..=MAX_MEMORY_BYTES,
+    );
+    int(
+        errors,
+        &format!("{path}.process_count"),
+        h.process_count,
+        0..=MAX_PROCESSES,
+    );
+}
+
+fn active_pipeline(errors: &mut ValidationErrors, path: &str, p: &ActivePipeline) {
+    name(errors, &format!("{path}.name"), &p.name, MAX_TOKEN_CHARS);
+    optional_name(
+        errors,
+        &format!("{path}.template"),
+        &p.template,
+        MAX_NAME_CHARS,
+    );
+    optional_name(
+        errors,
+        &format!("{path}.config_hash"),
+        &p.config_hash,
+        MAX_NAME_CHARS,
+    );
+    if let Some(detail) = &p.detail {
+        free_text(errors, &format!("{path}.detail"), detail, MAX_DETAIL_CHARS);
+    }
+}
+
+/// A heartbeat, at the server's `now`.
+pub fn heartbeat(errors: &mut ValidationErrors, h: &Heartbeat, now: DateTime<Utc>) {
+    host_stats(errors, "resources", &h.resources);
+    if h.pipelines.len() > MAX_PIPELINES {
+        errors.push("pipelines", format!("at most {MAX_PIPELINES} pipelines"));
+    }
+    for (i, p) in h.pipelines.iter().enumerate() {
+        active_pipeline(errors, &format!("pipelines[{i}]"), p);
+    }
+    if let Some(started) = h.started_at {
+        // A process may have run for years; it cannot have started in the future or
+        // before the Unix epoch.
+        let age = (now - DateTime::UNIX_EPOCH).num_seconds();
+        timestamp(errors, "started_at", started, now, age);
+    }
+}
+
+fn list(errors: &mut ValidationErrors, path: &str, items: &[String]) {
+    if items.len() > MAX_LIST_ENTRIES {
+        errors.push(path, format!("at most {MAX_LIST_ENTRIES} entries"));
+    }
+    for (i, item) in items.iter().enumerate() {
+        name(errors, &format!("{path}[{i}]"), item, MAX_TOKEN_CHARS);
+    }
+}
+
+/// One variant's statistics.
+pub fn variant_stats(errors: &mut ValidationErrors, path: &str, v: &VariantStats) {
+    int(errors, &format!("{path}.series"), v.series, 0..=MAX_SERIES);
+    int(errors, &format!("{path}.points"), v.points, 0..=MAX_POINTS);
+    int(errors, &format!("{path}.bytes"), v.bytes, 0..=MAX_BYTES);
+    int(
+        errors,
+        &format!("{path}.eval_nanos"),
+        v.eval_nanos,
+        0..=MAX_EVAL_NANOS,
+    );
+    if v.series_by_metric.len() > MAX_METRICS {
+        errors.push(
+            format!("{path}.series_by_metric"),
+            format!("at most {MAX_METRICS} metrics"),
+        );
+    }
+    for (metric, series) in &v.series_by_metric {
+        let p = format!("{path}.series_by_metric.{}", metric.escape_debug());
+        name(errors, &p, metric, MAX_TOKEN_CHARS);
+        int(errors, &p, *series, 0..=MAX_SERIES);
+    }
+    if v.top_labels.len() > MAX_LIST_ENTRIES {
+        errors.push(
+            format!("{path}.top_labels"),
+            format!("at most {MAX_LIST_ENTRIES} entries"),
+        );
+    }
+    for (i, l) in v.top_labels.iter().enumerate() {
+        name(
+            errors,
+            &format!("{path}.top_labels[{i}].key"),
+            &l.key,
+            MAX_LABEL_KEY_CHARS,
+        );
+        int(
+            errors,
+            &format!("{path}.top_labels[{i}].distinct_values"),
+            l.distinct_values,
+            0..=MAX_SERIES,
+        );
+    }
+    float(
+        errors,
+        &format!("{path}.fidelity.cpu_pct"),
+        v.fidelity.cpu_pct,
+        0.0..=100.0,
+    );
+    float(
+        errors,
+        &format!("{path}.fidelity.memory_pct"),
+        v.fidelity.memory_pct,
+        0.0..=100.0,
+    );
+    list(
+        errors,
+        &format!("{path}.critical.expected"),
+        &v.critical.expected,
+    );
+    list(
+        errors,
+        &format!("{path}.critical.present"),
+        &v.critical.present,
+    );
+    list(
+        errors,
+        &format!("{path}.critical.missing"),
+        &v.critical.missing,
+    );
+}
+
+/// One measurement sample (under `path`, e.g. `samples[3]`), at the server's `now`.
+pub fn sample(
+    errors: &mut ValidationErrors,
+    path: &str,
+    s: &MeasurementSample,
+    now: DateTime<Utc>,
+) {
+    int(errors, &format!("{path}.seq"), s.seq, 1..=MAX_STORABLE_INT);
+    timestamp(
+        errors,
+        &format!("{path}.taken_at"),
+        s.taken_at,
+        now,
+        MAX_REPORT_AGE_SECS,
+    );
+    int(
+        errors,
+        &format!("{path}.interval_secs"),
+        u64::from(s.interval_secs),
+        1..=u64::from(MAX_SAMPLE_INTERVAL_SECS),
+    );
+    variant_stats(errors, &format!("{path}.baseline"), &s.baseline);
+    variant_stats(errors, &format!("{path}.candidate"), &s.candidate);
+    host_stats(errors, &format!("{path}.host"), &s.host);
+}
+
+/// A cardinality snapshot, at the server's `now`. Stops after the first hundred errors
+/// (a snapshot holds up to a million series).
+pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: DateTime<Utc>) {
+    name(errors, "host", &s.host, MAX_HOST_CHARS);
+    timestamp(errors, "taken_at", s.taken_at, now, MAX_REPORT_AGE_SECS);
+    int(
+        errors,
+        "interval_secs",
+        u64::from(s.interval_secs),
+        1..=u64::from(MAX_SNAPSHOT_INTERVAL_SECS),
+    );
+    for (i, series) in s.series.iter().enumerate() {
+        if errors.errors.len() >= 100 {
+            break;
+        }
+        let p = format!("series[{i}]");
+        name(
+            errors,
+            &format!("{p}.metric"),
+            &series.metric,
+            MAX_TOKEN_CHARS,
+        );
+        if series.labels.len() > MAX_SERIES_LABELS {
+            errors.push(
+                format!("{p}.labels"),
+                format!("at most {MAX_SERIES_LABELS} labels"),
+            );
+        }
+        for (key, value) in &series.labels {
+            let lp = format!("{p}.labels.{}", key.escape_debug());
+            name(errors, &lp, key, MAX_LABEL_KEY_CHARS);
+            // Values are whatever the host's processes carry (command lines included).
+            free_text(errors, &lp, value, MAX_DETAIL_CHARS);
+        }
+        int(
+            errors,
+            &format!("{p}.points"),
+            series.points,
+            0..=MAX_POINTS,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

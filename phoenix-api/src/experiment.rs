@@ -67,6 +67,66 @@ impl std::str::FromStr for Phase {
     }
 }
 
+/// What a phase means in the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct PhaseInfo {
+    /// The phase.
+    pub phase: Phase,
+    /// Nothing leaves it.
+    pub terminal: bool,
+    /// Only an operator command leaves it.
+    pub resting: bool,
+    /// Phoenix drives it forward on its own (timers, agents' answers, agent loss).
+    pub active: bool,
+    /// The phases that follow when nothing intervenes, in order.
+    pub ahead: Vec<Phase>,
+}
+
+impl From<core::Phase> for PhaseInfo {
+    fn from(p: core::Phase) -> Self {
+        Self {
+            phase: p.into(),
+            terminal: p.is_terminal(),
+            resting: p.is_resting(),
+            active: p.is_active(),
+            ahead: p.ahead().iter().map(|a| (*a).into()).collect(),
+        }
+    }
+}
+
+mirror_enum! {
+    /// An operator command, by name: what `allowed_actions` lists.
+    ExperimentAction => core::Action {
+        /// `POST .../start`.
+        Start,
+        /// `POST .../stop`.
+        Stop,
+        /// `POST .../rollback`.
+        Rollback,
+        /// `POST .../promote` (needs a passing verdict).
+        Promote,
+        /// `POST .../promote` with `force` (admin).
+        ForcePromote,
+        /// `DELETE .../{id}`.
+        Delete,
+    }
+}
+
+impl ExperimentAction {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        core::Action::from(self).as_str()
+    }
+}
+
+impl std::fmt::Display for ExperimentAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 mirror_enum! {
     /// Kind of principal behind an event.
     ActorKind => core::ActorKind {
@@ -624,6 +684,22 @@ pub struct Experiment {
     pub spec: ExperimentSpec,
     /// Current phase.
     pub phase: Phase,
+    /// The commands the requesting token may send now: those its role includes and the
+    /// phase (and, for `promote`, the verdict) admits, decided by the state machine itself.
+    /// Clients offer these and nothing else.
+    #[serde(default)]
+    pub allowed_actions: Vec<ExperimentAction>,
+    /// Nothing will change any more (`stopped`, `rolled_back`, `failed`).
+    #[serde(default)]
+    pub terminal: bool,
+    /// Waiting for an operator command (`completed`, `promoted`): nothing changes on its
+    /// own.
+    #[serde(default)]
+    pub resting: bool,
+    /// The phases still ahead when nothing intervenes, in order (the rest of
+    /// `created → deploying → running → analyzing → completed`, or the end of a wind-down).
+    #[serde(default)]
+    pub ahead: Vec<Phase>,
     /// Agents it runs on (resolved at start).
     pub targets: Vec<Target>,
     /// The rendered pipelines (set at start).
@@ -657,9 +733,18 @@ pub struct Experiment {
     pub last_event_seq: u64,
 }
 
-impl From<core::Experiment> for Experiment {
-    fn from(e: core::Experiment) -> Self {
+impl Experiment {
+    /// The wire form of `e` as a token of `role` sees it (its `allowed_actions`).
+    #[must_use]
+    pub fn for_role(e: core::Experiment, role: phoenix_core::auth::Role) -> Self {
         Self {
+            allowed_actions: core::allowed_actions(&e, role)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            terminal: e.phase.is_terminal(),
+            resting: e.phase.is_resting(),
+            ahead: e.phase.ahead().iter().map(|p| (*p).into()).collect(),
             id: e.id.0,
             name: e.name,
             description: e.description,
@@ -682,13 +767,46 @@ impl From<core::Experiment> for Experiment {
             last_event_seq: e.last_event_seq,
         }
     }
+
+    /// Whether `allowed_actions` lists `action`.
+    #[must_use]
+    pub fn allows(&self, action: ExperimentAction) -> bool {
+        self.allowed_actions.contains(&action)
+    }
 }
 
-page_type!(
-    /// A page of experiments.
-    ExperimentPage,
-    Experiment
-);
+/// A page of experiments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct ExperimentPage {
+    /// The records, newest first.
+    pub items: Vec<Experiment>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl ExperimentPage {
+    /// The wire form of `page` as a token of `role` sees it.
+    #[must_use]
+    pub fn for_role(
+        page: phoenix_core::page::Page<core::Experiment>,
+        role: phoenix_core::auth::Role,
+    ) -> Self {
+        Self {
+            items: page
+                .items
+                .into_iter()
+                .map(|e| Experiment::for_role(e, role))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
 
 /// One entry of an experiment's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,12 +27,16 @@ const REREAD: Duration = Duration::from_secs(10);
 /// Reconnection attempts after the server closed the WebSocket.
 const RECONNECTS: u32 = 5;
 
-/// Where watching stops, and whether that is a success.
-fn finished(phase: Phase) -> Option<bool> {
-    match phase {
-        Phase::Completed | Phase::Promoted => Some(true),
-        Phase::Stopped | Phase::RolledBack | Phase::Failed => Some(false),
-        _ => None,
+/// Where watching stops, and whether that is a success: the server says whether the
+/// experiment rests (waits for an operator: a success) or ended for good (terminal: not
+/// a success); anything else is still moving.
+fn finished(e: &Experiment) -> Option<bool> {
+    if e.resting {
+        Some(true)
+    } else if e.terminal {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -46,7 +50,7 @@ pub(crate) async fn watch(cx: &Context, id: Uuid) -> Result<(), CliError> {
     let mut since_read = Duration::ZERO;
     let mut reconnects = 0;
     loop {
-        if let Some(success) = finished(experiment.phase) {
+        if let Some(success) = finished(&experiment) {
             display.finish(&experiment, kpis.as_ref());
             return if success {
                 Ok(())

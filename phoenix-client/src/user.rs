@@ -2,8 +2,8 @@
 
 use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus};
 use phoenix_api::experiment::{
-    EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PromoteRequest, RollbackRequest,
-    StopRequest,
+    EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PhaseInfo, PromoteRequest,
+    RollbackRequest, StopRequest,
 };
 use phoenix_api::task::{Task, TaskKind, TaskPage, TaskState};
 use phoenix_api::token::{CreatedToken, NewToken, TokenList, WhoAmI};
@@ -92,6 +92,12 @@ impl Client {
                 .map(|p| ("phase", p.as_str().to_owned())),
         );
         self.json(self.request(Method::GET, "api/v1/experiments")?.query(&q))
+            .await
+    }
+
+    /// `GET /api/v1/experiments/phases`.
+    pub async fn experiment_phases(&self) -> Result<Vec<PhaseInfo>, ClientError> {
+        self.json(self.request(Method::GET, "api/v1/experiments/phases")?)
             .await
     }
 

@@ -279,6 +279,14 @@ fn detail_view(e: &Experiment) -> String {
         ("description", e.description.clone()),
         ("owner", e.owner.clone()),
         ("phase", e.phase.to_string()),
+        (
+            "actions",
+            e.allowed_actions
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("version", e.version.to_string()),
         ("created", time(&e.created_at)),
         ("updated", time(&e.updated_at)),

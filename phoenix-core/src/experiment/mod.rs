@@ -1,5 +1,6 @@
 //! Experiments: the model, its phases, and the pure transition function.
 
+mod action;
 mod event;
 mod phase;
 mod spec;
@@ -8,6 +9,7 @@ mod transition;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use action::{Action, UnknownAction, allowed_actions};
 pub use event::{Actor, ActorKind, Cause, ExperimentEvent};
 pub use phase::{Phase, UnknownPhase};
 pub use spec::{

@@ -92,6 +92,32 @@ impl Phase {
         matches!(self, Self::Completed | Self::Promoted)
     }
 
+    /// The phases still ahead when nothing intervenes (no command but `start`, no
+    /// failure, no automatic promotion or rollback), in order: the rest of the main path
+    /// `created → deploying → running → analyzing → completed`, the end of a wind-down
+    /// (`stopping → stopped`, `rolling_back → rolled_back`, `promoting → promoted`), and
+    /// nothing from a resting or terminal phase.
+    #[must_use]
+    pub fn ahead(self) -> &'static [Phase] {
+        static MAIN: [Phase; 5] = [
+            Phase::Created,
+            Phase::Deploying,
+            Phase::Running,
+            Phase::Analyzing,
+            Phase::Completed,
+        ];
+        match self {
+            Self::Created | Self::Deploying | Self::Running | Self::Analyzing | Self::Completed => {
+                let at = MAIN.iter().position(|p| *p == self).unwrap_or(MAIN.len());
+                &MAIN[at + 1..]
+            }
+            Self::Promoting => &[Phase::Promoted],
+            Self::Stopping => &[Phase::Stopped],
+            Self::RollingBack => &[Phase::RolledBack],
+            Self::Promoted | Self::Stopped | Self::RolledBack | Self::Failed => &[],
+        }
+    }
+
     /// Phases the controller drives forward on its own (timers, task outcomes, agent loss).
     #[must_use]
     pub fn is_active(self) -> bool {

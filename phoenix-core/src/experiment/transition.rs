@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{
-    Actor, Cause, Experiment, ExperimentEvent, ExperimentPipelines, Phase, RollbackRecord, Target,
-    TargetState,
+    Action, Actor, Cause, Experiment, ExperimentEvent, ExperimentPipelines, Phase, RollbackRecord,
+    Target, TargetState,
 };
 use crate::ids::{AgentId, ExperimentId};
 use crate::judge::{Verdict, VerdictOutcome};
@@ -58,13 +58,17 @@ pub enum Command {
 }
 
 impl Command {
-    fn name(&self) -> &'static str {
+    /// The action this command is, by name (what [`Action::check`] and
+    /// [`allowed_actions`](super::allowed_actions) speak of).
+    #[must_use]
+    pub fn action(&self) -> Action {
         match self {
-            Self::Start { .. } => "start",
-            Self::Stop { .. } => "stop",
-            Self::Rollback { .. } => "roll back",
-            Self::Promote { .. } => "promote",
-            Self::Delete => "delete",
+            Self::Start { .. } => Action::Start,
+            Self::Stop { .. } => Action::Stop,
+            Self::Rollback { .. } => Action::Rollback,
+            Self::Promote { force: false, .. } => Action::Promote,
+            Self::Promote { force: true, .. } => Action::ForcePromote,
+            Self::Delete => Action::Delete,
         }
     }
 }
@@ -499,16 +503,12 @@ fn removal_priority(mode: RemovalMode, graceful: i16) -> i16 {
 }
 
 fn apply_command(b: &mut Builder<'_>, command: &Command) -> Result<(), TransitionError> {
+    // The one precondition on the experiment's state; what follows only decides what the
+    // command does (and `start` what the world allows).
+    command.action().check(&b.next)?;
     let phase = b.phase();
-    let illegal = || TransitionError::IllegalInPhase {
-        command: command.name(),
-        phase,
-    };
     match command {
         Command::Start { targets, pipelines } => {
-            if phase != Phase::Created {
-                return Err(illegal());
-            }
             if targets.is_empty() {
                 return Err(TransitionError::NoMatchingAgents);
             }
@@ -559,36 +559,25 @@ fn apply_command(b: &mut Builder<'_>, command: &Command) -> Result<(), Transitio
                 })
                 .collect();
         }
-        Command::Stop { reason } => match phase {
-            Phase::Created => b.event(Phase::Stopped, Cause::Stop, reason.clone(), json!({})),
-            Phase::Deploying | Phase::Running | Phase::Analyzing => {
+        Command::Stop { reason } => {
+            if phase == Phase::Created {
+                // Nothing was deployed: nothing to wait for.
+                b.event(Phase::Stopped, Cause::Stop, reason.clone(), json!({}));
+            } else {
                 b.cancel_open_tasks = true;
                 b.event(Phase::Stopping, Cause::Stop, reason.clone(), json!({}));
                 b.send_finish(Finish::Teardown(RemovalMode::Graceful));
                 b.maybe_finish(Cause::Stop);
             }
-            _ => return Err(illegal()),
-        },
-        Command::Rollback { mode, reason } => match phase {
-            Phase::Running | Phase::Analyzing | Phase::Completed | Phase::Promoted => {
-                b.rollback(*mode, reason.clone(), Cause::Rollback);
-            }
-            _ => return Err(illegal()),
-        },
-        Command::Promote { force, reason } => {
-            if phase != Phase::Completed {
-                return Err(illegal());
-            }
-            let outcome = b.next.verdict.as_ref().map(|v| v.outcome);
-            if outcome != Some(VerdictOutcome::Pass) && !force {
-                return Err(TransitionError::PromoteRequiresPass { outcome });
-            }
-            b.promote(reason.clone(), outcome != Some(VerdictOutcome::Pass));
+        }
+        Command::Rollback { mode, reason } => {
+            b.rollback(*mode, reason.clone(), Cause::Rollback);
+        }
+        Command::Promote { reason, .. } => {
+            let forced = b.next.verdict.as_ref().map(|v| v.outcome) != Some(VerdictOutcome::Pass);
+            b.promote(reason.clone(), forced);
         }
         Command::Delete => {
-            if !(phase == Phase::Created || phase.is_terminal()) {
-                return Err(illegal());
-            }
             b.delete = true;
             b.cancel_open_tasks = true;
         }

@@ -1,25 +1,24 @@
 // One experiment: live phase timeline, operator actions, verdict, KPI charts (baseline
 // vs candidate over time), cost per variant and savings, targets, pipelines, events.
 
-import { canOperate, get, me, post } from './api.js';
+import { api, canOperate, get, post } from './api.js';
 import { card, errorBox, h, replace, table } from './dom.js';
 import { lineChart } from './charts.js';
 import { phaseBadge, verdictClass } from './experiments.js';
 import * as fmt from './format.js';
-
-const MAIN_PATH = ['created', 'deploying', 'running', 'analyzing', 'completed'];
-const TERMINAL = new Set(['stopped', 'rolled_back', 'failed']);
-const CAN_STOP = new Set(['deploying', 'running', 'analyzing']);
-const CAN_ROLLBACK = new Set(['running', 'analyzing', 'completed', 'promoted']);
 
 function pipelineText(p) {
   const params = Object.entries(p.params || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   return params.length ? `${p.template} (${params.join(', ')})` : p.template;
 }
 
-/** The phases the experiment went through, from its events, plus the ones still ahead. */
+/**
+ * The phases the experiment went through, from its events, plus the ones still ahead
+ * (`exp.ahead`: the server says which phases follow when nothing intervenes).
+ */
 export function phaseSteps(exp, events) {
-  const steps = [{ phase: 'created', at: exp.created_at }];
+  // The first event records the creation (its `to` is the phase an experiment starts in).
+  const steps = [{ phase: events.length ? events[0].to : exp.phase, at: exp.created_at }];
   for (const e of events) {
     if (e.from !== e.to) steps.push({ phase: e.to, at: e.at, cause: e.cause, actor: e.actor, reason: e.reason });
   }
@@ -29,11 +28,7 @@ export function phaseSteps(exp, events) {
     st.state = next ? 'done' : 'current';
     st.secs = ((next ? new Date(next.at).getTime() : now) - new Date(st.at).getTime()) / 1000;
   });
-  const last = steps[steps.length - 1].phase;
-  const idx = MAIN_PATH.indexOf(last);
-  if (idx >= 0 && !TERMINAL.has(last)) {
-    for (const p of MAIN_PATH.slice(idx + 1)) steps.push({ phase: p, state: 'ahead' });
-  }
+  for (const p of exp.ahead || []) steps.push({ phase: p, state: 'ahead' });
   return steps;
 }
 
@@ -41,7 +36,7 @@ function timeline(exp, events) {
   return h('div', { class: 'timeline', id: 'timeline' }, phaseSteps(exp, events).map((st) =>
     h('div', { class: `step ${st.state}`, 'data-phase': st.phase, title: st.reason || '' },
       h('div', { class: 'name' }, fmt.label(st.phase)),
-      st.at ? h('div', { class: 'when' }, fmt.clock(st.at), st.state === 'current' && TERMINAL.has(st.phase) ? '' : ` · ${fmt.duration(st.secs)}`) : h('div', { class: 'when' }, 'ahead'),
+      st.at ? h('div', { class: 'when' }, fmt.clock(st.at), st.state === 'current' && exp.terminal ? '' : ` · ${fmt.duration(st.secs)}`) : h('div', { class: 'when' }, 'ahead'),
       st.cause ? h('div', { class: 'when' }, `${fmt.label(st.cause)} by ${st.actor.name}`) : null)));
 }
 
@@ -163,7 +158,9 @@ export async function experimentView(scope, id) {
       btn.disabled = true;
       replace(actionStatus);
       try {
-        exp = await run(new FormData(form));
+        const next = await run(new FormData(form));
+        if (!next) return; // deleted: the route changed
+        exp = next;
         replace(actionStatus, h('div', { class: 'notice' }, `${button}: accepted, now ${fmt.label(exp.phase)}`));
         drawHead();
         drawActions();
@@ -178,39 +175,38 @@ export async function experimentView(scope, id) {
     return form;
   }
 
+  // One form per action the server allows this token now (`allowed_actions`: decided by
+  // the state machine for this role); the page adds no rule of its own.
+  const reason = () => h('input', { name: 'reason', placeholder: 'reason (optional)', maxlength: 1024, 'aria-label': 'reason' });
+  const reasonOf = (fd) => fd.get('reason') || undefined;
+  const ACTION_FORMS = {
+    start: () => actionForm('start', [], 'Start', 'primary', () => post(`experiments/${id}/start`)),
+    stop: () => actionForm('stop', [reason()], 'Stop', '', (fd) => post(`experiments/${id}/stop`, { reason: reasonOf(fd) })),
+    rollback: () => actionForm('rollback', [
+      h('select', { name: 'mode', 'aria-label': 'rollback mode' },
+        h('option', { value: 'graceful' }, 'graceful (baseline confirmed first)'),
+        h('option', { value: 'instant' }, 'instant (remove candidate now)')),
+      reason()], 'Roll back', 'danger',
+    (fd) => post(`experiments/${id}/rollback`, { mode: fd.get('mode'), reason: reasonOf(fd) })),
+    promote: () => actionForm('promote', [reason()], 'Promote', 'primary',
+      (fd) => post(`experiments/${id}/promote`, { force: false, reason: reasonOf(fd) })),
+    force_promote: () => actionForm('force_promote', [reason()], 'Force promote', 'danger',
+      (fd) => post(`experiments/${id}/promote`, { force: true, reason: reasonOf(fd) })),
+    delete: () => actionForm('delete', [], 'Delete', 'danger', async () => {
+      await api('DELETE', `experiments/${id}`);
+      location.hash = '#/experiments';
+      return null;
+    }),
+  };
+
   function drawActions() {
     if (!exp) return;
-    if (!canOperate()) {
-      replace(sections.actions, h('p', { class: 'muted small' }, 'Signed in as a viewer: start, stop, rollback and promote need an operator token.'));
-      return;
-    }
-    const reason = () => h('input', { name: 'reason', placeholder: 'reason (optional)', maxlength: 1024, 'aria-label': 'reason' });
-    const forms = [];
-    const phase = exp.phase;
-    if (phase === 'created') {
-      forms.push(actionForm('start', [], 'Start', 'primary', () => post(`experiments/${id}/start`)));
-    }
-    if (CAN_STOP.has(phase)) {
-      forms.push(actionForm('stop', [reason()], 'Stop', '', (fd) => post(`experiments/${id}/stop`, { reason: fd.get('reason') || undefined })));
-    }
-    if (CAN_ROLLBACK.has(phase)) {
-      const mode = h('select', { name: 'mode', 'aria-label': 'rollback mode' },
-        h('option', { value: 'graceful' }, 'graceful (baseline confirmed first)'),
-        h('option', { value: 'instant' }, 'instant (remove candidate now)'));
-      forms.push(actionForm('rollback', [mode, reason()], 'Roll back', 'danger',
-        (fd) => post(`experiments/${id}/rollback`, { mode: fd.get('mode'), reason: fd.get('reason') || undefined })));
-    }
-    if (phase === 'completed') {
-      // Forcing a promotion past a verdict that did not pass is for admins only.
-      const force = me.role === 'admin'
-        ? h('label', { title: 'promote even without a passing verdict' }, h('input', { type: 'checkbox', name: 'force' }), 'force')
-        : null;
-      forms.push(actionForm('promote', [force, reason()], 'Promote', 'primary',
-        (fd) => post(`experiments/${id}/promote`, { force: fd.get('force') === 'on', reason: fd.get('reason') || undefined })));
-    }
+    const forms = (exp.allowed_actions || []).filter((a) => ACTION_FORMS[a]).map((a) => ACTION_FORMS[a]());
+    let none = `No action applies in phase ${fmt.label(exp.phase)}.`;
+    if (!canOperate()) none = 'Signed in as a viewer: start, stop, rollback, promote and delete need an operator token.';
     replace(sections.actions, forms.length
       ? h('div', { class: 'actions', id: 'actions' }, forms)
-      : h('p', { class: 'muted small' }, `No operator action applies in phase ${fmt.label(phase)}.`));
+      : h('p', { class: 'muted small', id: 'no-actions' }, none));
   }
 
   function drawVerdict() {
@@ -407,7 +403,7 @@ export async function experimentView(scope, id) {
     reloadCost();
   });
   scope.every(1000, () => {
-    if (exp && !TERMINAL.has(exp.phase)) {
+    if (exp && !exp.terminal) {
       drawHead();
       drawTiming();
     }

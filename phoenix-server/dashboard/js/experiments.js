@@ -2,13 +2,23 @@
 
 import { get } from './api.js';
 import { errorBox, h, replace, table } from './dom.js';
-import { phaseClass, relative, time, label } from './format.js';
+import { relative, time, label } from './format.js';
 
-const PHASES = ['created', 'deploying', 'running', 'analyzing', 'completed', 'promoting', 'promoted',
-  'stopping', 'stopped', 'rolling_back', 'rolled_back', 'failed'];
+// The phases, in life order, as the server's state machine defines them (fetched once).
+let phases = null;
+function phaseCatalogue(signal) {
+  if (!phases) {
+    phases = get('experiments/phases', null, signal).catch((err) => {
+      phases = null;
+      throw err;
+    });
+  }
+  return phases;
+}
 
+/** A phase's name as a badge; its colour comes from the stylesheet (`data-phase`). */
 export function phaseBadge(phase) {
-  return h('span', { class: `badge phase ${phaseClass(phase)}`, 'data-phase': phase }, label(phase));
+  return h('span', { class: 'badge phase', 'data-phase': phase }, label(phase));
 }
 
 function pipelineText(p) {
@@ -17,8 +27,15 @@ function pipelineText(p) {
 }
 
 export async function experimentsView(scope) {
+  let catalogue = [];
+  try {
+    catalogue = await phaseCatalogue(scope.signal);
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    // Without the catalogue the list still works, unfiltered.
+  }
   const filter = h('select', { id: 'phase-filter', 'aria-label': 'Phase filter' },
-    h('option', { value: '' }, 'all phases'), PHASES.map((p) => h('option', { value: p }, label(p))));
+    h('option', { value: '' }, 'all phases'), catalogue.map((p) => h('option', { value: p.phase }, label(p.phase))));
   const body = h('div');
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
   let items = [];

@@ -67,16 +67,6 @@ export function relative(iso, now = Date.now()) {
   return diff >= 0 ? `in ${duration(diff)}` : `${duration(-diff)} ago`;
 }
 
-const PHASE_CLASS = {
-  created: '', deploying: 'info', running: 'info', analyzing: 'info', completed: 'ok',
-  promoting: 'info', promoted: 'ok', stopping: 'warn', stopped: '', rolling_back: 'warn',
-  rolled_back: 'warn', failed: 'bad',
-};
-
-export function phaseClass(phase) {
-  return PHASE_CLASS[phase] ?? '';
-}
-
 export function label(snake) {
   if (!snake) return '';
   return snake.replace(/_/g, ' ');

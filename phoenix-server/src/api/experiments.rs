@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use phoenix_api::experiment::{
-    EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PromoteRequest, RollbackRequest,
-    StopRequest,
+    EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PhaseInfo, PromoteRequest,
+    RollbackRequest, StopRequest,
 };
 use phoenix_core::auth::Role;
+use phoenix_core::experiment::Action;
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::page::{MAX_PAGE_SIZE, Page};
 use phoenix_core::store::ExperimentFilter;
@@ -67,7 +68,9 @@ impl ExperimentsApi {
             .phoenix
             .create_experiment(request, &user.actor())
             .await?;
-        Ok(Created::Created(Json(experiment.into())))
+        Ok(Created::Created(Json(Experiment::for_role(
+            experiment, user.role,
+        ))))
     }
 
     /// List experiments
@@ -89,11 +92,32 @@ impl ExperimentsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<ExperimentPage>> {
-        self.state.user(&auth, Role::Viewer).await?;
+        let user = self.state.user(&auth, Role::Viewer).await?;
         let page = uuid_page(cursor.0, limit.0)?;
         let filter = ExperimentFilter::phases(phase.0.into_iter().map(Into::into));
         let page = self.state.phoenix.experiments(&filter, &page).await?;
-        Ok(Json(page.into()))
+        Ok(Json(ExperimentPage::for_role(page, user.role)))
+    }
+
+    /// The experiment phases
+    ///
+    /// Every phase in life order and what it means in the state machine: terminal,
+    /// resting (waits for an operator), active (driven forward by Phoenix), and the phases
+    /// that follow when nothing intervenes. Clients render phases from this instead of
+    /// keeping their own lists.
+    #[oai(
+        path = "/experiments/phases",
+        method = "get",
+        operation_id = "experiment_phases"
+    )]
+    async fn phases(&self, auth: UserToken) -> ApiResult<Json<Vec<PhaseInfo>>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        Ok(Json(
+            phoenix_core::experiment::Phase::ALL
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        ))
     }
 
     /// Get an experiment
@@ -103,9 +127,9 @@ impl ExperimentsApi {
         operation_id = "get_experiment"
     )]
     async fn get(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Experiment>> {
-        self.state.user(&auth, Role::Viewer).await?;
+        let user = self.state.user(&auth, Role::Viewer).await?;
         let experiment = self.state.phoenix.experiment(ExperimentId(id.0)).await?;
-        Ok(Json(experiment.into()))
+        Ok(Json(Experiment::for_role(experiment, user.role)))
     }
 
     /// Delete an experiment
@@ -117,7 +141,10 @@ impl ExperimentsApi {
         operation_id = "delete_experiment"
     )]
     async fn delete(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Deleted> {
-        let user = self.state.user(&auth, Role::Operator).await?;
+        let user = self
+            .state
+            .user(&auth, Action::Delete.required_role())
+            .await?;
         self.state
             .phoenix
             .delete_experiment(ExperimentId(id.0), &user.actor())
@@ -135,13 +162,16 @@ impl ExperimentsApi {
         operation_id = "start_experiment"
     )]
     async fn start(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Experiment>> {
-        let user = self.state.user(&auth, Role::Operator).await?;
+        let user = self
+            .state
+            .user(&auth, Action::Start.required_role())
+            .await?;
         let experiment = self
             .state
             .phoenix
             .start(ExperimentId(id.0), &user.actor())
             .await?;
-        Ok(Json(experiment.into()))
+        Ok(Json(Experiment::for_role(experiment, user.role)))
     }
 
     /// Stop an experiment
@@ -159,14 +189,14 @@ impl ExperimentsApi {
         id: Path<Uuid>,
         body: StrictJson<StopRequest>,
     ) -> ApiResult<Json<Experiment>> {
-        let user = self.state.user(&auth, Role::Operator).await?;
+        let user = self.state.user(&auth, Action::Stop.required_role()).await?;
         check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
             .phoenix
             .stop(ExperimentId(id.0), &user.actor(), body.0.reason)
             .await?;
-        Ok(Json(experiment.into()))
+        Ok(Json(Experiment::for_role(experiment, user.role)))
     }
 
     /// Roll an experiment back
@@ -185,7 +215,10 @@ impl ExperimentsApi {
         id: Path<Uuid>,
         body: StrictJson<RollbackRequest>,
     ) -> ApiResult<Json<Experiment>> {
-        let user = self.state.user(&auth, Role::Operator).await?;
+        let user = self
+            .state
+            .user(&auth, Action::Rollback.required_role())
+            .await?;
         check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
@@ -197,7 +230,7 @@ impl ExperimentsApi {
                 body.0.reason,
             )
             .await?;
-        Ok(Json(experiment.into()))
+        Ok(Json(Experiment::for_role(experiment, user.role)))
     }
 
     /// Promote an experiment's candidate
@@ -214,12 +247,12 @@ impl ExperimentsApi {
         id: Path<Uuid>,
         body: StrictJson<PromoteRequest>,
     ) -> ApiResult<Json<Experiment>> {
-        let required = if body.0.force {
-            Role::Admin
+        let action = if body.0.force {
+            Action::ForcePromote
         } else {
-            Role::Operator
+            Action::Promote
         };
-        let user = self.state.user(&auth, required).await?;
+        let user = self.state.user(&auth, action.required_role()).await?;
         check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
@@ -231,7 +264,7 @@ impl ExperimentsApi {
                 body.0.reason,
             )
             .await?;
-        Ok(Json(experiment.into()))
+        Ok(Json(Experiment::for_role(experiment, user.role)))
     }
 
     /// An experiment's event history

@@ -132,7 +132,12 @@ try {
   await page.evaluate(() => { window.__sameDocument = true; });
   const firstPhase = await phaseOf(row);
   log(`experiment listed in phase ${firstPhase}`);
-  check(!['completed', 'rolled_back', 'failed', 'stopped'].includes(firstPhase), `demo already finished (${firstPhase}) before the page loaded`);
+  const demoNow = await api('GET', `experiments/${printed.experiment}`);
+  check(!demoNow.terminal && !demoNow.resting, `demo already finished (${demoNow.phase}) before the page loaded`);
+  // The phase filter lists the server's phases, in its order (the page keeps no list).
+  const catalogue = (await api('GET', 'experiments/phases')).map((p) => p.phase);
+  const options = await page.locator('#phase-filter option').evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+  check(JSON.stringify(options) === JSON.stringify(catalogue), `phase filter ${options} should be the server's ${catalogue}`);
   await waitFor(`the phase to change from ${firstPhase} in the list`, async () => (await phaseOf(row)) !== firstPhase, (demoSecs + 60) * 1000);
   const secondPhase = await phaseOf(row);
   check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
@@ -197,7 +202,37 @@ try {
   log('rolled back gracefully; provenance in the events');
   await shot('experiment-rolled-back');
 
-  // 5. Fleet: the in-process agent with its health and resources.
+  // The forms offered are the actions the server allows: after a rollback, only delete.
+  const offered = async () => page.locator('form[data-action]').evaluateAll((fs) => fs.map((f) => f.dataset.action));
+  const allowedNow = async (id) => (await api('GET', `experiments/${id}`)).allowed_actions;
+  await waitFor('the actions of rolled_back', async () => JSON.stringify(await offered()) === JSON.stringify(await allowedNow(printed.experiment)), 15000);
+  log(`rolled back: offered ${await offered()}`);
+
+  // 5. Stop an experiment that never started (from created), then delete it.
+  step = 'stop from created, delete';
+  await page.goto(`${printed.ui}#/experiments/${created.id}`);
+  await page.waitForSelector(`[data-experiment="${created.id}"] #experiment-name`, { timeout: 15000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const createdOffer = await offered();
+  check(JSON.stringify(createdOffer) === JSON.stringify(['start', 'stop', 'delete']), `created offers start, stop and delete, got ${createdOffer}`);
+  check(JSON.stringify(createdOffer) === JSON.stringify(await allowedNow(created.id)), 'the forms are the allowed actions');
+  const stopForm = page.locator('form[data-action="stop"]');
+  await stopForm.locator('input[name=reason]').fill('browser test: never needed');
+  await stopForm.locator('button[type=submit]').click();
+  await waitFor('stopped', async () => (await phaseOf(page.locator('#experiment-phase'))) === 'stopped', 15000);
+  await waitFor('only delete offered', async () => JSON.stringify(await offered()) === JSON.stringify(['delete']), 15000);
+  check((await api('GET', `experiments/${created.id}`)).terminal, 'stopped is terminal on the wire');
+  await page.waitForSelector('#events td:has-text("never needed")', { timeout: 10000 });
+  await shot('experiment-stopped-from-created');
+  await page.locator('form[data-action="delete"] button[type=submit]').click();
+  await page.waitForSelector('#experiments', { timeout: 15000 });
+  await waitFor('the deleted experiment to leave the list', async () => (await page.locator(`#experiments tr[data-key="${created.id}"]`).count()) === 0, 15000);
+  const gone = await fetch(`${base}/api/v1/experiments/${created.id}`, { headers: { Authorization: `Bearer ${printed.token}` } });
+  check(gone.status === 404, `deleted experiment answers 404, got ${gone.status}`);
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  log('stopped from created, then deleted');
+
+  // 6. Fleet: the in-process agent with its health and resources.
   step = 'fleet';
   await page.locator('nav a[data-view=fleet]').click();
   const agentRow = page.locator('#agents tbody tr').first();
@@ -209,7 +244,7 @@ try {
   log(`fleet: agent ${status}`);
   await shot('fleet');
 
-  // 6. Cost flow and cardinality, with a label dimension added.
+  // 7. Cost flow and cardinality, with a label dimension added.
   step = 'cost';
   await page.locator('nav a[data-view=cost]').click();
   await page.waitForSelector('#cost-summary', { timeout: 20000 });
@@ -232,7 +267,7 @@ try {
   await page.waitForSelector('#cost-summary', { timeout: 15000 });
   await shot('cost');
 
-  // 7. Templates: render with a parameter, then preview on the agent's real exposition.
+  // 8. Templates: render with a parameter, then preview on the agent's real exposition.
   step = 'templates';
   await page.locator('nav a[data-view=templates]').click();
   await page.locator('#template-picker').selectOption('topk');
@@ -250,7 +285,7 @@ try {
   log(`preview on the agent's exposition: ${previewRow.replace(/\s+/g, ' ')}`);
   await shot('templates');
 
-  // 8. A viewer sees no operator action.
+  // 9. A viewer sees no action: the server allows it none.
   step = 'viewer';
   const viewer = await api('POST', 'tokens', { name: 'browser-test-viewer', role: 'viewer' });
   await page.locator('#signout').click();
@@ -258,7 +293,10 @@ try {
   await page.locator('#login button[type=submit]').click();
   await page.goto(`${printed.ui}#/experiments/${printed.experiment}`);
   await page.waitForSelector('#experiment-name', { timeout: 15000 });
+  await page.waitForSelector('#no-actions', { timeout: 15000 });
   check(await page.locator('form[data-action]').count() === 0, 'viewer sees no action form');
+  const viewerSees = await api('GET', `experiments/${printed.experiment}`, undefined, viewer.secret);
+  check(viewerSees.allowed_actions.length === 0, `a viewer is allowed nothing, got ${viewerSees.allowed_actions}`);
   log('viewer: read-only');
 
   check(problems.length === 0, `browser problems:\n${problems.join('\n')}`);

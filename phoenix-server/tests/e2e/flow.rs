@@ -3,7 +3,9 @@
 use chrono::Duration;
 use phoenix_client::TaskQuery;
 use phoenix_client::api::agent::Heartbeat;
-use phoenix_client::api::experiment::{Phase, PromoteRequest, RollbackRequest, VerdictOutcome};
+use phoenix_client::api::experiment::{
+    ExperimentAction, Phase, PromoteRequest, RollbackRequest, VerdictOutcome,
+};
 use phoenix_client::api::task::{RemovalMode, TaskKind, TaskState};
 use phoenix_client::api::token::Role;
 use phoenix_client::api::{ErrorCode, experiment::Cause};
@@ -76,8 +78,20 @@ async fn create_start_run_judge_force_promote_then_graceful_rollback(backend: Ba
         (Phase::Analyzing, Phase::Completed)
     );
     let completed = viewer.get_experiment(created.id).await.unwrap();
-    let verdict = completed.verdict.expect("a verdict");
+    let verdict = completed.verdict.clone().expect("a verdict");
     assert_ne!(verdict.outcome, VerdictOutcome::Pass);
+    // What each role is offered is what the server accepts below.
+    assert!(completed.resting && !completed.terminal);
+    assert_eq!(completed.allowed_actions, []);
+    let offered = |e: &phoenix_client::api::experiment::Experiment| e.allowed_actions.clone();
+    assert_eq!(
+        offered(&operator.get_experiment(created.id).await.unwrap()),
+        [ExperimentAction::Rollback]
+    );
+    assert_eq!(
+        offered(&server.admin().get_experiment(created.id).await.unwrap()),
+        [ExperimentAction::Rollback, ExperimentAction::ForcePromote]
+    );
 
     // Promotion without a pass is refused for an operator; forcing needs an admin.
     let refused = operator

@@ -36,6 +36,7 @@ macro_rules! backends {
     };
 }
 
+mod actions;
 mod analysis;
 mod auth;
 mod dashboard;

@@ -603,3 +603,192 @@ fn events_are_numbered_without_gaps() {
     assert_eq!(e.last_event_seq, 1 + 1 + 2 + 1 + 1);
     assert_eq!(e.version, e.last_event_seq);
 }
+
+/// One experiment in every phase, each reached through `transition` itself.
+fn one_in_every_phase() -> Vec<Experiment> {
+    let stop = |e: &Experiment| cmd(e, Command::Stop { reason: None }).unwrap().experiment;
+    let rollback = |e: &Experiment| {
+        cmd(
+            e,
+            Command::Rollback {
+                mode: RemovalMode::Graceful,
+                reason: None,
+            },
+        )
+        .unwrap()
+        .experiment
+    };
+    let promote = |e: &Experiment| {
+        cmd(
+            e,
+            Command::Promote {
+                force: false,
+                reason: None,
+            },
+        )
+        .unwrap()
+        .experiment
+    };
+    let (deploying, targets) = started(1);
+    let failed = fact(
+        &deploying,
+        Fact::TaskFailed {
+            agent: targets[0].agent_id,
+            op_seq: deploying.targets[0].op_seq,
+            error: "boom".to_owned(),
+        },
+    )
+    .unwrap()
+    .experiment;
+    let analyzing = fact_at(
+        &running(1),
+        Fact::DurationElapsed,
+        t0() + Duration::seconds(61),
+    )
+    .unwrap()
+    .experiment;
+    let promoting = promote(&completed(VerdictOutcome::Pass));
+    let all = vec![
+        experiment(1),
+        deploying,
+        running(1),
+        analyzing,
+        completed(VerdictOutcome::Pass),
+        completed(VerdictOutcome::Marginal),
+        promoting.clone(),
+        ack_all(promoting),
+        stop(&running(1)),
+        stop(&experiment(1)),
+        rollback(&running(1)),
+        ack_all(rollback(&running(1))),
+        failed,
+    ];
+    let phases: std::collections::BTreeSet<Phase> = all.iter().map(|e| e.phase).collect();
+    assert_eq!(phases.len(), Phase::ALL.len(), "every phase is covered");
+    all
+}
+
+/// The command of an action, as an operator would send it.
+fn command_of(action: Action) -> Command {
+    match action {
+        Action::Start => Command::Start {
+            targets: agents(1),
+            pipelines: Box::new(pipelines()),
+        },
+        Action::Stop => Command::Stop { reason: None },
+        Action::Rollback => Command::Rollback {
+            mode: RemovalMode::Graceful,
+            reason: None,
+        },
+        Action::Promote | Action::ForcePromote => Command::Promote {
+            force: action == Action::ForcePromote,
+            reason: None,
+        },
+        Action::Delete => Command::Delete,
+    }
+}
+
+#[test]
+fn allowed_actions_are_exactly_what_transition_accepts() {
+    use crate::auth::Role;
+    for e in one_in_every_phase() {
+        let accepted: Vec<Action> = Action::ALL
+            .into_iter()
+            .filter(|a| {
+                let command = command_of(*a);
+                assert_eq!(command.action(), *a);
+                match cmd(&e, command) {
+                    Ok(_) => true,
+                    Err(
+                        TransitionError::IllegalInPhase { .. }
+                        | TransitionError::PromoteRequiresPass { .. },
+                    ) => false,
+                    Err(other) => panic!("{a} in {}: {other:?}", e.phase),
+                }
+            })
+            .collect();
+        assert_eq!(
+            super::super::allowed_actions(&e, Role::Admin),
+            accepted,
+            "{}",
+            e.phase
+        );
+        let operator: Vec<Action> = accepted
+            .iter()
+            .copied()
+            .filter(|a| *a != Action::ForcePromote)
+            .collect();
+        assert_eq!(super::super::allowed_actions(&e, Role::Operator), operator);
+        assert_eq!(super::super::allowed_actions(&e, Role::Viewer), vec![]);
+    }
+}
+
+#[test]
+fn allowed_actions_by_phase() {
+    use crate::auth::Role;
+    let allowed = |e: &Experiment| super::super::allowed_actions(e, Role::Admin);
+    // Stop and delete before anything was deployed.
+    assert_eq!(
+        allowed(&experiment(1)),
+        vec![Action::Start, Action::Stop, Action::Delete]
+    );
+    assert_eq!(allowed(&running(1)), vec![Action::Stop, Action::Rollback]);
+    assert_eq!(
+        allowed(&completed(VerdictOutcome::Pass)),
+        vec![Action::Rollback, Action::Promote, Action::ForcePromote]
+    );
+    assert_eq!(
+        allowed(&completed(VerdictOutcome::Fail)),
+        vec![Action::Rollback, Action::ForcePromote]
+    );
+    let stopped = cmd(&experiment(1), Command::Stop { reason: None })
+        .unwrap()
+        .experiment;
+    assert_eq!(allowed(&stopped), vec![Action::Delete]);
+}
+
+#[test]
+fn the_phases_ahead_are_the_path_transition_takes() {
+    // The main path, driven by start and facts alone.
+    let mut e = experiment(1);
+    let mut seen = vec![];
+    let targets = agents(1);
+    let steps: Vec<Input> = vec![
+        Input::Command(Command::Start {
+            targets: targets.clone(),
+            pipelines: Box::new(pipelines()),
+        }),
+        Input::Fact(Fact::TaskSucceeded {
+            agent: targets[0].agent_id,
+            op_seq: 2,
+            detail: None,
+        }),
+        Input::Fact(Fact::DurationElapsed),
+        Input::Fact(Fact::VerdictComputed {
+            verdict: verdict(VerdictOutcome::Pass),
+        }),
+    ];
+    let ahead = e.phase.ahead().to_vec();
+    for (n, input) in (0..).zip(steps) {
+        let at = t0() + Duration::seconds(100 * n);
+        e = transition(&e, &input, &Actor::system(), at)
+            .unwrap()
+            .experiment;
+        seen.push(e.phase);
+        assert_eq!(e.phase.ahead(), &ahead[seen.len()..], "{}", e.phase);
+    }
+    assert_eq!(seen, ahead);
+    // A wind-down ends where `ahead` says once every agent acknowledged; nothing is
+    // ahead of a resting or terminal phase.
+    for e in one_in_every_phase() {
+        let phase = e.phase;
+        if matches!(
+            phase,
+            Phase::Stopping | Phase::RollingBack | Phase::Promoting
+        ) {
+            assert_eq!(phase.ahead(), &[ack_all(e).phase], "{phase}");
+        } else if phase.is_resting() || phase.is_terminal() {
+            assert_eq!(phase.ahead(), &[], "{phase}");
+        }
+    }
+}

@@ -62,9 +62,10 @@ fn start_agent(server: &str, state_dir: &Path, label: &str, collector: &Path) ->
         .expect("agent binary starts")
 }
 
+/// A free loopback port for a Collector exporter (outside the ephemeral range: see
+/// `support::harness::free_port`).
 fn free_port() -> i64 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    i64::from(l.local_addr().unwrap().port())
+    i64::from(support::harness::free_port())
 }
 
 async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -134,10 +135,16 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     let baseline = PipelineRef::new("baseline")
         .with_param("collection_interval", interval.clone())
         .with_param("prometheus_port", ParamValue::Int(free_port()));
+    // The candidate's Collector form is a threshold, not a rank (docs/templates.md): on
+    // resident memory at 64 MiB it keeps a few large processes in every window (the
+    // Collector itself is one) and never the critical sleeper. A CPU threshold could keep
+    // nothing in a quiet window.
     let candidate = PipelineRef::new("topk")
         .with_param("collection_interval", interval)
         .with_param("prometheus_port", ParamValue::Int(free_port()))
         .with_param("k", ParamValue::Int(1))
+        .with_param("rank_by", ParamValue::String("memory".to_owned()))
+        .with_param("collector_min_memory_mib", ParamValue::Int(64))
         .with_param("protect_critical", ParamValue::Bool(false));
     let mut spec = ExperimentSpec::new(baseline.clone(), candidate.clone(), 30);
     spec.targets = TargetSelector {

@@ -149,8 +149,8 @@ fn may_carry_body(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The bearer credential of a request, if any.
-fn bearer(req: &Request) -> Option<String> {
+/// The bearer credential of a request, if any (also the WebSocket's header credential).
+pub(crate) fn bearer(req: &Request) -> Option<String> {
     req.headers()
         .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -71,12 +71,7 @@ async fn upgrade(
     Data(state): Data<&Arc<AppState>>,
     Query(query): Query<WsQuery>,
 ) -> poem::Result<poem::Response> {
-    let header_token = req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
+    let header_token = crate::front::bearer(req);
     if query.token.is_some() {
         return Ok(ApiError::unauthenticated(
             "tokens are not accepted in the URL (URLs are logged): send Authorization: Bearer <token>, or offer the subprotocols phoenix.v1 and phoenix.bearer.<base64url token>",

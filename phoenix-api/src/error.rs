@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Conflict,
     /// 409: the task lease is no longer held (expired and possibly re-delivered).
     LeaseLost,
+    /// 408: the request body did not arrive within the server's body-read timeout.
+    RequestTimeout,
     /// 413: the request body is larger than the server accepts.
     PayloadTooLarge,
     /// 415: the request body is not JSON.
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict | Self::LeaseLost => 409,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::ValidationFailed => 422,

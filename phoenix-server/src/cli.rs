@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// Largest `POST /agent/metrics` body, bytes [default: 33554432].
     #[arg(long, env = "PHOENIX_MAX_METRICS_BODY_BYTES")]
     pub max_metrics_body_bytes: Option<usize>,
+    /// Request body bytes held at once by all requests, more are answered 503 [default: 134217728].
+    #[arg(long, env = "PHOENIX_MAX_BODIES_IN_FLIGHT_BYTES")]
+    pub max_bodies_in_flight_bytes: Option<usize>,
+    /// Time a client has to send a whole request body, seconds, else 408 [default: 30].
+    #[arg(long, env = "PHOENIX_BODY_READ_TIMEOUT_SECS")]
+    pub body_read_timeout_secs: Option<u64>,
     /// Default long-poll wait, seconds [default: 30].
     #[arg(long, env = "PHOENIX_POLL_WAIT_SECS")]
     pub poll_wait_secs: Option<u64>,
@@ -172,6 +178,8 @@ pub struct FileConfig {
     enrollment_token: Option<String>,
     max_body_bytes: Option<usize>,
     max_metrics_body_bytes: Option<usize>,
+    max_bodies_in_flight_bytes: Option<usize>,
+    body_read_timeout_secs: Option<u64>,
     poll_wait_secs: Option<u64>,
     max_poll_wait_secs: Option<u64>,
     agent_rate_per_sec: Option<f64>,
@@ -259,6 +267,8 @@ impl ServeArgs {
         set!(
             max_body_bytes,
             max_metrics_body_bytes,
+            max_bodies_in_flight_bytes,
+            body_read_timeout_secs,
             poll_wait_secs,
             max_poll_wait_secs,
             agent_rate_per_sec,

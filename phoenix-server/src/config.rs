@@ -17,8 +17,16 @@ pub struct ServerConfig {
     pub enrollment_token: Option<String>,
     /// Largest request body accepted, bytes (enforced while streaming).
     pub max_body_bytes: usize,
-    /// Largest body accepted on `POST /api/v1/agent/metrics` (snapshots are large).
+    /// Largest body accepted on `POST /api/v1/agent/metrics` (snapshots are large); that
+    /// exact route only, every other one takes `max_body_bytes`.
     pub max_metrics_body_bytes: usize,
+    /// Request body bytes held at once by all requests together (declared lengths are
+    /// reserved before reading, chunked bodies as they arrive); a body that does not fit
+    /// is answered 503 with `Retry-After`. At least `max_metrics_body_bytes`.
+    pub max_bodies_in_flight_bytes: usize,
+    /// Time a client has to send a whole request body once its head is read, seconds;
+    /// a slower or stalled body is answered 408 and its connection closed.
+    pub body_read_timeout_secs: u64,
     /// Default long-poll wait, seconds.
     pub poll_wait_secs: u64,
     /// Longest long-poll wait a client may ask for (`?wait=`), seconds.
@@ -66,6 +74,8 @@ impl Default for ServerConfig {
             enrollment_token: None,
             max_body_bytes: 1024 * 1024,
             max_metrics_body_bytes: 32 * 1024 * 1024,
+            max_bodies_in_flight_bytes: 128 * 1024 * 1024,
+            body_read_timeout_secs: 30,
             poll_wait_secs: 30,
             max_poll_wait_secs: 60,
             agent_rate_per_sec: 20.0,
@@ -117,6 +127,19 @@ impl ServerConfig {
         if self.max_body_bytes < 1024 || self.max_metrics_body_bytes < self.max_body_bytes {
             return Err(ConfigError(
                 "max_body_bytes must be at least 1024 and at most max_metrics_body_bytes".into(),
+            ));
+        }
+        if self.max_bodies_in_flight_bytes < self.max_metrics_body_bytes
+            || u32::try_from(self.max_bodies_in_flight_bytes).is_err()
+        {
+            return Err(ConfigError(
+                "max_bodies_in_flight_bytes must be at least max_metrics_body_bytes and below 4 GiB"
+                    .into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.body_read_timeout_secs) {
+            return Err(ConfigError(
+                "body_read_timeout_secs must be 1 to 3600".into(),
             ));
         }
         if self.poll_wait_secs > self.max_poll_wait_secs || self.max_poll_wait_secs > 600 {

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The current state forbids it (illegal transition, stale lease, concurrent change).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The request body did not arrive in time (`body_read_timeout_secs`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
     /// Request body too large.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -77,6 +80,7 @@ impl ApiError {
             ErrorCode::Forbidden => Self::Forbidden(Json(body)),
             ErrorCode::NotFound => Self::NotFound(Json(body)),
             ErrorCode::Conflict | ErrorCode::LeaseLost => Self::Conflict(Json(body)),
+            ErrorCode::RequestTimeout => Self::RequestTimeout(Json(body)),
             ErrorCode::PayloadTooLarge => Self::PayloadTooLarge(Json(body)),
             ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(Json(body)),
             ErrorCode::ValidationFailed => Self::ValidationFailed(Json(body)),
@@ -144,6 +148,7 @@ impl ApiError {
             | Self::Forbidden(b)
             | Self::NotFound(b)
             | Self::Conflict(b)
+            | Self::RequestTimeout(b)
             | Self::PayloadTooLarge(b)
             | Self::UnsupportedMediaType(b)
             | Self::ValidationFailed(b)
@@ -247,6 +252,7 @@ fn code_for(status: StatusCode) -> ErrorCode {
         403 => ErrorCode::Forbidden,
         404 => ErrorCode::NotFound,
         405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
         409 => ErrorCode::Conflict,
         411 | 413 => ErrorCode::PayloadTooLarge,
         415 => ErrorCode::UnsupportedMediaType,

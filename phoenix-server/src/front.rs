@@ -31,6 +31,8 @@ pub(crate) struct Front {
     pub(crate) routes: Arc<RouteTable>,
     /// Where the root leads: the dashboard, with the slash its relative links need.
     pub(crate) ui_path: Arc<str>,
+    /// Body caps, the in-flight budget and the body deadline.
+    pub(crate) bodies: Arc<body_limit::BodyLimits>,
 }
 
 impl Front {
@@ -101,43 +103,55 @@ impl Front {
             // Every route that takes a body needs a credential: check it before reading
             // a byte of the body, so that no unauthenticated client can make the server
             // buffer anything (the route then checks what the credential may do).
-            if may_carry_body(req.method())
+            let takes_body = may_carry_body(req.method())
                 && self
                     .routes
                     .allowed(req.uri().path())
-                    .is_some_and(|methods| methods.contains(req.method()))
-            {
-                if req.uri().path().ends_with("/api/v1/agent/enroll")
-                    && let Some(disabled) = self.state.enrollment_disabled()
-                {
-                    return disabled.into_response();
-                }
-                let known = match credential {
-                    None => Ok(false),
-                    Some(secret) => self.state.credential_known(secret).await,
-                };
-                match known {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return error::ApiError::unauthenticated(if credential.is_some() {
-                            "unknown or revoked token"
-                        } else {
-                            "missing credential: send Authorization: Bearer <token>"
-                        })
-                        .into_response();
-                    }
-                    Err(e) => return e.into_response(),
-                }
-            }
-            match body_limit::buffer(&self.state.config, &mut req).await {
-                Err(refused) => refused,
-                // Boxed: the router's future is only as big as this request's route needs,
-                // and stays out of this one (which a waiting poll keeps).
-                Ok(()) => error::response_of(
+                    .is_some_and(|methods| methods.contains(req.method()));
+            if !takes_body {
+                // No route reads a body here: the router answers (404, 405, a page or the
+                // WebSocket upgrade) without a byte of it being buffered.
+                return error::response_of(
                     Box::pin(self.inner.call(req))
                         .await
                         .map(IntoResponse::into_response),
-                ),
+                );
+            }
+            if req.uri().path().ends_with("/api/v1/agent/enroll")
+                && let Some(disabled) = self.state.enrollment_disabled()
+            {
+                return disabled.into_response();
+            }
+            let known = match credential {
+                None => Ok(false),
+                Some(secret) => self.state.credential_known(secret).await,
+            };
+            match known {
+                Ok(true) => {}
+                Ok(false) => {
+                    return error::ApiError::unauthenticated(if credential.is_some() {
+                        "unknown or revoked token"
+                    } else {
+                        "missing credential: send Authorization: Bearer <token>"
+                    })
+                    .into_response();
+                }
+                Err(e) => return e.into_response(),
+            }
+            match self.bodies.buffer(&mut req).await {
+                Err(refused) => refused,
+                // Boxed: the router's future is only as big as this request's route needs,
+                // and stays out of this one (which a waiting poll keeps). The body's share
+                // of the budget is held until the response is ready.
+                Ok(reservation) => {
+                    let resp = error::response_of(
+                        Box::pin(self.inner.call(req))
+                            .await
+                            .map(IntoResponse::into_response),
+                    );
+                    drop(reservation);
+                    resp
+                }
             }
         }
     }

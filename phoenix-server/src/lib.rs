@@ -168,11 +168,23 @@ impl PhoenixEndpoint {
             .at("/openapi.json", spec_endpoint)
             .at("/api/v1/ws", ws::endpoint(state.clone()))
             .nest("/", service);
+        let config = &state.config;
+        let bodies = Arc::new(body_limit::BodyLimits {
+            max_body_bytes: config.max_body_bytes,
+            max_metrics_body_bytes: config.max_metrics_body_bytes,
+            metrics_path: format!("{}/api/v1/agent/metrics", self.base_path).into(),
+            read_timeout: std::time::Duration::from_secs(config.body_read_timeout_secs),
+            budget: Arc::new(tokio::sync::Semaphore::new(
+                config.max_bodies_in_flight_bytes,
+            )),
+            budget_bytes: config.max_bodies_in_flight_bytes,
+        });
         front::Front {
             inner: Arc::new(routes),
             state,
             routes: route_table,
             ui_path: ui_redirect.into(),
+            bodies,
         }
     }
 }

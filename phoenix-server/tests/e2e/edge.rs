@@ -1,4 +1,5 @@
-//! The edge before routing: no body is read without a known credential, and failed
+//! The edge before routing: no body is read without a known credential, bodies are
+//! capped per exact route, share one in-flight budget and must arrive in time, and failed
 //! authentications are throttled per client address and per agent.
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::harness::{Backend, TestServer};
 
 crate::backends!(
     bodies_wait_for_a_known_credential,
+    bodies_are_capped_budgeted_and_timed,
     failed_authentications_are_throttled
 );
 
@@ -63,6 +65,151 @@ async fn bodies_wait_for_a_known_credential(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let listed = server
+        .admin()
+        .list_experiments(&Default::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "nothing was created");
+    server.stop().await;
+}
+
+/// Sends a request head and `sent` bytes of a body announced as `length` bytes, and
+/// keeps the connection open without sending the rest.
+async fn stall(
+    addr: &str,
+    path: &str,
+    token: &str,
+    length: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{}",
+                " ".repeat(sent)
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads what the server answered on `stream` within `within`.
+async fn answer(stream: &mut tokio::net::TcpStream, within: Duration) -> String {
+    let mut head = vec![0u8; 1024];
+    let n = tokio::time::timeout(within, stream.read(&mut head))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    String::from_utf8_lossy(&head[..n]).into_owned()
+}
+
+async fn bodies_are_capped_budgeted_and_timed(backend: Backend) {
+    let server = TestServer::start_on(
+        backend,
+        ServerConfig {
+            max_body_bytes: 4096,
+            max_metrics_body_bytes: 64 * 1024,
+            max_bodies_in_flight_bytes: 64 * 1024,
+            body_read_timeout_secs: 2,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let agent = server.agent("edge-host").await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: &str, body: String| {
+        http.post(format!("{}{path}", server.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let big = format!("{{\"x\": \"{}\"}}", "a".repeat(10_000));
+
+    // The large cap belongs to the metrics route exactly: there a 10 kB body reaches the
+    // parser; on any other route, or a path that merely ends like it, it is too large or
+    // no route at all, answered without reading the body.
+    let resp = post("/api/v1/agent/metrics", &agent.credential, big.clone())
+        .await
+        .unwrap();
+    assert!(
+        [400, 422].contains(&resp.status().as_u16()),
+        "{}",
+        resp.status()
+    );
+    let resp = post("/api/v1/experiments", crate::harness::ADMIN, big.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let mut stream = stall(
+        &addr,
+        "/x/api/v1/agent/metrics",
+        &agent.credential,
+        31_457_280,
+        0,
+    )
+    .await;
+    let head = answer(&mut stream, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+
+    // One stalled upload holds the whole in-flight budget: another body does not fit and
+    // is told to come back (503, Retry-After), while requests without a body still pass.
+    let started = std::time::Instant::now();
+    let mut stalled = stall(
+        &addr,
+        "/api/v1/agent/metrics",
+        &agent.credential,
+        64 * 1024,
+        100,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = post(
+        "/api/v1/experiments",
+        crate::harness::ADMIN,
+        "{not json".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: phoenix_client::api::ErrorBody = resp.json().await.unwrap();
+    assert_eq!(body.error.code, phoenix_client::api::ErrorCode::Unavailable);
+    assert!(body.error.message.contains("65536 bytes"), "{body:?}");
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    // The stalled body misses its deadline: 408, and the connection is closed.
+    let head = answer(&mut stalled, Duration::from_secs(10)).await;
+    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+
+    // Its share of the budget is back: the same request now reaches the route's parser.
+    let resp = post(
+        "/api/v1/experiments",
+        crate::harness::ADMIN,
+        "{not json".into(),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let listed = server
         .admin()

@@ -49,7 +49,130 @@ pub fn harden(doc: &mut Value) {
 /// field): the OpenAPI snapshot test catches it.
 pub fn state_request_rules(doc: &mut Value) {
     deny_unknown_fields(doc);
+    nullable_options(doc);
     state_limits(doc, phoenix_api::strict::stated_limits());
+    state_failed_needs_error(doc);
+    state_parameters(doc);
+}
+
+/// The names a running server accepts that come from its registries rather than from a
+/// type: `template` of every pipeline reference, and `pricing_model` of experiment specs
+/// and of the analysis operations. Stated as `enum`s so that the document says what this
+/// server answers 422 for (an administrator's registered templates or pricing file are
+/// part of the list).
+///
+/// # Panics
+/// When the document lacks one of those schemas or parameters (a renamed field): the
+/// OpenAPI snapshot test catches it.
+pub fn state_registries(doc: &mut Value, templates: &[String], pricing_models: &[String]) {
+    let templates = serde_json::json!({ "enum": templates });
+    let models = serde_json::json!({ "enum": pricing_models });
+    state_limits(
+        doc,
+        vec![
+            ("PipelineRef", "template", templates),
+            ("ExperimentSpec", "pricing_model", models.clone()),
+        ],
+    );
+    for operation in ["cardinality", "cost_flow"] {
+        merge_into_parameter(doc, operation, "pricing_model", &models);
+    }
+}
+
+/// Query parameters the server parses further than their type: page cursors (a UUID, or
+/// an event sequence number) and analysis dimensions (`label:` needs a key).
+fn state_parameters(doc: &mut Value) {
+    let uuid = serde_json::json!({"pattern": crate::api::UUID_CURSOR_PATTERN});
+    for operation in [
+        "list_agents",
+        "list_experiments",
+        "list_deployments",
+        "list_tasks",
+    ] {
+        merge_into_parameter(doc, operation, "cursor", &uuid);
+    }
+    let seq = serde_json::json!({"pattern": crate::api::SEQ_CURSOR_PATTERN});
+    merge_into_parameter(doc, "experiment_events", "cursor", &seq);
+    let dimension =
+        serde_json::json!({"items": {"type": "string", "pattern": r"^(?!\s*label:\s*$)"}});
+    for operation in ["cardinality", "cost_flow"] {
+        merge_into_parameter(doc, operation, "dimension", &dimension);
+    }
+}
+
+/// Merges `keywords` into the schema of parameter `name` of operation `operation_id`.
+fn merge_into_parameter(doc: &mut Value, operation_id: &str, name: &str, keywords: &Value) {
+    let schema = doc
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .find(|op| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
+        .and_then(|op| op.get_mut("parameters"))
+        .and_then(Value::as_array_mut)
+        .and_then(|params| {
+            params
+                .iter_mut()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+        })
+        .and_then(|p| p.get_mut("schema"))
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("parameter {name} of {operation_id}: no such parameter"));
+    if let Value::Object(keywords) = keywords {
+        schema.extend(keywords.clone());
+    }
+}
+
+/// `nullable: true` on every optional property (neither required nor defaulted) of an
+/// object that refuses unknown fields: those are `Option`s, which serde reads from `null`
+/// as from an absent field. Call after [`deny_unknown_fields`].
+fn nullable_options(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut().filter_map(Value::as_object_mut) {
+        if schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+            continue;
+        }
+        let required: Vec<Value> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (name, property) in properties.iter_mut() {
+            let Some(property) = property.as_object_mut() else {
+                continue;
+            };
+            if !required.iter().any(|r| r == name) && !property.contains_key("default") {
+                property.insert("nullable".to_owned(), Value::Bool(true));
+            }
+        }
+    }
+}
+
+/// A task report with status `failed` must say why (`error`, a string): the one
+/// cross-field rule of a request that JSON Schema can state.
+fn state_failed_needs_error(doc: &mut Value) {
+    if let Some(report) = doc
+        .pointer_mut("/components/schemas/TaskStatusReport")
+        .and_then(Value::as_object_mut)
+    {
+        report.insert(
+            "anyOf".to_owned(),
+            serde_json::json!([
+                {"properties": {"status": {"enum": ["running", "succeeded"]}}},
+                {"required": ["error"], "properties": {"error": {"type": "string"}}}
+            ]),
+        );
+    }
 }
 
 /// `additionalProperties: false` on every object schema (with properties) that a request

@@ -99,6 +99,7 @@ impl PhoenixEndpoint {
             .map(|m| m.id.clone())
             .collect();
         spec::state_registries(&mut doc, &templates, &models);
+        spec::link_resources(&mut doc);
         spec::harden(&mut doc);
         doc
     }

@@ -55,6 +55,82 @@ pub fn state_request_rules(doc: &mut Value) {
     state_parameters(doc);
 }
 
+/// OpenAPI `links` from the operations that create a record to the operations that address
+/// it by id (poem-openapi emits none), so that a stateful client such as Schemathesis
+/// chains them: create an experiment, read it, start, stop, promote, roll back or delete
+/// it; create a deployment, then pause, resume or roll it back; create a token and revoke
+/// it; enroll an agent and read it.
+///
+/// # Panics
+/// When a named operation or response is missing (a renamed operation): the OpenAPI
+/// snapshot test catches it.
+pub fn link_resources(doc: &mut Value) {
+    const LINKS: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "create_experiment",
+            "201",
+            "/id",
+            &[
+                "get_experiment",
+                "experiment_events",
+                "experiment_kpis",
+                "experiment_cost_analysis",
+                "start_experiment",
+                "stop_experiment",
+                "promote_experiment",
+                "rollback_experiment",
+                "delete_experiment",
+            ],
+        ),
+        (
+            "create_deployment",
+            "201",
+            "/id",
+            &[
+                "get_deployment",
+                "pause_deployment",
+                "resume_deployment",
+                "rollback_deployment",
+            ],
+        ),
+        ("create_token", "201", "/token/id", &["revoke_token"]),
+        ("agent_enroll", "201", "/agent/id", &["get_agent"]),
+    ];
+    for (source, status, pointer, targets) in LINKS {
+        let links: serde_json::Map<String, Value> = targets
+            .iter()
+            .map(|target| {
+                (
+                    (*target).to_owned(),
+                    serde_json::json!({
+                        "operationId": target,
+                        "parameters": {"id": format!("$response.body#{pointer}")},
+                    }),
+                )
+            })
+            .collect();
+        for target in *targets {
+            operation_mut(doc, target)
+                .unwrap_or_else(|| panic!("link target {target}: no such operation"));
+        }
+        let response = operation_mut(doc, source)
+            .and_then(|op| op.pointer_mut(&format!("/responses/{status}")))
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("links of {source}: no {status} response"));
+        response.insert("links".to_owned(), Value::Object(links));
+    }
+}
+
+/// The operation with `operationId` `id`.
+fn operation_mut<'a>(doc: &'a mut Value, id: &str) -> Option<&'a mut Value> {
+    doc.get_mut("paths")?
+        .as_object_mut()?
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .find(|op| op.get("operationId").and_then(Value::as_str) == Some(id))
+}
+
 /// The names a running server accepts that come from its registries rather than from a
 /// type: `template` of every pipeline reference, and `pricing_model` of experiment specs
 /// and of the analysis operations. Stated as `enum`s so that the document says what this
@@ -102,14 +178,7 @@ fn state_parameters(doc: &mut Value) {
 
 /// Merges `keywords` into the schema of parameter `name` of operation `operation_id`.
 fn merge_into_parameter(doc: &mut Value, operation_id: &str, name: &str, keywords: &Value) {
-    let schema = doc
-        .get_mut("paths")
-        .and_then(Value::as_object_mut)
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-        .find(|op| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
+    let schema = operation_mut(doc, operation_id)
         .and_then(|op| op.get_mut("parameters"))
         .and_then(Value::as_array_mut)
         .and_then(|params| {

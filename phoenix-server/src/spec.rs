@@ -417,6 +417,29 @@ mod tests {
     }
 
     #[test]
+    fn optional_request_fields_are_nullable_and_links_need_their_operations() {
+        let mut doc = serde_json::json!({
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Req"}}}}}}},
+            "components": {"schemas": {
+                "Req": {"type": "object", "required": ["a"], "properties": {
+                    "a": {"type": "string"},
+                    "b": {"type": "string"},
+                    "c": {"type": "string", "default": ""}}}
+            }}
+        });
+        deny_unknown_fields(&mut doc);
+        nullable_options(&mut doc);
+        let props = &doc["components"]["schemas"]["Req"]["properties"];
+        assert!(props["a"].get("nullable").is_none(), "required");
+        assert_eq!(props["b"]["nullable"], true, "an Option");
+        assert!(props["c"].get("nullable").is_none(), "defaulted");
+        // A document without the operations the links name is refused loudly.
+        let mut partial = serde_json::json!({"paths": {}});
+        assert!(std::panic::catch_unwind(move || link_resources(&mut partial)).is_err());
+    }
+
+    #[test]
     fn unsigned_get_a_minimum_and_routes_match() {
         let mut doc = serde_json::json!({
             "paths": {"/api/v1/experiments/{id}": {"get": {}, "delete": {}}},

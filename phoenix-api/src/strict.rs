@@ -118,15 +118,24 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
 /// OpenAPI document so that schema and server agree: `(schema, property, keywords)`.
 pub type StatedLimit = (&'static str, &'static str, serde_json::Value);
 
-/// Control characters (Unicode `Cc`) excluded: names.
+/// Control characters (Unicode `Cc`) excluded: optional names.
 pub const NAME_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+/// [`NAME_PATTERN`] with at least one character that is neither a control character nor
+/// white space (Unicode `White_Space`, as Rust's `str::trim` strips it): required names,
+/// which the server refuses when blank.
+pub const REQUIRED_NAME_PATTERN: &str = concat!(
+    r"^[^\u0000-\u001F\u007F-\u009F]*",
+    r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"[^\u0000-\u001F\u007F-\u009F]*$"
+);
 /// Control characters but tab, line feed and carriage return excluded: free text.
 pub const FREE_TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$";
 
 /// Every limit of `phoenix_core::inputs` (and the experiment and deployment rules) that a
 /// JSON schema can state, from the same constants the server checks. Cross-field rules
-/// (warm-up shorter than the duration), reported times (a
-/// window around the server's clock) and blank names are checked but not stated.
+/// (warm-up shorter than the duration), reported times (a window around the server's
+/// clock), template parameters and map keys (label keys, metric names: OpenAPI 3.0 has no
+/// `propertyNames`) are checked but not stated.
 #[must_use]
 pub fn stated_limits() -> Vec<StatedLimit> {
     use phoenix_core::deployment::MAX_BATCH;
@@ -136,7 +145,12 @@ pub fn stated_limits() -> Vec<StatedLimit> {
     use phoenix_core::inputs as i;
     use phoenix_core::phoenix::{MAX_SAMPLES_PER_REPORT, MAX_SNAPSHOT_SERIES};
     use serde_json::json;
-    let name = |max: usize| json!({"minLength": 1, "maxLength": max, "pattern": NAME_PATTERN});
+    let name =
+        |max: usize| json!({"minLength": 1, "maxLength": max, "pattern": REQUIRED_NAME_PATTERN});
+    // A list of at most `max` names of at most `chars` characters each.
+    let names = |max: usize, chars: usize| json!({"maxItems": max, "items": {"type": "string", "minLength": 1, "maxLength": chars, "pattern": REQUIRED_NAME_PATTERN}});
+    // A map of at most `max` entries whose values are optional names of at most `chars`.
+    let labels = |max: usize, chars: usize| json!({"maxProperties": max, "additionalProperties": {"type": "string", "maxLength": chars, "pattern": NAME_PATTERN}});
     let optional_name = |max: usize| json!({"maxLength": max, "pattern": NAME_PATTERN});
     let free = |max: usize| json!({"maxLength": max, "pattern": FREE_TEXT_PATTERN});
     let upto = |max: u64| json!({"minimum": 0, "maximum": max});
@@ -164,18 +178,26 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         (
             "ExperimentSpec",
             "critical_processes",
-            items(MAX_CRITICAL_ENTRIES),
+            names(MAX_CRITICAL_ENTRIES, i::MAX_TOKEN_CHARS),
         ),
         (
             "ExperimentSpec",
             "critical_metrics",
-            items(MAX_CRITICAL_ENTRIES),
+            names(MAX_CRITICAL_ENTRIES, i::MAX_TOKEN_CHARS),
         ),
         ("ExperimentSpec", "criteria", items(32)),
         ("Criterion", "threshold", json!({"minimum": -100.0})),
         ("PipelineRef", "template", json!({"minLength": 1})),
-        ("TargetSelector", "labels", entries(i::MAX_LABELS)),
-        ("TargetSelector", "hosts", items(i::MAX_SELECTOR_HOSTS)),
+        (
+            "TargetSelector",
+            "labels",
+            labels(i::MAX_LABELS, i::MAX_TOKEN_CHARS),
+        ),
+        (
+            "TargetSelector",
+            "hosts",
+            names(i::MAX_SELECTOR_HOSTS, i::MAX_TOKEN_CHARS),
+        ),
         ("NewDeployment", "name", name(i::MAX_NAME_CHARS)),
         (
             "RolloutStrategy",
@@ -200,11 +222,15 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("AgentRegistration", "host", name(i::MAX_HOST_CHARS)),
         ("AgentRegistration", "version", optional_name(64)),
         ("AgentRegistration", "os", optional_name(128)),
-        ("AgentRegistration", "labels", entries(i::MAX_LABELS)),
+        (
+            "AgentRegistration",
+            "labels",
+            labels(i::MAX_LABELS, i::MAX_TOKEN_CHARS),
+        ),
         (
             "AgentRegistration",
             "capabilities",
-            items(i::MAX_CAPABILITIES),
+            names(i::MAX_CAPABILITIES, 64),
         ),
         ("Heartbeat", "pipelines", items(i::MAX_PIPELINES)),
         ("ActivePipeline", "name", name(i::MAX_TOKEN_CHARS)),
@@ -236,15 +262,31 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("VariantStats", "points", upto(i::MAX_POINTS)),
         ("VariantStats", "bytes", upto(i::MAX_BYTES)),
         ("VariantStats", "eval_nanos", upto(i::MAX_EVAL_NANOS)),
-        ("VariantStats", "series_by_metric", entries(i::MAX_METRICS)),
+        (
+            "VariantStats",
+            "series_by_metric",
+            json!({"maxProperties": i::MAX_METRICS, "additionalProperties": {"type": "integer", "format": "uint64", "minimum": 0, "maximum": i::MAX_SERIES}}),
+        ),
         ("VariantStats", "top_labels", items(i::MAX_LIST_ENTRIES)),
         ("LabelCardinality", "key", name(i::MAX_LABEL_KEY_CHARS)),
         ("LabelCardinality", "distinct_values", upto(i::MAX_SERIES)),
         ("Fidelity", "cpu_pct", pct(100.0)),
         ("Fidelity", "memory_pct", pct(100.0)),
-        ("CriticalCoverage", "expected", items(i::MAX_LIST_ENTRIES)),
-        ("CriticalCoverage", "present", items(i::MAX_LIST_ENTRIES)),
-        ("CriticalCoverage", "missing", items(i::MAX_LIST_ENTRIES)),
+        (
+            "CriticalCoverage",
+            "expected",
+            names(i::MAX_LIST_ENTRIES, i::MAX_TOKEN_CHARS),
+        ),
+        (
+            "CriticalCoverage",
+            "present",
+            names(i::MAX_LIST_ENTRIES, i::MAX_TOKEN_CHARS),
+        ),
+        (
+            "CriticalCoverage",
+            "missing",
+            names(i::MAX_LIST_ENTRIES, i::MAX_TOKEN_CHARS),
+        ),
         ("CardinalitySnapshot", "host", name(i::MAX_HOST_CHARS)),
         (
             "CardinalitySnapshot",

@@ -94,6 +94,12 @@ impl PhoenixEndpoint {
         let mut doc: serde_json::Value =
             serde_json::from_str(&self.service().spec()).unwrap_or(serde_json::Value::Null);
         spec::state_request_rules(&mut doc);
+        let templates = self.state.phoenix.templates().names().to_vec();
+        let models: Vec<String> = (self.state.phoenix.catalogue().models().iter())
+            .map(|m| m.id.clone())
+            .collect();
+        spec::state_registries(&mut doc, &templates, &models);
+        spec::link_resources(&mut doc);
         spec::harden(&mut doc);
         doc
     }

@@ -49,7 +49,199 @@ pub fn harden(doc: &mut Value) {
 /// field): the OpenAPI snapshot test catches it.
 pub fn state_request_rules(doc: &mut Value) {
     deny_unknown_fields(doc);
+    nullable_options(doc);
     state_limits(doc, phoenix_api::strict::stated_limits());
+    state_failed_needs_error(doc);
+    state_parameters(doc);
+}
+
+/// OpenAPI `links` from the operations that create a record to the operations that address
+/// it by id (poem-openapi emits none), so that a stateful client such as Schemathesis
+/// chains them: create an experiment, read it, start, stop, promote, roll back or delete
+/// it; create a deployment, then pause, resume or roll it back; create a token and revoke
+/// it; enroll an agent and read it.
+///
+/// # Panics
+/// When a named operation or response is missing (a renamed operation): the OpenAPI
+/// snapshot test catches it.
+pub fn link_resources(doc: &mut Value) {
+    const LINKS: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "create_experiment",
+            "201",
+            "/id",
+            &[
+                "get_experiment",
+                "experiment_events",
+                "experiment_kpis",
+                "experiment_cost_analysis",
+                "start_experiment",
+                "stop_experiment",
+                "promote_experiment",
+                "rollback_experiment",
+                "delete_experiment",
+            ],
+        ),
+        (
+            "create_deployment",
+            "201",
+            "/id",
+            &[
+                "get_deployment",
+                "pause_deployment",
+                "resume_deployment",
+                "rollback_deployment",
+            ],
+        ),
+        ("create_token", "201", "/token/id", &["revoke_token"]),
+        ("agent_enroll", "201", "/agent/id", &["get_agent"]),
+    ];
+    for (source, status, pointer, targets) in LINKS {
+        let links: serde_json::Map<String, Value> = targets
+            .iter()
+            .map(|target| {
+                (
+                    (*target).to_owned(),
+                    serde_json::json!({
+                        "operationId": target,
+                        "parameters": {"id": format!("$response.body#{pointer}")},
+                    }),
+                )
+            })
+            .collect();
+        for target in *targets {
+            operation_mut(doc, target)
+                .unwrap_or_else(|| panic!("link target {target}: no such operation"));
+        }
+        let response = operation_mut(doc, source)
+            .and_then(|op| op.pointer_mut(&format!("/responses/{status}")))
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("links of {source}: no {status} response"));
+        response.insert("links".to_owned(), Value::Object(links));
+    }
+}
+
+/// The operation with `operationId` `id`.
+fn operation_mut<'a>(doc: &'a mut Value, id: &str) -> Option<&'a mut Value> {
+    doc.get_mut("paths")?
+        .as_object_mut()?
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .find(|op| op.get("operationId").and_then(Value::as_str) == Some(id))
+}
+
+/// The names a running server accepts that come from its registries rather than from a
+/// type: `template` of every pipeline reference, and `pricing_model` of experiment specs
+/// and of the analysis operations. Stated as `enum`s so that the document says what this
+/// server answers 422 for (an administrator's registered templates or pricing file are
+/// part of the list).
+///
+/// # Panics
+/// When the document lacks one of those schemas or parameters (a renamed field): the
+/// OpenAPI snapshot test catches it.
+pub fn state_registries(doc: &mut Value, templates: &[String], pricing_models: &[String]) {
+    let templates = serde_json::json!({ "enum": templates });
+    let models = serde_json::json!({ "enum": pricing_models });
+    state_limits(
+        doc,
+        vec![
+            ("PipelineRef", "template", templates),
+            ("ExperimentSpec", "pricing_model", models.clone()),
+        ],
+    );
+    for operation in ["cardinality", "cost_flow"] {
+        merge_into_parameter(doc, operation, "pricing_model", &models);
+    }
+}
+
+/// Query parameters the server parses further than their type: page cursors (a UUID, or
+/// an event sequence number) and analysis dimensions (`label:` needs a key).
+fn state_parameters(doc: &mut Value) {
+    let uuid = serde_json::json!({"pattern": crate::api::UUID_CURSOR_PATTERN});
+    for operation in [
+        "list_agents",
+        "list_experiments",
+        "list_deployments",
+        "list_tasks",
+    ] {
+        merge_into_parameter(doc, operation, "cursor", &uuid);
+    }
+    let seq = serde_json::json!({"pattern": crate::api::SEQ_CURSOR_PATTERN});
+    merge_into_parameter(doc, "experiment_events", "cursor", &seq);
+    let dimension =
+        serde_json::json!({"items": {"type": "string", "pattern": r"^(?!\s*label:\s*$)"}});
+    for operation in ["cardinality", "cost_flow"] {
+        merge_into_parameter(doc, operation, "dimension", &dimension);
+    }
+}
+
+/// Merges `keywords` into the schema of parameter `name` of operation `operation_id`.
+fn merge_into_parameter(doc: &mut Value, operation_id: &str, name: &str, keywords: &Value) {
+    let schema = operation_mut(doc, operation_id)
+        .and_then(|op| op.get_mut("parameters"))
+        .and_then(Value::as_array_mut)
+        .and_then(|params| {
+            params
+                .iter_mut()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+        })
+        .and_then(|p| p.get_mut("schema"))
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("parameter {name} of {operation_id}: no such parameter"));
+    if let Value::Object(keywords) = keywords {
+        schema.extend(keywords.clone());
+    }
+}
+
+/// `nullable: true` on every optional property (neither required nor defaulted) of an
+/// object that refuses unknown fields: those are `Option`s, which serde reads from `null`
+/// as from an absent field. Call after [`deny_unknown_fields`].
+fn nullable_options(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut().filter_map(Value::as_object_mut) {
+        if schema.get("additionalProperties") != Some(&Value::Bool(false)) {
+            continue;
+        }
+        let required: Vec<Value> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (name, property) in properties.iter_mut() {
+            let Some(property) = property.as_object_mut() else {
+                continue;
+            };
+            if !required.iter().any(|r| r == name) && !property.contains_key("default") {
+                property.insert("nullable".to_owned(), Value::Bool(true));
+            }
+        }
+    }
+}
+
+/// A task report with status `failed` must say why (`error`, a string): the one
+/// cross-field rule of a request that JSON Schema can state.
+fn state_failed_needs_error(doc: &mut Value) {
+    if let Some(report) = doc
+        .pointer_mut("/components/schemas/TaskStatusReport")
+        .and_then(Value::as_object_mut)
+    {
+        report.insert(
+            "anyOf".to_owned(),
+            serde_json::json!([
+                {"properties": {"status": {"enum": ["running", "succeeded"]}}},
+                {"required": ["error"], "properties": {"error": {"type": "string"}}}
+            ]),
+        );
+    }
 }
 
 /// `additionalProperties: false` on every object schema (with properties) that a request
@@ -222,6 +414,29 @@ mod tests {
         );
         assert!(schemas["Resp"].get("additionalProperties").is_none());
         assert_eq!(schemas["Inner"]["properties"]["n"]["maximum"], 9);
+    }
+
+    #[test]
+    fn optional_request_fields_are_nullable_and_links_need_their_operations() {
+        let mut doc = serde_json::json!({
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Req"}}}}}}},
+            "components": {"schemas": {
+                "Req": {"type": "object", "required": ["a"], "properties": {
+                    "a": {"type": "string"},
+                    "b": {"type": "string"},
+                    "c": {"type": "string", "default": ""}}}
+            }}
+        });
+        deny_unknown_fields(&mut doc);
+        nullable_options(&mut doc);
+        let props = &doc["components"]["schemas"]["Req"]["properties"];
+        assert!(props["a"].get("nullable").is_none(), "required");
+        assert_eq!(props["b"]["nullable"], true, "an Option");
+        assert!(props["c"].get("nullable").is_none(), "defaulted");
+        // A document without the operations the links name is refused loudly.
+        let mut partial = serde_json::json!({"paths": {}});
+        assert!(std::panic::catch_unwind(move || link_resources(&mut partial)).is_err());
     }
 
     #[test]

@@ -287,10 +287,7 @@ impl ExperimentsApi {
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<EventPage>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let after = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
-            None => 0,
-            Some(c) => c.parse::<u64>().map_err(|_| super::malformed_cursor(c))?,
-        };
+        let after = super::seq_cursor(cursor.0.as_deref())?;
         let limit = limit.0.map_or(50, |l| (l as usize).min(MAX_PAGE_SIZE));
         let events = self
             .state

@@ -100,13 +100,23 @@ pub(crate) fn malformed_cursor(cursor: &str) -> ApiError {
     )])
 }
 
-/// A page request from `cursor` and `limit`, after checking the cursor is a UUID
-/// (422 otherwise, before any store sees it).
+/// The page cursor of lists of records, as the document states it (`spec.rs`): empty (no
+/// cursor) or a hyphenated UUID, the only form pages hand out.
+pub(crate) const UUID_CURSOR_PATTERN: &str =
+    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
+
+/// The page cursor of event lists (a sequence number), as the document states it: empty
+/// or up to 19 decimal digits (always within `u64`).
+pub(crate) const SEQ_CURSOR_PATTERN: &str = "^[0-9]{0,19}$";
+
+/// A page request from `cursor` and `limit`, after checking the cursor is a hyphenated
+/// UUID (422 otherwise, before any store sees it; `uuid` alone would also take the simple,
+/// braced and URN forms, which the document does not state).
 pub(crate) fn uuid_page(cursor: Option<String>, limit: Option<u32>) -> ApiResult<PageRequest> {
     // An empty cursor is no cursor (`?cursor=`).
     let cursor = cursor.filter(|c| !c.is_empty());
     if let Some(c) = &cursor
-        && uuid::Uuid::parse_str(c).is_err()
+        && (c.len() != 36 || uuid::Uuid::parse_str(c).is_err())
     {
         return Err(malformed_cursor(c));
     }
@@ -114,4 +124,17 @@ pub(crate) fn uuid_page(cursor: Option<String>, limit: Option<u32>) -> ApiResult
         after: cursor,
         limit: limit.map(|l| (l as usize).min(MAX_PAGE_SIZE)),
     })
+}
+
+/// The sequence number after which an event page starts: 0 without a cursor, else the
+/// cursor's digits (422 for anything but 1 to 19 decimal digits: no sign, which `u64`'s
+/// parser would take).
+pub(crate) fn seq_cursor(cursor: Option<&str>) -> ApiResult<u64> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(0),
+        Some(c) if c.len() <= 19 && c.bytes().all(|b| b.is_ascii_digit()) => {
+            c.parse().map_err(|_| malformed_cursor(c))
+        }
+        Some(c) => Err(malformed_cursor(c)),
+    }
 }

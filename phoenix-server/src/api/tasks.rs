@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use phoenix_api::task::{Task, TaskKind, TaskPage, TaskState};
+use phoenix_core::StoreError;
 use phoenix_core::auth::Role;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId, TaskId};
+use phoenix_core::phoenix::PhoenixError;
 use phoenix_core::task::TaskFilter;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
@@ -12,7 +14,7 @@ use poem_openapi::payload::Json;
 use uuid::Uuid;
 
 use super::{ApiTags, uuid_page};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, UserToken};
 
 /// Queue operations.
@@ -86,8 +88,19 @@ impl TasksApi {
     )]
     async fn redrive(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Task>> {
         self.state.user(&auth, Role::Admin).await?;
-        Ok(Json(
-            self.state.phoenix.redrive_task(TaskId(id.0)).await?.into(),
-        ))
+        // The store refuses a task in another state as `Invalid`; here the request is
+        // well formed and the task's state forbids it, which the API answers 409.
+        let task = self
+            .state
+            .phoenix
+            .redrive_task(TaskId(id.0))
+            .await
+            .map_err(|e| match e {
+                PhoenixError::Store(StoreError::Invalid(message)) => {
+                    ApiError::new(phoenix_api::ErrorCode::Conflict, message)
+                }
+                other => other.into(),
+            })?;
+        Ok(Json(task.into()))
     }
 }

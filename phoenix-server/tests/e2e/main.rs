@@ -48,5 +48,6 @@ mod inputs;
 mod openapi;
 mod ops;
 mod replicas;
+mod schemathesis;
 mod strict;
 mod ws_auth;

@@ -5,7 +5,10 @@
 mod agents;
 mod deployments;
 mod experiments;
+mod group_commit;
 mod tasks;
+
+pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
 
 use std::sync::{Arc, OnceLock};
 
@@ -158,6 +161,8 @@ struct Inner {
     catalogue: Arc<Catalogue>,
     waiters: Arc<Waiters>,
     pump: OnceLock<()>,
+    /// Concurrent task completions, applied together.
+    completions: Arc<group_commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Phoenix {
@@ -303,6 +308,7 @@ impl PhoenixBuilder {
                 catalogue: self.catalogue,
                 waiters: Arc::new(Waiters::default()),
                 pump: OnceLock::new(),
+                completions: Arc::default(),
             }),
         }
     }

@@ -139,8 +139,14 @@ impl Phoenix {
                     lease_expires_at: Some(expires),
                 }
             }
+            // Grouped with the other replicas' agents' completions arriving meanwhile
+            // into one fenced `complete_batch` call (`group_commit.rs`).
             TaskReport::Succeeded { result } => ReportReceipt {
-                task: queue.complete(&lease, result).await?,
+                task: self
+                    .inner
+                    .completions
+                    .complete(queue, lease, result)
+                    .await?,
                 lease_expires_at: None,
             },
             TaskReport::Failed { error, retryable } => ReportReceipt {

@@ -172,7 +172,17 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
             "started_at"
         ]
     );
-    assert_eq!(p.agent(agent.id).await.unwrap(), agent, "unchanged");
+    // Nothing changes but the refused-report counter.
+    let after = p.agent(agent.id).await.unwrap();
+    assert_eq!(after.refused.count, 1);
+    assert_eq!(
+        phoenix_core::agent::Agent {
+            refused: agent.refused.clone(),
+            ..after
+        },
+        agent,
+        "unchanged"
+    );
 
     let experiment = p
         .create_experiment(new_experiment("measured"), &operator())
@@ -235,6 +245,8 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         backend.stores().metrics.snapshot(agent.id).await.unwrap(),
         None
     );
+    // Heartbeat, samples, report: three refused reports counted.
+    assert_eq!(p.agent(agent.id).await.unwrap().refused.count, 3);
 
     // The bounds are what every store holds: the largest sequence number is stored alike.
     let mut largest = sample(now, experiment.id, agent.id, 1);

@@ -8,11 +8,11 @@ use crate::agent::{
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
-use crate::inputs;
 use crate::measure::{CardinalitySnapshot, MeasurementSample};
 use crate::page::{Page, PageRequest};
 use crate::store::{AppendReport, StoreError};
 use crate::validation::ValidationErrors;
+use crate::{inputs, plausibility};
 
 /// Most labels an agent may carry.
 pub const MAX_AGENT_LABELS: usize = inputs::MAX_LABELS;
@@ -158,7 +158,7 @@ impl Phoenix {
         agent: AgentId,
         samples: &[MeasurementSample],
     ) -> Result<AppendReport, PhoenixError> {
-        let checked = self.check_samples(agent, samples).await;
+        let checked = self.check_samples(agent, samples, None).await;
         self.count_refusal(agent, checked).await?;
         Ok(self.stores().metrics.append_samples(samples).await?)
     }
@@ -185,11 +185,15 @@ impl Phoenix {
         checked
     }
 
-    /// Every check of [`Phoenix::ingest_samples`], storing nothing.
+    /// Every check of [`Phoenix::ingest_samples`], storing nothing: bounds, ownership,
+    /// then plausibility ([`crate::plausibility`]) against `snapshot` (the one reported with
+    /// the samples) or else the agent's stored snapshot, and against the agent's recent
+    /// accepted samples of each experiment.
     async fn check_samples(
         &self,
         agent: AgentId,
         samples: &[MeasurementSample],
+        snapshot: Option<&CardinalitySnapshot>,
     ) -> Result<(), PhoenixError> {
         if samples.len() > MAX_SAMPLES_PER_REPORT {
             let mut errors = ValidationErrors::new();
@@ -230,6 +234,34 @@ impl Phoenix {
                 Err(e) => return Err(e.into()),
             }
         }
+        errors.into_result()?;
+
+        let mut errors = ValidationErrors::new();
+        let stored;
+        let snapshot = match snapshot {
+            Some(s) => Some(s),
+            None => {
+                stored = self.stores().metrics.snapshot(agent).await?;
+                stored.as_ref()
+            }
+        };
+        if let Some(snapshot) = snapshot {
+            plausibility::against_snapshot(&mut errors, "samples", samples, snapshot);
+        }
+        let mut recent = Vec::new();
+        for experiment in samples
+            .iter()
+            .map(|s| s.experiment_id)
+            .collect::<BTreeSet<_>>()
+        {
+            recent.extend(
+                self.stores()
+                    .metrics
+                    .recent_samples(experiment, agent, plausibility::HISTORY_SAMPLES)
+                    .await?,
+            );
+        }
+        plausibility::against_history(&mut errors, "samples", samples, &recent);
         Ok(errors.into_result()?)
     }
 
@@ -263,7 +295,7 @@ impl Phoenix {
             None => Ok(()),
         };
         let checked = match checked {
-            Ok(()) if !samples.is_empty() => self.check_samples(agent, samples).await,
+            Ok(()) if !samples.is_empty() => self.check_samples(agent, samples, snapshot).await,
             other => other,
         };
         self.count_refusal(agent, checked).await?;

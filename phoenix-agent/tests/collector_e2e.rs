@@ -318,6 +318,8 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
         Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true),
     ];
     spec.auto_promote = true;
+    // One agent runs this experiment, so one host's agreement is all there can be.
+    spec.auto_promote_min_hosts = 1;
     let created = client
         .create_experiment(&phoenix_api::experiment::NewExperiment {
             name: "topk K=10 on the real collector".to_owned(),

@@ -158,6 +158,16 @@ pub struct Agent {
     pub pipelines: Vec<ActivePipeline>,
     /// A revoked agent can no longer authenticate.
     pub revoked: bool,
+    /// Reports of this agent the server refused (out of bounds or implausible).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub refused_reports: u64,
+    /// Why the last refused report was refused (its first field error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal_reason: Option<String>,
+    /// When the last report was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal_at: Option<DateTime<Utc>>,
 }
 
 impl From<core::Agent> for Agent {
@@ -176,6 +186,9 @@ impl From<core::Agent> for Agent {
             resources: a.resources.into(),
             pipelines: a.pipelines.into_iter().map(Into::into).collect(),
             revoked: a.revoked,
+            refused_reports: a.refused.count,
+            last_refusal_reason: a.refused.last_reason,
+            last_refusal_at: a.refused.last_at,
         }
     }
 }
@@ -262,6 +275,14 @@ pub struct FleetSummary {
     pub pipelines_by_template: BTreeMap<String, u64>,
     /// Agents whose pipelines include an unhealthy one.
     pub unhealthy_pipelines: u64,
+    /// Reports refused across the fleet (out of bounds or implausible).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub refused_reports: u64,
+    /// Agents with at least one refused report.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub agents_with_refused_reports: u64,
     /// Experiments currently deployed or running.
     pub active_experiments: u64,
     /// Experiments whose candidate was promoted.

@@ -337,8 +337,10 @@ wire_struct! {
         state: Option<TargetState>,
         /// Judged samples.
         samples: u64,
-        /// KPIs.
+        /// KPIs, from its own samples only.
         kpis: Vec<KpiValue>,
+        /// Mann-Whitney U of its own evaluation CPU.
+        agent_cpu_test: Option<MannWhitney>,
     }
 }
 

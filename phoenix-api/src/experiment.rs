@@ -338,6 +338,10 @@ fn default_min_agents() -> u32 {
     defaults().min_agents
 }
 
+fn default_auto_promote_min_hosts() -> u32 {
+    defaults().auto_promote_min_hosts
+}
+
 fn default_sample_interval() -> u32 {
     defaults().sample_interval_secs
 }
@@ -383,6 +387,12 @@ pub struct ExperimentSpec {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", oai(default))]
     pub auto_promote: bool,
+    /// Automatic promotion also needs at least this many hosts whose own values each
+    /// meet every critical criterion (1 to 10,000); with fewer, a pass waits for an
+    /// operator's promote.
+    #[serde(default = "default_auto_promote_min_hosts")]
+    #[cfg_attr(feature = "openapi", oai(default = "default_auto_promote_min_hosts"))]
+    pub auto_promote_min_hosts: u32,
     /// Pricing catalogue entry the cost is reported in.
     #[serde(default = "default_pricing_model")]
     #[cfg_attr(feature = "openapi", oai(default = "default_pricing_model"))]
@@ -412,6 +422,7 @@ impl ExperimentSpec {
             criteria: default_criteria(),
             auto_rollback: false,
             auto_promote: false,
+            auto_promote_min_hosts: default_auto_promote_min_hosts(),
             pricing_model: default_pricing_model(),
             min_agents: default_min_agents(),
             sample_interval_secs: default_sample_interval(),
@@ -446,6 +457,7 @@ impl ExperimentSpec {
             criteria: self.criteria.into_iter().map(Into::into).collect(),
             auto_rollback: self.auto_rollback,
             auto_promote: self.auto_promote,
+            auto_promote_min_hosts: self.auto_promote_min_hosts,
             pricing_model: self.pricing_model,
             min_agents: self.min_agents,
             sample_interval_secs: self.sample_interval_secs,
@@ -466,6 +478,7 @@ impl From<core::ExperimentSpec> for ExperimentSpec {
             criteria: s.criteria.into_iter().map(Into::into).collect(),
             auto_rollback: s.auto_rollback,
             auto_promote: s.auto_promote,
+            auto_promote_min_hosts: s.auto_promote_min_hosts,
             pricing_model: s.pricing_model,
             min_agents: s.min_agents,
             sample_interval_secs: s.sample_interval_secs,
@@ -589,6 +602,13 @@ pub struct CriterionResult {
     pub passed: Option<bool>,
     /// The measured value next to the threshold, in words.
     pub reason: String,
+    /// The KPI over every host's samples pooled (context; the median decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled: Option<f64>,
+    /// Each host's own value.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub per_host: Vec<HostCriterion>,
 }
 
 impl From<phoenix_core::judge::CriterionResult> for CriterionResult {
@@ -598,6 +618,70 @@ impl From<phoenix_core::judge::CriterionResult> for CriterionResult {
             measured: c.measured,
             passed: c.passed,
             reason: c.reason,
+            pooled: c.pooled,
+            per_host: c.per_host.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One host's own value for a criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct HostCriterion {
+    /// The agent.
+    pub agent_id: Uuid,
+    /// Its host name.
+    pub host: String,
+    /// Whether it counts in the fleet median (enough judged samples).
+    pub voting: bool,
+    /// Its value, when measurable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    /// Whether its value meets the criterion; absent when undecidable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed: Option<bool>,
+}
+
+impl From<phoenix_core::judge::HostCriterion> for HostCriterion {
+    fn from(h: phoenix_core::judge::HostCriterion) -> Self {
+        Self {
+            agent_id: h.agent_id.0,
+            host: h.host,
+            voting: h.voting,
+            measured: h.measured,
+            passed: h.passed,
+        }
+    }
+}
+
+/// One host against the critical criteria, on its own values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct HostVerdict {
+    /// The agent.
+    pub agent_id: Uuid,
+    /// Its host name.
+    pub host: String,
+    /// Its judged samples.
+    pub samples: u64,
+    /// Whether it counts in the fleet median.
+    pub voting: bool,
+    /// Whether its own values meet every critical criterion.
+    pub passed_critical: bool,
+}
+
+impl From<phoenix_core::judge::HostVerdict> for HostVerdict {
+    fn from(h: phoenix_core::judge::HostVerdict) -> Self {
+        Self {
+            agent_id: h.agent_id.0,
+            host: h.host,
+            samples: h.samples,
+            voting: h.voting,
+            passed_critical: h.passed_critical,
         }
     }
 }
@@ -616,11 +700,23 @@ pub struct Verdict {
     pub samples: u64,
     /// When it was decided.
     pub decided_at: DateTime<Utc>,
+    /// Each host against the critical criteria.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub hosts: Vec<HostVerdict>,
+    /// Voting hosts whose own values meet every critical criterion (what
+    /// `auto_promote_min_hosts` is compared with).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub hosts_passing_critical: u64,
 }
 
 impl From<phoenix_core::judge::Verdict> for Verdict {
     fn from(v: phoenix_core::judge::Verdict) -> Self {
+        let hosts_passing_critical = v.hosts_passing_critical();
         Self {
+            hosts: v.hosts.into_iter().map(Into::into).collect(),
+            hosts_passing_critical,
             outcome: v.outcome.into(),
             reasons: v.reasons,
             criteria: v.criteria.into_iter().map(Into::into).collect(),

@@ -140,7 +140,8 @@ pub const FREE_TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\
 pub fn stated_limits() -> Vec<StatedLimit> {
     use phoenix_core::deployment::MAX_BATCH;
     use phoenix_core::experiment::{
-        MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS, MIN_DURATION_SECS,
+        MAX_AUTO_PROMOTE_MIN_HOSTS, MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS,
+        MIN_DURATION_SECS,
     };
     use phoenix_core::inputs as i;
     use phoenix_core::phoenix::{MAX_SAMPLES_PER_REPORT, MAX_SNAPSHOT_SERIES};
@@ -174,6 +175,11 @@ pub fn stated_limits() -> Vec<StatedLimit> {
             between(1, u64::from(i::MAX_SAMPLE_INTERVAL_SECS)),
         ),
         ("ExperimentSpec", "min_agents", json!({"minimum": 1})),
+        (
+            "ExperimentSpec",
+            "auto_promote_min_hosts",
+            between(1, u64::from(MAX_AUTO_PROMOTE_MIN_HOSTS)),
+        ),
         ("ExperimentSpec", "pricing_model", name(i::MAX_TOKEN_CHARS)),
         (
             "ExperimentSpec",

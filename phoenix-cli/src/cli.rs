@@ -194,6 +194,10 @@ pub struct CreateArgs {
     /// Promote automatically on a passing verdict.
     #[arg(long, group = "spec_flags")]
     pub auto_promote: bool,
+    /// Automatic promotion needs at least N hosts that each meet every critical criterion
+    /// on their own values (default 2).
+    #[arg(long, value_name = "N", group = "spec_flags")]
+    pub auto_promote_min_hosts: Option<u32>,
     /// Pricing catalogue entry the cost is reported in.
     #[arg(long, value_name = "MODEL", group = "spec_flags")]
     pub pricing_model: Option<String>,

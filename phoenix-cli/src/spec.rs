@@ -45,6 +45,9 @@ pub(crate) fn from_flags(args: &CreateArgs) -> NewExperiment {
     }
     spec.auto_rollback = args.auto_rollback;
     spec.auto_promote = args.auto_promote;
+    if let Some(n) = args.auto_promote_min_hosts {
+        spec.auto_promote_min_hosts = n;
+    }
     if let Some(m) = &args.pricing_model {
         spec.pricing_model.clone_from(m);
     }
@@ -369,6 +372,8 @@ spec:
             "--criterion",
             "cardinality_reduction_pct>=60:critical",
             "--auto-rollback",
+            "--auto-promote-min-hosts",
+            "3",
         ])
         .unwrap();
         let crate::cli::Command::Experiment(crate::cli::ExperimentCommand::Create(args)) =
@@ -384,5 +389,6 @@ spec:
         assert_eq!(request.spec.criteria.len(), 1);
         assert!(request.spec.auto_rollback);
         assert!(!request.spec.auto_promote);
+        assert_eq!(request.spec.auto_promote_min_hosts, 3);
     }
 }

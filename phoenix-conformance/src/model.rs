@@ -17,7 +17,7 @@ use phoenix_core::agent::{AgentRegistration, Heartbeat};
 use phoenix_core::analyzer::Analyzer;
 use phoenix_core::experiment::{Experiment, ExperimentSpec, NewExperiment, Phase, TargetState};
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::judge::{Verdict, VerdictOutcome};
+use phoenix_core::judge::{HostVerdict, Verdict, VerdictOutcome};
 use phoenix_core::measure::MeasurementSample;
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::pipeline::PipelineRef;
@@ -375,7 +375,7 @@ struct ScriptedAnalyzer {
 impl Analyzer for ScriptedAnalyzer {
     fn analyze(
         &self,
-        _: &Experiment,
+        experiment: &Experiment,
         samples: &[MeasurementSample],
         now: DateTime<Utc>,
     ) -> Verdict {
@@ -390,6 +390,19 @@ impl Analyzer for ScriptedAnalyzer {
             criteria: Vec::new(),
             samples: samples.len() as u64,
             decided_at: now,
+            // Every target agrees, so `auto_promote_min_hosts = 1` (set by the model's
+            // experiments) is always met and the model's promotion rule stays `auto_promote`.
+            hosts: experiment
+                .targets
+                .iter()
+                .map(|t| HostVerdict {
+                    agent_id: t.agent_id,
+                    host: t.host.clone(),
+                    samples: 1,
+                    voting: true,
+                    passed_critical: true,
+                })
+                .collect(),
         }
     }
 }
@@ -554,6 +567,7 @@ impl<B: ModelBackend> StateMachineTest for LifecycleTest<B> {
             spec.min_agents = model.min_agents;
             spec.auto_rollback = model.auto_rollback;
             spec.auto_promote = model.auto_promote;
+            spec.auto_promote_min_hosts = 1;
             let request = NewExperiment {
                 name: "model".to_owned(),
                 description: String::new(),

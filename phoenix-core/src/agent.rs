@@ -151,6 +151,45 @@ pub struct Agent {
     pub pipelines: Vec<ActivePipeline>,
     /// A revoked agent can no longer authenticate.
     pub revoked: bool,
+    /// Reports of this agent the server refused (bounds or plausibility).
+    #[serde(default)]
+    pub refused: RefusedReports,
+}
+
+/// The reports of one agent that the facade refused: heartbeats and measurements out of
+/// bounds ([`crate::inputs`]) or implausible ([`crate::plausibility`]). Each
+/// refusal is counted atomically by the store
+/// ([`crate::store::AgentRegistry::record_refusal`]); a refused report changes nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefusedReports {
+    /// Reports refused since enrollment.
+    pub count: u64,
+    /// Why the last one was refused (its first field error, with the field's path).
+    pub last_reason: Option<String>,
+    /// When the last one was refused.
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Longest `RefusedReports::last_reason` kept, in characters.
+pub const MAX_REFUSAL_REASON_CHARS: usize = 512;
+
+/// The reason recorded for a refused report: its first field error (`path: message`), with
+/// how many more there were, cut to [`MAX_REFUSAL_REASON_CHARS`].
+#[must_use]
+pub fn refusal_reason(errors: &crate::validation::ValidationErrors) -> String {
+    let first = errors.errors.first().map_or_else(
+        || "refused".to_owned(),
+        |e| format!("{}: {}", e.path, e.message),
+    );
+    let mut reason = match errors.errors.len() {
+        0 | 1 => first,
+        n => format!("{first} (and {} more)", n - 1),
+    };
+    if reason.chars().count() > MAX_REFUSAL_REASON_CHARS {
+        reason = reason.chars().take(MAX_REFUSAL_REASON_CHARS - 1).collect();
+        reason.push('…');
+    }
+    reason
 }
 
 impl Agent {
@@ -171,6 +210,7 @@ impl Agent {
             resources: HostStats::default(),
             pipelines: Vec::new(),
             revoked: false,
+            refused: RefusedReports::default(),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod memory;
 pub mod page;
 pub mod phoenix;
 pub mod pipeline;
+pub mod plausibility;
 pub mod store;
 pub mod task;
 pub mod validation;

@@ -149,6 +149,34 @@ impl AgentRegistry for PgStore {
         }
     }
 
+    async fn record_refusal(
+        &self,
+        id: AgentId,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        // One UPDATE: the row lock serialises concurrent refusals, and each re-reads the
+        // count the previous one wrote.
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE agents SET body = jsonb_set(body, '{refused}', jsonb_build_object( \
+                 'count', COALESCE((body #>> '{refused,count}')::bigint, 0) + 1, \
+                 'last_reason', $2::text, 'last_at', $3::jsonb)) \
+             WHERE id = $1 RETURNING (body #>> '{refused,count}')::bigint, status",
+        )
+        .bind(id.0)
+        .bind(reason)
+        .bind(Json(codec::body(&at)?))
+        .fetch_optional(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        let (count, status) = row.ok_or_else(|| StoreError::not_found("agent", id))?;
+        self.emit([BusEvent::AgentUpdated {
+            agent_id: id,
+            status: codec::parse("agent status", &status)?,
+        }]);
+        u64::try_from(count).map_err(|_| StoreError::corrupt("negative refused count"))
+    }
+
     async fn revoke(&self, id: AgentId) -> Result<(), StoreError> {
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE agents SET revoked = true, body = jsonb_set(body, '{revoked}', 'true') \

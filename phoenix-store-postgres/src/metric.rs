@@ -144,6 +144,29 @@ impl MetricStore for PgStore {
             .collect()
     }
 
+    async fn recent_samples(
+        &self,
+        experiment: ExperimentId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError> {
+        // The primary key (experiment_id, agent_id, seq) serves this backwards.
+        let rows: Vec<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT body FROM samples \
+             WHERE experiment_id = $1 AND agent_id = $2 AND body IS NOT NULL \
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(experiment.0)
+        .bind(agent.0)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|Json(body)| codec::from_body("sample", body))
+            .collect()
+    }
+
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO snapshots (agent_id, body) VALUES ($1, $2) \

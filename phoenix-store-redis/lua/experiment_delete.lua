@@ -10,7 +10,7 @@ end
 if stored[1] ~= ARGV[3] then
   return { 'conflict' }
 end
-redis.call('DEL', ek, key('ev', id), key('smp', id), key('smpseen', id))
+redis.call('DEL', ek, key('ev', id), key('smp', id), key('smpseen', id), key('smprc', id))
 redis.call('ZREM', key('exps'), id)
 redis.call('ZREM', key('exps', stored[2]), id)
 cancel_open('tx:' .. id, now, id, '')

@@ -2,12 +2,14 @@
 //!
 //! `ag:<id>` is a hash: `j` the record at enrollment and `sec` the secret hash, plus the
 //! fields later changes write and reads overlay on the record (`hb` last heartbeat, `st`
-//! status, `rev` revoked, `res` resources, `pl` pipelines, `sa` started_at). Keeping them
+//! status, `rev` revoked, `res` resources, `pl` pipelines, `sa` started_at, `rfc` refused
+//! reports counted with `HINCRBY`, `rfr` and `rfa` the last refusal's reason and time).
+//! Keeping them
 //! apart lets the scripts update an agent without rewriting (or parsing) its JSON.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phoenix_core::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use phoenix_core::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, RefusedReports, SecretHash};
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::AgentId;
 use phoenix_core::page::{Page, PageRequest};
@@ -31,6 +33,15 @@ fn agent(fields: &Fields) -> Result<Agent, StoreError> {
     }
     if let Some(started_at) = fields.opt_json("sa")? {
         agent.started_at = Some(started_at);
+    }
+    if let Some(count) = fields.opt("rfc") {
+        agent.refused = RefusedReports {
+            count: count
+                .parse()
+                .map_err(|_| corrupt("agent refused count is not a number"))?,
+            last_reason: fields.opt("rfr").map(str::to_owned),
+            last_at: fields.opt_json("rfa")?,
+        };
     }
     Ok(agent)
 }
@@ -131,6 +142,25 @@ impl AgentRegistry for RedisStore {
             .await?;
         match reply.status {
             Status::Ok => Ok(reply.next_int()? == 1),
+            ref other => Err(status_error(other, id)),
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        id: AgentId,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let at = encode_json(&at)?;
+        let mut reply = self
+            .run(&SCRIPTS.agent_refusal, |inv| {
+                inv.arg(id.to_string()).arg(reason).arg(&at);
+            })
+            .await?;
+        match reply.status {
+            Status::Ok => u64::try_from(reply.next_int()?)
+                .map_err(|_| corrupt("agent refused count is negative")),
             ref other => Err(status_error(other, id)),
         }
     }

@@ -2,7 +2,10 @@
 //!
 //! `smp:<experiment>` is a zset of `<sort key>|<sample JSON>` members with score 0, so that
 //! Redis orders them by (taken_at, agent, seq) lexically; `smpseen:<experiment>` remembers
-//! `<agent>:<seq>` for idempotence; `snap` is a hash of the latest snapshot per agent.
+//! `<agent>:<seq>` for idempotence; `smprc:<experiment>` is a hash of agent -> JSON array
+//! of that agent's [`RECENT_SAMPLES`] members with the highest `seq` (kept by the append
+//! script, for the plausibility check's history); `snap` is a hash of the latest snapshot
+//! per agent.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +34,9 @@ fn sort_key(taken_at: DateTime<Utc>, agent: AgentId, seq: u64) -> String {
         taken_at.timestamp_subsec_nanos()
     )
 }
+
+/// Members kept per agent and experiment in `smprc` (what `recent_samples` can return).
+pub(crate) const RECENT_SAMPLES: usize = phoenix_core::plausibility::HISTORY_SAMPLES;
 
 /// Length of [`sort_key`]'s output.
 const SORT_KEY_LEN: usize = 20 + 1 + 9 + 1 + 36 + 1 + 20 + 1;
@@ -67,6 +73,7 @@ impl MetricStore for RedisStore {
         let mut reply = self
             .run(&SCRIPTS.samples_append, |inv| {
                 inv.arg(MAX_SAMPLES_PER_EXPERIMENT)
+                    .arg(RECENT_SAMPLES)
                     .arg(packed.len())
                     .arg(announcements.len());
                 for (experiment, dedup, member) in &packed {
@@ -102,6 +109,35 @@ impl MetricStore for RedisStore {
             .await?;
         members
             .iter()
+            .map(|m| {
+                let json = m
+                    .get(SORT_KEY_LEN..)
+                    .ok_or_else(|| corrupt("sample member shorter than its sort key"))?;
+                decode_json(json)
+            })
+            .collect()
+    }
+
+    async fn recent_samples(
+        &self,
+        experiment: ExperimentId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError> {
+        let json: Option<String> = self
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.key(&["smprc", &experiment.to_string()]))
+                    .arg(agent.to_string()),
+            )
+            .await?;
+        let Some(json) = json else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<String> = decode_json(&json)?;
+        members
+            .iter()
+            .take(limit)
             .map(|m| {
                 let json = m
                     .get(SORT_KEY_LEN..)

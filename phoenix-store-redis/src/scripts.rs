@@ -25,6 +25,7 @@ macro_rules! scripts {
 scripts!(
     agent_heartbeat,
     agent_mark_lost,
+    agent_refusal,
     agent_register,
     agent_revoke,
     cancel,

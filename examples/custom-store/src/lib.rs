@@ -208,6 +208,25 @@ impl MetricStore for FileMetricStore {
             .unwrap_or_default())
     }
 
+    async fn recent_samples(
+        &self,
+        experiment: ExperimentId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError> {
+        let state = self.lock();
+        let Some(log) = state.logs.get(&experiment) else {
+            return Ok(Vec::new());
+        };
+        let mut mine: Vec<&MeasurementSample> = log
+            .samples
+            .values()
+            .filter(|s| s.agent_id == agent)
+            .collect();
+        mine.sort_by_key(|s| std::cmp::Reverse(s.seq));
+        Ok(mine.into_iter().take(limit).cloned().collect())
+    }
+
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         let text = serde_json::to_vec(snapshot).map_err(io)?;
         let mut state = self.lock();

@@ -314,6 +314,10 @@ fn detail_view(e: &Experiment) -> String {
         ),
         ("auto rollback", s.auto_rollback.to_string()),
         ("auto promote", s.auto_promote.to_string()),
+        (
+            "auto promote min hosts",
+            s.auto_promote_min_hosts.to_string(),
+        ),
         ("pricing model", s.pricing_model.clone()),
         ("min agents", s.min_agents.to_string()),
         ("sample interval", format!("{}s", s.sample_interval_secs)),

@@ -51,6 +51,13 @@ fn fleet_view(f: &FleetStatus) -> String {
         ("versions", counts(&s.versions)),
         ("pipelines", counts(&s.pipelines_by_template)),
         ("unhealthy pipelines", s.unhealthy_pipelines.to_string()),
+        (
+            "refused reports",
+            format!(
+                "{} (from {} agent(s))",
+                s.refused_reports, s.agents_with_refused_reports
+            ),
+        ),
         ("active experiments", s.active_experiments.to_string()),
         ("promoted experiments", s.promoted_experiments.to_string()),
     ]);
@@ -67,6 +74,7 @@ fn fleet_view(f: &FleetStatus) -> String {
         "CPU",
         "AGENT RSS",
         "PIPELINES",
+        "REFUSED",
         "LABELS",
     ]);
     for a in &f.agents {
@@ -79,6 +87,7 @@ fn fleet_view(f: &FleetStatus) -> String {
             format!("{:.1}%", a.resources.cpu_pct),
             bytes(a.resources.agent_rss_bytes),
             pipelines(&a.pipelines),
+            a.refused_reports.to_string(),
             labels(&a.labels),
         ]);
     }

@@ -3,7 +3,7 @@
 use chrono::Duration;
 use phoenix_core::PhoenixError;
 use phoenix_core::agent::{
-    ActivePipeline, AgentFilter, AgentStatus, Heartbeat, PipelineHealth, SecretHash,
+    ActivePipeline, AgentFilter, AgentStatus, Heartbeat, PipelineHealth, RefusedReports, SecretHash,
 };
 use phoenix_core::auth::Role;
 use phoenix_core::page::PageRequest;
@@ -234,4 +234,90 @@ pub async fn token_create_find_revoke(backend: &dyn TestBackend) {
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+/// Every refused agent report is counted on the agent, atomically, with the last reason and
+/// time; accepted reports, heartbeats and other agents leave the count alone.
+pub async fn agents_refused_reports_counted(backend: &dyn TestBackend) {
+    let p = phoenix(backend);
+    let agent = enroll(&p, "web-1").await;
+    let other = enroll(&p, "web-2").await;
+    assert_eq!(agent.refused, RefusedReports::default());
+    let registry = backend.stores().agents;
+
+    // A refused heartbeat (CPU above 100%) counts once, with its field path.
+    let mut heartbeat = Heartbeat::default();
+    heartbeat.resources.cpu_pct = 250.0;
+    assert!(matches!(
+        p.heartbeat(agent.id, heartbeat).await,
+        Err(PhoenixError::Validation(_))
+    ));
+    let read = p.agent(agent.id).await.unwrap();
+    assert_eq!(read.refused.count, 1);
+    let reason = read.refused.last_reason.clone().unwrap();
+    assert!(reason.starts_with("resources.cpu_pct: "), "{reason}");
+    let first_at = read.refused.last_at.unwrap();
+    assert!((first_at - backend.clock().now()).num_seconds().abs() <= 1);
+
+    // An accepted heartbeat neither resets nor counts.
+    p.heartbeat(agent.id, Heartbeat::default()).await.unwrap();
+    assert_eq!(p.agent(agent.id).await.unwrap().refused, read.refused);
+
+    // Concurrent refusals each count (the store's primitive is atomic).
+    backend.advance(Duration::seconds(5));
+    let later = backend.clock().now();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let registry = registry.clone();
+            let id = agent.id;
+            tokio::spawn(async move {
+                registry
+                    .record_refusal(id, &format!("reason {i}"), later)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (2..=17).collect::<Vec<u64>>(),
+        "each call saw its own count"
+    );
+    let read = p.agent(agent.id).await.unwrap();
+    assert_eq!(read.refused.count, 17);
+    assert!(read.refused.last_reason.unwrap().starts_with("reason "));
+    assert_eq!(read.refused.last_at, Some(later));
+    // A heartbeat after refusals keeps the counter (it writes other fields only).
+    let hb = p.heartbeat(agent.id, Heartbeat::default()).await.unwrap();
+    assert_eq!(hb.refused.count, 17);
+
+    // The listing carries it too; the other agent was never refused.
+    let page = p
+        .agents(&AgentFilter::default(), &PageRequest::default())
+        .await
+        .unwrap();
+    let listed = |id| {
+        page.items
+            .iter()
+            .find(|a| a.id == id)
+            .unwrap()
+            .refused
+            .clone()
+    };
+    assert_eq!(listed(agent.id).count, 17);
+    assert_eq!(listed(other.id), RefusedReports::default());
+
+    let missing = registry
+        .record_refusal(phoenix_core::ids::AgentId::new(), "x", later)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 }

@@ -172,7 +172,17 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
             "started_at"
         ]
     );
-    assert_eq!(p.agent(agent.id).await.unwrap(), agent, "unchanged");
+    // Nothing changes but the refused-report counter.
+    let after = p.agent(agent.id).await.unwrap();
+    assert_eq!(after.refused.count, 1);
+    assert_eq!(
+        phoenix_core::agent::Agent {
+            refused: agent.refused.clone(),
+            ..after
+        },
+        agent,
+        "unchanged"
+    );
 
     let experiment = p
         .create_experiment(new_experiment("measured"), &operator())
@@ -235,6 +245,8 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         backend.stores().metrics.snapshot(agent.id).await.unwrap(),
         None
     );
+    // Heartbeat, samples, report: three refused reports counted.
+    assert_eq!(p.agent(agent.id).await.unwrap().refused.count, 3);
 
     // The bounds are what every store holds: the largest sequence number is stored alike.
     let mut largest = sample(now, experiment.id, agent.id, 1);
@@ -317,4 +329,104 @@ pub async fn inputs_task_reports_refused_alike(backend: &dyn TestBackend) {
     };
     let receipt = p.report_task(agent.id, lease, done).await.unwrap();
     assert_eq!(receipt.task.state, TaskState::Succeeded);
+}
+
+/// Samples in bounds but impossible for the host that sent them (more series than its
+/// snapshot allows, or far above its own recent samples) are refused alike, change
+/// nothing, and count on the agent.
+pub async fn inputs_implausible_samples_refused_alike(backend: &dyn TestBackend) {
+    use phoenix_core::plausibility::{SNAPSHOT_FACTOR, SNAPSHOT_SLACK_SERIES};
+    let p = phoenix(backend);
+    let agent = enroll(&p, "web-1").await;
+    let experiment = p
+        .create_experiment(new_experiment("plausible"), &operator())
+        .await
+        .unwrap();
+    p.start(experiment.id, &operator()).await.unwrap();
+    let now = backend.clock().now();
+    let snapshot = CardinalitySnapshot {
+        agent_id: agent.id,
+        host: "web-1".to_owned(),
+        taken_at: now,
+        interval_secs: 10,
+        series: (0..200)
+            .map(|i| SnapshotSeries {
+                metric: format!("process.cpu.time{i}"),
+                labels: BTreeMap::new(),
+                points: 1,
+            })
+            .collect(),
+    };
+    let limit = 200 * SNAPSHOT_FACTOR + SNAPSHOT_SLACK_SERIES;
+    // Five honest samples (baseline ~1,003 series, candidate 100 series and 200 points).
+    let honest: Vec<_> = (1..=5)
+        .map(|seq| sample(now, experiment.id, agent.id, seq))
+        .collect();
+    p.report_metrics(agent.id, &honest, Some(&snapshot))
+        .await
+        .unwrap();
+    let stored = || async {
+        backend
+            .stores()
+            .metrics
+            .samples(experiment.id, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(stored().await, 5);
+
+    // A million baseline series: beyond the snapshot and the agent's own history.
+    let mut liar = sample(now, experiment.id, agent.id, 6);
+    liar.baseline.series = 1_000_000;
+    let errors = match p.report_metrics(agent.id, &[liar], None).await {
+        Err(PhoenixError::Validation(e)) => e.errors,
+        other => panic!("expected field errors, got {other:?}"),
+    };
+    let found: Vec<(&str, bool, bool)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.path.as_str(),
+                e.message.contains("snapshot"),
+                e.message.contains("median"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("samples[0].baseline.series", true, false),
+            ("samples[0].baseline.series", false, true)
+        ]
+    );
+    // Just above the snapshot's allowance: the snapshot check alone.
+    let mut over = sample(now, experiment.id, agent.id, 7);
+    over.candidate.series = limit + 1;
+    assert_eq!(
+        refused(p.ingest_samples(agent.id, &[over]).await),
+        ["samples[0].candidate.series"]
+    );
+    // 100 x the median data points is accepted, one more is not.
+    let mut points = sample(now, experiment.id, agent.id, 8);
+    points.candidate.points = 200 * 100 + 1;
+    assert_eq!(
+        refused(p.ingest_samples(agent.id, &[points.clone()]).await),
+        ["samples[0].candidate.points"]
+    );
+    assert_eq!(stored().await, 5, "nothing stored");
+    let read = p.agent(agent.id).await.unwrap();
+    assert_eq!(read.refused.count, 3);
+    assert!(
+        read.refused
+            .last_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("samples[0].candidate.points: implausible"),
+        "{:?}",
+        read.refused.last_reason
+    );
+    points.candidate.points = 200 * 100;
+    p.ingest_samples(agent.id, &[points]).await.unwrap();
+    assert_eq!(stored().await, 6);
 }

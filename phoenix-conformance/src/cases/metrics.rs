@@ -65,6 +65,41 @@ pub async fn metric_samples_idempotent_and_ordered(backend: &dyn TestBackend) {
     assert_eq!(announced, e);
 }
 
+/// `recent_samples`: one agent's samples of one experiment, highest seq first, however
+/// they arrived.
+pub async fn metric_recent_samples_per_agent(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    let e = ExperimentId::new();
+    let (a, b) = (AgentId::new(), AgentId::new());
+    let start = backend.clock().now();
+    m.append_samples(&[sample(start, e, a, 3), sample(start, e, b, 9)])
+        .await
+        .unwrap();
+    m.append_samples(&[sample(start, e, a, 1), sample(start, e, a, 4)])
+        .await
+        .unwrap();
+    m.append_samples(&[sample(start, e, a, 2), sample(start, e, a, 4)])
+        .await
+        .unwrap();
+    let seqs = |v: Vec<phoenix_core::measure::MeasurementSample>| {
+        v.iter().map(|s| (s.agent_id, s.seq)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(m.recent_samples(e, a, 3).await.unwrap()),
+        [(a, 4), (a, 3), (a, 2)]
+    );
+    assert_eq!(seqs(m.recent_samples(e, b, 10).await.unwrap()), [(b, 9)]);
+    let all = m.recent_samples(e, a, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[1], sample(start, e, a, 3), "stored intact");
+    assert!(
+        m.recent_samples(ExperimentId::new(), a, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The latest snapshot per agent replaces the previous one.
 pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;

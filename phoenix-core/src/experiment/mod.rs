@@ -13,7 +13,8 @@ pub use action::{Action, UnknownAction, allowed_actions};
 pub use event::{Actor, ActorKind, Cause, ExperimentEvent};
 pub use phase::{Phase, UnknownPhase};
 pub use spec::{
-    ExperimentSpec, MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS, MAX_NAME_CHARS,
+    DEFAULT_AUTO_PROMOTE_MIN_HOSTS, ExperimentSpec, MAX_AUTO_PROMOTE_MIN_HOSTS,
+    MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS, MAX_NAME_CHARS,
     MAX_TOKEN_CHARS, MIN_DURATION_SECS, NewExperiment, TargetSelector,
 };
 pub use transition::{

@@ -19,6 +19,11 @@ pub const MAX_NAME_CHARS: usize = inputs::MAX_NAME_CHARS;
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// Most critical processes or metric patterns accepted.
 pub const MAX_CRITICAL_ENTRIES: usize = 256;
+/// Default of [`ExperimentSpec::auto_promote_min_hosts`]: two hosts must agree, so that no
+/// single agent's reports can promote a candidate.
+pub const DEFAULT_AUTO_PROMOTE_MIN_HOSTS: u32 = 2;
+/// Largest [`ExperimentSpec::auto_promote_min_hosts`] accepted.
+pub const MAX_AUTO_PROMOTE_MIN_HOSTS: u32 = 10_000;
 /// Longest critical entry, host or label value, in characters.
 pub const MAX_TOKEN_CHARS: usize = inputs::MAX_TOKEN_CHARS;
 
@@ -79,6 +84,11 @@ pub struct ExperimentSpec {
     /// Promote automatically when the verdict is `Pass`.
     #[serde(default)]
     pub auto_promote: bool,
+    /// Automatic promotion also needs at least this many hosts whose own values each meet
+    /// every critical criterion ([`crate::judge::Verdict::hosts_passing_critical`]); with
+    /// fewer, a passing experiment waits in `Completed` for an operator's promote.
+    #[serde(default = "default_auto_promote_min_hosts")]
+    pub auto_promote_min_hosts: u32,
     /// Pricing catalogue entry the cost is reported in.
     #[serde(default = "default_pricing_model")]
     pub pricing_model: String,
@@ -92,6 +102,10 @@ pub struct ExperimentSpec {
 
 fn default_pricing_model() -> String {
     "grafana-cloud-pro".to_owned()
+}
+
+fn default_auto_promote_min_hosts() -> u32 {
+    DEFAULT_AUTO_PROMOTE_MIN_HOSTS
 }
 
 fn default_min_agents() -> u32 {
@@ -117,6 +131,7 @@ impl ExperimentSpec {
             criteria: Criterion::defaults(),
             auto_rollback: false,
             auto_promote: false,
+            auto_promote_min_hosts: DEFAULT_AUTO_PROMOTE_MIN_HOSTS,
             pricing_model: default_pricing_model(),
             min_agents: default_min_agents(),
             sample_interval_secs: default_sample_interval(),
@@ -156,6 +171,12 @@ impl ExperimentSpec {
         }
         if self.min_agents == 0 {
             errors.push(format!("{path}.min_agents"), "must be at least 1");
+        }
+        if !(1..=MAX_AUTO_PROMOTE_MIN_HOSTS).contains(&self.auto_promote_min_hosts) {
+            errors.push(
+                format!("{path}.auto_promote_min_hosts"),
+                format!("must be between 1 and {MAX_AUTO_PROMOTE_MIN_HOSTS} hosts"),
+            );
         }
         inputs::name(
             errors,
@@ -251,6 +272,7 @@ mod tests {
         req.spec.duration_secs = 1;
         req.spec.warmup_secs = 5;
         req.spec.min_agents = 0;
+        req.spec.auto_promote_min_hosts = 0;
         req.spec.critical_processes = vec![String::new(), "x\ny".to_owned()];
         req.spec.criteria = vec![Criterion::at_least(KpiName::FidelityPct, f64::NAN, true)];
         let errors = req.validate().unwrap_err();
@@ -263,11 +285,34 @@ mod tests {
                 "spec.warmup_secs",
                 "spec.sample_interval_secs",
                 "spec.min_agents",
+                "spec.auto_promote_min_hosts",
                 "spec.critical_processes[0]",
                 "spec.critical_processes[1]",
                 "spec.criteria[0].threshold",
             ]
         );
+    }
+
+    #[test]
+    fn auto_promote_min_hosts_is_bounded() {
+        let mut req = valid();
+        assert_eq!(req.spec.auto_promote_min_hosts, 2);
+        for ok in [1, MAX_AUTO_PROMOTE_MIN_HOSTS] {
+            req.spec.auto_promote_min_hosts = ok;
+            req.validate().unwrap();
+        }
+        for bad in [0, MAX_AUTO_PROMOTE_MIN_HOSTS + 1] {
+            req.spec.auto_promote_min_hosts = bad;
+            let errors = req.validate().unwrap_err();
+            assert_eq!(errors.errors[0].path, "spec.auto_promote_min_hosts");
+        }
+        // A stored spec without the field reads as the default.
+        let mut json = serde_json::to_value(&valid().spec).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("auto_promote_min_hosts");
+        let spec: ExperimentSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(spec.auto_promote_min_hosts, DEFAULT_AUTO_PROMOTE_MIN_HOSTS);
     }
 
     #[test]

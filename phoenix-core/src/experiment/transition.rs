@@ -760,12 +760,27 @@ fn apply_fact(b: &mut Builder<'_>, fact: &Fact) -> Result<(), TransitionError> {
                 return Err(TransitionError::Stale);
             }
             let outcome = verdict.outcome;
+            let agreeing = verdict.hosts_passing_critical();
+            let min_hosts = b.next.spec.auto_promote_min_hosts;
+            let auto_promote = outcome == VerdictOutcome::Pass && b.next.spec.auto_promote;
+            let promote = auto_promote && agreeing >= u64::from(min_hosts);
             b.next.verdict = Some(verdict.clone());
+            let reason = if auto_promote && !promote {
+                format!(
+                    "verdict: {outcome}; automatic promotion withheld: {agreeing} host(s) met every critical criterion on their own values, the spec requires {min_hosts}, so an operator decides"
+                )
+            } else {
+                format!("verdict: {outcome}")
+            };
             b.event(
                 Phase::Completed,
                 Cause::VerdictComputed,
-                Some(format!("verdict: {outcome}")),
-                json!({ "outcome": outcome, "reasons": verdict.reasons }),
+                Some(reason),
+                json!({
+                    "outcome": outcome,
+                    "reasons": verdict.reasons,
+                    "hosts_passing_critical": agreeing,
+                }),
             );
             if outcome == VerdictOutcome::Fail && b.next.spec.auto_rollback {
                 b.rollback(
@@ -773,9 +788,11 @@ fn apply_fact(b: &mut Builder<'_>, fact: &Fact) -> Result<(), TransitionError> {
                     Some("automatic rollback: the verdict is fail".to_owned()),
                     Cause::Rollback,
                 );
-            } else if outcome == VerdictOutcome::Pass && b.next.spec.auto_promote {
+            } else if promote {
                 b.promote(
-                    Some("automatic promotion: the verdict is pass".to_owned()),
+                    Some(format!(
+                        "automatic promotion: the verdict is pass and {agreeing} host(s) met every critical criterion on their own values (at least {min_hosts} required)"
+                    )),
                     false,
                 );
             }

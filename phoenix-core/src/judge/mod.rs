@@ -10,8 +10,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::AgentId;
+
 pub use stats::{EXACT_MAX_GROUP, MannWhitney, MannWhitneyMethod, mann_whitney_u};
-pub use verdict::{JudgeConfig, judge, judge_with};
+pub use verdict::{FLEET_ROBUST_HOSTS, JudgeConfig, fleet_median, judge, judge_with};
 
 /// A KPI a criterion can test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,12 +170,43 @@ impl fmt::Display for VerdictOutcome {
     }
 }
 
+/// One host's own value for a criterion, from its own samples only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCriterion {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its host name.
+    pub host: String,
+    /// Whether its value counts in the fleet median (it has enough judged samples).
+    pub voting: bool,
+    /// Its value, if it could be measured.
+    pub measured: Option<f64>,
+    /// Whether its value meets the criterion; `None` when it could not be decided.
+    pub passed: Option<bool>,
+}
+
+/// One host against the criteria, on its own values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostVerdict {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its host name.
+    pub host: String,
+    /// Its judged samples.
+    pub samples: u64,
+    /// Whether it counts in the fleet median (it has enough judged samples).
+    pub voting: bool,
+    /// Whether its own values meet every critical criterion (true when there is none).
+    pub passed_critical: bool,
+}
+
 /// How one criterion fared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CriterionResult {
     /// The criterion.
     pub criterion: Criterion,
-    /// The measured value, if it could be measured.
+    /// The fleet value the criterion is decided on: the median of the voting hosts' own
+    /// values (see [`fleet_median`]), if any host's value could be measured.
     pub measured: Option<f64>,
     /// Whether it was met; `None` when it could not be decided.
     pub passed: Option<bool>,
@@ -188,6 +221,12 @@ pub struct CriterionResult {
     /// The distribution test behind the decision (agent CPU: Mann-Whitney U).
     #[serde(default)]
     pub statistic: Option<MannWhitney>,
+    /// The KPI over every host's samples pooled (shown for context; not what decides).
+    #[serde(default)]
+    pub pooled: Option<f64>,
+    /// Each host's own value, by agent id.
+    #[serde(default)]
+    pub per_host: Vec<HostCriterion>,
 }
 
 /// The judge's verdict on an experiment.
@@ -203,4 +242,19 @@ pub struct Verdict {
     pub samples: u64,
     /// When it was decided.
     pub decided_at: DateTime<Utc>,
+    /// Each host against the critical criteria, by agent id.
+    #[serde(default)]
+    pub hosts: Vec<HostVerdict>,
+}
+
+impl Verdict {
+    /// Voting hosts whose own values meet every critical criterion: what automatic
+    /// promotion asks agreement of (`ExperimentSpec::auto_promote_min_hosts`).
+    #[must_use]
+    pub fn hosts_passing_critical(&self) -> u64 {
+        self.hosts
+            .iter()
+            .filter(|h| h.voting && h.passed_critical)
+            .count() as u64
+    }
 }

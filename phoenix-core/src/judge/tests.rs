@@ -102,11 +102,18 @@ fn inconclusive_on_a_zero_baseline() {
 #[test]
 fn inconclusive_with_too_few_samples() {
     let e = experiment(&["web-1", "web-2"]);
-    // Two judged samples per host: 4 in all (< 6), 2 per host (< 3). The criteria would pass.
+    // Two judged samples per host: 4 in all (< 6), 2 per host (< 3). Each host's own
+    // values would pass, but no host has enough samples to vote.
     let (v, _) = verdict_of(&e, &run(&e, 2, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
     assert_eq!(v.samples, 4);
-    assert!(v.criteria.iter().all(|c| c.passed == Some(true)));
+    assert!(v.criteria.iter().all(|c| c.passed.is_none()));
+    assert!(v.criteria.iter().all(|c| {
+        c.per_host
+            .iter()
+            .all(|h| !h.voting && h.passed == Some(true))
+    }));
+    assert_eq!(v.hosts_passing_critical(), 0);
     // Warm-up samples do not count: plenty of samples, all in warm-up.
     let mut warm = run(&e, 10, BASE, GOOD);
     for s in &mut warm {
@@ -181,4 +188,140 @@ fn verdict_round_trips_as_json() {
     let back: Verdict = serde_json::from_value(json).unwrap();
     assert_eq!(back.outcome, v.outcome);
     assert_eq!(back.criteria.len(), v.criteria.len());
+}
+
+// A host that lies within bounds: its baseline claims a million series, its candidate one,
+// so its own cardinality reduction is ~100%; the pooled ratio of sums would follow it.
+fn lying_host(samples: &mut [crate::measure::MeasurementSample], e: &Experiment, host: usize) {
+    for s in samples
+        .iter_mut()
+        .filter(|s| s.agent_id == e.targets[host].agent_id)
+    {
+        s.baseline.series = 1_000_000;
+        s.candidate.series = 1;
+    }
+}
+
+#[test]
+fn one_lying_host_cannot_pass_a_failing_fleet() {
+    let e = experiment(&["web-1", "web-2", "web-3", "web-4", "liar"]);
+    // Four honest hosts keep 70% of their series: a 30% reduction, below the 50% needed.
+    let weak = V(700, 700, 35_000, 11_000, 95.0);
+    let mut samples = run(&e, 10, BASE, weak);
+    lying_host(&mut samples, &e, 4);
+    let (v, k) = verdict_of(&e, &samples);
+    // Pooled over every sample, the liar's million series dominate: ~99.7% "reduction".
+    let pooled = k
+        .kpi(KpiName::CardinalityReductionPct)
+        .unwrap()
+        .value
+        .unwrap();
+    assert!(pooled > 99.0, "{pooled}");
+    // The fleet value is the median of the hosts' own values: an honest 30%.
+    let c = result(&v, KpiName::CardinalityReductionPct);
+    assert!((c.measured.unwrap() - 30.0).abs() < 1e-9);
+    assert_eq!(c.pooled, Some(pooled));
+    assert_eq!(c.passed, Some(false));
+    assert_eq!(v.outcome, VerdictOutcome::Fail);
+    let liar = c.per_host.iter().find(|h| h.host == "liar").unwrap();
+    assert_eq!(liar.passed, Some(true));
+    assert!(liar.measured.unwrap() > 99.9);
+    // Only the liar meets every critical criterion on its own values.
+    assert_eq!(v.hosts_passing_critical(), 1);
+    assert_eq!(v.hosts.len(), 5);
+}
+
+#[test]
+fn one_lying_host_cannot_fail_a_passing_fleet() {
+    let e = experiment(&["web-1", "web-2", "web-3", "web-4", "liar"]);
+    let mut samples = run(&e, 10, BASE, GOOD);
+    // The liar claims its candidate kept every series and lost every critical process.
+    for s in samples
+        .iter_mut()
+        .filter(|s| s.agent_id == e.targets[4].agent_id)
+    {
+        s.baseline.series = 10;
+        s.candidate.series = 10_000_000;
+        s.candidate.critical.present.clear();
+        s.candidate.critical.missing = s.candidate.critical.expected.clone();
+    }
+    let (v, k) = verdict_of(&e, &samples);
+    // Pooled, the liar would fail both critical criteria.
+    assert!(
+        k.kpi(KpiName::CardinalityReductionPct)
+            .unwrap()
+            .value
+            .unwrap()
+            < 0.0
+    );
+    assert_eq!(
+        k.kpi(KpiName::CriticalCoveragePct).unwrap().value,
+        Some(0.0)
+    );
+    assert_eq!(v.outcome, VerdictOutcome::Pass, "{:?}", v.reasons);
+    let c = result(&v, KpiName::CardinalityReductionPct);
+    assert!((c.measured.unwrap() - 70.0).abs() < 1e-9);
+    assert_eq!(
+        result(&v, KpiName::CriticalCoveragePct).measured,
+        Some(100.0)
+    );
+    assert_eq!(v.hosts_passing_critical(), 4);
+    // The outvoted host is named in the reasons.
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("liar misses critical_coverage_pct")),
+        "{:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn fewer_than_three_hosts_is_said_and_ties_go_against_the_candidate() {
+    let e = experiment(&["web-1", "web-2"]);
+    let mut samples = run(&e, 10, BASE, V(700, 700, 35_000, 11_000, 95.0));
+    lying_host(&mut samples, &e, 1);
+    let (v, _) = verdict_of(&e, &samples);
+    // Two hosts, 30% and ~100%: the less favourable middle value decides, and fails.
+    let c = result(&v, KpiName::CardinalityReductionPct);
+    assert!((c.measured.unwrap() - 30.0).abs() < 1e-9);
+    assert_eq!(v.outcome, VerdictOutcome::Fail);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("only 2 host(s) voted") && r.contains("fewer than 3")),
+        "{:?}",
+        v.reasons
+    );
+    let e = experiment(&["a", "b", "c"]);
+    let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
+    assert!(!v.reasons.iter().any(|r| r.contains("host(s) voted")));
+}
+
+#[test]
+fn fleet_median_rule() {
+    use Comparison::{AtLeast, AtMost};
+    assert_eq!(fleet_median(&[], AtLeast), None);
+    assert_eq!(fleet_median(&[f64::NAN], AtLeast), None);
+    assert_eq!(fleet_median(&[5.0, 1.0, 100.0], AtLeast), Some(5.0));
+    assert_eq!(fleet_median(&[1.0, 2.0, 3.0, 100.0], AtLeast), Some(2.0));
+    assert_eq!(fleet_median(&[1.0, 2.0, 3.0, 100.0], AtMost), Some(3.0));
+    assert_eq!(fleet_median(&[7.0], AtMost), Some(7.0));
+}
+
+#[test]
+fn hosts_with_too_few_samples_do_not_vote() {
+    let mut e = experiment(&["web-1", "web-2", "web-3", "gone"]);
+    let mut samples = run(&e, 10, BASE, GOOD);
+    // `gone` sent two samples claiming a 100% reduction, then was lost.
+    samples.retain(|s| s.agent_id != e.targets[3].agent_id || s.seq <= 2);
+    lying_host(&mut samples, &e, 3);
+    e.targets[3].state = TargetState::Lost;
+    let (v, _) = verdict_of(&e, &samples);
+    let c = result(&v, KpiName::CardinalityReductionPct);
+    let gone = c.per_host.iter().find(|h| h.host == "gone").unwrap();
+    assert!(!gone.voting);
+    assert!((c.measured.unwrap() - 70.0).abs() < 1e-9);
+    assert!(c.reason.contains("median of 3 host(s)"), "{}", c.reason);
+    assert_eq!(v.hosts_passing_critical(), 3);
 }

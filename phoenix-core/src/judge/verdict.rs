@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Comparison, Criterion, CriterionResult, KpiName, Verdict, VerdictOutcome};
+use super::{
+    Comparison, Criterion, CriterionResult, HostCriterion, HostVerdict, KpiName, MannWhitney,
+    Verdict, VerdictOutcome,
+};
 use crate::experiment::{Experiment, TargetState};
 use crate::kpi::{ExperimentKpis, Undefined};
 
@@ -53,7 +56,86 @@ fn is_overhead(kpi: KpiName) -> bool {
     )
 }
 
-fn assess(criterion: &Criterion, kpis: &ExperimentKpis, alpha: f64) -> CriterionResult {
+/// Fewest voting hosts whose median one host's outlier cannot move past the honest ones.
+pub const FLEET_ROBUST_HOSTS: usize = 3;
+
+/// The fleet value of a criterion from the hosts' own values: their median. With an even
+/// number of values, the less favourable of the two middle ones for `comparison` (the
+/// lower for `AtLeast`, the higher for `AtMost`), so that a tie between honest and
+/// dishonest halves never passes. `None` when `values` is empty; NaN values are ignored.
+///
+/// With `n` hosts, the median moves only when more than `(n - 1) / 2` of them move: one
+/// host's value, however extreme, cannot decide the verdict of three hosts or more.
+#[must_use]
+pub fn fleet_median(values: &[f64], comparison: Comparison) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        return Some(sorted[n / 2]);
+    }
+    let (low, high) = (sorted[n / 2 - 1], sorted[n / 2]);
+    Some(match comparison {
+        Comparison::AtLeast => low,
+        Comparison::AtMost => high,
+    })
+}
+
+/// A criterion against one value: whether it is met and why, in words (without the
+/// criterion's threshold, which the caller adds).
+fn decide(
+    criterion: &Criterion,
+    value: Option<f64>,
+    undefined: Option<Undefined>,
+    statistic: Option<&MannWhitney>,
+    alpha: f64,
+) -> (Option<bool>, String) {
+    let Some(v) = value else {
+        return (
+            None,
+            format!("could not be measured: {}", undefined_words(undefined)),
+        );
+    };
+    let met = criterion.comparison.holds(v, criterion.threshold);
+    match statistic {
+        Some(t)
+            if !met
+                && is_overhead(criterion.kpi)
+                && criterion.comparison == Comparison::AtMost
+                && t.p_greater >= alpha =>
+        {
+            (
+                Some(true),
+                format!(
+                    "above the threshold, but the candidate is not significantly higher than the baseline (Mann-Whitney U = {:.1}, p = {:.4} >= {alpha}): met",
+                    t.u_candidate, t.p_greater
+                ),
+            )
+        }
+        Some(t) => (
+            Some(met),
+            format!(
+                "{} (Mann-Whitney U = {:.1}, one-sided p = {:.4})",
+                if met { "met" } else { "missed" },
+                t.u_candidate,
+                t.p_greater
+            ),
+        ),
+        None => (Some(met), (if met { "met" } else { "missed" }).to_owned()),
+    }
+}
+
+fn find(kpis: &[crate::kpi::KpiValue], kpi: KpiName) -> Option<&crate::kpi::KpiValue> {
+    kpis.iter().find(|k| k.kpi == kpi)
+}
+
+/// The criterion on every host's own values, then on their median (see [`fleet_median`]).
+/// Overheads use the distribution test of the samples in question: each host's own for its
+/// value, the pooled one for the fleet's.
+fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) -> CriterionResult {
     let wanted = format!(
         "threshold {} {}%",
         criterion.comparison.symbol(),
@@ -64,7 +146,8 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, alpha: f64) -> Criterion
     } else {
         "non-critical"
     };
-    let Some(value) = kpis.kpi(criterion.kpi) else {
+    let cpu = criterion.kpi == KpiName::AgentCpuOverheadPct;
+    let Some(pooled) = kpis.kpi(criterion.kpi) else {
         return CriterionResult {
             criterion: criterion.clone(),
             measured: None,
@@ -73,69 +156,91 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, alpha: f64) -> Criterion
             baseline: None,
             candidate: None,
             statistic: None,
+            pooled: None,
+            per_host: Vec::new(),
         };
     };
-    let statistic = (criterion.kpi == KpiName::AgentCpuOverheadPct)
-        .then(|| kpis.agent_cpu_test.clone())
-        .flatten();
-    let (passed, reason) = match value.value {
-        None => (
-            None,
-            format!(
-                "{} could not be measured: {} ({wanted}, {kind})",
-                criterion.kpi,
-                undefined_words(value.undefined)
-            ),
-        ),
-        Some(v) => {
-            let met = criterion.comparison.holds(v, criterion.threshold);
-            let measured = format!("{} = {v:.2}% ({wanted}, {kind})", criterion.kpi);
-            match &statistic {
-                Some(t)
-                    if !met
-                        && is_overhead(criterion.kpi)
-                        && criterion.comparison == Comparison::AtMost
-                        && t.p_greater >= alpha =>
-                {
-                    (
-                        Some(true),
-                        format!(
-                            "{measured}: above the threshold, but the candidate is not significantly higher than the baseline (Mann-Whitney U = {:.1}, p = {:.4} >= {alpha}): met",
-                            t.u_candidate, t.p_greater
-                        ),
-                    )
-                }
-                Some(t) => (
-                    Some(met),
-                    format!(
-                        "{measured}: {} (Mann-Whitney U = {:.1}, one-sided p = {:.4})",
-                        if met { "met" } else { "missed" },
-                        t.u_candidate,
-                        t.p_greater
-                    ),
-                ),
-                None => (
-                    Some(met),
-                    format!("{measured}: {}", if met { "met" } else { "missed" }),
-                ),
+    let per_host: Vec<HostCriterion> = kpis
+        .per_host
+        .iter()
+        .map(|h| {
+            let own = find(&h.kpis, criterion.kpi);
+            let value = own.and_then(|k| k.value);
+            let test = if cpu { h.agent_cpu_test.as_ref() } else { None };
+            let (passed, _) = decide(
+                criterion,
+                value,
+                own.and_then(|k| k.undefined),
+                test,
+                config.alpha,
+            );
+            HostCriterion {
+                agent_id: h.host.agent_id,
+                host: h.host.host.clone(),
+                voting: h.samples >= config.min_samples_per_host,
+                measured: value,
+                passed,
             }
-        }
+        })
+        .collect();
+    let votes: Vec<f64> = per_host
+        .iter()
+        .filter(|h| h.voting)
+        .filter_map(|h| h.measured)
+        .collect();
+    let measured = fleet_median(&votes, criterion.comparison);
+    // Nothing to take the median of: say why with the pooled KPI's reason, or a voting
+    // host's when the pooled figure has a value none of the voters has.
+    let undefined = pooled.undefined.or_else(|| {
+        kpis.per_host
+            .iter()
+            .filter(|h| h.samples >= config.min_samples_per_host)
+            .find_map(|h| find(&h.kpis, criterion.kpi).and_then(|k| k.undefined))
+    });
+    let statistic = if cpu {
+        kpis.agent_cpu_test.clone()
+    } else {
+        None
+    };
+    let (passed, verdict_words) = decide(
+        criterion,
+        measured,
+        undefined,
+        statistic.as_ref(),
+        config.alpha,
+    );
+    let reason = match measured {
+        Some(v) => format!(
+            "{} = {v:.2}% ({wanted}, {kind}; median of {} host(s){}): {verdict_words}",
+            criterion.kpi,
+            votes.len(),
+            pooled
+                .value
+                .map(|p| format!(", all samples pooled {p:.2}%"))
+                .unwrap_or_default()
+        ),
+        None => format!("{} {verdict_words} ({wanted}, {kind})", criterion.kpi),
     };
     CriterionResult {
         criterion: criterion.clone(),
-        measured: value.value,
+        measured,
         passed,
         reason,
-        baseline: value.baseline,
-        candidate: value.candidate,
+        baseline: pooled.baseline,
+        candidate: pooled.candidate,
         statistic,
+        pooled: pooled.value,
+        per_host,
     }
 }
 
 /// The verdict on `experiment` from its KPIs.
 ///
 /// Evidence first: too few judged samples, a live host without enough samples, or a zero
-/// baseline make the verdict `Inconclusive` whatever the criteria say. Then: a missed
+/// baseline make the verdict `Inconclusive` whatever the criteria say. Each criterion is
+/// then decided on the fleet value: the median of the hosts' own values (hosts with at
+/// least `min_samples_per_host` judged samples vote; see [`fleet_median`]), so no single
+/// host decides a verdict of three hosts or more. Then: a missed
 /// critical criterion is `Fail`; a critical criterion that cannot be measured is
 /// `Inconclusive`; a missed or unmeasurable non-critical one is `Marginal`; else `Pass`.
 #[must_use]
@@ -194,10 +299,44 @@ pub fn judge_with(
         })
         .collect();
 
-    let results: Vec<CriterionResult> = criteria
+    let results: Vec<CriterionResult> = criteria.iter().map(|c| assess(c, kpis, config)).collect();
+    let hosts: Vec<HostVerdict> = kpis
+        .per_host
         .iter()
-        .map(|c| assess(c, kpis, config.alpha))
+        .enumerate()
+        .map(|(i, h)| HostVerdict {
+            agent_id: h.host.agent_id,
+            host: h.host.host.clone(),
+            samples: h.samples,
+            voting: h.samples >= config.min_samples_per_host,
+            passed_critical: results
+                .iter()
+                .filter(|r| r.criterion.critical)
+                .all(|r| r.per_host.get(i).is_some_and(|p| p.passed == Some(true))),
+        })
         .collect();
+    let voting = hosts.iter().filter(|h| h.voting).count();
+    if voting > 0 && voting < FLEET_ROBUST_HOSTS {
+        notes.push(format!(
+            "only {voting} host(s) voted: each criterion is decided on the median of the hosts' own values, and with fewer than {FLEET_ROBUST_HOSTS} hosts one host's outlier can still move it"
+        ));
+    }
+    // Hosts the median outvoted, named so that nobody mistakes a fleet pass for every host's.
+    for r in results.iter().filter(|r| r.passed == Some(true)) {
+        for h in r
+            .per_host
+            .iter()
+            .filter(|h| h.voting && h.passed == Some(false))
+        {
+            notes.push(format!(
+                "{} misses {} on its own values ({}), outvoted by the median of the fleet",
+                h.host,
+                r.criterion.kpi,
+                h.measured
+                    .map_or_else(|| "unmeasured".to_owned(), |v| format!("{v:.2}%"))
+            ));
+        }
+    }
     let critical_missed = results
         .iter()
         .any(|r| r.criterion.critical && r.passed == Some(false));
@@ -246,5 +385,6 @@ pub fn judge_with(
         criteria: results,
         samples: counts.judged,
         decided_at: now,
+        hosts,
     }
 }

@@ -185,8 +185,11 @@ pub struct HostKpis {
     pub state: Option<TargetState>,
     /// Judged samples from it.
     pub samples: u64,
-    /// Its KPIs.
+    /// Its KPIs, from its own samples only.
     pub kpis: Vec<KpiValue>,
+    /// Mann-Whitney U of its own per-sample evaluation CPU, candidate against baseline.
+    #[serde(default)]
+    pub agent_cpu_test: Option<MannWhitney>,
 }
 
 /// Everything measured about an experiment.
@@ -291,6 +294,7 @@ pub fn compute(
         .iter()
         .map(|(&agent, list)| {
             let one: HostSamples<'_> = [(agent, list.clone())].into();
+            let own = measure(&one, model, &experiment.spec.pricing_model);
             HostKpis {
                 host: HostRef {
                     agent_id: agent,
@@ -298,7 +302,8 @@ pub fn compute(
                 },
                 state: targets.get(&agent).map(|t| t.state),
                 samples: list.len() as u64,
-                kpis: measure(&one, model, &experiment.spec.pricing_model).kpis,
+                kpis: own.kpis,
+                agent_cpu_test: own.cpu_test,
             }
         })
         .collect();

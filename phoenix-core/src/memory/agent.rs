@@ -105,6 +105,30 @@ impl AgentRegistry for MemoryStore {
         Ok(changed)
     }
 
+    async fn record_refusal(
+        &self,
+        id: AgentId,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let (count, status) = {
+            let mut state = self.lock();
+            let (agent, _) = state
+                .agents
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("agent", id))?;
+            agent.refused.count += 1;
+            agent.refused.last_reason = Some(reason.to_owned());
+            agent.refused.last_at = Some(at);
+            (agent.refused.count, agent.status)
+        };
+        self.emit([BusEvent::AgentUpdated {
+            agent_id: id,
+            status,
+        }]);
+        Ok(count)
+    }
+
     async fn revoke(&self, id: AgentId) -> Result<(), StoreError> {
         let status = {
             let mut state = self.lock();

@@ -8,11 +8,11 @@ use crate::agent::{
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
-use crate::inputs;
 use crate::measure::{CardinalitySnapshot, MeasurementSample};
 use crate::page::{Page, PageRequest};
 use crate::store::{AppendReport, StoreError};
 use crate::validation::ValidationErrors;
+use crate::{inputs, plausibility};
 
 /// Most labels an agent may carry.
 pub const MAX_AGENT_LABELS: usize = inputs::MAX_LABELS;
@@ -68,7 +68,8 @@ impl Phoenix {
     ) -> Result<Agent, PhoenixError> {
         let mut errors = ValidationErrors::new();
         inputs::heartbeat(&mut errors, &heartbeat, self.now());
-        errors.into_result()?;
+        self.count_refusal(agent, errors.into_result().map_err(Into::into))
+            .await?;
         let status = heartbeat_status(&heartbeat);
         Ok(self
             .stores()
@@ -150,12 +151,50 @@ impl Phoenix {
 
     /// Stores an agent's measurements. Every sample must be the agent's own, belong to an
     /// experiment that targets it and stay within the bounds of [`inputs::sample`];
-    /// otherwise nothing is stored.
+    /// otherwise nothing is stored and the refusal is counted on the agent
+    /// ([`Agent::refused`]).
     pub async fn ingest_samples(
         &self,
         agent: AgentId,
         samples: &[MeasurementSample],
     ) -> Result<AppendReport, PhoenixError> {
+        let checked = self.check_samples(agent, samples, None).await;
+        self.count_refusal(agent, checked).await?;
+        Ok(self.stores().metrics.append_samples(samples).await?)
+    }
+
+    /// Counts a refused report on the agent when `checked` holds field errors, then
+    /// returns `checked` unchanged. Other errors (a store failing) are not the agent's
+    /// doing and are not counted. When the count itself fails, the refusal still answers.
+    async fn count_refusal(
+        &self,
+        agent: AgentId,
+        checked: Result<(), PhoenixError>,
+    ) -> Result<(), PhoenixError> {
+        if let Err(PhoenixError::Validation(errors)) = &checked {
+            let reason = crate::agent::refusal_reason(errors);
+            if let Err(e) = self
+                .stores()
+                .agents
+                .record_refusal(agent, &reason, self.now())
+                .await
+            {
+                tracing::warn!(%agent, error = %e, "could not count a refused report");
+            }
+        }
+        checked
+    }
+
+    /// Every check of [`Phoenix::ingest_samples`], storing nothing: bounds, ownership,
+    /// then plausibility ([`crate::plausibility`]) against `snapshot` (the one reported with
+    /// the samples) or else the agent's stored snapshot, and against the agent's recent
+    /// accepted samples of each experiment.
+    async fn check_samples(
+        &self,
+        agent: AgentId,
+        samples: &[MeasurementSample],
+        snapshot: Option<&CardinalitySnapshot>,
+    ) -> Result<(), PhoenixError> {
         if samples.len() > MAX_SAMPLES_PER_REPORT {
             let mut errors = ValidationErrors::new();
             errors.push(
@@ -196,7 +235,34 @@ impl Phoenix {
             }
         }
         errors.into_result()?;
-        Ok(self.stores().metrics.append_samples(samples).await?)
+
+        let mut errors = ValidationErrors::new();
+        let stored;
+        let snapshot = match snapshot {
+            Some(s) => Some(s),
+            None => {
+                stored = self.stores().metrics.snapshot(agent).await?;
+                stored.as_ref()
+            }
+        };
+        if let Some(snapshot) = snapshot {
+            plausibility::against_snapshot(&mut errors, "samples", samples, snapshot);
+        }
+        let mut recent = Vec::new();
+        for experiment in samples
+            .iter()
+            .map(|s| s.experiment_id)
+            .collect::<BTreeSet<_>>()
+        {
+            recent.extend(
+                self.stores()
+                    .metrics
+                    .recent_samples(experiment, agent, plausibility::HISTORY_SAMPLES)
+                    .await?,
+            );
+        }
+        plausibility::against_history(&mut errors, "samples", samples, &recent);
+        Ok(errors.into_result()?)
     }
 
     /// Stores an agent's cardinality snapshot (bounded by [`inputs::snapshot`]).
@@ -205,28 +271,38 @@ impl Phoenix {
         agent: AgentId,
         snapshot: &CardinalitySnapshot,
     ) -> Result<(), PhoenixError> {
-        self.check_snapshot(agent, snapshot, "").into_result()?;
+        let checked = self.check_snapshot(agent, snapshot, "").into_result();
+        self.count_refusal(agent, checked.map_err(Into::into))
+            .await?;
         Ok(self.stores().metrics.put_snapshot(snapshot).await?)
     }
 
     /// One report of an agent: its samples ([`Phoenix::ingest_samples`]) and its latest
     /// snapshot ([`Phoenix::put_snapshot`], errors under `snapshot.`). Either both are
-    /// acceptable or nothing is stored. Returns what the samples did and whether a
-    /// snapshot was stored.
+    /// acceptable or nothing is stored (and the refusal is counted once on the agent).
+    /// Returns what the samples did and whether a snapshot was stored.
     pub async fn report_metrics(
         &self,
         agent: AgentId,
         samples: &[MeasurementSample],
         snapshot: Option<&CardinalitySnapshot>,
     ) -> Result<(AppendReport, bool), PhoenixError> {
-        if let Some(snapshot) = snapshot {
-            self.check_snapshot(agent, snapshot, "snapshot.")
-                .into_result()?;
-        }
+        let checked = match snapshot {
+            Some(snapshot) => self
+                .check_snapshot(agent, snapshot, "snapshot.")
+                .into_result()
+                .map_err(Into::into),
+            None => Ok(()),
+        };
+        let checked = match checked {
+            Ok(()) if !samples.is_empty() => self.check_samples(agent, samples, snapshot).await,
+            other => other,
+        };
+        self.count_refusal(agent, checked).await?;
         let appended = if samples.is_empty() {
             AppendReport::default()
         } else {
-            self.ingest_samples(agent, samples).await?
+            self.stores().metrics.append_samples(samples).await?
         };
         if let Some(snapshot) = snapshot {
             self.stores().metrics.put_snapshot(snapshot).await?;

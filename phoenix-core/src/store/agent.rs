@@ -39,6 +39,17 @@ pub trait AgentRegistry: Send + Sync + 'static {
         seen_heartbeat: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Counts one refused report of the agent, atomically: `refused.count` goes up by one
+    /// and `refused.last_reason` / `refused.last_at` become `reason` / `at`; nothing else
+    /// changes. Concurrent calls each count. Publishes `AgentUpdated` (the record changed).
+    /// `NotFound` if absent. Returns the new count.
+    async fn record_refusal(
+        &self,
+        id: AgentId,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     /// Revokes the agent: it can no longer authenticate. Idempotent. `NotFound` if absent.
     async fn revoke(&self, id: AgentId) -> Result<(), StoreError>;
 

@@ -36,6 +36,16 @@ pub trait MetricStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<MeasurementSample>, StoreError>;
 
+    /// The agent's samples of the experiment with the highest sequence numbers, highest
+    /// first, at most `limit` (the plausibility check's history; `limit` is small). May
+    /// include samples the per-experiment cap has since dropped.
+    async fn recent_samples(
+        &self,
+        experiment: ExperimentId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<Vec<MeasurementSample>, StoreError>;
+
     /// Replaces the agent's latest snapshot.
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError>;
 

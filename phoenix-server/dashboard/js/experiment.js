@@ -147,7 +147,7 @@ export async function experimentView(scope, id) {
       h('dt', 'ends'), h('dd', exp.ends_at ? `${fmt.time(exp.ends_at)} (${fmt.relative(exp.ends_at)})` : '–'),
       h('dt', 'finished'), h('dd', fmt.time(exp.finished_at)),
       h('dt', 'critical processes'), h('dd', s.critical_processes.join(', ') || '–'),
-      h('dt', 'auto rollback / promote'), h('dd', `${s.auto_rollback ? 'yes' : 'no'} / ${s.auto_promote ? 'yes' : 'no'}`)));
+      h('dt', 'auto rollback / promote'), h('dd', `${s.auto_rollback ? 'yes' : 'no'} / ${s.auto_promote ? `yes, if ${s.auto_promote_min_hosts} host(s) agree` : 'no'}`)));
   }
 
   function actionForm(name, fields, button, cls, run) {
@@ -220,12 +220,14 @@ export async function experimentView(scope, id) {
     const unit = (kpi) => fmt.kpiUnit(kpi);
     replace(sections.verdict, h('div', { id: 'verdict' },
       h('div', { class: 'row' }, h('span', { class: `badge ${verdictClass(v.outcome)}`, id: 'verdict-outcome' }, v.outcome),
-        h('span', { class: 'muted' }, `${v.samples} judged samples · decided ${fmt.time(v.decided_at)}`)),
+        h('span', { class: 'muted' }, `${v.samples} judged samples · decided ${fmt.time(v.decided_at)}`),
+        h('span', { class: 'muted', id: 'verdict-hosts' }, `${v.hosts_passing_critical || 0} of ${(v.hosts || []).length} host(s) meet every critical criterion on their own values`)),
       h('ul', v.reasons.map((r) => h('li', r))),
       table([
         { label: 'Criterion', cell: (c) => fmt.kpiLabel(c.criterion.kpi) },
         { label: 'Threshold', cell: (c) => `${c.criterion.comparison === 'at_least' ? '≥' : '≤'} ${fmt.num(c.criterion.threshold)} ${unit(c.criterion.kpi)}` },
-        { label: 'Measured', num: true, cell: (c) => (c.measured === null || c.measured === undefined ? '–' : `${fmt.num(c.measured)} ${unit(c.criterion.kpi)}`) },
+        { label: 'Measured (host median)', num: true, cell: (c) => (c.measured === null || c.measured === undefined ? '–' : `${fmt.num(c.measured)} ${unit(c.criterion.kpi)}`) },
+        { label: 'Per host', cell: (c) => (c.per_host || []).map((p) => `${p.host} ${p.measured === undefined || p.measured === null ? '–' : fmt.num(p.measured)}${p.passed === false ? ' ✗' : ''}${p.voting ? '' : ' (no vote)'}`).join(', ') || '–' },
         { label: 'Result', cell: (c) => (c.passed === true ? h('span', { class: 'pass' }, 'pass') : c.passed === false ? h('span', { class: 'fail' }, 'fail') : 'n/a') },
         { label: 'Critical', cell: (c) => (c.criterion.critical ? 'yes' : 'no') },
         { label: 'Reason', cell: (c) => c.reason },

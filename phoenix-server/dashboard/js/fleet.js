@@ -1,5 +1,5 @@
-// Fleet: every agent with its health, version, host resources and its own CPU/RSS,
-// refreshed live on `agent.status`.
+// Fleet: every agent with its health, version, host resources, its own CPU/RSS and the
+// reports the server refused from it, refreshed live on `agent.status` (a refusal is one).
 
 import { get } from './api.js';
 import { card, errorBox, h, replace, table } from './dom.js';
@@ -22,7 +22,8 @@ export async function fleetView(scope) {
         card('Degraded', fmt.int(s.degraded)),
         card('Lost', fmt.int(s.lost)),
         card('Active experiments', fmt.int(s.active_experiments), `${s.promoted_experiments} promoted`),
-        card('Unhealthy pipelines', fmt.int(s.unhealthy_pipelines))),
+        card('Unhealthy pipelines', fmt.int(s.unhealthy_pipelines)),
+        card('Refused reports', fmt.int(s.refused_reports || 0), `from ${s.agents_with_refused_reports || 0} agent(s)`)),
       h('p', { class: 'small' }, h('strong', 'Versions: '), versions, ' · ', h('strong', 'Pipelines by template: '), templates),
       fleet.agents.length ? table([
         { label: 'Host', cell: (a) => h('div', h('strong', a.host), h('div', { class: 'muted small mono' }, a.id)) },
@@ -35,6 +36,9 @@ export async function fleetView(scope) {
         { label: 'Processes', num: true, cell: (a) => fmt.int(a.resources.process_count) },
         { label: 'Agent CPU', num: true, title: 'the agent process itself, % of one core', cell: (a) => fmt.pct(a.resources.agent_cpu_pct, 2) },
         { label: 'Agent RSS', num: true, cell: (a) => fmt.bytes(a.resources.agent_rss_bytes) },
+        { label: 'Refused reports', num: true, title: 'reports the server refused as out of bounds or implausible; hover for the last reason', cell: (a) => (a.refused_reports
+          ? h('span', { class: 'fail', 'data-refused': a.refused_reports, title: `last: ${a.last_refusal_reason || '?'} (${fmt.time(a.last_refusal_at)})` }, fmt.int(a.refused_reports))
+          : h('span', { 'data-refused': 0 }, '0')) },
         { label: 'Pipelines', cell: (a) => a.pipelines.map((p) => h('div', { class: 'small' },
           h('span', { class: `badge ${p.health === 'healthy' ? 'ok' : p.health === 'starting' ? 'info' : 'bad'}` }, p.health), ' ',
           `${p.name} (${p.template})`, p.experiment_id ? [' · ', h('a', { href: `#/experiments/${p.experiment_id}` }, 'experiment')] : null,

@@ -80,6 +80,10 @@ impl FleetApi {
             {
                 summary.unhealthy_pipelines += 1;
             }
+            summary.refused_reports += agent.refused.count;
+            if agent.refused.count > 0 {
+                summary.agents_with_refused_reports += 1;
+            }
             agents.push(Agent::from(agent));
         }
         let experiments = phoenix

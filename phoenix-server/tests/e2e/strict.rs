@@ -252,5 +252,23 @@ async fn absurd_agent_reports_are_422_naming_the_figure(backend: Backend) {
             .unwrap(),
         None
     );
+    // The three refused reports are counted on the agent, in the agent view and the fleet.
+    let read = admin.get_agent(agent.id).await.unwrap();
+    assert_eq!(read.refused_reports, 3);
+    assert_eq!(
+        read.last_refusal_reason.as_deref(),
+        Some("snapshot.interval_secs: must be between 1 and 86400 (and 1 more)")
+    );
+    assert!(read.last_refusal_at.is_some());
+    let fleet = admin.fleet_status().await.unwrap();
+    assert_eq!(
+        (
+            fleet.summary.refused_reports,
+            fleet.summary.agents_with_refused_reports
+        ),
+        (3, 1)
+    );
+    let listed = fleet.agents.iter().find(|a| a.id == agent.id).unwrap();
+    assert_eq!(listed.refused_reports, 3);
     server.stop().await;
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::experiment::{ExperimentSpec, NewExperiment};
-use crate::judge::{Verdict, VerdictOutcome};
+use crate::judge::{HostVerdict, Verdict, VerdictOutcome};
 use crate::pipeline::{PipelineRef, PipelineSpec, RenderedPipeline};
 use crate::task::TaskKind;
 
@@ -64,14 +64,28 @@ fn fact(e: &Experiment, f: Fact) -> Result<Outcome, TransitionError> {
     fact_at(e, f, t0())
 }
 
-fn verdict(outcome: VerdictOutcome) -> Verdict {
+/// A verdict on `hosts` hosts, each voting and meeting every critical criterion.
+fn verdict_on(outcome: VerdictOutcome, hosts: usize) -> Verdict {
     Verdict {
         outcome,
         reasons: vec![],
         criteria: vec![],
         samples: 10,
         decided_at: t0(),
+        hosts: (0..hosts)
+            .map(|i| HostVerdict {
+                agent_id: AgentId::new(),
+                host: format!("host-{i}"),
+                samples: 5,
+                voting: true,
+                passed_critical: true,
+            })
+            .collect(),
     }
+}
+
+fn verdict(outcome: VerdictOutcome) -> Verdict {
+    verdict_on(outcome, 2)
 }
 
 fn started(n: usize) -> (Experiment, Vec<TargetAgent>) {
@@ -342,6 +356,92 @@ fn verdict_completes_and_auto_actions_follow() {
     .unwrap();
     assert_eq!(marginal.phase(), Phase::Completed);
     assert!(marginal.experiment.finished_at.is_some());
+}
+
+// Automatic promotion needs `auto_promote_min_hosts` hosts that each met every critical
+// criterion on their own values; with fewer, the pass waits in Completed for an operator.
+#[test]
+fn auto_promote_needs_agreement_of_min_hosts() {
+    let mut e = running(3);
+    e.spec.auto_promote = true;
+    e.spec.auto_promote_min_hosts = 3;
+    let e = fact_at(&e, Fact::DurationElapsed, t0() + Duration::seconds(61))
+        .unwrap()
+        .experiment;
+    let judged = |v: Verdict| fact(&e, Fact::VerdictComputed { verdict: v }).unwrap();
+
+    // Two agreeing hosts of the three required: no promotion, an operator decides.
+    let short = judged(verdict_on(VerdictOutcome::Pass, 2));
+    assert_eq!(short.phase(), Phase::Completed);
+    assert!(short.tasks.is_empty());
+    assert_eq!(short.events.len(), 1);
+    let reason = short.events[0].reason.as_deref().unwrap();
+    assert!(reason.contains("automatic promotion withheld"), "{reason}");
+    assert!(
+        reason.contains("2 host(s)") && reason.contains("requires 3"),
+        "{reason}"
+    );
+    assert_eq!(short.events[0].details["hosts_passing_critical"], 2);
+    // The operator can still promote the pass.
+    let promoted = cmd(
+        &short.experiment,
+        Command::Promote {
+            force: false,
+            reason: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(promoted.phase(), Phase::Promoting);
+
+    // Three hosts, but one of them missed a critical criterion on its own values.
+    let mut split = verdict_on(VerdictOutcome::Pass, 3);
+    split.hosts[1].passed_critical = false;
+    assert_eq!(judged(split).phase(), Phase::Completed);
+    // Three hosts, but one had too few samples to vote.
+    let mut thin = verdict_on(VerdictOutcome::Pass, 3);
+    thin.hosts[2].voting = false;
+    assert_eq!(judged(thin).phase(), Phase::Completed);
+
+    // Three agreeing hosts: promoted automatically.
+    let enough = judged(verdict_on(VerdictOutcome::Pass, 3));
+    assert_eq!(enough.phase(), Phase::Promoting);
+    assert!(
+        enough.events[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("3 host(s) met every critical criterion")
+    );
+
+    // The default asks for two: a single host's pass never promotes on its own.
+    let mut one = running(1);
+    one.spec.auto_promote = true;
+    assert_eq!(one.spec.auto_promote_min_hosts, 2);
+    let one = fact_at(&one, Fact::DurationElapsed, t0() + Duration::seconds(61))
+        .unwrap()
+        .experiment;
+    let out = fact(
+        &one,
+        Fact::VerdictComputed {
+            verdict: verdict_on(VerdictOutcome::Pass, 1),
+        },
+    )
+    .unwrap();
+    assert_eq!(out.phase(), Phase::Completed);
+    // Agreement is asked only of a promotion: a failing verdict still rolls back.
+    let mut lone = running(1);
+    lone.spec.auto_rollback = true;
+    let lone = fact_at(&lone, Fact::DurationElapsed, t0() + Duration::seconds(61))
+        .unwrap()
+        .experiment;
+    let out = fact(
+        &lone,
+        Fact::VerdictComputed {
+            verdict: verdict_on(VerdictOutcome::Fail, 0),
+        },
+    )
+    .unwrap();
+    assert_eq!(out.phase(), Phase::RollingBack);
 }
 
 #[test]

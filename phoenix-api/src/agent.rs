@@ -289,6 +289,25 @@ pub struct FleetSummary {
     pub promoted_experiments: u64,
 }
 
+impl From<phoenix_core::FleetSummary> for FleetSummary {
+    fn from(s: phoenix_core::FleetSummary) -> Self {
+        Self {
+            total: s.total,
+            healthy: s.healthy,
+            degraded: s.degraded,
+            lost: s.lost,
+            revoked: s.revoked,
+            versions: s.versions,
+            pipelines_by_template: s.pipelines_by_template,
+            unhealthy_pipelines: s.unhealthy_pipelines,
+            refused_reports: s.refused_reports,
+            agents_with_refused_reports: s.agents_with_refused_reports,
+            active_experiments: s.active_experiments,
+            promoted_experiments: s.promoted_experiments,
+        }
+    }
+}
+
 /// `GET /fleet/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]

@@ -18,8 +18,8 @@ mod args;
 pub mod cli;
 mod commands;
 mod error;
+mod experiment_file;
 mod output;
-mod spec;
 mod table;
 mod watch;
 

@@ -264,6 +264,16 @@ pub struct AgentFilter {
 }
 
 impl AgentFilter {
+    /// Live agents: healthy or degraded, not revoked (what experiments and deployments
+    /// target, and the fleet a cost projection defaults to). The one definition.
+    #[must_use]
+    pub fn live() -> Self {
+        Self {
+            statuses: vec![AgentStatus::Healthy, AgentStatus::Degraded],
+            include_revoked: false,
+        }
+    }
+
     /// True when `agent` passes.
     #[must_use]
     pub fn matches(&self, agent: &Agent) -> bool {

@@ -15,7 +15,6 @@ pub mod clock;
 pub mod controller;
 pub mod cost;
 pub mod deployment;
-pub mod dispatch;
 pub mod error;
 pub mod experiment;
 pub mod ids;
@@ -31,8 +30,11 @@ pub mod plausibility;
 pub mod store;
 pub mod task;
 pub mod validation;
+pub mod wakeup;
 
 pub use controller::Controller;
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use phoenix::{Phoenix, PhoenixConfig, PhoenixError};
+pub use phoenix::{
+    CostAnalysis, CostFlowView, FleetOverview, FleetSummary, Phoenix, PhoenixConfig, PhoenixError,
+};

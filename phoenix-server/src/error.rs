@@ -329,7 +329,7 @@ pub(crate) async fn shape_errors<E: Endpoint>(
 }
 
 /// Adds the `Allow` header (RFC 9110) to a 405 answer for `path`, from the route table.
-pub(crate) fn add_allow(routes: &crate::spec::RouteTable, path: &str, resp: &mut Response) {
+pub(crate) fn add_allow(routes: &crate::openapi::RouteTable, path: &str, resp: &mut Response) {
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
         && let Some(methods) = routes.allowed(path)
     {

@@ -19,7 +19,7 @@ use poem::web::Redirect;
 use poem::{Endpoint, IntoResponse, Request, Response, Route};
 
 use crate::api::agent::{direct_poll, poll_tasks};
-use crate::spec::RouteTable;
+use crate::openapi::RouteTable;
 use crate::state::AppState;
 use crate::{body_limit, dashboard, error, metrics};
 

@@ -50,7 +50,7 @@ pub(crate) type Handler =
 
 /// A connection's view of the server's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
+enum ConnPhase {
     Serving,
     /// Finish the in-flight request, then close.
     Draining,
@@ -149,7 +149,7 @@ pub(crate) async fn serve(
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
-    let (phase, watch_phase) = watch::channel(Phase::Serving);
+    let (phase, watch_phase) = watch::channel(ConnPhase::Serving);
     let open = Arc::new(Mutex::new(OpenConnections::default()));
     tokio::pin!(shutdown);
     loop {
@@ -185,14 +185,14 @@ pub(crate) async fn serve(
     }
     drop(listener);
     drop(watch_phase);
-    phase.send_replace(Phase::Draining);
+    phase.send_replace(ConnPhase::Draining);
     // `closed` resolves once every connection has dropped its receiver.
     if tokio::time::timeout(grace, phase.closed()).await.is_err() {
         tracing::warn!(
             connections = phase.receiver_count(),
             "shutdown grace period over: closing the remaining connections"
         );
-        phase.send_replace(Phase::Abort);
+        phase.send_replace(ConnPhase::Abort);
     }
     Ok(())
 }
@@ -202,7 +202,7 @@ async fn connection(
     handler: Handler,
     local: LocalAddr,
     remote: SocketAddr,
-    mut phase: watch::Receiver<Phase>,
+    mut phase: watch::Receiver<ConnPhase>,
     header_read_timeout: Duration,
     admitted: Admitted,
 ) {
@@ -230,12 +230,12 @@ async fn connection(
             log_connection_end(result);
             return;
         }
-        _ = phase.wait_for(|p| *p >= Phase::Draining) => {}
+        _ = phase.wait_for(|p| *p >= ConnPhase::Draining) => {}
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         result = conn => log_connection_end(result),
-        _ = phase.wait_for(|p| *p >= Phase::Abort) => {}
+        _ = phase.wait_for(|p| *p >= ConnPhase::Abort) => {}
     }
 }
 

@@ -25,8 +25,9 @@ pub mod error;
 mod front;
 mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod payload;
-pub mod spec;
+mod rate_limit;
 pub mod state;
 pub mod store;
 pub mod ws;
@@ -93,14 +94,14 @@ impl PhoenixEndpoint {
     fn spec_value(&self) -> serde_json::Value {
         let mut doc: serde_json::Value =
             serde_json::from_str(&self.service().spec()).unwrap_or(serde_json::Value::Null);
-        spec::state_request_rules(&mut doc);
+        openapi::state_request_rules(&mut doc);
         let templates = self.state.phoenix.templates().names().to_vec();
         let models: Vec<String> = (self.state.phoenix.catalogue().models().iter())
             .map(|m| m.id.clone())
             .collect();
-        spec::state_registries(&mut doc, &templates, &models);
-        spec::link_resources(&mut doc);
-        spec::harden(&mut doc);
+        openapi::state_registries(&mut doc, &templates, &models);
+        openapi::link_resources(&mut doc);
+        openapi::harden(&mut doc);
         doc
     }
 
@@ -134,7 +135,8 @@ impl PhoenixEndpoint {
         let service = self.service();
         let spec = self.spec_value();
         let spec_text = serde_json::to_string(&spec).unwrap_or_default();
-        let route_table = std::sync::Arc::new(spec::RouteTable::from_doc(&spec, &self.base_path));
+        let route_table =
+            std::sync::Arc::new(openapi::RouteTable::from_doc(&spec, &self.base_path));
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             let base = self.base_path.clone();
             self.state.metrics.set_routes(

@@ -13,7 +13,7 @@ use crate::cli::{CreateArgs, ExperimentCommand};
 use crate::error::CliError;
 use crate::output::{self, opt_time, pct, span, time, wire};
 use crate::table::{Table, key_values};
-use crate::{Context, spec, watch};
+use crate::{Context, experiment_file, watch};
 
 pub(crate) async fn run(cx: &Context, command: ExperimentCommand) -> Result<(), CliError> {
     let client = &cx.client;
@@ -155,12 +155,12 @@ pub(crate) async fn run(cx: &Context, command: ExperimentCommand) -> Result<(), 
 async fn create(cx: &Context, args: &CreateArgs) -> Result<(), CliError> {
     let (request, positions) = match &args.file {
         Some(file) => {
-            let text = spec::read_input(file)?;
+            let text = experiment_file::read_input(file)?;
             let name = if file == "-" { "<stdin>" } else { file };
-            let (request, positions) = spec::from_file(name, &text)?;
+            let (request, positions) = experiment_file::from_file(name, &text)?;
             (request, Some((name.to_owned(), positions)))
         }
-        None => (spec::from_flags(args), None),
+        None => (experiment_file::from_flags(args), None),
     };
     if args.dry_run {
         output::out(&output::json(&request));

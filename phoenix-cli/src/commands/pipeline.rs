@@ -11,8 +11,8 @@ use phoenix_client::DeploymentCommand;
 use crate::Context;
 use crate::cli::{DeployArgs, PipelineArgs, PipelineCommand};
 use crate::error::CliError;
+use crate::experiment_file::{pipeline_ref, read_input};
 use crate::output::{self, bytes, pct, time, wire};
-use crate::spec::{pipeline_ref, read_input};
 use crate::table::{Table, key_values};
 
 pub(crate) async fn run(cx: &Context, command: PipelineCommand) -> Result<(), CliError> {

@@ -197,14 +197,23 @@ fn create_from_flags_yaml_and_json_then_list_get_events_delete() {
     // get: details and tables.
     let id = created.id.to_string();
     let get = server.run(&["experiment", "get", &id]);
+    // A detail line: the label, padded to the widest label, then the value.
+    let detail = |label: &str| -> String {
+        get.stdout
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(label)
+                    .filter(|rest| rest.starts_with("  "))
+                    .map(|rest| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no `{label}` line in {}", get.stdout))
+    };
+    get.ok();
+    assert_eq!(detail("candidate"), "topk k=5");
     assert!(
-        get.ok().contains("candidate           topk k=5"),
+        detail("criteria").starts_with("cardinality_reduction_pct>=60:critical"),
         "{}",
         get.stdout
-    );
-    assert!(
-        get.stdout
-            .contains("criteria            cardinality_reduction_pct>=60:critical")
     );
     let got: Experiment = server.run(&["experiment", "get", &id, "-o", "json"]).json();
     assert_eq!(got, read);

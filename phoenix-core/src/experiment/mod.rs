@@ -13,9 +13,9 @@ pub use action::{Action, UnknownAction, allowed_actions};
 pub use event::{Actor, ActorKind, Cause, ExperimentEvent};
 pub use phase::{Phase, UnknownPhase};
 pub use spec::{
-    DEFAULT_AUTO_PROMOTE_MIN_HOSTS, ExperimentSpec, MAX_AUTO_PROMOTE_MIN_HOSTS,
-    MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS, MAX_NAME_CHARS,
-    MAX_TOKEN_CHARS, MIN_DURATION_SECS, NewExperiment, TargetSelector,
+    DEFAULT_AUTO_PROMOTE_MIN_HOSTS, DEFAULT_PRICING_MODEL, ExperimentSpec,
+    MAX_AUTO_PROMOTE_MIN_HOSTS, MAX_CRITICAL_ENTRIES, MAX_DESCRIPTION_CHARS, MAX_DURATION_SECS,
+    MAX_NAME_CHARS, MAX_TOKEN_CHARS, MIN_DURATION_SECS, NewExperiment, TargetSelector,
 };
 pub use transition::{
     Command, Fact, Input, Outcome, TargetAgent, TransitionError, fact_from_task, transition,

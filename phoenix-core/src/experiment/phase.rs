@@ -118,6 +118,14 @@ impl Phase {
         }
     }
 
+    /// Phases in which an experiment occupies its agents: the active ones, and
+    /// `Completed` (the candidate still runs beside the baseline until it is promoted or
+    /// rolled back). The fleet view counts these as active experiments.
+    #[must_use]
+    pub fn occupies_agents(self) -> bool {
+        self.is_active() || self == Self::Completed
+    }
+
     /// Phases the controller drives forward on its own (timers, task outcomes, agent loss).
     #[must_use]
     pub fn is_active(self) -> bool {

@@ -100,8 +100,11 @@ pub struct ExperimentSpec {
     pub sample_interval_secs: u32,
 }
 
+/// The pricing model of an experiment that names none, and of the fleet's cost flow.
+pub const DEFAULT_PRICING_MODEL: &str = "grafana-cloud-pro";
+
 fn default_pricing_model() -> String {
-    "grafana-cloud-pro".to_owned()
+    DEFAULT_PRICING_MODEL.to_owned()
 }
 
 fn default_auto_promote_min_hosts() -> u32 {

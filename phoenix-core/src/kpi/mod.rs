@@ -138,6 +138,12 @@ pub struct CriticalMiss {
 pub struct ExperimentCost {
     /// Both variants priced, with the saving.
     pub measured: Savings,
+    /// The baseline's usage that was priced (what a fleet projection scales).
+    #[serde(default)]
+    pub baseline_usage: Usage,
+    /// The candidate's usage that was priced.
+    #[serde(default)]
+    pub candidate_usage: Usage,
 }
 
 /// Both variants' figures in one time bucket.
@@ -501,6 +507,8 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
     let cost = match &priced {
         Some(Ok(s)) if n > 0 => Some(ExperimentCost {
             measured: s.clone(),
+            baseline_usage: base_usage.clone(),
+            candidate_usage: cand_usage.clone(),
         }),
         _ => None,
     };

@@ -1,7 +1,7 @@
 //! Experiment commands and facts: read, decide with the pure state machine, compare-and-set.
 
 use super::{Phoenix, PhoenixError};
-use crate::agent::{Agent, AgentFilter, AgentStatus};
+use crate::agent::{Agent, AgentFilter};
 use crate::experiment::{
     Actor, Command, Experiment, ExperimentEvent, ExperimentPipelines, Fact, Input, NewExperiment,
     Outcome, TargetAgent, TargetSelector, TransitionError, transition,
@@ -268,12 +268,7 @@ impl Phoenix {
         &self,
         selector: &TargetSelector,
     ) -> Result<Vec<TargetAgent>, PhoenixError> {
-        let agents = self
-            .all_agents(&AgentFilter {
-                statuses: vec![AgentStatus::Healthy, AgentStatus::Degraded],
-                include_revoked: false,
-            })
-            .await?;
+        let agents = self.all_agents(&AgentFilter::live()).await?;
         let mut targets: Vec<TargetAgent> = agents
             .into_iter()
             .filter(|a| selector.matches(&a.host, &a.id.to_string(), &a.labels))

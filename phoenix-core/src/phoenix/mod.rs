@@ -3,11 +3,13 @@
 //! retry on conflict, publish.
 
 mod agents;
+mod analysis;
 mod deployments;
 mod experiments;
 mod group_commit;
 mod tasks;
 
+pub use analysis::{CostAnalysis, CostFlowView, FleetOverview, FleetSummary};
 pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
 
 use std::sync::{Arc, OnceLock};
@@ -18,13 +20,13 @@ use tokio::sync::broadcast;
 use crate::analyzer::{Analyzer, DefaultAnalyzer};
 use crate::clock::SharedClock;
 use crate::cost::Catalogue;
-use crate::dispatch::Waiters;
 use crate::error::StoreError;
 use crate::experiment::TransitionError;
 use crate::pipeline::{PipelineError, TemplateRegistry};
 use crate::store::{BusEvent, Stores};
 use crate::task::RetryPolicy;
 use crate::validation::ValidationErrors;
+use crate::wakeup::Waiters;
 
 pub use agents::{MAX_AGENT_LABELS, MAX_SAMPLES_PER_REPORT, MAX_SNAPSHOT_SERIES};
 pub use deployments::DeploymentRequest;

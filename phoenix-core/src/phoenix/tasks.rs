@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Phoenix, PhoenixError};
-use crate::dispatch;
 use crate::experiment::{Actor, fact_from_task};
 use crate::ids::{AgentId, TaskId};
 use crate::inputs;
@@ -15,6 +14,7 @@ use crate::page::{Page, PageRequest};
 use crate::store::StoreError;
 use crate::task::{LeaseRef, LeasedTask, QueueStats, Task, TaskFilter};
 use crate::validation::ValidationErrors;
+use crate::wakeup;
 
 /// What an agent reports about a task it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ impl Phoenix {
     fn start_pump(&self) {
         self.inner.pump.get_or_init(|| {
             let events = self.stores().bus.subscribe();
-            tokio::spawn(dispatch::pump(Arc::downgrade(&self.inner.waiters), events));
+            tokio::spawn(wakeup::pump(Arc::downgrade(&self.inner.waiters), events));
         });
     }
 

@@ -1,19 +1,13 @@
-//! KPIs, cost analysis, cardinality and cost flow: core computations over stored
-//! measurements and snapshots.
+//! KPIs, cost analysis, cardinality and cost flow: the facade decides
+//! (`phoenix_core::phoenix::analysis`), these handlers translate HTTP to it.
 
 use std::sync::Arc;
 
 use phoenix_api::analysis::{CardinalityReport, CostAnalysis, CostFlowReport, KpiReport};
 use phoenix_api::convert::FromCore;
-use phoenix_core::agent::AgentFilter;
 use phoenix_core::auth::Role;
-use phoenix_core::cardinality::{self, AnalysisOptions, Dimension, RecommendOptions};
-use phoenix_core::cost::{self, Catalogue, Usage};
+use phoenix_core::cardinality::{AnalysisOptions, Dimension};
 use phoenix_core::ids::ExperimentId;
-use phoenix_core::kpi;
-use phoenix_core::measure::CardinalitySnapshot;
-use phoenix_core::store::MAX_SAMPLES_PER_EXPERIMENT;
-use phoenix_core::validation::FieldError;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -35,23 +29,6 @@ impl AnalysisApi {
     }
 }
 
-fn usage(summary: &kpi::VariantSummary, hosts: u64, basis: &str) -> Usage {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "a non-negative series mean"
-    )]
-    let series_mean = summary.series_mean.max(0.0).ceil() as u64;
-    Usage {
-        hosts,
-        series_p95: summary.series_p95,
-        series_mean,
-        points_per_minute: summary.points_per_minute,
-        bytes_per_month: summary.bytes_per_month,
-        basis: basis.to_owned(),
-    }
-}
-
 fn dimensions(values: Vec<String>) -> ApiResult<Vec<Dimension>> {
     values
         .into_iter()
@@ -67,28 +44,6 @@ fn dimensions(values: Vec<String>) -> ApiResult<Vec<Dimension>> {
         .collect()
 }
 
-fn model<'a>(catalogue: &'a Catalogue, id: &str) -> ApiResult<&'a cost::PricingModel> {
-    catalogue.get(id).map_err(|_| {
-        ApiError::validation(vec![FieldError::new(
-            "pricing_model",
-            format!(
-                "unknown pricing model `{}` (available: {})",
-                id.chars().take(64).collect::<String>(),
-                catalogue
-                    .models()
-                    .iter()
-                    .map(|m| m.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )])
-    })
-}
-
-fn analysis_error(e: cardinality::AnalysisError) -> ApiError {
-    ApiError::validation(vec![FieldError::new("snapshots", e.to_string())])
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Analysis")]
 impl AnalysisApi {
     /// An experiment's KPIs
@@ -102,14 +57,11 @@ impl AnalysisApi {
     )]
     async fn kpis(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<KpiReport>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let phoenix = &self.state.phoenix;
-        let experiment = phoenix.experiment(ExperimentId(id.0)).await?;
-        let samples = phoenix
-            .stores()
-            .metrics
-            .samples(experiment.id, MAX_SAMPLES_PER_EXPERIMENT)
+        let (experiment, kpis) = self
+            .state
+            .phoenix
+            .experiment_kpis(ExperimentId(id.0))
             .await?;
-        let kpis = kpi::compute(&experiment, &samples, phoenix.catalogue());
         Ok(Json(KpiReport {
             phase: experiment.phase.into(),
             verdict: experiment.verdict.map(Into::into),
@@ -136,82 +88,18 @@ impl AnalysisApi {
         fleet_hosts: Query<Option<u64>>,
     ) -> ApiResult<Json<CostAnalysis>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let phoenix = &self.state.phoenix;
-        let experiment = phoenix.experiment(ExperimentId(id.0)).await?;
-        let samples = phoenix
-            .stores()
-            .metrics
-            .samples(experiment.id, MAX_SAMPLES_PER_EXPERIMENT)
+        let analysis = self
+            .state
+            .phoenix
+            .cost_analysis(ExperimentId(id.0), fleet_hosts.0)
             .await?;
-        let catalogue = phoenix.catalogue();
-        let kpis = kpi::compute(&experiment, &samples, catalogue);
-        let mut notes = Vec::new();
-        let pricing = catalogue.get(&experiment.spec.pricing_model).ok();
-        if pricing.is_none() {
-            notes.push(format!(
-                "pricing model `{}` is not in the catalogue",
-                experiment.spec.pricing_model
-            ));
-        }
-        let measured = kpis.cost.as_ref().map(|c| c.measured.clone());
-        if measured.is_none() && pricing.is_some() {
-            notes.push("no judged sample yet: nothing to price".to_owned());
-        }
-        let hosts = kpis.hosts.reporting;
-        let fleet_size = match fleet_hosts.0 {
-            Some(n) => n,
-            None => phoenix
-                .all_agents(&AgentFilter {
-                    statuses: vec![
-                        phoenix_core::agent::AgentStatus::Healthy,
-                        phoenix_core::agent::AgentStatus::Degraded,
-                    ],
-                    include_revoked: false,
-                })
-                .await?
-                .len() as u64,
-        };
-        let fleet = match pricing {
-            Some(model) if hosts > 0 && fleet_size > 0 => {
-                let b = usage(&kpis.baseline, hosts, "baseline, judged samples");
-                let c = usage(&kpis.candidate, hosts, "candidate, judged samples");
-                match cost::project_fleet(model, &b, &c, fleet_size) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        notes.push(format!("fleet projection failed: {e}"));
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        let targets: std::collections::BTreeSet<_> =
-            experiment.targets.iter().map(|t| t.agent_id).collect();
-        let snapshots: Vec<CardinalitySnapshot> = phoenix
-            .snapshots()
-            .await?
-            .into_iter()
-            .filter(|s| targets.contains(&s.agent_id))
-            .collect();
-        let recommendations = match pricing {
-            Some(model) if !snapshots.is_empty() => {
-                cardinality::recommend(&snapshots, model, &RecommendOptions::default())
-                    .map_err(analysis_error)?
-            }
-            _ => {
-                if snapshots.is_empty() {
-                    notes.push("no cardinality snapshot from the targets yet".to_owned());
-                }
-                Vec::new()
-            }
-        };
         Ok(Json(CostAnalysis {
-            experiment_id: experiment.id.0,
-            pricing_model: experiment.spec.pricing_model.clone(),
-            measured: measured.map(Into::into),
-            fleet: fleet.map(Into::into),
-            recommendations: FromCore::from_core(recommendations),
-            notes,
+            experiment_id: analysis.experiment_id.0,
+            pricing_model: analysis.pricing_model,
+            measured: analysis.measured.map(Into::into),
+            fleet: analysis.fleet.map(Into::into),
+            recommendations: FromCore::from_core(analysis.recommendations),
+            notes: analysis.notes,
         }))
     }
 
@@ -246,14 +134,11 @@ impl AnalysisApi {
         if let Some(top) = top.0 {
             options.top = top as usize;
         }
-        let catalogue = self.state.phoenix.catalogue();
-        let model = pricing_model
-            .0
-            .as_deref()
-            .map(|id| model(catalogue, id))
-            .transpose()?;
-        let snapshots = self.state.phoenix.snapshots().await?;
-        let report = cardinality::analyze(&snapshots, &options, model).map_err(analysis_error)?;
+        let report = self
+            .state
+            .phoenix
+            .cardinality_report(&options, pricing_model.0.as_deref())
+            .await?;
         Ok(Json(report.into()))
     }
 
@@ -276,40 +161,16 @@ impl AnalysisApi {
         dimension: Query<Vec<String>>,
     ) -> ApiResult<Json<CostFlowReport>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let id = pricing_model.0.unwrap_or_else(|| {
-            phoenix_api::experiment::ExperimentSpec::new(
-                phoenix_api::pipeline::PipelineRef::new(""),
-                phoenix_api::pipeline::PipelineRef::new(""),
-                0,
-            )
-            .pricing_model
-        });
-        let model = model(self.state.phoenix.catalogue(), &id)?;
-        let mut options = AnalysisOptions::default();
-        let asked = dimensions(dimension.0)?;
-        if !asked.is_empty() {
-            options.breakdowns = asked;
-        }
-        let snapshots = self.state.phoenix.snapshots().await?;
-        let report =
-            cardinality::analyze(&snapshots, &options, Some(model)).map_err(analysis_error)?;
-        let recommendations = if snapshots.is_empty() {
-            Vec::new()
-        } else {
-            cardinality::recommend(&snapshots, model, &RecommendOptions::default())
-                .map_err(analysis_error)?
-        };
-        let Some(flow) = report.cost_flow else {
-            return Err(ApiError::new(
-                phoenix_api::ErrorCode::Internal,
-                "internal error",
-            ));
-        };
+        let view = self
+            .state
+            .phoenix
+            .cost_flow(pricing_model.0.as_deref(), dimensions(dimension.0)?)
+            .await?;
         Ok(Json(CostFlowReport {
-            hosts: report.hosts,
-            total_series: report.total_series,
-            cost_flow: flow.into(),
-            recommendations: FromCore::from_core(recommendations),
+            hosts: view.hosts,
+            total_series: view.total_series,
+            cost_flow: view.cost_flow.into(),
+            recommendations: FromCore::from_core(view.recommendations),
         }))
     }
 }

@@ -190,7 +190,6 @@ impl ExperimentsApi {
         body: StrictJson<StopRequest>,
     ) -> ApiResult<Json<Experiment>> {
         let user = self.state.user(&auth, Action::Stop.required_role()).await?;
-        check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
             .phoenix
@@ -219,7 +218,6 @@ impl ExperimentsApi {
             .state
             .user(&auth, Action::Rollback.required_role())
             .await?;
-        check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
             .phoenix
@@ -253,7 +251,6 @@ impl ExperimentsApi {
             Action::Promote
         };
         let user = self.state.user(&auth, action.required_role()).await?;
-        check_reason(body.0.reason.as_deref())?;
         let experiment = self
             .state
             .phoenix
@@ -296,20 +293,5 @@ impl ExperimentsApi {
             .await?;
         let page = Page::from_overfetch(events, limit, |e| e.seq.to_string());
         Ok(Json(page.into()))
-    }
-}
-
-/// Longest reason accepted, characters.
-const MAX_REASON_CHARS: usize = 1024;
-
-fn check_reason(reason: Option<&str>) -> ApiResult<()> {
-    match reason {
-        Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(ApiError::validation(vec![
-            phoenix_core::validation::FieldError::new(
-                "reason",
-                format!("must be at most {MAX_REASON_CHARS} characters"),
-            ),
-        ])),
-        _ => Ok(()),
     }
 }

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, FleetSummary};
-use phoenix_core::agent::{AgentFilter, PipelineHealth};
+use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus};
+use phoenix_core::agent::AgentFilter;
 use phoenix_core::auth::Role;
-use phoenix_core::experiment::Phase;
 use phoenix_core::ids::AgentId;
-use phoenix_core::store::ExperimentFilter;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -46,59 +44,11 @@ impl FleetApi {
     #[oai(path = "/fleet/status", method = "get", operation_id = "fleet_status")]
     async fn status(&self, auth: UserToken) -> ApiResult<Json<FleetStatus>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let phoenix = &self.state.phoenix;
-        let all = phoenix
-            .all_agents(&AgentFilter {
-                statuses: Vec::new(),
-                include_revoked: true,
-            })
-            .await?;
-        let mut summary = FleetSummary::default();
-        let mut agents = Vec::new();
-        for agent in all {
-            if agent.revoked {
-                summary.revoked += 1;
-                continue;
-            }
-            summary.total += 1;
-            match AgentStatus::from(agent.status) {
-                AgentStatus::Healthy => summary.healthy += 1,
-                AgentStatus::Degraded => summary.degraded += 1,
-                AgentStatus::Lost => summary.lost += 1,
-            }
-            *summary.versions.entry(agent.version.clone()).or_default() += 1;
-            for p in &agent.pipelines {
-                *summary
-                    .pipelines_by_template
-                    .entry(p.template.clone())
-                    .or_default() += 1;
-            }
-            if agent
-                .pipelines
-                .iter()
-                .any(|p| p.health == PipelineHealth::Unhealthy)
-            {
-                summary.unhealthy_pipelines += 1;
-            }
-            summary.refused_reports += agent.refused.count;
-            if agent.refused.count > 0 {
-                summary.agents_with_refused_reports += 1;
-            }
-            agents.push(Agent::from(agent));
-        }
-        let experiments = phoenix
-            .all_experiments(&ExperimentFilter::phases(
-                Phase::ALL
-                    .into_iter()
-                    .filter(|p| p.is_active() || *p == Phase::Completed),
-            ))
-            .await?;
-        summary.active_experiments = experiments.len() as u64;
-        summary.promoted_experiments = phoenix
-            .all_experiments(&ExperimentFilter::phases([Phase::Promoted]))
-            .await?
-            .len() as u64;
-        Ok(Json(FleetStatus { summary, agents }))
+        let fleet = self.state.phoenix.fleet_overview().await?;
+        Ok(Json(FleetStatus {
+            summary: fleet.summary.into(),
+            agents: fleet.agents.into_iter().map(Agent::from).collect(),
+        }))
     }
 
     /// List agents

@@ -1,0 +1,317 @@
+//! What the analysis and fleet views show, decided once: an experiment's KPIs and cost
+//! analysis (one path from measured samples to priced usage: the usage the KPIs priced is
+//! the usage the fleet projection scales), the fleet's cardinality and cost flow, and the
+//! fleet summary (one definition of a live agent, [`AgentFilter::live`], and of an
+//! experiment that occupies agents, [`Phase::occupies_agents`]). Servers translate these
+//! to their wire types and nothing more.
+
+use std::collections::BTreeMap;
+
+use crate::agent::{Agent, AgentFilter, AgentStatus, PipelineHealth};
+use crate::cardinality::{
+    self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, RecommendOptions, Recommendation,
+};
+use crate::cost::{FleetProjection, PricingModel, Savings, project_fleet};
+use crate::experiment::{DEFAULT_PRICING_MODEL, Experiment, Phase};
+use crate::ids::ExperimentId;
+use crate::kpi::{self, ExperimentKpis};
+use crate::measure::CardinalitySnapshot;
+use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT};
+use crate::validation::ValidationErrors;
+
+use super::{Phoenix, PhoenixError};
+
+/// An experiment's cost: both variants priced on the measured hosts, projected to the
+/// fleet, and what the targets' raw series could still save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostAnalysis {
+    /// The experiment.
+    pub experiment_id: ExperimentId,
+    /// The catalogue entry it is priced under.
+    pub pricing_model: String,
+    /// Both variants priced on the measured hosts (`None` before any judged sample or
+    /// with a pricing model the catalogue lacks).
+    pub measured: Option<Savings>,
+    /// The measured per-host usage projected to the fleet.
+    pub fleet: Option<FleetProjection>,
+    /// Changes to the targets' raw series, best saving first.
+    pub recommendations: Vec<Recommendation>,
+    /// Why something is missing.
+    pub notes: Vec<String>,
+}
+
+/// Where the fleet's money goes under one pricing model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostFlowView {
+    /// Hosts whose snapshots were analysed.
+    pub hosts: u64,
+    /// Series.
+    pub total_series: u64,
+    /// The flow.
+    pub cost_flow: CostFlow,
+    /// Best savings first.
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// Totals over the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetSummary {
+    /// Agents not revoked.
+    pub total: u64,
+    /// Healthy agents.
+    pub healthy: u64,
+    /// Degraded agents (a pipeline unhealthy).
+    pub degraded: u64,
+    /// Lost agents (heartbeats missed).
+    pub lost: u64,
+    /// Revoked agents.
+    pub revoked: u64,
+    /// Agents per version.
+    pub versions: BTreeMap<String, u64>,
+    /// Active pipelines per template.
+    pub pipelines_by_template: BTreeMap<String, u64>,
+    /// Agents with an unhealthy pipeline.
+    pub unhealthy_pipelines: u64,
+    /// Reports refused, all agents.
+    pub refused_reports: u64,
+    /// Agents with at least one refused report.
+    pub agents_with_refused_reports: u64,
+    /// Experiments occupying agents ([`Phase::occupies_agents`]).
+    pub active_experiments: u64,
+    /// Experiments promoted.
+    pub promoted_experiments: u64,
+}
+
+/// The fleet: its totals and every agent not revoked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetOverview {
+    /// Totals.
+    pub summary: FleetSummary,
+    /// Agents not revoked.
+    pub agents: Vec<Agent>,
+}
+
+/// A 422 on `field`.
+fn invalid(field: &str, message: String) -> PhoenixError {
+    let mut errors = ValidationErrors::new();
+    errors.push(field, message);
+    PhoenixError::Validation(errors)
+}
+
+impl Phoenix {
+    /// The catalogue entry `id`, or a 422 on `pricing_model` listing the known ones.
+    pub fn pricing_model(&self, id: &str) -> Result<&PricingModel, PhoenixError> {
+        let catalogue = self.catalogue();
+        catalogue.get(id).map_err(|_| {
+            invalid(
+                "pricing_model",
+                format!(
+                    "unknown pricing model `{}` (available: {})",
+                    id.chars().take(64).collect::<String>(),
+                    catalogue
+                        .models()
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Live agents: healthy or degraded, not revoked (the agents an experiment or a
+    /// deployment may target, and the fleet a projection defaults to).
+    pub async fn live_agents(&self) -> Result<Vec<Agent>, PhoenixError> {
+        self.all_agents(&AgentFilter::live()).await
+    }
+
+    /// An experiment and its KPIs from every stored sample.
+    pub async fn experiment_kpis(
+        &self,
+        id: ExperimentId,
+    ) -> Result<(Experiment, ExperimentKpis), PhoenixError> {
+        let experiment = self.experiment(id).await?;
+        let samples = self
+            .stores()
+            .metrics
+            .samples(experiment.id, MAX_SAMPLES_PER_EXPERIMENT)
+            .await?;
+        let kpis = kpi::compute(&experiment, &samples, self.catalogue());
+        Ok((experiment, kpis))
+    }
+
+    /// An experiment's cost analysis, projected to `fleet_hosts` hosts (default: the live
+    /// agents).
+    pub async fn cost_analysis(
+        &self,
+        id: ExperimentId,
+        fleet_hosts: Option<u64>,
+    ) -> Result<CostAnalysis, PhoenixError> {
+        let (experiment, kpis) = self.experiment_kpis(id).await?;
+        let mut notes = Vec::new();
+        let pricing = self.catalogue().get(&experiment.spec.pricing_model).ok();
+        if pricing.is_none() {
+            notes.push(format!(
+                "pricing model `{}` is not in the catalogue",
+                experiment.spec.pricing_model
+            ));
+        }
+        let measured = kpis.cost.as_ref();
+        if measured.is_none() && pricing.is_some() {
+            notes.push("no judged sample yet: nothing to price".to_owned());
+        }
+        let fleet_size = match fleet_hosts {
+            Some(n) => n,
+            None => self.live_agents().await?.len() as u64,
+        };
+        let fleet = match (pricing, measured) {
+            (Some(model), Some(cost)) if fleet_size > 0 => {
+                match project_fleet(
+                    model,
+                    &cost.baseline_usage,
+                    &cost.candidate_usage,
+                    fleet_size,
+                ) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        notes.push(format!("fleet projection failed: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let targets: std::collections::BTreeSet<_> =
+            experiment.targets.iter().map(|t| t.agent_id).collect();
+        let snapshots: Vec<CardinalitySnapshot> = self
+            .snapshots()
+            .await?
+            .into_iter()
+            .filter(|s| targets.contains(&s.agent_id))
+            .collect();
+        let recommendations = match pricing {
+            Some(model) if !snapshots.is_empty() => {
+                cardinality::recommend(&snapshots, model, &RecommendOptions::default())
+                    .map_err(|e| invalid("snapshots", e.to_string()))?
+            }
+            _ => {
+                if snapshots.is_empty() {
+                    notes.push("no cardinality snapshot from the targets yet".to_owned());
+                }
+                Vec::new()
+            }
+        };
+        Ok(CostAnalysis {
+            experiment_id: experiment.id,
+            pricing_model: experiment.spec.pricing_model.clone(),
+            measured: measured.map(|c| c.measured.clone()),
+            fleet,
+            recommendations,
+            notes,
+        })
+    }
+
+    /// The fleet's raw series from every agent's latest snapshot, priced under
+    /// `pricing_model` when given.
+    pub async fn cardinality_report(
+        &self,
+        options: &AnalysisOptions,
+        pricing_model: Option<&str>,
+    ) -> Result<CardinalityReport, PhoenixError> {
+        let model = pricing_model.map(|id| self.pricing_model(id)).transpose()?;
+        let snapshots = self.snapshots().await?;
+        cardinality::analyze(&snapshots, options, model)
+            .map_err(|e| invalid("snapshots", e.to_string()))
+    }
+
+    /// Where the fleet's money goes under `pricing_model` (default: the default of an
+    /// experiment, [`DEFAULT_PRICING_MODEL`]), by `breakdowns` (default: metric, service,
+    /// namespace, host), with recommendations.
+    pub async fn cost_flow(
+        &self,
+        pricing_model: Option<&str>,
+        breakdowns: Vec<Dimension>,
+    ) -> Result<CostFlowView, PhoenixError> {
+        let model = self.pricing_model(pricing_model.unwrap_or(DEFAULT_PRICING_MODEL))?;
+        let mut options = AnalysisOptions::default();
+        if !breakdowns.is_empty() {
+            options.breakdowns = breakdowns;
+        }
+        let snapshots = self.snapshots().await?;
+        let report = cardinality::analyze(&snapshots, &options, Some(model))
+            .map_err(|e| invalid("snapshots", e.to_string()))?;
+        let recommendations = if snapshots.is_empty() {
+            Vec::new()
+        } else {
+            cardinality::recommend(&snapshots, model, &RecommendOptions::default())
+                .map_err(|e| invalid("snapshots", e.to_string()))?
+        };
+        let cost_flow = report.cost_flow.ok_or_else(|| {
+            invalid(
+                "pricing_model",
+                "the cost flow could not be priced under this model".to_owned(),
+            )
+        })?;
+        Ok(CostFlowView {
+            hosts: report.hosts,
+            total_series: report.total_series,
+            cost_flow,
+            recommendations,
+        })
+    }
+
+    /// The fleet: totals per status, version and template, refused reports, experiments
+    /// occupying agents, and every agent not revoked.
+    pub async fn fleet_overview(&self) -> Result<FleetOverview, PhoenixError> {
+        let all = self
+            .all_agents(&AgentFilter {
+                statuses: Vec::new(),
+                include_revoked: true,
+            })
+            .await?;
+        let mut summary = FleetSummary::default();
+        let mut agents = Vec::new();
+        for agent in all {
+            if agent.revoked {
+                summary.revoked += 1;
+                continue;
+            }
+            summary.total += 1;
+            match agent.status {
+                AgentStatus::Healthy => summary.healthy += 1,
+                AgentStatus::Degraded => summary.degraded += 1,
+                AgentStatus::Lost => summary.lost += 1,
+            }
+            *summary.versions.entry(agent.version.clone()).or_default() += 1;
+            for p in &agent.pipelines {
+                *summary
+                    .pipelines_by_template
+                    .entry(p.template.clone())
+                    .or_default() += 1;
+            }
+            if agent
+                .pipelines
+                .iter()
+                .any(|p| p.health == PipelineHealth::Unhealthy)
+            {
+                summary.unhealthy_pipelines += 1;
+            }
+            summary.refused_reports += agent.refused.count;
+            if agent.refused.count > 0 {
+                summary.agents_with_refused_reports += 1;
+            }
+            agents.push(agent);
+        }
+        summary.active_experiments = self
+            .all_experiments(&ExperimentFilter::phases(
+                Phase::ALL.into_iter().filter(|p| p.occupies_agents()),
+            ))
+            .await?
+            .len() as u64;
+        summary.promoted_experiments = self
+            .all_experiments(&ExperimentFilter::phases([Phase::Promoted]))
+            .await?
+            .len() as u64;
+        Ok(FleetOverview { summary, agents })
+    }
+}

@@ -3,10 +3,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
+use crate::experiment::TargetState;
 use crate::experiment::{ExperimentSpec, NewExperiment};
 use crate::judge::{HostVerdict, Verdict, VerdictOutcome};
 use crate::pipeline::{PipelineRef, PipelineSpec, RenderedPipeline};
-use crate::task::TaskKind;
+use crate::task::{RemovalScope, TaskKind, TaskPayload, priority};
 
 fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap()

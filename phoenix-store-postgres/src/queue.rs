@@ -4,7 +4,8 @@
 //! store's shift. Claims are a single `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
 //! LOCKED LIMIT n)`: concurrent claimers skip each other's rows instead of waiting, and
 //! each claim is one round trip. Operations on a lease are fenced in their `WHERE` clause
-//! (token *and* `lease_expires_at > now`), so a stale worker changes nothing.
+//! (state leased, token *and* `lease_expires_at > now`: [`lease_fence!`], written once),
+//! so a stale worker changes nothing. Expired leases are found by [`lease_expired!`].
 //! `fail` and `requeue_expired` lock the rows, ask the [`RetryPolicy`] (Rust) and write
 //! its decision, in one transaction.
 
@@ -64,6 +65,45 @@ macro_rules! task_columns {
             "created_at, ",
             $p,
             "updated_at"
+        )
+    };
+}
+
+/// The fence of every operation on a lease, written once: the task is leased, under the
+/// given token, and the lease has not expired by the database clock plus the store's
+/// shift. A parenthesised SQL condition; the arguments are SQL (placeholders or columns):
+/// `lease_fence!("$2", "$4")`, or `lease_fence!("t.", "c.token", "$4")` with the task's
+/// columns qualified. `NULL` (no lease) never passes: callers either filter on it or ask
+/// `… IS TRUE`.
+macro_rules! lease_fence {
+    ($token:literal, $shift:literal) => {
+        lease_fence!("", $token, $shift)
+    };
+    ($p:literal, $token:literal, $shift:literal) => {
+        concat!(
+            "(",
+            $p,
+            "state = 'leased' AND ",
+            $p,
+            "lease_token = ",
+            $token,
+            " AND ",
+            $p,
+            "lease_expires_at > phoenix_now(",
+            $shift,
+            "))"
+        )
+    };
+}
+
+/// The complement for the sweeper: leased and past its expiry (database clock plus the
+/// shift given as a placeholder), `lease_expired!("$1")`.
+macro_rules! lease_expired {
+    ($shift:literal) => {
+        concat!(
+            "(state = 'leased' AND lease_expires_at <= phoenix_now(",
+            $shift,
+            "))"
         )
     };
 }
@@ -350,12 +390,11 @@ async fn fail_in(
     policy: &RetryPolicy,
     shift: i64,
 ) -> Result<TaskRow, StoreError> {
-    let current: Option<(i32, i32, bool)> = sqlx::query_as(
-        "SELECT attempts, max_attempts, \
-                 (state = 'leased' AND lease_token = $2 \
-                  AND lease_expires_at > phoenix_now($3)) IS TRUE \
-             FROM tasks WHERE id = $1 FOR UPDATE",
-    )
+    let current: Option<(i32, i32, bool)> = sqlx::query_as(concat!(
+        "SELECT attempts, max_attempts, ",
+        lease_fence!("$2", "$3"),
+        " IS TRUE FROM tasks WHERE id = $1 FOR UPDATE"
+    ))
     .bind(lease.task_id.0)
     .bind(lease.token.0)
     .bind(shift)
@@ -406,13 +445,14 @@ async fn requeue_in(
     limit: usize,
     shift: i64,
 ) -> Result<Vec<TaskRow>, StoreError> {
-    let expired: Vec<(Uuid, i32, i32)> = sqlx::query_as(
+    let expired: Vec<(Uuid, i32, i32)> = sqlx::query_as(concat!(
         "SELECT id, attempts, max_attempts FROM tasks \
-             WHERE state = 'leased' AND lease_expires_at <= phoenix_now($1) \
-             ORDER BY lease_expires_at \
+             WHERE ",
+        lease_expired!("$1"),
+        " ORDER BY lease_expires_at \
              LIMIT $2 \
-             FOR UPDATE SKIP LOCKED",
-    )
+             FOR UPDATE SKIP LOCKED"
+    ))
     .bind(shift)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
@@ -533,9 +573,9 @@ impl PgStore {
             "UPDATE tasks t SET state = 'succeeded', result = c.result, lease_token = NULL, \
                  lease_expires_at = NULL, updated_at = phoenix_now($4) \
              FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS c(id, token, result) \
-             WHERE t.id = c.id AND t.state = 'leased' AND t.lease_token = c.token \
-               AND t.lease_expires_at > phoenix_now($4) \
-             RETURNING ",
+             WHERE t.id = c.id AND ",
+            lease_fence!("t.", "c.token", "$4"),
+            " RETURNING ",
             task_columns!("t.")
         ))
         .bind(&ids)
@@ -632,13 +672,13 @@ impl TaskQueue for PgStore {
     }
 
     async fn extend(&self, lease: &LeaseRef, by: Duration) -> Result<DateTime<Utc>, StoreError> {
-        let expires: Option<DateTime<Utc>> = sqlx::query_scalar(
+        let expires: Option<DateTime<Utc>> = sqlx::query_scalar(concat!(
             "UPDATE tasks SET lease_expires_at = phoenix_now($4) + $3 * interval '1 millisecond', \
                  updated_at = phoenix_now($4) \
-             WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
-               AND lease_expires_at > phoenix_now($4) \
-             RETURNING lease_expires_at",
-        )
+             WHERE id = $1 AND ",
+            lease_fence!("$2", "$4"),
+            " RETURNING lease_expires_at"
+        ))
         .bind(lease.task_id.0)
         .bind(lease.token.0)
         .bind(millis(by))
@@ -660,9 +700,9 @@ impl TaskQueue for PgStore {
         let row: Option<TaskRow> = sqlx::query_as(concat!(
             "UPDATE tasks SET state = 'succeeded', result = $3, lease_token = NULL, \
                  lease_expires_at = NULL, updated_at = phoenix_now($4) \
-             WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
-               AND lease_expires_at > phoenix_now($4) \
-             RETURNING ",
+             WHERE id = $1 AND ",
+            lease_fence!("$2", "$4"),
+            " RETURNING ",
             task_columns!()
         ))
         .bind(lease.task_id.0)
@@ -700,9 +740,9 @@ impl TaskQueue for PgStore {
             "UPDATE tasks SET state = 'pending', attempts = greatest(attempts - 1, 0), \
                  run_at = phoenix_now($3), lease_token = NULL, lease_expires_at = NULL, \
                  updated_at = phoenix_now($3) \
-             WHERE id = $1 AND state = 'leased' AND lease_token = $2 \
-               AND lease_expires_at > phoenix_now($3) \
-             RETURNING ",
+             WHERE id = $1 AND ",
+            lease_fence!("$2", "$3"),
+            " RETURNING ",
             task_columns!()
         ))
         .bind(lease.task_id.0)
@@ -737,10 +777,11 @@ impl TaskQueue for PgStore {
         }
         // The usual answer is "nothing expired": learn it in one round trip (an index-only
         // probe of the lease index) before opening a transaction.
-        let any: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tasks \
-             WHERE state = 'leased' AND lease_expires_at <= phoenix_now($1))",
-        )
+        let any: bool = sqlx::query_scalar(concat!(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE ",
+            lease_expired!("$1"),
+            ")"
+        ))
         .bind(self.shift_ms())
         .fetch_one(self.pool_ref())
         .await
@@ -813,11 +854,12 @@ impl TaskQueue for PgStore {
                 .fetch_all(self.pool_ref())
                 .await
                 .map_err(store_error)?;
-        let (oldest, expired): (Option<DateTime<Utc>>, i64) = sqlx::query_as(
+        let (oldest, expired): (Option<DateTime<Utc>>, i64) = sqlx::query_as(concat!(
             "SELECT (SELECT min(run_at) FROM tasks WHERE state = 'pending'), \
-                    (SELECT count(*) FROM tasks \
-                     WHERE state = 'leased' AND lease_expires_at <= phoenix_now($1))",
-        )
+                    (SELECT count(*) FROM tasks WHERE ",
+            lease_expired!("$1"),
+            ")"
+        ))
         .bind(self.shift_ms())
         .fetch_one(self.pool_ref())
         .await
@@ -863,4 +905,24 @@ pub(crate) fn parse_cursor<T: std::str::FromStr>(
                 .map_err(|_| StoreError::Invalid(format!("malformed cursor `{c}`")))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fence_is_leased_token_and_unexpired() {
+        assert_eq!(
+            lease_fence!("$2", "$4"),
+            "(state = 'leased' AND lease_token = $2 AND lease_expires_at > phoenix_now($4))"
+        );
+        assert_eq!(
+            lease_fence!("t.", "c.token", "$4"),
+            "(t.state = 'leased' AND t.lease_token = c.token \
+             AND t.lease_expires_at > phoenix_now($4))"
+        );
+        assert_eq!(
+            lease_expired!("$1"),
+            "(state = 'leased' AND lease_expires_at <= phoenix_now($1))"
+        );
+    }
 }

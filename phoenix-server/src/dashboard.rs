@@ -226,7 +226,10 @@ mod tests {
         assert_eq!(constant("MAX_MS"), core.max().as_millis());
         assert_eq!(constant("MULTIPLIER"), u128::from(core.multiplier()));
         assert_eq!(core.jitter(), Jitter::Equal);
-        assert!(js.contains("return c / 2 + (c / 2) * draw;"), "equal jitter");
+        assert!(
+            js.contains("return c / 2 + (c / 2) * draw;"),
+            "equal jitter"
+        );
         let live = std::str::from_utf8(asset("js/live.js").unwrap().body).unwrap();
         assert!(live.contains("from './backoff.js'"));
     }

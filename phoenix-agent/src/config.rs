@@ -15,10 +15,11 @@ use serde::Deserialize;
 
 /// The agent's retry and reconnect delays: the core [`Backoff`] (doubling, equal jitter:
 /// each wait is drawn at random from `[ceiling / 2, ceiling]`) from `initial` up to `max`.
-/// `initial` is at least 1 ms, so a zero flag never spins.
+/// `initial` is at least 1 ms, so a zero flag never spins, and `max` at least `initial`.
 #[must_use]
 pub fn backoff_sequence(initial: Duration, max: Duration) -> Sequence {
-    Backoff::new(initial.max(Duration::from_millis(1)), max).sequence()
+    let initial = initial.max(Duration::from_millis(1));
+    Backoff::new(initial, max.max(initial)).sequence()
 }
 
 /// Which runtime runs the pipelines.
@@ -579,5 +580,9 @@ binary = "/opt/otelcol"
         let mut zero = backoff_sequence(Duration::ZERO, Duration::ZERO);
         assert!(zero.next_delay() >= Duration::from_micros(500));
         assert_eq!(zero.ceiling(), Duration::from_millis(1));
+        // A max below the initial delay is raised to it.
+        let mut inverted = backoff_sequence(Duration::from_secs(2), Duration::from_secs(1));
+        inverted.next_delay();
+        assert_eq!(inverted.ceiling(), Duration::from_secs(2));
     }
 }

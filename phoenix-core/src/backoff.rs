@@ -115,15 +115,10 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// Starting at `initial`, doubling, with a ceiling never above `max` (raised to
-    /// `initial` when smaller), equal jitter.
+    /// Starting at `initial`, doubling, with a ceiling never above `max`, equal jitter.
+    /// The cap always wins: a `max` below `initial` makes every ceiling `max`.
     #[must_use]
     pub const fn new(initial: Duration, max: Duration) -> Self {
-        let max = if max.as_nanos() < initial.as_nanos() {
-            initial
-        } else {
-            max
-        };
         Self {
             initial,
             max,
@@ -304,10 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn max_below_initial_is_raised() {
+    fn the_cap_wins_over_initial() {
         let b = Backoff::new(Duration::from_secs(2), Duration::from_secs(1));
-        assert_eq!(b.max(), Duration::from_secs(2));
-        assert_eq!(b.ceiling(5), Duration::from_secs(2));
+        assert_eq!(b.max(), Duration::from_secs(1));
+        assert_eq!(b.ceiling(1), Duration::from_secs(1));
+        assert_eq!(b.ceiling(5), Duration::from_secs(1));
     }
 
     #[test]

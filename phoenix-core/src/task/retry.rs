@@ -161,6 +161,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_cap_wins_over_the_base() {
+        let policy = RetryPolicy {
+            base_ms: 5_000,
+            max_ms: 1_000,
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(policy.backoff(TaskId::new(), 1).num_milliseconds(), 1_000);
+    }
+
     /// The formula as it was written before [`Backoff`] existed, kept as the reference the
     /// shared rule must reproduce.
     fn reference(policy: &RetryPolicy, task: TaskId, attempts: u32) -> i64 {

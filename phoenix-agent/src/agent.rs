@@ -16,8 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::backoff::Backoff;
-use crate::config::{AgentConfig, RuntimeKind};
+use crate::config::{AgentConfig, RuntimeKind, backoff_sequence};
 use crate::control::{ControlError, ControlPlane};
 use crate::host::HostProbe;
 use crate::leases::HeldLeases;
@@ -355,7 +354,7 @@ async fn enroll(
         .enrollment_token
         .as_deref()
         .ok_or(AgentError::NotEnrolled)?;
-    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    let mut backoff = backoff_sequence(config.backoff_initial, config.backoff_max);
     loop {
         match control.enroll(token, registration).await {
             Ok(enrollment) => {
@@ -412,7 +411,7 @@ async fn reenroll(running: &Running) -> bool {
 }
 
 async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(
+    let mut backoff = backoff_sequence(
         running.config.backoff_initial,
         running.config.heartbeat_interval,
     );
@@ -467,7 +466,7 @@ async fn poll_loop(running: Arc<Running>, shutdown: &mut (impl Future<Output = (
     let permits = Arc::new(Semaphore::new(max));
     let (release_tx, release_rx) = watch::channel(false);
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut backoff = Backoff::new(running.config.backoff_initial, running.config.backoff_max);
+    let mut backoff = backoff_sequence(running.config.backoff_initial, running.config.backoff_max);
     loop {
         let free = permits.available_permits();
         if free == 0 {
@@ -604,7 +603,7 @@ async fn run_task(running: &Running, task: LeasedTask, mut release_signal: watch
             }
         }
     };
-    let mut backoff = Backoff::new(running.config.backoff_initial, lease_len / 4);
+    let mut backoff = backoff_sequence(running.config.backoff_initial, lease_len / 4);
     let deadline = tokio::time::Instant::now() + lease_len;
     loop {
         match running

@@ -10,7 +10,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use phoenix_core::backoff::{Backoff, Sequence};
 use serde::Deserialize;
+
+/// The agent's retry and reconnect delays: the core [`Backoff`] (doubling, equal jitter:
+/// each wait is drawn at random from `[ceiling / 2, ceiling]`) from `initial` up to `max`.
+/// `initial` is at least 1 ms, so a zero flag never spins, and `max` at least `initial`.
+#[must_use]
+pub fn backoff_sequence(initial: Duration, max: Duration) -> Sequence {
+    let initial = initial.max(Duration::from_millis(1));
+    Backoff::new(initial, max.max(initial)).sequence()
+}
 
 /// Which runtime runs the pipelines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -119,8 +129,8 @@ impl Default for AgentConfig {
             report_buffer: 8_640,
             snapshot_every: 30,
             otlp_endpoint: None,
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+            backoff_initial: Backoff::default().initial(),
+            backoff_max: Backoff::default().max(),
             shutdown_grace: Duration::from_secs(10),
             deploy_timeout: Duration::from_secs(120),
             io_timeout: Duration::from_secs(5),
@@ -535,5 +545,44 @@ binary = "/opt/otelcol"
         let bad_file =
             AgentArgs::parse_from(["phoenix-agent", "--config", path.to_str().unwrap()]).resolve();
         assert!(matches!(bad_file, Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn backoff_flags_drive_the_core_policy() {
+        let defaults = AgentArgs::parse_from(["phoenix-agent"]).resolve().unwrap();
+        assert_eq!(defaults.backoff_initial, Backoff::default().initial());
+        assert_eq!(defaults.backoff_max, Backoff::default().max());
+        let c = AgentArgs::parse_from([
+            "phoenix-agent",
+            "--backoff-initial-ms",
+            "100",
+            "--backoff-max-ms",
+            "1000",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(c.backoff_initial, Duration::from_millis(100));
+        assert_eq!(c.backoff_max, Duration::from_millis(1000));
+        let mut seq = backoff_sequence(c.backoff_initial, c.backoff_max);
+        let mut ceilings = Vec::new();
+        for _ in 0..6 {
+            let delay = seq.next_delay();
+            let ceiling = seq.ceiling();
+            // Equal jitter: never below half the ceiling, never above it.
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "{delay:?} vs {ceiling:?}"
+            );
+            ceilings.push(ceiling.as_millis());
+        }
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
+        // A zero initial delay is raised to 1 ms rather than spinning.
+        let mut zero = backoff_sequence(Duration::ZERO, Duration::ZERO);
+        assert!(zero.next_delay() >= Duration::from_micros(500));
+        assert_eq!(zero.ceiling(), Duration::from_millis(1));
+        // A max below the initial delay is raised to it.
+        let mut inverted = backoff_sequence(Duration::from_secs(2), Duration::from_secs(1));
+        inverted.next_delay();
+        assert_eq!(inverted.ceiling(), Duration::from_secs(2));
     }
 }

@@ -14,7 +14,6 @@
 //! listener (loopback by default); nothing reads the environment but `main.rs`.
 
 pub mod agent;
-pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod exposition;

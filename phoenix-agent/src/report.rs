@@ -16,7 +16,9 @@ use phoenix_core::inputs;
 use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
 use tokio::sync::{Notify, watch};
 
-use crate::backoff::Backoff;
+use phoenix_core::backoff::Backoff;
+
+use crate::config::backoff_sequence;
 use crate::control::{ControlError, ControlPlane};
 
 /// Reporter settings.
@@ -37,8 +39,8 @@ impl Default for ReportConfig {
         Self {
             batch_size: 100,
             buffer_capacity: 8_640,
-            backoff_initial: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(30),
+            backoff_initial: Backoff::default().initial(),
+            backoff_max: Backoff::default().max(),
         }
     }
 }
@@ -210,7 +212,7 @@ impl Reporter {
         credential: String,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        let mut backoff = backoff_sequence(self.config.backoff_initial, self.config.backoff_max);
         loop {
             if *shutdown.borrow() {
                 return;

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod analyzer;
 pub mod auth;
+pub mod backoff;
 pub mod cardinality;
 pub mod clock;
 pub mod controller;

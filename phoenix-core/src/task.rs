@@ -1,5 +1,5 @@
 //! Tasks: units of work addressed to one agent, and the pure rules of their life
-//! (priorities, unique keys, retry with backoff). Storage primitives are in
+//! (priorities, unique keys; retry with backoff in [`retry`]). Storage primitives are in
 //! [`TaskQueue`](crate::store::TaskQueue).
 
 use std::collections::BTreeMap;
@@ -8,10 +8,13 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::ids::{AgentId, DeploymentId, ExperimentId, LeaseToken, TaskId};
 use crate::pipeline::RenderedPipeline;
+
+mod retry;
+
+pub use retry::{FailDecision, RetryPolicy};
 
 /// Task priorities: higher is claimed first.
 pub mod priority {
@@ -515,151 +518,9 @@ pub struct QueueStats {
     pub expired_leases: u64,
 }
 
-/// What to do with a task whose attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailDecision {
-    /// Back to pending, claimable after `delay`.
-    Retry {
-        /// Backoff before the next attempt.
-        delay: Duration,
-    },
-    /// Out of attempts: dead-letter it.
-    DeadLetter,
-}
-
-/// Exponential backoff with jitter, capped; the one place retry timing is decided.
-///
-/// `delay(n) = min(max, base * factor^(n-1))`, then a deterministic jitter of up to
-/// `±jitter` (fraction) derived from the task id and attempt, so that replicas and
-/// backends agree on the schedule and tests can assert it exactly.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RetryPolicy {
-    /// Delay after the first failed attempt, milliseconds.
-    pub base_ms: u64,
-    /// Multiplier per further attempt.
-    pub factor: u32,
-    /// Largest delay, milliseconds.
-    pub max_ms: u64,
-    /// Jitter as a fraction of the delay, 0.0 to 1.0.
-    pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base_ms: 1_000,
-            factor: 2,
-            max_ms: 5 * 60 * 1_000,
-            jitter: 0.2,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before attempt `attempts + 1`, after `attempts` failed ones (>= 1).
-    #[must_use]
-    pub fn backoff(&self, task: TaskId, attempts: u32) -> Duration {
-        let exp = attempts.saturating_sub(1).min(30);
-        let raw = self
-            .base_ms
-            .saturating_mul(u64::from(self.factor).saturating_pow(exp))
-            .min(self.max_ms);
-        let jitter = self.jitter.clamp(0.0, 1.0);
-        // A deterministic value in [-1, 1) from the task id and attempt.
-        let mut hasher = Sha256::new();
-        hasher.update(task.0.as_bytes());
-        hasher.update(attempts.to_le_bytes());
-        let digest = hasher.finalize();
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&digest[..8]);
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "a jitter fraction needs no precision"
-        )]
-        let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
-        let factor = 1.0 + jitter * (unit * 2.0 - 1.0);
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "bounded positive milliseconds"
-        )]
-        let ms = (raw as f64 * factor).round().max(0.0) as i64;
-        Duration::milliseconds(ms)
-    }
-
-    /// Decides the fate of a task whose lease expired after `attempts` claims: back to
-    /// pending at once (the worker vanished; backing off would only delay recovery) or
-    /// dead-lettered when out of attempts.
-    #[must_use]
-    pub fn on_lease_expired(&self, attempts: u32, max_attempts: u32) -> FailDecision {
-        if attempts >= max_attempts {
-            FailDecision::DeadLetter
-        } else {
-            FailDecision::Retry {
-                delay: Duration::zero(),
-            }
-        }
-    }
-
-    /// Decides the fate of a task that has been claimed `attempts` times (the failed
-    /// attempt included) out of `max_attempts`.
-    #[must_use]
-    pub fn decide(&self, task: TaskId, attempts: u32, max_attempts: u32) -> FailDecision {
-        if attempts >= max_attempts {
-            FailDecision::DeadLetter
-        } else {
-            FailDecision::Retry {
-                delay: self.backoff(task, attempts),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn backoff_doubles_then_caps() {
-        let policy = RetryPolicy {
-            jitter: 0.0,
-            ..RetryPolicy::default()
-        };
-        let id = TaskId::new();
-        let secs: Vec<i64> = (1..=12)
-            .map(|n| policy.backoff(id, n).num_seconds())
-            .collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-    }
-
-    #[test]
-    fn dead_letters_at_max_attempts() {
-        let policy = RetryPolicy::default();
-        let id = TaskId::new();
-        assert!(matches!(
-            policy.decide(id, 4, 5),
-            FailDecision::Retry { .. }
-        ));
-        assert_eq!(policy.decide(id, 5, 5), FailDecision::DeadLetter);
-        assert_eq!(policy.decide(id, 6, 5), FailDecision::DeadLetter);
-    }
-
-    proptest! {
-        #[test]
-        fn jitter_stays_within_bounds(attempts in 1u32..40, jitter in 0.0f64..1.0) {
-            let policy = RetryPolicy { jitter, ..RetryPolicy::default() };
-            let id = TaskId::new();
-            let exact = RetryPolicy { jitter: 0.0, ..policy }.backoff(id, attempts);
-            let got = policy.backoff(id, attempts);
-            let lo = (exact.num_milliseconds() as f64 * (1.0 - jitter)).floor() as i64 - 1;
-            let hi = (exact.num_milliseconds() as f64 * (1.0 + jitter)).ceil() as i64 + 1;
-            prop_assert!((lo..=hi).contains(&got.num_milliseconds()));
-            // Deterministic.
-            prop_assert_eq!(got, policy.backoff(id, attempts));
-        }
-    }
 
     #[test]
     fn payload_serializes_with_kind_tag() {

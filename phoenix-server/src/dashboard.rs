@@ -55,6 +55,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/app.js", JS),
     asset!("js/api.js", JS),
     asset!("js/live.js", JS),
+    asset!("js/backoff.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/format.js", JS),
     asset!("js/charts.js", JS),
@@ -204,5 +205,32 @@ mod tests {
     fn etags_differ_by_content() {
         assert_ne!(etag(b"a"), etag(b"b"));
         assert_eq!(etag(b"a"), etag(b"a"));
+    }
+
+    /// The dashboard's reconnect follows core's `Backoff::default()`: same numbers, same
+    /// (equal) jitter.
+    #[test]
+    fn the_reconnect_backoff_is_cores() {
+        use phoenix_core::backoff::{Backoff, Jitter};
+        let js = std::str::from_utf8(asset("js/backoff.js").unwrap().body).unwrap();
+        let constant = |name: &str| -> u128 {
+            let prefix = format!("export const {name} = ");
+            let line = js
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("backoff.js has no {name}"));
+            line.trim_end_matches(';').parse().unwrap()
+        };
+        let core = Backoff::default();
+        assert_eq!(constant("INITIAL_MS"), core.initial().as_millis());
+        assert_eq!(constant("MAX_MS"), core.max().as_millis());
+        assert_eq!(constant("MULTIPLIER"), u128::from(core.multiplier()));
+        assert_eq!(core.jitter(), Jitter::Equal);
+        assert!(
+            js.contains("return c / 2 + (c / 2) * draw;"),
+            "equal jitter"
+        );
+        let live = std::str::from_utf8(asset("js/live.js").unwrap().body).unwrap();
+        assert!(live.contains("from './backoff.js'"));
     }
 }

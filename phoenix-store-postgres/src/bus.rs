@@ -14,7 +14,9 @@
 //! - **One listener connection per store**, outside the pool, on a channel named after
 //!   the schema (`phoenix_bus_<schema>`), so stores on other schemas never hear it. Each
 //!   payload names its origin store, which skips its own messages.
-//! - **Reconnects with backoff.** Notifications sent while the listener was disconnected
+//! - **Reconnects with backoff** ([`BACKOFF`], core's `Backoff`: 50 ms doubling to 5 s,
+//!   equal jitter); publishing retries a failed batch twice on the same policy before
+//!   dropping it. Notifications sent while the listener was disconnected
 //!   are lost; delivery is best effort by contract, and long-polls recover through their
 //!   safety poll.
 
@@ -24,6 +26,7 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use phoenix_core::agent::AgentStatus;
+use phoenix_core::backoff::Backoff;
 use phoenix_core::experiment::ExperimentEvent;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId, TaskId};
 use phoenix_core::store::{BusEvent, EventBus, StoreError};
@@ -46,9 +49,9 @@ const MAX_PAYLOAD: usize = 7_900;
 const AGENTS_PER_ENTRY: usize = 100;
 /// Most events the publisher takes per batch.
 const MAX_BATCH: usize = 8_192;
-/// Reconnect backoff bounds of the listener.
-const BACKOFF_MIN: StdDuration = StdDuration::from_millis(50);
-const BACKOFF_MAX: StdDuration = StdDuration::from_secs(5);
+/// Reconnect backoff of the listener and retry backoff of the publisher: 50 ms doubling to
+/// 5 s, equal jitter.
+const BACKOFF: Backoff = Backoff::new(StdDuration::from_millis(50), StdDuration::from_secs(5));
 
 /// One event on the wire: ids and states only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,7 +261,7 @@ async fn publish_loop(
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let payloads = encode(origin, &batch);
         batch.clear();
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = BACKOFF.sequence();
         for attempt in 0..3 {
             let sent = sqlx::query(
                 "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, payload) \
@@ -274,8 +277,7 @@ async fn publish_loop(
                     // Best effort: after a few tries the batch is dropped; long-polls on
                     // other replicas recover through their safety poll.
                     tracing::warn!(%error, attempt, "publishing bus events failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -293,11 +295,11 @@ struct Listening {
 }
 
 async fn listen_loop(mut l: Listening) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = BACKOFF.sequence();
     loop {
         match l.listener.try_recv().await {
             Ok(Some(notification)) => {
-                backoff = BACKOFF_MIN;
+                backoff.reset();
                 l.state
                     .send_if_modified(|s| !std::mem::replace(&mut s.connected, true));
                 match serde_json::from_str::<Message>(notification.payload()) {
@@ -328,9 +330,9 @@ async fn listen_loop(mut l: Listening) {
                 l.health.suspect();
                 l.state
                     .send_if_modified(|s| std::mem::replace(&mut s.connected, false));
-                tracing::warn!(%error, ?backoff, "bus listener lost its connection; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, ?delay, "bus listener lost its connection; retrying");
+                tokio::time::sleep(delay).await;
             }
         }
     }

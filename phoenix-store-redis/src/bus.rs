@@ -7,13 +7,15 @@
 //! wake-up cost one round trip.
 //!
 //! Delivery is best effort, as the trait says: while the subscriber reconnects, events are
-//! missed, and long-polls fall back to their safety poll.
+//! missed, and long-polls fall back to their safety poll. The subscriber reconnects on
+//! [`BACKOFF`] (core's `Backoff`: 50 ms doubling to 2 s, equal jitter).
 
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use phoenix_core::agent::AgentStatus;
+use phoenix_core::backoff::Backoff;
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::{AgentId, ExperimentId, TaskId};
 use phoenix_core::store::{BusEvent, EventBus};
@@ -23,6 +25,9 @@ use tokio::task::JoinHandle;
 
 use crate::RedisStore;
 use crate::codec::encode_json;
+
+/// Resubscribe backoff of the subscriber: 50 ms doubling to 2 s, equal jitter.
+const BACKOFF: Backoff = Backoff::new(StdDuration::from_millis(50), StdDuration::from_secs(2));
 
 /// The channel of a namespace.
 pub(crate) fn channel(namespace: &str) -> String {
@@ -85,7 +90,7 @@ async fn run(
     state: watch::Sender<BusState>,
 ) {
     let mut pubsub = Some(first);
-    let mut backoff = StdDuration::from_millis(50);
+    let mut backoff = BACKOFF.sequence();
     loop {
         let current = match pubsub.take() {
             Some(p) => p,
@@ -96,13 +101,13 @@ async fn run(
                         s.subscribed = true;
                         s.subscriptions += 1;
                     });
-                    backoff = StdDuration::from_millis(50);
+                    backoff.reset();
                     p
                 }
                 Err(error) => {
-                    tracing::warn!(%channel, %error, "event bus cannot subscribe; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(StdDuration::from_secs(2));
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%channel, %error, ?delay, "event bus cannot subscribe; retrying");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             },

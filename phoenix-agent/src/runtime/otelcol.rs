@@ -48,8 +48,8 @@ use tokio::sync::watch;
 use self::measure::{Measuring, measure_windows, window_of};
 use super::tap::{TapSink, TapStats, TapWindows};
 use super::{Deployments, ExperimentDeployment, PipelineKey, PipelineRuntime, RuntimeError};
-use crate::backoff::Backoff;
 use crate::config::OtelcolConfig;
+use crate::config::backoff_sequence;
 use crate::host::HostProbe;
 use crate::report::Reporter;
 use crate::seq::Sequences;
@@ -374,7 +374,7 @@ impl Inner {
 
     async fn healthy_within(&self, s: &mut Supervised, timeout: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
+        let mut backoff = backoff_sequence(Duration::from_millis(50), Duration::from_millis(500));
         loop {
             if let Some(child) = s.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
@@ -408,7 +408,7 @@ impl Inner {
 }
 
 async fn watch_crashes(inner: Arc<Inner>) {
-    let mut backoff = Backoff::new(inner.config.restart_backoff, Duration::from_secs(60));
+    let mut backoff = backoff_sequence(inner.config.restart_backoff, Duration::from_secs(60));
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut s = inner.supervised.lock().await;

@@ -2,14 +2,16 @@
 // WebSocket, and a token in the URL would end up in logs, so the token goes as the
 // subprotocol `phoenix.bearer.<base64url>` beside `phoenix.v1`, which the server selects
 // (see docs/websocket.md). Reconnects with
-// backoff; after a reconnect or a `lagged` message, listeners get `resync` and re-read
+// the shared backoff (backoff.js: core's `Backoff::default()`, 500 ms doubling to 30 s,
+// equal jitter; twice that after a refused credential); after a reconnect or a `lagged` message, listeners get `resync` and re-read
 // state over REST.
 
 import { token } from './api.js';
+import { delay as backoff } from './backoff.js';
 
 const listeners = new Map(); // type -> Set<fn>
 let socket = null;
-let attempt = 0;
+let attempt = 0; // failures since the last `hello`
 let retryTimer = null;
 let wanted = false;
 let everConnected = false;
@@ -79,8 +81,8 @@ export function connect() {
     }
     status('retry');
     // 1008 with a refused credential never heals by retrying fast.
-    const delay = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5)) * (ev.code === 1008 ? 2 : 1);
     attempt += 1;
+    const delay = backoff(attempt) * (ev.code === 1008 ? 2 : 1);
     retryTimer = setTimeout(connect, delay);
   });
 }

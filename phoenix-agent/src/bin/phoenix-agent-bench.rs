@@ -300,7 +300,25 @@ async fn scrape_all(
     futures::future::join_all(scrapes).await
 }
 
-async fn repetition(results: &mut Results, config: &Config, rep: usize) {
+/// Idle `sleep` children bring the host to `processes` processes with a command line;
+/// the agent and the exporters see the same processes. Other work on the machine may end
+/// processes meanwhile, so this runs again before each window.
+fn top_up(processes: usize, fillers: &mut Vec<Proc>) {
+    while count_processes().0 < processes {
+        fillers.push(Proc::spawn(
+            Command::new("sleep").arg("100000"),
+            "sleep filler",
+        ));
+    }
+}
+
+async fn repetition(
+    results: &mut Results,
+    config: &Config,
+    rep: usize,
+    processes: usize,
+    fillers: &mut Vec<Proc>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("exe");
     let secs = config.interval.as_secs();
@@ -433,6 +451,7 @@ async fn repetition(results: &mut Results, config: &Config, rep: usize) {
     let mut pids = vec![(Who::Agent, agent.pid()), (Who::Server, server.pid())];
     pids.extend(exporters.iter().map(|(who, p, _)| (*who, p.pid())));
 
+    top_up(processes, fillers);
     // Warm-up: two scrape rounds (the agent's first scan has no CPU utilisation, the
     // exporters build their process tables), not measured.
     let mut tick = tokio::time::interval(config.interval);
@@ -727,19 +746,11 @@ async fn main() {
         interval: Duration::from_secs(env_u64("PHOENIX_BENCH_INTERVAL_SECS", 10).max(1)),
     };
     let mut machine = Machine::read();
-    // Idle `sleep` children bring the host to the process count; both the agent and the
-    // exporters see the same processes.
     let mut fillers = Vec::new();
-    while count_processes().0 < processes {
-        fillers.push(Proc::spawn(
-            Command::new("sleep").arg("100000"),
-            "sleep filler",
-        ));
-    }
     let mut results = Results::default();
     for rep in 1..=reps {
         println!("repetition {rep} of {reps}");
-        repetition(&mut results, &config, rep).await;
+        repetition(&mut results, &config, rep, processes, &mut fillers).await;
     }
     drop(fillers);
     machine.load_after = load_average();

@@ -451,7 +451,6 @@ async fn repetition(
     let mut pids = vec![(Who::Agent, agent.pid()), (Who::Server, server.pid())];
     pids.extend(exporters.iter().map(|(who, p, _)| (*who, p.pid())));
 
-    top_up(processes, fillers);
     // Warm-up: two scrape rounds (the agent's first scan has no CPU utilisation, the
     // exporters build their process tables), not measured.
     let mut tick = tokio::time::interval(config.interval);
@@ -465,7 +464,10 @@ async fn repetition(
     // before the one after the last.
     let rounds = (config.window.as_secs() / secs).max(1);
     tick.tick().await;
+    top_up(processes, fillers);
     let (user_procs, all_procs) = count_processes();
+    let mut seen_min = user_procs;
+    let mut seen_max = user_procs;
     let cpu0: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
     let t0 = Instant::now();
     let mut rss_max: BTreeMap<Who, u64> = BTreeMap::new();
@@ -486,6 +488,9 @@ async fn repetition(
         let next = t0 + config.interval * u32::try_from(round + 1).expect("rounds");
         while Instant::now() + Duration::from_secs(1) < next {
             sample_rss(&mut rss_max);
+            let (now, _) = count_processes();
+            seen_min = seen_min.min(now);
+            seen_max = seen_max.max(now);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         sample_rss(&mut rss_max);
@@ -535,7 +540,7 @@ async fn repetition(
     };
     results.details.push(format!(
         "repetition {rep}: {rounds} scrape rounds in {wall:.1} s, {user_procs} processes with a \
-command line ({all_procs} `/proc` entries); {}; {}; {}; {}",
+command line at its start ({all_procs} `/proc` entries), {seen_min} to {seen_max} during it; {}; {}; {}; {}",
         line(Who::Agent),
         line(Who::ExporterPerProcess),
         line(Who::ExporterPerName),
@@ -670,8 +675,10 @@ Linux {kernel}; load average (1, 5, 15 min) {before} before and {after} after th
 {peer}, at its defaults (threads and smaps gathered) with a `-config.path` file matching \
 every process with a command line (`cmdline: [\".+\"]`), once with group name \
 `{{{{.Comm}}}}:{{{{.PID}}}}` (a group per process, as the agent reports a series set per \
-process) and once with `{{{{.Comm}}}}` (a group per name). Configuration: host brought to \
-at least {processes} processes with a command line; agent sampling every {interval} s \
+process) and once with `{{{{.Comm}}}}` (a group per name). Configuration: the host topped up \
+with idle `sleep` processes to at least {processes} processes with a command line at the start \
+of each window (other work on the machine starts and ends processes during it: each \
+repetition's line gives the count); agent sampling every {interval} s \
 (experiment `baseline` vs `topk` K=10, started through the API); every {interval} s the \
 bench scrapes the agent's two documents and each exporter's `/metrics` at the same instant; \
 window {window} s ({rounds} scrape rounds) after two unmeasured rounds; {reps} repetitions, \

@@ -1,5 +1,6 @@
 //! The judge: success criteria, and the verdict an experiment ends with.
 
+mod signed_rank;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -12,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::AgentId;
 
+pub use signed_rank::{
+    EXACT_MAX_PAIRS, SignedRank, SignedRankMethod, signed_rank_with, wilcoxon_signed_rank,
+};
 pub use stats::{EXACT_MAX_GROUP, MannWhitney, MannWhitneyMethod, mann_whitney_u};
 pub use verdict::{FLEET_ROBUST_HOSTS, JudgeConfig, fleet_median, judge, judge_with};
 

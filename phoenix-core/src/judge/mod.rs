@@ -222,9 +222,10 @@ pub struct CriterionResult {
     /// The candidate's underlying figure.
     #[serde(default)]
     pub candidate: Option<f64>,
-    /// The distribution test behind the decision (agent CPU: Mann-Whitney U).
+    /// The paired test behind the decision (agent CPU: Wilcoxon signed-rank over the
+    /// samples' baseline and candidate evaluation times).
     #[serde(default)]
-    pub statistic: Option<MannWhitney>,
+    pub paired_test: Option<SignedRank>,
     /// The KPI over every host's samples pooled (shown for context; not what decides).
     #[serde(default)]
     pub pooled: Option<f64>,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::{Catalogue, Observation, PricingModel, Savings, Usage, group_digits, savings};
 use crate::experiment::{Experiment, TargetState};
 use crate::ids::{AgentId, ExperimentId};
-use crate::judge::{KpiName, MannWhitney, mann_whitney_u};
+use crate::judge::{KpiName, SignedRank, wilcoxon_signed_rank};
 use crate::measure::{MeasurementSample, VariantStats};
 
 /// Most points in a KPI time series; buckets widen to stay under it.
@@ -187,9 +187,10 @@ pub struct HostKpis {
     pub samples: u64,
     /// Its KPIs, from its own samples only.
     pub kpis: Vec<KpiValue>,
-    /// Mann-Whitney U of its own per-sample evaluation CPU, candidate against baseline.
+    /// Wilcoxon signed-rank test of its own samples' evaluation CPU, each sample one pair
+    /// (candidate against baseline on the same input).
     #[serde(default)]
-    pub agent_cpu_test: Option<MannWhitney>,
+    pub agent_cpu_test: Option<SignedRank>,
 }
 
 /// Everything measured about an experiment.
@@ -213,8 +214,9 @@ pub struct ExperimentKpis {
     pub baseline: VariantSummary,
     /// Candidate aggregates.
     pub candidate: VariantSummary,
-    /// Mann-Whitney U of per-sample evaluation CPU, candidate against baseline.
-    pub agent_cpu_test: Option<MannWhitney>,
+    /// Wilcoxon signed-rank test of per-sample evaluation CPU, each sample one pair
+    /// (candidate against baseline on the same input in the same interval).
+    pub agent_cpu_test: Option<SignedRank>,
     /// Cost on the measured hosts; `None` when the pricing model is unknown or nothing was
     /// judged.
     pub cost: Option<ExperimentCost>,
@@ -352,7 +354,7 @@ struct Measured {
     kpis: Vec<KpiValue>,
     baseline: VariantSummary,
     candidate: VariantSummary,
-    cpu_test: Option<MannWhitney>,
+    cpu_test: Option<SignedRank>,
     cost: Option<ExperimentCost>,
     critical_missing: Vec<CriticalMiss>,
 }
@@ -553,7 +555,8 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         ),
     );
 
-    // Agent CPU: evaluation time per sample, candidate against baseline.
+    // Agent CPU: evaluation time per sample, candidate against baseline. Both variants
+    // evaluate the same input in the same interval, so each sample is one pair.
     let (be, ce) = (
         sum(|s| s.baseline.eval_nanos),
         sum(|s| s.candidate.eval_nanos),
@@ -568,7 +571,7 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         .map(|s| as_f64(s.candidate.eval_nanos.into()))
         .collect();
     let cpu_test = if be > 0 {
-        mann_whitney_u(&b_cpu, &c_cpu)
+        wilcoxon_signed_rank(&b_cpu, &c_cpu)
     } else {
         None
     };
@@ -587,7 +590,7 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         Some(candidate.eval_nanos_mean),
         if cpu_measured {
             format!(
-                "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Mann-Whitney U over per-sample values"
+                "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Wilcoxon signed-rank test over the per-sample pairs"
             )
         } else {
             format!(

@@ -141,14 +141,34 @@ fn inconclusive_when_a_live_host_is_missing_but_lost_hosts_are_excluded() {
 
 #[test]
 fn inconclusive_when_a_critical_criterion_cannot_be_measured() {
+    // No per-variant CPU (the otelcol runtime): the CPU overhead is not measured.
+    let mut e = experiment(&["web-1", "web-2"]);
+    e.spec.criteria = Criterion::defaults();
+    e.spec.criteria.last_mut().unwrap().critical = true;
+    let no_cpu = |v: V| V(v.0, v.1, v.2, 0, v.4);
+    let samples = run(&e, 10, no_cpu(BASE), no_cpu(GOOD));
+    let (v, _) = verdict_of(&e, &samples);
+    assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
+    let r = result(&v, KpiName::AgentCpuOverheadPct);
+    assert_eq!((r.measured, r.passed), (None, None));
+    // Non-critical: marginal instead.
+    e.spec.criteria.last_mut().unwrap().critical = false;
+    let (v, _) = verdict_of(&e, &samples);
+    assert_eq!(v.outcome, VerdictOutcome::Marginal);
+}
+
+#[test]
+fn a_stored_criterion_on_the_withdrawn_rss_kpi_is_unmeasured_and_says_why() {
+    // Validation refuses it now; an experiment stored before the withdrawal may carry it.
     let mut e = experiment(&["web-1", "web-2"]);
     e.spec
         .criteria
         .push(Criterion::at_most(KpiName::AgentRssOverheadPct, 20.0, true));
     let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
-    assert_eq!(result(&v, KpiName::AgentRssOverheadPct).passed, None);
-    // Non-critical: marginal instead.
+    let r = result(&v, KpiName::AgentRssOverheadPct);
+    assert_eq!(r.passed, None);
+    assert!(r.reason.contains("one process"), "{}", r.reason);
     e.spec.criteria.last_mut().unwrap().critical = false;
     let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Marginal);

@@ -196,7 +196,13 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
             criterion: criterion.clone(),
             measured: None,
             passed: None,
-            reason: format!("{} was not computed ({wanted}, {kind})", criterion.kpi),
+            reason: match criterion.kpi.withdrawn() {
+                Some(why) => format!(
+                    "{} could not be measured: {why} ({wanted}, {kind})",
+                    criterion.kpi
+                ),
+                None => format!("{} was not computed ({wanted}, {kind})", criterion.kpi),
+            },
             baseline: None,
             candidate: None,
             paired_test: None,

@@ -130,11 +130,10 @@ fn reductions_fidelity_coverage_and_overhead() {
     // Baseline eval 10,000 + jitter, candidate 11,000 + jitter: about 10% more.
     assert!((9.0..11.0).contains(&cpu), "{cpu}");
     assert!(k.agent_cpu_test.as_ref().unwrap().p_greater < 0.001);
-    let rss = kpi(&k, KpiName::AgentRssOverheadPct);
-    assert_eq!(
-        (rss.value, rss.undefined),
-        (None, Some(Undefined::NotMeasured))
-    );
+    // Withdrawn: measured by no agent, so not reported at all.
+    assert!(k.kpi(KpiName::AgentRssOverheadPct).is_none());
+    assert_eq!(k.kpis.len(), ALL_KPIS.len());
+    assert!(ALL_KPIS.iter().all(|n| n.offered()));
     assert_eq!(k.baseline.series_p95, 2_000);
     assert_eq!(k.candidate.series_mean, 600.0);
 }

@@ -198,13 +198,13 @@ fn create_from_flags_yaml_and_json_then_list_get_events_delete() {
     let id = created.id.to_string();
     let get = server.run(&["experiment", "get", &id]);
     assert!(
-        get.ok().contains("candidate           topk k=5"),
+        get.ok().contains("candidate               topk k=5"),
         "{}",
         get.stdout
     );
     assert!(
         get.stdout
-            .contains("criteria            cardinality_reduction_pct>=60:critical")
+            .contains("criteria                cardinality_reduction_pct>=60:critical")
     );
     let got: Experiment = server.run(&["experiment", "get", &id, "-o", "json"]).json();
     assert_eq!(got, read);

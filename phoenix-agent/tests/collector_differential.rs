@@ -308,8 +308,14 @@ impl Row {
             && self.only_collector.is_empty()
             && self.value_err <= 1e-9
             && self.sum_err <= 1e-9
-            && (self.native.fidelity.cpu_pct - self.collector.fidelity.cpu_pct).abs() <= 1e-6
-            && (self.native.fidelity.memory_pct - self.collector.fidelity.memory_pct).abs() <= 1e-6
+            && close(
+                self.native.fidelity.cpu_pct,
+                self.collector.fidelity.cpu_pct,
+            )
+            && close(
+                self.native.fidelity.memory_pct,
+                self.collector.fidelity.memory_pct,
+            )
             && self.native.critical == self.collector.critical
     }
 }
@@ -452,8 +458,16 @@ async fn run(
     rows
 }
 
-fn pct(v: f64) -> String {
-    format!("{v:.1} %")
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.1} %"))
+}
+
+/// Both measured and within 1e-6 percent, or both not measured.
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6,
+        (a, b) => a.is_none() && b.is_none(),
+    }
 }
 
 fn coverage(stats: &VariantStats) -> String {

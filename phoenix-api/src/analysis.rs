@@ -27,11 +27,11 @@ mirror_enum! {
 }
 
 mirror_enum! {
-    /// How Mann-Whitney p-values were obtained.
-    MannWhitneyMethod => judge::MannWhitneyMethod {
-        /// Exact null distribution.
+    /// How signed-rank p-values were obtained.
+    SignedRankMethod => judge::SignedRankMethod {
+        /// Exact sign-flip distribution given the observed midranks (up to 50 pairs).
         Exact,
-        /// Normal approximation with tie and continuity corrections.
+        /// Normal approximation with tie correction, no continuity correction.
         NormalApproximation,
     }
 }
@@ -265,28 +265,35 @@ wire_struct! {
 }
 
 wire_struct! {
-    /// Mann-Whitney U of candidate against baseline.
-    MannWhitney <= judge::MannWhitney {
-        /// Baseline values.
-        n_baseline: u64,
-        /// Candidate values.
-        n_candidate: u64,
-        /// U of the candidate.
-        u_candidate: f64,
-        /// U of the baseline.
-        u_baseline: f64,
-        /// z score.
+    /// Wilcoxon signed-rank test of candidate against baseline, each sample one pair
+    /// (pairs with equal values dropped: zero method `wilcox`).
+    SignedRank <= judge::SignedRank {
+        /// Pairs given.
+        pairs: u64,
+        /// Pairs with equal values, dropped.
+        zeros: u64,
+        /// Pairs ranked.
+        n: u64,
+        /// Pairs where the candidate is higher.
+        candidate_higher: u64,
+        /// Rank sum of the pairs where the candidate is higher.
+        w_plus: f64,
+        /// Rank sum of the pairs where the candidate is lower.
+        w_minus: f64,
+        /// Whether midranks were used for tied differences.
+        ties: bool,
+        /// z score, tie-corrected.
         z: Option<f64>,
-        /// p of "candidate larger".
+        /// p of "candidate higher".
         p_greater: f64,
-        /// p of "candidate smaller".
+        /// p of "candidate lower".
         p_less: f64,
         /// Two-sided p.
         p_two_sided: f64,
-        /// Probability a candidate value exceeds a baseline value.
+        /// Share of the rank sum on the candidate's side (0.5: no tendency).
         effect: f64,
         /// Method.
-        method: MannWhitneyMethod,
+        method: SignedRankMethod,
     }
 }
 
@@ -339,8 +346,8 @@ wire_struct! {
         samples: u64,
         /// KPIs, from its own samples only.
         kpis: Vec<KpiValue>,
-        /// Mann-Whitney U of its own evaluation CPU.
-        agent_cpu_test: Option<MannWhitney>,
+        /// Signed-rank test of its own evaluation CPU pairs.
+        agent_cpu_test: Option<SignedRank>,
     }
 }
 
@@ -365,8 +372,8 @@ wire_struct! {
         baseline: VariantSummary,
         /// Candidate aggregates.
         candidate: VariantSummary,
-        /// Mann-Whitney U of evaluation CPU.
-        agent_cpu_test: Option<MannWhitney>,
+        /// Signed-rank test of evaluation CPU pairs.
+        agent_cpu_test: Option<SignedRank>,
         /// Cost on the measured hosts.
         cost: Option<ExperimentCost>,
         /// Critical processes or patterns missed.

@@ -198,7 +198,9 @@ mirror_enum! {
         CriticalCoveragePct,
         /// Extra agent CPU of the candidate, percent.
         AgentCpuOverheadPct,
-        /// Extra agent memory of the candidate, percent.
+        /// Withdrawn: no agent measures per-variant memory, so a criterion on it is
+        /// refused (422 at `spec.criteria[i].kpi`); the name stays so stored experiments
+        /// still read.
         AgentRssOverheadPct,
     }
 }

@@ -82,12 +82,19 @@ pub struct LabelCardinality {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
+#[cfg_attr(
+    feature = "openapi",
+    oai(deny_unknown_fields, skip_serializing_if_is_none)
+)]
 pub struct Fidelity {
-    /// Percent of process CPU carried.
-    pub cpu_pct: f64,
-    /// Percent of process memory carried.
-    pub memory_pct: f64,
+    /// Percent of process CPU carried; absent when the input had no process CPU series
+    /// (not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pct: Option<f64>,
+    /// Percent of process memory carried; absent when the input had no process memory
+    /// series (not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_pct: Option<f64>,
 }
 
 /// Critical processes and patterns present in a variant's output.

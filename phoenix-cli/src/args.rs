@@ -135,11 +135,13 @@ pub(crate) fn criterion(s: &str) -> Result<Criterion, String> {
     let kpi: KpiName = wire_enum(kpi.trim()).ok_or_else(|| {
         format!(
             "unknown KPI `{}` (one of: cardinality_reduction_pct, data_point_reduction_pct, \
-             cost_reduction_pct, fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct, \
-             agent_rss_overhead_pct)",
+             cost_reduction_pct, fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct)",
             kpi.trim()
         )
     })?;
+    if let Some(why) = phoenix_core::judge::KpiName::from(kpi).withdrawn() {
+        return Err(why.to_owned());
+    }
     let threshold: f64 = threshold
         .trim()
         .trim_end_matches('%')
@@ -204,6 +206,8 @@ mod tests {
         assert!(criterion("fidelity_pct=1").is_err());
         assert!(criterion("fidelity_pct>=x").is_err());
         assert!(criterion("fidelity_pct>=inf").is_err());
+        let refused = criterion("agent_rss_overhead_pct<=10").unwrap_err();
+        assert!(refused.contains("not measured"), "{refused}");
     }
 
     #[test]

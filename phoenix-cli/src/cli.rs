@@ -185,7 +185,8 @@ pub struct CreateArgs {
     /// A success criterion, `KPI>=N` or `KPI<=N`, `:critical` appended to make a miss fail
     /// the verdict (repeatable; replaces the default criteria). KPIs:
     /// cardinality_reduction_pct, data_point_reduction_pct, cost_reduction_pct,
-    /// fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct, agent_rss_overhead_pct.
+    /// fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct (agent_rss_overhead_pct
+    /// is refused: no agent measures per-variant memory).
     #[arg(long, value_name = "CRITERION", value_parser = args::criterion, group = "spec_flags")]
     pub criterion: Vec<Criterion>,
     /// Roll back automatically on a failing verdict.

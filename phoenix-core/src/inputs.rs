@@ -380,18 +380,19 @@ pub fn variant_stats(errors: &mut ValidationErrors, path: &str, v: &VariantStats
             0..=MAX_SERIES,
         );
     }
-    float(
-        errors,
-        &format!("{path}.fidelity.cpu_pct"),
-        v.fidelity.cpu_pct,
-        0.0..=100.0,
-    );
-    float(
-        errors,
-        &format!("{path}.fidelity.memory_pct"),
-        v.fidelity.memory_pct,
-        0.0..=100.0,
-    );
+    for (name, share) in [
+        ("cpu_pct", v.fidelity.cpu_pct),
+        ("memory_pct", v.fidelity.memory_pct),
+    ] {
+        if let Some(share) = share {
+            float(
+                errors,
+                &format!("{path}.fidelity.{name}"),
+                share,
+                0.0..=100.0,
+            );
+        }
+    }
     list(
         errors,
         &format!("{path}.critical.expected"),

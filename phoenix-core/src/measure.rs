@@ -66,12 +66,31 @@ pub struct LabelCardinality {
 /// Share of the host's resource usage carried by the series a variant keeps, in percent
 /// (0 to 100). A top-K that hides the hottest process scores low; `aggregate_other` keeps
 /// totals, so it scores 100 on totals even though entities are merged.
+///
+/// A share is `None` (**not measured**) when the input has no series of its metric on a
+/// process resource: nothing was there to keep or lose, and 100 % would be a figure
+/// without a measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Fidelity {
-    /// Percent of total process CPU carried by kept series.
-    pub cpu_pct: f64,
-    /// Percent of total process memory carried by kept series.
-    pub memory_pct: f64,
+    /// Percent of total process CPU carried by kept series; `None` when the input had no
+    /// process CPU series.
+    #[serde(default)]
+    pub cpu_pct: Option<f64>,
+    /// Percent of total process memory carried by kept series; `None` when the input had
+    /// no process memory series.
+    #[serde(default)]
+    pub memory_pct: Option<f64>,
+}
+
+impl Fidelity {
+    /// The lower of the measured shares; `None` when neither was measured.
+    #[must_use]
+    pub fn lower(&self) -> Option<f64> {
+        match (self.cpu_pct, self.memory_pct) {
+            (Some(c), Some(m)) => Some(c.min(m)),
+            (one, other) => one.or(other),
+        }
+    }
 }
 
 /// Which critical processes and metric patterns the variant's output still contains.

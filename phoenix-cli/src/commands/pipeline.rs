@@ -271,8 +271,8 @@ fn preview_view(p: &Preview) -> String {
             "fidelity",
             format!(
                 "cpu {}, memory {}",
-                pct(Some(p.fidelity.cpu_pct)),
-                pct(Some(p.fidelity.memory_pct))
+                pct(p.fidelity.cpu_pct),
+                pct(p.fidelity.memory_pct)
             ),
         ),
     ]);

@@ -192,7 +192,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
     overflow.seq = MAX_STORABLE_INT + 1;
     let mut absurd = sample(now, experiment.id, agent.id, 2);
     absurd.baseline.series = u64::MAX;
-    absurd.candidate.fidelity.memory_pct = 101.0;
+    absurd.candidate.fidelity.memory_pct = Some(101.0);
     absurd.interval_secs = 0;
     absurd.baseline.series_by_metric = BTreeMap::from([("cpu\0".to_owned(), 1)]);
     let mut ancient = sample(now, experiment.id, agent.id, 3);

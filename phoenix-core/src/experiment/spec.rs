@@ -206,6 +206,9 @@ impl ExperimentSpec {
             errors.push(format!("{path}.criteria"), "at most 32 criteria");
         }
         for (i, c) in self.criteria.iter().enumerate() {
+            if let Some(why) = c.kpi.withdrawn() {
+                errors.push(format!("{path}.criteria[{i}].kpi"), why);
+            }
             let p = format!("{path}.criteria[{i}].threshold");
             if !c.threshold.is_finite() {
                 errors.push(p, "must be a finite number");
@@ -294,6 +297,26 @@ mod tests {
                 "spec.criteria[0].threshold",
             ]
         );
+    }
+
+    #[test]
+    fn a_criterion_on_an_unmeasured_kpi_is_refused_with_the_reason() {
+        let mut req = valid();
+        req.spec.criteria = vec![
+            Criterion::at_most(KpiName::AgentCpuOverheadPct, 20.0, false),
+            Criterion::at_most(KpiName::AgentRssOverheadPct, 20.0, true),
+        ];
+        let errors = req.validate().unwrap_err();
+        assert_eq!(errors.errors.len(), 1);
+        assert_eq!(errors.errors[0].path, "spec.criteria[1].kpi");
+        assert!(
+            errors.errors[0].message.contains("not measured")
+                && errors.errors[0].message.contains("one process"),
+            "{}",
+            errors.errors[0].message
+        );
+        req.spec.criteria.pop();
+        req.validate().unwrap();
     }
 
     #[test]

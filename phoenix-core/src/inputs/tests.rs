@@ -87,7 +87,7 @@ fn absurd_sample_figures_are_refused_with_their_paths() {
     s.baseline.series = u64::MAX;
     s.baseline.bytes = MAX_BYTES + 1;
     s.candidate.points = MAX_POINTS + 1;
-    s.candidate.fidelity.cpu_pct = 100.5;
+    s.candidate.fidelity.cpu_pct = Some(100.5);
     s.candidate.eval_nanos = u64::MAX;
     s.host.cpu_pct = -1.0;
     s.host.memory_used_bytes = MAX_MEMORY_BYTES + 1;

@@ -1,5 +1,6 @@
 //! The judge: success criteria, and the verdict an experiment ends with.
 
+mod signed_rank;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -12,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::AgentId;
 
+pub use signed_rank::{
+    EXACT_MAX_PAIRS, SignedRank, SignedRankMethod, signed_rank_with, wilcoxon_signed_rank,
+};
 pub use stats::{EXACT_MAX_GROUP, MannWhitney, MannWhitneyMethod, mann_whitney_u};
 pub use verdict::{FLEET_ROBUST_HOSTS, JudgeConfig, fleet_median, judge, judge_with};
 
@@ -32,10 +36,36 @@ pub enum KpiName {
     /// Extra agent CPU the candidate costs relative to the baseline, percent.
     AgentCpuOverheadPct,
     /// Extra agent memory the candidate costs relative to the baseline, percent.
+    /// **Withdrawn**: no agent measures it (see [`KpiName::offered`]), so
+    /// `ExperimentSpec::validate` refuses a criterion on it and no KPI reports it. The name
+    /// stays so that experiments stored before the withdrawal still read.
     AgentRssOverheadPct,
 }
 
 impl KpiName {
+    /// Why a criterion cannot test this KPI, when it cannot: the agents measure nothing it
+    /// could be computed from. `None` for every KPI that is measured.
+    ///
+    /// `agent_rss_overhead_pct`: the native runtime evaluates both variants in the agent's
+    /// one process, and the otelcol runtime runs both in one Collector process; a sample
+    /// carries one resident set size (`HostStats::agent_rss_bytes`, the agent's plus the
+    /// Collector's) for the two together, so no per-variant memory exists to compare.
+    #[must_use]
+    pub fn withdrawn(self) -> Option<&'static str> {
+        match self {
+            Self::AgentRssOverheadPct => Some(
+                "agent_rss_overhead_pct is not measured: both variants run in one process (the agent's, or one Collector in otelcol mode), whose resident set size agents report for the two together, so no per-variant memory exists to compare; a criterion on it could never be decided",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether a criterion may test this KPI (it is measured; see [`KpiName::withdrawn`]).
+    #[must_use]
+    pub fn offered(self) -> bool {
+        self.withdrawn().is_none()
+    }
+
     /// The wire name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -218,9 +248,10 @@ pub struct CriterionResult {
     /// The candidate's underlying figure.
     #[serde(default)]
     pub candidate: Option<f64>,
-    /// The distribution test behind the decision (agent CPU: Mann-Whitney U).
+    /// The paired test behind the decision (agent CPU: Wilcoxon signed-rank over the
+    /// samples' baseline and candidate evaluation times).
     #[serde(default)]
-    pub statistic: Option<MannWhitney>,
+    pub paired_test: Option<SignedRank>,
     /// The KPI over every host's samples pooled (shown for context; not what decides).
     #[serde(default)]
     pub pooled: Option<f64>,

@@ -140,7 +140,7 @@ fn upper_tail(z: f64) -> f64 {
 }
 
 /// Complementary error function (Chebyshev fit, fractional error below 1.2e-7).
-fn erfc(x: f64) -> f64 {
+pub(super) fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -z * z - 1.265_512_23

@@ -38,7 +38,7 @@ fn pass_with_measured_values_next_to_thresholds() {
     );
     let cpu = result(&v, KpiName::AgentCpuOverheadPct);
     assert_eq!(cpu.passed, Some(true));
-    assert!(cpu.statistic.is_some());
+    assert!(cpu.paired_test.is_some());
     assert!(v.criteria.iter().all(|c| c.passed == Some(true)));
 }
 
@@ -141,42 +141,189 @@ fn inconclusive_when_a_live_host_is_missing_but_lost_hosts_are_excluded() {
 
 #[test]
 fn inconclusive_when_a_critical_criterion_cannot_be_measured() {
+    // No per-variant CPU (the otelcol runtime): the CPU overhead is not measured.
+    let mut e = experiment(&["web-1", "web-2"]);
+    e.spec.criteria = Criterion::defaults();
+    e.spec.criteria.last_mut().unwrap().critical = true;
+    let no_cpu = |v: V| V(v.0, v.1, v.2, 0, v.4);
+    let samples = run(&e, 10, no_cpu(BASE), no_cpu(GOOD));
+    let (v, _) = verdict_of(&e, &samples);
+    assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
+    let r = result(&v, KpiName::AgentCpuOverheadPct);
+    assert_eq!((r.measured, r.passed), (None, None));
+    // Non-critical: marginal instead.
+    e.spec.criteria.last_mut().unwrap().critical = false;
+    let (v, _) = verdict_of(&e, &samples);
+    assert_eq!(v.outcome, VerdictOutcome::Marginal);
+}
+
+#[test]
+fn a_stored_criterion_on_the_withdrawn_rss_kpi_is_unmeasured_and_says_why() {
+    // Validation refuses it now; an experiment stored before the withdrawal may carry it.
     let mut e = experiment(&["web-1", "web-2"]);
     e.spec
         .criteria
         .push(Criterion::at_most(KpiName::AgentRssOverheadPct, 20.0, true));
     let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
-    assert_eq!(result(&v, KpiName::AgentRssOverheadPct).passed, None);
-    // Non-critical: marginal instead.
+    let r = result(&v, KpiName::AgentRssOverheadPct);
+    assert_eq!(r.passed, None);
+    assert!(r.reason.contains("one process"), "{}", r.reason);
     e.spec.criteria.last_mut().unwrap().critical = false;
     let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Marginal);
 }
 
 #[test]
-fn cpu_overhead_fails_only_when_significantly_higher() {
+fn cpu_overhead_fails_when_significantly_higher() {
     let mut e = experiment(&["web-1", "web-2"]);
     e.spec.criteria = vec![Criterion::at_most(KpiName::AgentCpuOverheadPct, 5.0, true)];
     // Candidate clearly slower (10% more, every sample): significant, fails.
     let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
     assert_eq!(v.outcome, VerdictOutcome::Fail);
     let r = result(&v, KpiName::AgentCpuOverheadPct);
-    let t = r.statistic.as_ref().unwrap();
+    let t = r.paired_test.as_ref().unwrap();
     assert!(t.p_greater < 0.05);
-    assert_eq!(t.n_baseline, 20);
-    // Noisy samples whose means differ by more than 5% but whose distributions overlap.
-    let mut samples = run(&e, 10, BASE, GOOD);
+    assert_eq!((t.pairs, t.n, t.candidate_higher), (20, 20, 20));
+    assert!(r.reason.contains("significantly higher"), "{}", r.reason);
+}
+
+/// Every sample's evaluation times, in sample order.
+fn set_eval(samples: &mut [crate::measure::MeasurementSample], base: &[u64], cand: &[u64]) {
     for (i, s) in samples.iter_mut().enumerate() {
-        s.baseline.eval_nanos = [9_000, 20_000, 10_000, 11_000][i % 4];
-        s.candidate.eval_nanos = [9_500, 10_500, 30_000, 10_200][(i + 1) % 4];
+        s.baseline.eval_nanos = base[i % base.len()];
+        s.candidate.eval_nanos = cand[i % cand.len()];
     }
+}
+
+#[test]
+fn one_outlier_interval_is_waived_only_with_enough_pairs_and_the_reason_says_so() {
+    // The case: the candidate is cheaper in every interval but one, where it spent
+    // 200 us more. The ratio of sums reads a large overhead; the ranks read none.
+    let mut e = experiment(&["web-1", "web-2"]);
+    e.spec.criteria = vec![Criterion::at_most(KpiName::AgentCpuOverheadPct, 50.0, true)];
+    let mut samples = run(&e, 10, BASE, GOOD);
+    set_eval(&mut samples, &[10_000], &[9_000]);
+    samples[0].candidate.eval_nanos = 200_000;
+    let (v, k) = verdict_of(&e, &samples);
+    let r = result(&v, KpiName::AgentCpuOverheadPct);
+    assert!(r.measured.unwrap() > 50.0, "{:?}", r.measured);
+    let t = r.paired_test.as_ref().unwrap();
+    assert!(t.p_greater > 0.99 && t.n >= 10, "{t:?}");
+    assert_eq!(r.passed, Some(true));
+    assert!(r.reason.contains("disagree"), "{}", r.reason);
+    assert!(r.reason.contains("candidate higher in 1,"), "{}", r.reason);
+    assert_eq!(v.outcome, VerdictOutcome::Pass);
+    assert!(
+        v.reasons.iter().any(|x| x.contains("disagree")),
+        "{:?}",
+        v.reasons
+    );
+    // The host with the outlier waives it on its own 10 pairs too.
+    assert!(
+        k.per_host
+            .iter()
+            .all(|h| h.agent_cpu_test.as_ref().unwrap().n == 10)
+    );
+
+    // The same excess at the minimum sample count (3 per host, 6 in all): too few pairs
+    // for the test's silence to mean anything, so the excess is missed.
+    let mut few = run(&e, 3, BASE, GOOD);
+    set_eval(&mut few, &[10_000], &[9_000]);
+    few[0].candidate.eval_nanos = 200_000;
+    let (v, _) = verdict_of(&e, &few);
+    let r = result(&v, KpiName::AgentCpuOverheadPct);
+    assert!(r.measured.unwrap() > 50.0);
+    assert!(r.paired_test.as_ref().unwrap().p_greater >= 0.05);
+    assert_eq!(r.passed, Some(false));
+    assert!(
+        r.reason.contains("cannot show that the excess is noise"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(v.outcome, VerdictOutcome::Fail);
+}
+
+fn paired(n: u64, p_greater: f64) -> SignedRank {
+    SignedRank {
+        pairs: n,
+        zeros: 0,
+        n,
+        candidate_higher: n / 2,
+        w_plus: 0.0,
+        w_minus: 0.0,
+        ties: false,
+        z: None,
+        p_greater,
+        p_less: 1.0 - p_greater,
+        p_two_sided: 1.0,
+        effect: 0.5,
+        method: SignedRankMethod::Exact,
+    }
+}
+
+#[test]
+fn overhead_rule_at_its_boundaries() {
+    let config = JudgeConfig::default();
+    let (alpha, min) = (config.alpha, config.min_pairs_to_waive);
+    assert_eq!((alpha, min), (0.05, 10));
+    let c = Criterion::at_most(KpiName::AgentCpuOverheadPct, 20.0, true);
+    let decide =
+        |v: f64, t: Option<SignedRank>| verdict::decide(&c, Some(v), None, t.as_ref(), &config).0;
+    let above = 20.0 + 1e-9;
+    let (below_alpha, above_alpha) = (alpha - 1e-9, alpha + 1e-9);
+    // Exactly at the threshold: met, whatever the test says.
+    assert_eq!(decide(20.0, Some(paired(30, 1e-6))), Some(true));
+    assert_eq!(decide(20.0, Some(paired(3, 1e-6))), Some(true));
+    assert_eq!(decide(20.0, None), Some(true));
+    // Just above, significant: missed, however many pairs.
+    assert_eq!(decide(above, Some(paired(min, below_alpha))), Some(false));
+    assert_eq!(decide(above, Some(paired(1_000, below_alpha))), Some(false));
+    // Just above, not significant: met only from min pairs on.
+    assert_eq!(decide(above, Some(paired(min, above_alpha))), Some(true));
+    assert_eq!(decide(above, Some(paired(min, alpha))), Some(true));
+    assert_eq!(
+        decide(above, Some(paired(min - 1, above_alpha))),
+        Some(false)
+    );
+    assert_eq!(decide(above, Some(paired(min - 1, 1.0))), Some(false));
+    // At the judge's minimum sample count (3 per host): never waived.
+    assert_eq!(decide(above, Some(paired(3, 1.0))), Some(false));
+    // Zeros do not count as pairs: 12 pairs, 3 of them equal, 9 ranked.
+    let mut t = paired(12, 0.5);
+    t.zeros = 3;
+    t.n = 9;
+    assert_eq!(decide(above, Some(t)), Some(false));
+    // No test at all: an excess is missed.
+    assert_eq!(decide(above, None), Some(false));
+    // Below the threshold: met even when the candidate is significantly higher.
+    assert_eq!(decide(19.0, Some(paired(100, 1e-9))), Some(true));
+    // The waiver is for overheads only: an at-least criterion is decided on its value.
+    let coverage = Criterion::at_least(KpiName::CriticalCoveragePct, 100.0, true);
+    assert_eq!(
+        verdict::decide(&coverage, Some(99.0), None, Some(&paired(50, 1.0)), &config).0,
+        Some(false)
+    );
+}
+
+#[test]
+fn noisy_overhead_with_enough_pairs_is_met_and_says_why() {
+    let mut e = experiment(&["web-1", "web-2"]);
+    e.spec.criteria = vec![Criterion::at_most(KpiName::AgentCpuOverheadPct, 5.0, true)];
+    // Noisy samples whose sums differ by more than 5% but whose pairs point both ways.
+    let mut samples = run(&e, 10, BASE, GOOD);
+    set_eval(
+        &mut samples,
+        &[9_000, 20_000, 10_000, 11_000],
+        &[9_500, 30_000, 9_800, 10_500],
+    );
     let (v, _) = verdict_of(&e, &samples);
     let r = result(&v, KpiName::AgentCpuOverheadPct);
     assert!(r.measured.unwrap() > 5.0);
-    assert!(r.statistic.as_ref().unwrap().p_greater >= 0.05);
+    let t = r.paired_test.as_ref().unwrap();
+    assert!(t.p_greater >= 0.05, "{t:?}");
     assert_eq!(r.passed, Some(true));
-    assert_eq!(v.outcome, VerdictOutcome::Pass);
+    assert!(r.reason.contains("disagree"), "{}", r.reason);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Comparison, Criterion, CriterionResult, HostCriterion, HostVerdict, KpiName, MannWhitney,
+    Comparison, Criterion, CriterionResult, HostCriterion, HostVerdict, KpiName, SignedRank,
     Verdict, VerdictOutcome,
 };
 use crate::experiment::{Experiment, TargetState};
@@ -17,9 +17,20 @@ pub struct JudgeConfig {
     pub min_samples: u64,
     /// Judged samples needed from every live host.
     pub min_samples_per_host: u64,
-    /// Significance level of distribution tests: an overhead above its threshold fails only
-    /// when the candidate is significantly higher (one-sided p < alpha).
+    /// Significance level of the paired test of an overhead (one-sided p < alpha: the
+    /// candidate is significantly higher than the baseline).
     pub alpha: f64,
+    /// Fewest nonzero pairs of the paired test for an overhead above its threshold to be
+    /// waved through as noise when the test finds the candidate not significantly higher.
+    /// With fewer pairs an excess over the threshold is missed: below 5 pairs the test
+    /// cannot reach p < 0.05 at all (its smallest one-sided p is `2^-n`), so its silence
+    /// proves nothing.
+    #[serde(default = "default_min_pairs_to_waive")]
+    pub min_pairs_to_waive: u64,
+}
+
+fn default_min_pairs_to_waive() -> u64 {
+    10
 }
 
 impl Default for JudgeConfig {
@@ -28,6 +39,7 @@ impl Default for JudgeConfig {
             min_samples: 6,
             min_samples_per_host: 3,
             alpha: 0.05,
+            min_pairs_to_waive: default_min_pairs_to_waive(),
         }
     }
 }
@@ -86,12 +98,23 @@ pub fn fleet_median(values: &[f64], comparison: Comparison) -> Option<f64> {
 
 /// A criterion against one value: whether it is met and why, in words (without the
 /// criterion's threshold, which the caller adds).
-fn decide(
+///
+/// An overhead (`at_most`) with its paired test, `v` the point figure (a ratio of sums):
+///
+/// 1. `v <= threshold`: met.
+/// 2. `v > threshold` and the candidate is significantly higher (one-sided p < `alpha`):
+///    missed.
+/// 3. `v > threshold`, not significant, fewer than `min_pairs_to_waive` nonzero pairs (or
+///    no test): missed. Too few pairs to tell an excess from noise is not a pass.
+/// 4. `v > threshold`, not significant, at least `min_pairs_to_waive` nonzero pairs: met,
+///    and the words say that the point figure and the test disagree (the excess comes from
+///    a few intervals, the typical pair does not show it).
+pub(super) fn decide(
     criterion: &Criterion,
     value: Option<f64>,
     undefined: Option<Undefined>,
-    statistic: Option<&MannWhitney>,
-    alpha: f64,
+    test: Option<&SignedRank>,
+    config: &JudgeConfig,
 ) -> (Option<bool>, String) {
     let Some(v) = value else {
         return (
@@ -100,31 +123,52 @@ fn decide(
         );
     };
     let met = criterion.comparison.holds(v, criterion.threshold);
-    match statistic {
-        Some(t)
-            if !met
-                && is_overhead(criterion.kpi)
-                && criterion.comparison == Comparison::AtMost
-                && t.p_greater >= alpha =>
-        {
-            (
-                Some(true),
-                format!(
-                    "above the threshold, but the candidate is not significantly higher than the baseline (Mann-Whitney U = {:.1}, p = {:.4} >= {alpha}): met",
-                    t.u_candidate, t.p_greater
-                ),
-            )
-        }
-        Some(t) => (
-            Some(met),
+    let paired = is_overhead(criterion.kpi) && criterion.comparison == Comparison::AtMost;
+    let alpha = config.alpha;
+    let words = |t: &SignedRank| {
+        format!(
+            "Wilcoxon signed-rank over {} nonzero pair(s) of {}: candidate higher in {}, W+ = {:.1}, one-sided p = {:.4}",
+            t.n, t.pairs, t.candidate_higher, t.w_plus, t.p_greater
+        )
+    };
+    match test {
+        _ if met => (
+            Some(true),
+            match test {
+                Some(t) => format!("met ({})", words(t)),
+                None => "met".to_owned(),
+            },
+        ),
+        None if paired => (
+            Some(false),
+            "missed: above the threshold, and no paired test to tell the excess from noise"
+                .to_owned(),
+        ),
+        Some(t) if paired && t.p_greater < alpha => (
+            Some(false),
             format!(
-                "{} (Mann-Whitney U = {:.1}, one-sided p = {:.4})",
-                if met { "met" } else { "missed" },
-                t.u_candidate,
-                t.p_greater
+                "missed: above the threshold, and the candidate is significantly higher than the baseline ({}; p < {alpha})",
+                words(t)
             ),
         ),
-        None => (Some(met), (if met { "met" } else { "missed" }).to_owned()),
+        Some(t) if paired && t.n < config.min_pairs_to_waive => (
+            Some(false),
+            format!(
+                "missed: the point figure (a ratio of sums) is above the threshold; the paired test does not find the candidate significantly higher ({}; p >= {alpha}), but with fewer than {} nonzero pairs it cannot show that the excess is noise",
+                words(t),
+                config.min_pairs_to_waive
+            ),
+        ),
+        Some(t) if paired => (
+            Some(true),
+            format!(
+                "met although the point figure (a ratio of sums) is above the threshold: the figure and the paired test disagree, the excess comes from a few intervals and the typical pair does not show it ({}; p >= {alpha} over at least {} nonzero pairs)",
+                words(t),
+                config.min_pairs_to_waive
+            ),
+        ),
+        Some(t) => (Some(false), format!("missed ({})", words(t))),
+        None => (Some(false), "missed".to_owned()),
     }
 }
 
@@ -133,7 +177,7 @@ fn find(kpis: &[crate::kpi::KpiValue], kpi: KpiName) -> Option<&crate::kpi::KpiV
 }
 
 /// The criterion on every host's own values, then on their median (see [`fleet_median`]).
-/// Overheads use the distribution test of the samples in question: each host's own for its
+/// Overheads use the paired test of the samples in question: each host's own for its
 /// value, the pooled one for the fleet's.
 fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) -> CriterionResult {
     let wanted = format!(
@@ -152,10 +196,16 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
             criterion: criterion.clone(),
             measured: None,
             passed: None,
-            reason: format!("{} was not computed ({wanted}, {kind})", criterion.kpi),
+            reason: match criterion.kpi.withdrawn() {
+                Some(why) => format!(
+                    "{} could not be measured: {why} ({wanted}, {kind})",
+                    criterion.kpi
+                ),
+                None => format!("{} was not computed ({wanted}, {kind})", criterion.kpi),
+            },
             baseline: None,
             candidate: None,
-            statistic: None,
+            paired_test: None,
             pooled: None,
             per_host: Vec::new(),
         };
@@ -172,7 +222,7 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
                 value,
                 own.and_then(|k| k.undefined),
                 test,
-                config.alpha,
+                config,
             );
             HostCriterion {
                 agent_id: h.host.agent_id,
@@ -197,18 +247,13 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
             .filter(|h| h.samples >= config.min_samples_per_host)
             .find_map(|h| find(&h.kpis, criterion.kpi).and_then(|k| k.undefined))
     });
-    let statistic = if cpu {
+    let paired_test = if cpu {
         kpis.agent_cpu_test.clone()
     } else {
         None
     };
-    let (passed, verdict_words) = decide(
-        criterion,
-        measured,
-        undefined,
-        statistic.as_ref(),
-        config.alpha,
-    );
+    let (passed, verdict_words) =
+        decide(criterion, measured, undefined, paired_test.as_ref(), config);
     let reason = match measured {
         Some(v) => format!(
             "{} = {v:.2}% ({wanted}, {kind}; median of {} host(s){}): {verdict_words}",
@@ -228,7 +273,7 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
         reason,
         baseline: pooled.baseline,
         candidate: pooled.candidate,
-        statistic,
+        paired_test,
         pooled: pooled.value,
         per_host,
     }

@@ -12,21 +12,21 @@ use serde::{Deserialize, Serialize};
 use crate::cost::{Catalogue, Observation, PricingModel, Savings, Usage, group_digits, savings};
 use crate::experiment::{Experiment, TargetState};
 use crate::ids::{AgentId, ExperimentId};
-use crate::judge::{KpiName, MannWhitney, mann_whitney_u};
+use crate::judge::{KpiName, SignedRank, wilcoxon_signed_rank};
 use crate::measure::{MeasurementSample, VariantStats};
 
 /// Most points in a KPI time series; buckets widen to stay under it.
 pub const MAX_TIME_POINTS: i64 = 240;
 
-/// Every KPI, in report order.
-pub const ALL_KPIS: [KpiName; 7] = [
+/// Every KPI reported, in report order: every offered [`KpiName`] (the withdrawn
+/// `agent_rss_overhead_pct` is measured by no agent and not reported).
+pub const ALL_KPIS: [KpiName; 6] = [
     KpiName::CardinalityReductionPct,
     KpiName::DataPointReductionPct,
     KpiName::CostReductionPct,
     KpiName::FidelityPct,
     KpiName::CriticalCoveragePct,
     KpiName::AgentCpuOverheadPct,
-    KpiName::AgentRssOverheadPct,
 ];
 
 /// Why a KPI has no value.
@@ -116,7 +116,8 @@ pub struct VariantSummary {
     pub points_per_minute: u64,
     /// Encoded bytes per month of 730 h, all hosts.
     pub bytes_per_month: u64,
-    /// Mean fidelity (lower of CPU and memory), percent.
+    /// Mean fidelity (lower of the measured CPU and memory shares) over the samples that
+    /// measured one, percent; `None` when no sample did.
     pub fidelity_pct_mean: Option<f64>,
     /// Lowest critical coverage seen, percent.
     pub critical_coverage_min_pct: Option<f64>,
@@ -193,9 +194,10 @@ pub struct HostKpis {
     pub samples: u64,
     /// Its KPIs, from its own samples only.
     pub kpis: Vec<KpiValue>,
-    /// Mann-Whitney U of its own per-sample evaluation CPU, candidate against baseline.
+    /// Wilcoxon signed-rank test of its own samples' evaluation CPU, each sample one pair
+    /// (candidate against baseline on the same input).
     #[serde(default)]
-    pub agent_cpu_test: Option<MannWhitney>,
+    pub agent_cpu_test: Option<SignedRank>,
 }
 
 /// Everything measured about an experiment.
@@ -219,8 +221,9 @@ pub struct ExperimentKpis {
     pub baseline: VariantSummary,
     /// Candidate aggregates.
     pub candidate: VariantSummary,
-    /// Mann-Whitney U of per-sample evaluation CPU, candidate against baseline.
-    pub agent_cpu_test: Option<MannWhitney>,
+    /// Wilcoxon signed-rank test of per-sample evaluation CPU, each sample one pair
+    /// (candidate against baseline on the same input in the same interval).
+    pub agent_cpu_test: Option<SignedRank>,
     /// Cost on the measured hosts; `None` when the pricing model is unknown or nothing was
     /// judged.
     pub cost: Option<ExperimentCost>,
@@ -358,7 +361,7 @@ struct Measured {
     kpis: Vec<KpiValue>,
     baseline: VariantSummary,
     candidate: VariantSummary,
-    cpu_test: Option<MannWhitney>,
+    cpu_test: Option<SignedRank>,
     cost: Option<ExperimentCost>,
     critical_missing: Vec<CriticalMiss>,
 }
@@ -405,14 +408,17 @@ fn summary(
             as_f64(l.iter().map(|s| u128::from(pick(s).series)).sum()) / as_f64(l.len() as u128)
         })
         .sum();
-    let fidelity = |v: &VariantStats| v.fidelity.cpu_pct.min(v.fidelity.memory_pct);
+    let fidelities: Vec<f64> = all
+        .iter()
+        .filter_map(|s| pick(s).fidelity.lower())
+        .collect();
     VariantSummary {
         series_mean,
         series_p95: usage.series_p95,
         points_per_minute: usage.points_per_minute,
         bytes_per_month: usage.bytes_per_month,
-        fidelity_pct_mean: (n > 0)
-            .then(|| all.iter().map(|s| fidelity(pick(s))).sum::<f64>() / as_f64(n)),
+        fidelity_pct_mean: (!fidelities.is_empty())
+            .then(|| fidelities.iter().sum::<f64>() / as_f64(fidelities.len() as u128)),
         critical_coverage_min_pct: all
             .iter()
             .map(|s| pick(s).critical.percent())
@@ -542,13 +548,33 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         ),
     }
 
+    // Fidelity: only samples whose input had process CPU or memory series measure it.
+    let count = |f: fn(&crate::measure::Fidelity) -> bool| {
+        all.iter().filter(|s| f(&s.candidate.fidelity)).count() as u64
+    };
+    let (with_cpu, with_memory, with_any) = (
+        count(|f| f.cpu_pct.is_some()),
+        count(|f| f.memory_pct.is_some()),
+        count(|f| f.lower().is_some()),
+    );
     push(
         KpiName::FidelityPct,
         candidate.fidelity_pct_mean,
-        Undefined::NoSamples,
+        Undefined::NotMeasured,
         baseline.fidelity_pct_mean,
         candidate.fidelity_pct_mean,
-        format!("mean over {basis_hosts} of the lower of the candidate's CPU and memory share"),
+        if with_any > 0 {
+            format!(
+                "mean of the lower of the candidate's measured CPU and memory shares over the {} of {basis_hosts} whose input had process CPU ({}) or memory ({}) series",
+                group_digits(with_any),
+                group_digits(with_cpu),
+                group_digits(with_memory)
+            )
+        } else {
+            format!(
+                "not measured: no input of the {basis_hosts} had a process CPU or memory series, so there was no resource share to keep or lose"
+            )
+        },
     );
     push(
         KpiName::CriticalCoveragePct,
@@ -561,7 +587,8 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         ),
     );
 
-    // Agent CPU: evaluation time per sample, candidate against baseline.
+    // Agent CPU: evaluation time per sample, candidate against baseline. Both variants
+    // evaluate the same input in the same interval, so each sample is one pair.
     let (be, ce) = (
         sum(|s| s.baseline.eval_nanos),
         sum(|s| s.candidate.eval_nanos),
@@ -576,7 +603,7 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         .map(|s| as_f64(s.candidate.eval_nanos.into()))
         .collect();
     let cpu_test = if be > 0 {
-        mann_whitney_u(&b_cpu, &c_cpu)
+        wilcoxon_signed_rank(&b_cpu, &c_cpu)
     } else {
         None
     };
@@ -595,21 +622,13 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         Some(candidate.eval_nanos_mean),
         if cpu_measured {
             format!(
-                "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Mann-Whitney U over per-sample values"
+                "(candidate / baseline - 1) x 100 of evaluation CPU nanoseconds summed over {basis_hosts}; Wilcoxon signed-rank test over the per-sample pairs"
             )
         } else {
             format!(
                 "no per-variant CPU in {basis_hosts}: both variants ran in one Collector process, whose CPU and memory the agents report for the two together"
             )
         },
-    );
-    push(
-        KpiName::AgentRssOverheadPct,
-        None,
-        Undefined::NotMeasured,
-        None,
-        None,
-        "agents report one resident set size for both variants together, so the candidate's extra memory cannot be separated".to_owned(),
     );
 
     let mut misses: BTreeMap<&str, u64> = BTreeMap::new();
@@ -641,6 +660,9 @@ struct BucketHost {
     c: [u128; 3],
 }
 
+/// In warm-up, hosts, fidelity sum, samples, samples with a fidelity.
+type Bucket = (bool, BTreeMap<AgentId, BucketHost>, f64, u64, u64);
+
 fn time_series(experiment: &Experiment, charted: &[(&MeasurementSample, bool)]) -> Vec<TimePoint> {
     let Some(first) = charted.iter().map(|(s, _)| s.taken_at).min() else {
         return Vec::new();
@@ -655,13 +677,12 @@ fn time_series(experiment: &Experiment, charted: &[(&MeasurementSample, bool)]) 
         .max((span + MAX_TIME_POINTS) / MAX_TIME_POINTS);
     // Anchor buckets at the end of warm-up so no bucket straddles it.
     let anchor = experiment.warmup_until.unwrap_or(first);
-    let mut buckets: BTreeMap<i64, (bool, BTreeMap<AgentId, BucketHost>, f64, u64)> =
-        BTreeMap::new();
+    let mut buckets: BTreeMap<i64, Bucket> = BTreeMap::new();
     for &(s, warm) in charted {
         let index = (s.taken_at - anchor).num_seconds().div_euclid(width);
         let entry = buckets
             .entry(index)
-            .or_insert_with(|| (warm, BTreeMap::new(), 0.0, 0));
+            .or_insert_with(|| (warm, BTreeMap::new(), 0.0, 0, 0));
         let h = entry.1.entry(s.agent_id).or_default();
         h.n += 1;
         for (acc, v) in [(&mut h.b, &s.baseline), (&mut h.c, &s.candidate)] {
@@ -669,46 +690,48 @@ fn time_series(experiment: &Experiment, charted: &[(&MeasurementSample, bool)]) 
             acc[1] += u128::from(v.points);
             acc[2] += u128::from(v.bytes);
         }
-        entry.2 += s
-            .candidate
-            .fidelity
-            .cpu_pct
-            .min(s.candidate.fidelity.memory_pct);
+        if let Some(f) = s.candidate.fidelity.lower() {
+            entry.2 += f;
+            entry.4 += 1;
+        }
         entry.3 += 1;
     }
     buckets
         .into_iter()
-        .map(|(index, (warm, hosts, fidelity_sum, samples))| {
-            let mut b = [0.0; 3];
-            let mut c = [0.0; 3];
-            for h in hosts.values() {
-                for i in 0..3 {
-                    b[i] += as_f64(h.b[i]) / as_f64(h.n.into());
-                    c[i] += as_f64(h.c[i]) / as_f64(h.n.into());
+        .map(
+            |(index, (warm, hosts, fidelity_sum, samples, with_fidelity))| {
+                let mut b = [0.0; 3];
+                let mut c = [0.0; 3];
+                for h in hosts.values() {
+                    for i in 0..3 {
+                        b[i] += as_f64(h.b[i]) / as_f64(h.n.into());
+                        c[i] += as_f64(h.c[i]) / as_f64(h.n.into());
+                    }
                 }
-            }
-            let reduction = |b: f64, c: f64| (b > 0.0).then(|| (1.0 - c / b) * 100.0);
-            TimePoint {
-                at: anchor + Duration::seconds(index * width),
-                width_secs: width,
-                in_warmup: warm,
-                samples,
-                hosts: hosts.len() as u64,
-                baseline: VariantPoint {
-                    series: b[0],
-                    points: b[1],
-                    bytes: b[2],
-                },
-                candidate: VariantPoint {
-                    series: c[0],
-                    points: c[1],
-                    bytes: c[2],
-                },
-                cardinality_reduction_pct: reduction(b[0], c[0]),
-                data_point_reduction_pct: reduction(b[1], c[1]),
-                fidelity_pct: Some(fidelity_sum / as_f64(samples.into())),
-            }
-        })
+                let reduction = |b: f64, c: f64| (b > 0.0).then(|| (1.0 - c / b) * 100.0);
+                TimePoint {
+                    at: anchor + Duration::seconds(index * width),
+                    width_secs: width,
+                    in_warmup: warm,
+                    samples,
+                    hosts: hosts.len() as u64,
+                    baseline: VariantPoint {
+                        series: b[0],
+                        points: b[1],
+                        bytes: b[2],
+                    },
+                    candidate: VariantPoint {
+                        series: c[0],
+                        points: c[1],
+                        bytes: c[2],
+                    },
+                    cardinality_reduction_pct: reduction(b[0], c[0]),
+                    data_point_reduction_pct: reduction(b[1], c[1]),
+                    fidelity_pct: (with_fidelity > 0)
+                        .then(|| fidelity_sum / as_f64(with_fidelity.into())),
+                }
+            },
+        )
         .collect()
 }
 

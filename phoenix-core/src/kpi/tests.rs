@@ -54,8 +54,8 @@ pub(crate) fn stats(v: V, missing: &[&str]) -> VariantStats {
         bytes: v.2,
         eval_nanos: v.3,
         fidelity: Fidelity {
-            cpu_pct: v.4,
-            memory_pct: v.4 + 5.0,
+            cpu_pct: Some(v.4),
+            memory_pct: Some(v.4 + 5.0),
         },
         critical: CriticalCoverage {
             present: expected
@@ -130,11 +130,10 @@ fn reductions_fidelity_coverage_and_overhead() {
     // Baseline eval 10,000 + jitter, candidate 11,000 + jitter: about 10% more.
     assert!((9.0..11.0).contains(&cpu), "{cpu}");
     assert!(k.agent_cpu_test.as_ref().unwrap().p_greater < 0.001);
-    let rss = kpi(&k, KpiName::AgentRssOverheadPct);
-    assert_eq!(
-        (rss.value, rss.undefined),
-        (None, Some(Undefined::NotMeasured))
-    );
+    // Withdrawn: measured by no agent, so not reported at all.
+    assert!(k.kpi(KpiName::AgentRssOverheadPct).is_none());
+    assert_eq!(k.kpis.len(), ALL_KPIS.len());
+    assert!(ALL_KPIS.iter().all(|n| n.offered()));
     assert_eq!(k.baseline.series_p95, 2_000);
     assert_eq!(k.candidate.series_mean, 600.0);
 }
@@ -223,6 +222,65 @@ fn warmup_duplicates_strangers_and_late_samples_are_excluded_and_counted() {
     );
     assert!((kpi(&k, KpiName::CardinalityReductionPct).value.unwrap() - 70.0).abs() < 1e-9);
     assert_eq!(k.judged_from, Some(t0() + Duration::seconds(70)));
+}
+
+#[test]
+fn fidelity_without_process_cpu_or_memory_series_is_not_measured() {
+    let e = experiment(&["web-1", "web-2"]);
+    // No input had a process CPU or memory series: no figure, and the reason says so.
+    let mut samples = run(&e, 10, BASE, GOOD);
+    for s in &mut samples {
+        s.baseline.fidelity = Fidelity::default();
+        s.candidate.fidelity = Fidelity::default();
+    }
+    let k = compute(&e, &samples, &Catalogue::builtin());
+    let f = kpi(&k, KpiName::FidelityPct);
+    assert_eq!((f.value, f.undefined), (None, Some(Undefined::NotMeasured)));
+    assert!(f.basis.starts_with("not measured"), "{}", f.basis);
+    assert_eq!(k.candidate.fidelity_pct_mean, None);
+    assert!(k.per_host.iter().all(|h| {
+        h.kpis
+            .iter()
+            .any(|v| v.kpi == KpiName::FidelityPct && v.value.is_none())
+    }));
+    assert!(k.time_series.iter().all(|p| p.fidelity_pct.is_none()));
+    // The judge: a non-critical fidelity criterion cannot be met (marginal), a critical
+    // one makes the verdict inconclusive.
+    let v = crate::judge::judge(&e, &k, t0());
+    let r = v
+        .criteria
+        .iter()
+        .find(|c| c.criterion.kpi == KpiName::FidelityPct)
+        .unwrap();
+    assert_eq!((r.measured, r.passed), (None, None));
+    assert!(r.reason.contains("could not be measured"), "{}", r.reason);
+    assert_eq!(v.outcome, crate::judge::VerdictOutcome::Marginal);
+    let mut critical = e.clone();
+    critical.spec.criteria = vec![crate::judge::Criterion::at_least(
+        KpiName::FidelityPct,
+        80.0,
+        true,
+    )];
+    let v = crate::judge::judge(&critical, &k, t0());
+    assert_eq!(v.outcome, crate::judge::VerdictOutcome::Inconclusive);
+
+    // Some samples measured memory only, the others nothing: the mean is over the samples
+    // that measured a share, each its lower measured share.
+    let mut samples = run(&e, 10, BASE, GOOD);
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.candidate.fidelity = if i % 2 == 0 {
+            Fidelity {
+                cpu_pct: None,
+                memory_pct: Some(60.0),
+            }
+        } else {
+            Fidelity::default()
+        };
+    }
+    let k = compute(&e, &samples, &Catalogue::builtin());
+    let f = kpi(&k, KpiName::FidelityPct);
+    assert_eq!((f.value, f.undefined), (Some(60.0), None));
+    assert!(f.basis.contains("10 of 20"), "{}", f.basis);
 }
 
 #[test]

@@ -623,7 +623,9 @@ fn top_labels(sample: &Sample) -> Vec<LabelCardinality> {
 }
 
 /// CPU is measured with `process.cpu.utilization` when the input has it, otherwise with
-/// cumulative `process.cpu.time`; memory with `process.memory.usage`.
+/// cumulative `process.cpu.time`; memory with `process.memory.usage`. A share is `None`
+/// (not measured) when the input has no finite series of its metric on a process resource;
+/// when it has some and they total zero, nothing could be lost and the share is 100.
 fn fidelity(input: &Sample, output: &Sample) -> Fidelity {
     let has_utilization = input
         .symbols()
@@ -634,10 +636,11 @@ fn fidelity(input: &Sample, output: &Sample) -> Fidelity {
     } else {
         names::PROCESS_CPU_TIME
     };
-    let share = |metric: &str| {
-        let total = |sample: &Sample, processes_only: bool| -> f64 {
+    let share = |metric: &str| -> Option<f64> {
+        // (series found, their total)
+        let total = |sample: &Sample, processes_only: bool| -> (bool, f64) {
             let Some(m) = sample.symbols().get(metric) else {
-                return 0.0;
+                return (false, 0.0);
             };
             sample
                 .series()
@@ -647,18 +650,20 @@ fn fidelity(input: &Sample, output: &Sample) -> Fidelity {
                         && s.value.is_finite()
                         && (!processes_only || sample.is_process_resource(s.resource))
                 })
-                .map(|s| s.value)
-                .sum()
+                .fold((false, 0.0), |(_, sum), s| (true, sum + s.value))
         };
-        let before = total(input, true);
+        let (measured, before) = total(input, true);
+        if !measured {
+            return None;
+        }
         if before <= 0.0 {
-            return 100.0;
+            return Some(100.0);
         }
         // Rounded to 1e-6 percent so that a preserved total reads as exactly 100 despite
         // float summation order.
-        ((100.0 * total(output, false) / before) * 1e6).round() / 1e6
+        Some(((100.0 * total(output, false).1 / before) * 1e6).round() / 1e6)
     };
-    let share = |metric: &str| share(metric).clamp(0.0, 100.0);
+    let share = |metric: &str| share(metric).map(|p| p.clamp(0.0, 100.0));
     Fidelity {
         cpu_pct: share(cpu_metric),
         memory_pct: share(names::PROCESS_MEMORY_USAGE),

@@ -79,7 +79,6 @@ const KPI_LABELS = {
   fidelity_pct: ['Fidelity', '%'],
   critical_coverage_pct: ['Critical coverage', '%'],
   agent_cpu_overhead_pct: ['Agent CPU overhead', '%'],
-  agent_rss_overhead_pct: ['Agent RSS overhead', '%'],
 };
 
 export function kpiLabel(kpi) {

@@ -72,6 +72,14 @@ async fn unknown_fields_are_422_naming_the_field(backend: Backend) {
     ]}));
     let (s, b) = post(&server, ADMIN, experiments, &body).await;
     assert_eq!(fields(s, &b), ["spec.criteria[0].critcal"]);
+    // A KPI no agent measures is refused, with the reason.
+    let body = experiment_body(&json!({"criteria": [
+        {"kpi": "agent_rss_overhead_pct", "comparison": "at_most", "threshold": 20, "critical": true}
+    ]}));
+    let (s, b) = post(&server, ADMIN, experiments, &body).await;
+    assert_eq!(fields(s, &b), ["spec.criteria[0].kpi"]);
+    let why = &b.error.details.fields.as_ref().unwrap()[0].message;
+    assert!(why.contains("not measured"), "{why}");
     let mut body = serde_json::to_value(new_experiment("strict")).unwrap();
     body["owner"] = json!("someone else");
     let (s, b) = post(&server, ADMIN, experiments, &body).await;

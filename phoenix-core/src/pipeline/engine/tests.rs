@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::pipeline::corpus;
-use crate::pipeline::sample::{CpuStates, ProcessRecord, SampleBuilder};
+use crate::pipeline::sample::{CpuStates, MetricKind, ProcessRecord, SampleBuilder};
 use crate::pipeline::spec::{
     AggregateOtherStage, AutoTune, BatchStage, FilterAction, FilterStage, KeepCriticalStage,
     LabelMatch, PipelineSpec, RankBy, Stage, ThresholdStage, TopKStage,
@@ -209,8 +209,8 @@ fn aggregate_other_rolls_demoted_entities_up_and_preserves_sums() {
     for (k, v) in &before {
         assert!((after[k] - v).abs() <= 1e-9 * v.abs().max(1.0), "{k:?}");
     }
-    assert_eq!(eval.stats.fidelity.cpu_pct, 100.0);
-    assert_eq!(eval.stats.fidelity.memory_pct, 100.0);
+    assert_eq!(eval.stats.fidelity.cpu_pct, Some(100.0));
+    assert_eq!(eval.stats.fidelity.memory_pct, Some(100.0));
     let other = eval
         .output
         .series()
@@ -348,8 +348,8 @@ fn stats_measure_the_encoded_output_fidelity_and_coverage() {
     assert_eq!(eval.stats.points, 20);
     assert_eq!(eval.stats.bytes, eval.output.to_string().len() as u64);
     assert_eq!(eval.stats.series_by_metric[names::PROCESS_CPU_TIME], 6);
-    assert!((eval.stats.fidelity.cpu_pct - 70.0).abs() < 1e-9);
-    assert!((eval.stats.fidelity.memory_pct - 40.0).abs() < 1e-9);
+    assert!((eval.stats.fidelity.cpu_pct.unwrap() - 70.0).abs() < 1e-9);
+    assert!((eval.stats.fidelity.memory_pct.unwrap() - 40.0).abs() < 1e-9);
     // `absent` matched nothing in the input, so it is not expected.
     assert_eq!(eval.stats.critical.expected, ["nginx"]);
     assert_eq!(eval.stats.critical.missing, Vec::<String>::new());
@@ -404,7 +404,7 @@ fn corpus_hosts_reduce_by_ninety_percent_with_full_coverage() {
             );
             assert_eq!(eval.stats.critical.percent(), 100.0, "{host}");
             if with_other {
-                assert_eq!(eval.stats.fidelity.cpu_pct, 100.0);
+                assert_eq!(eval.stats.fidelity.cpu_pct, Some(100.0));
             }
         }
     }
@@ -505,7 +505,10 @@ proptest! {
         prop_assert!(a.output.len() <= sample.len());
         prop_assert_eq!(a.output.to_string(), b.output.to_string());
         prop_assert_eq!(&a.stats, &b.stats);
-        prop_assert!(a.stats.fidelity.cpu_pct <= 100.0 && a.stats.fidelity.cpu_pct >= 0.0);
+        let cpu = a.stats.fidelity.cpu_pct;
+        prop_assert!(cpu.is_none_or(|c| (0.0..=100.0).contains(&c)));
+        // Some process in the input: CPU was measured.
+        prop_assert_eq!(cpu.is_some(), !processes.is_empty());
     }
 
     #[test]
@@ -583,4 +586,58 @@ fn builder_reuses_identical_resources() {
     let r1 = b.resource([("service.name", "x")]);
     let r2 = b.resource([("service.name", "x")]);
     assert_eq!(r1, r2);
+}
+
+#[test]
+fn fidelity_is_not_measured_without_process_cpu_or_memory_series() {
+    // An input with no process series at all: nothing to keep or lose, no figure.
+    let mut b = SampleBuilder::new(0);
+    let app = b.resource([("service.name", "web")]);
+    b.push(
+        app,
+        "http_requests_total",
+        MetricKind::Counter,
+        [("route", "/")],
+        5.0,
+    );
+    b.push(
+        app,
+        "http_requests_total",
+        MetricKind::Counter,
+        [("route", "/a")],
+        7.0,
+    );
+    let sample = b.build();
+    let eval = evaluate(&spec(vec![topk(1, RankBy::Cpu)]), &sample);
+    assert_eq!(eval.stats.fidelity.cpu_pct, None);
+    assert_eq!(eval.stats.fidelity.memory_pct, None);
+    assert_eq!(eval.stats.fidelity.lower(), None);
+
+    // Process memory but no process CPU: memory measured, CPU not.
+    let mut b = SampleBuilder::new(0);
+    for (pid, mib) in [("1", 30.0), ("2", 70.0)] {
+        let r = b.resource([("process.pid", pid), ("process.executable.name", "x")]);
+        b.push(
+            r,
+            names::PROCESS_MEMORY_USAGE,
+            MetricKind::Gauge,
+            std::iter::empty::<(&str, &str)>(),
+            mib,
+        );
+    }
+    let sample = b.build();
+    let keep_all = evaluate(&spec(vec![]), &sample);
+    assert_eq!(keep_all.stats.fidelity.cpu_pct, None);
+    assert_eq!(keep_all.stats.fidelity.memory_pct, Some(100.0));
+    assert_eq!(keep_all.stats.fidelity.lower(), Some(100.0));
+    let dropped = evaluate(
+        &spec(vec![Stage::Filter(FilterStage {
+            action: FilterAction::Drop,
+            metrics: vec![names::PROCESS_MEMORY_USAGE.into()],
+            labels: vec![],
+        })]),
+        &sample,
+    );
+    assert_eq!(dropped.stats.fidelity.memory_pct, Some(0.0));
+    assert_eq!(dropped.stats.fidelity.lower(), Some(0.0));
 }

@@ -49,6 +49,8 @@ pub(crate) async fn watch(cx: &Context, id: Uuid) -> Result<(), CliError> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_read = Duration::ZERO;
     let mut reconnects = 0;
+    // Reconnects wait as every client of the control plane does (core's `Backoff`).
+    let mut backoff = phoenix_core::backoff::Backoff::default().sequence();
     loop {
         if let Some(success) = finished(&experiment) {
             display.finish(&experiment, kpis.as_ref());
@@ -90,7 +92,7 @@ pub(crate) async fn watch(cx: &Context, id: Uuid) -> Result<(), CliError> {
                             cx.server
                         )));
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     sub = subscribe(cx, id).await?;
                     reread = true;
                 }

@@ -10,7 +10,7 @@
 //! and, through all of it, a saboteur agent holds a task lease across the server's death
 //! and tries to complete it after the lease went to someone else.
 //!
-//! For each store it asserts, and prints as a table (`scripts/chaos` writes it into
+//! For each store it asserts, and prints as a table (`scripts/reliability` writes it into
 //! `docs/reliability.md`): tasks lost (a task not finished once the experiment is over:
 //! 0), stale completions accepted (0), measurements stored twice (0), tasks delivered more
 //! than once and why, the time each disruption took to recover from, and that the

@@ -1,7 +1,8 @@
 //! Cardinality analysis and cost flow over 1,000,000 series with realistic label shapes.
 //!
-//! Run: `cargo bench -p phoenix-core --bench cardinality`. Single-threaded throughout, so
-//! elements per second are series per second per core. Results: `docs/benchmarks.md`.
+//! Run: `cargo bench -p phoenix-core --bench cardinality` (or `scripts/bench`).
+//! Single-threaded throughout, so elements per second are series per second per core. It
+//! rewrites its generated block of `docs/benchmarks.md` from criterion's samples.
 //!
 //! Shape: 200 hosts x 5,000 series. Per host, 300 processes as the OpenTelemetry
 //! Collector's hostmetrics process scraper reports them (13 series each: cpu.time by
@@ -16,7 +17,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
+use phoenix_bench::{Bound, Machine, Report, Target, criterion_samples, write_generated};
 use phoenix_core::cardinality::{
     AnalysisOptions, RecommendOptions, SeriesTable, analyze as analyze_snapshots,
 };
@@ -250,4 +252,122 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// The targets this benchmark checks (design sections 6 and 6.1); verdicts are computed
+/// from the medians of criterion's samples, never written.
+static TARGETS: [Target; 3] = [
+    Target {
+        id: "1m-time",
+        bound: Bound::Below(150.0),
+        text: "1 M series in < 150 ms, design 6",
+    },
+    Target {
+        id: "rate",
+        bound: Bound::AtLeast(10.0),
+        text: ">= 10 M series/s per core, design 6",
+    },
+    Target {
+        id: "rate-end-to-end",
+        bound: Bound::AtLeast(10.0),
+        text: ">= 10 M series/s per core end to end from stored snapshots, design 6.1",
+    },
+];
+
+const COMMAND: &str = "cargo bench -p phoenix-core --bench cardinality";
+
+/// Writes the generated block from criterion's samples of this run: each row's time per
+/// iteration (ms) and the series per second it implies (single-threaded: per core).
+fn report(mut machine: Machine) {
+    machine.finish();
+    let mut report = Report::new();
+    let rows: [(&str, &str, f64, &[&str]); 8] = [
+        (
+            "cardinality_1m/analyze_cost_flow_grafana",
+            "analyse + cost flow, `grafana-cloud-pro` (series driver), 1 M series",
+            1e6,
+            &["1m-time", "rate"],
+        ),
+        (
+            "cardinality_1m/analyze_cost_flow_newrelic_bytes",
+            "analyse + cost flow, `newrelic-original` (bytes estimated per series), 1 M series",
+            1e6,
+            &["1m-time", "rate"],
+        ),
+        (
+            "cardinality_1m/read_every_snapshot_string",
+            "read every label string of the snapshots once (the floor of any pass over `CardinalitySnapshot`), 1 M series",
+            1e6,
+            &[],
+        ),
+        (
+            "cardinality_1m/intern_snapshots",
+            "intern snapshots (`SeriesTable::from_snapshots`), 1 M series",
+            1e6,
+            &[],
+        ),
+        (
+            "cardinality_1m/end_to_end_intern_analyze_cost_flow",
+            "end to end from snapshots: intern + analyse + cost flow (grafana), 1 M series",
+            1e6,
+            &["1m-time", "rate-end-to-end"],
+        ),
+        (
+            "cardinality_1m/recommend",
+            "recommendations, exact re-grouping (the engine is not run above 200,000 series), 1 M series",
+            1e6,
+            &[],
+        ),
+        (
+            "cardinality_50k/recommend_with_engine",
+            "recommendations with the native engine (3 label-wide drops + `aggregate` + unchanged reference, each evaluated on every host), 50,000 series",
+            5e4,
+            &[],
+        ),
+        (
+            "cardinality_50k/recommend_exact_only",
+            "recommendations, exact re-grouping only (`engine_max_series: 0`), 50,000 series",
+            5e4,
+            &[],
+        ),
+    ];
+    for (id, what, series, targets) in rows {
+        let ns = criterion_samples(id);
+        let ms: Vec<f64> = ns.iter().map(|n| n / 1e6).collect();
+        let rate: Vec<f64> = ns.iter().map(|n| series / (n / 1e9) / 1e6).collect();
+        let time_targets: Vec<&'static Target> = targets
+            .iter()
+            .filter(|t| t.ends_with("time"))
+            .map(|t| Target::find(&TARGETS, t))
+            .collect();
+        let rate_targets: Vec<&'static Target> = targets
+            .iter()
+            .filter(|t| t.starts_with("rate"))
+            .map(|t| Target::find(&TARGETS, t))
+            .collect();
+        report.row(format!("{what}: time (ms)"), ms, 1, &time_targets);
+        report.row(
+            format!("{what}: throughput (M series/s)"),
+            rate,
+            2,
+            &rate_targets,
+        );
+    }
+    let body = format!(
+        "{}\n\nConfiguration: criterion, 10 samples per figure (min, median and max are over \
+those samples, each the mean time of its iterations); single-threaded, so series per second \
+are per core. Data as described above.\n\n{}",
+        machine.describe(),
+        report.render()
+    );
+    println!("{body}");
+    write_generated("cardinality", COMMAND, &body);
+}
+
+fn main() {
+    let machine = Machine::read();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if phoenix_bench::measuring() {
+        report(machine);
+    }
+}

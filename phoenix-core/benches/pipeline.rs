@@ -2,7 +2,8 @@
 //! sample from process records, native evaluation of every built-in template on a
 //! 500-process host, and Prometheus exposition parsing.
 //!
-//! Run: `cargo bench -p phoenix-core --bench pipeline`
+//! Run: `cargo bench -p phoenix-core --bench pipeline` (or `scripts/bench`); it rewrites its
+//! generated block of `docs/benchmarks.md` (`PHOENIX_BENCH_REPS` latency rounds, 3 by default).
 //! Data: `phoenix-core/testdata` (ci-runner-01: 500 processes, 5,000 series; node_exporter:
 //! 1,092 series).
 
@@ -10,6 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
+use phoenix_bench::{
+    Bound, Machine, Report, Target, criterion_samples, percentile, write_generated,
+};
 use phoenix_core::measure::Variant;
 use phoenix_core::pipeline::exposition::sample_from_exposition;
 use phoenix_core::pipeline::validate::validate_collector_yaml;
@@ -109,30 +113,30 @@ fn evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "index into a short vector"
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
+/// The targets this benchmark checks (design section 6); verdicts are computed from the
+/// medians, never written.
+static TARGETS: [Target; 2] = [
+    Target {
+        id: "render-p99",
+        bound: Bound::AtMost(200.0),
+        text: "built-in template render + validate p99 <= 200 us, design 6",
+    },
+    Target {
+        id: "agent-cpu",
+        bound: Bound::Below(1.0),
+        text: "baseline + candidate on >= 300 processes every 10 s with < 1 % of a core, design 6",
+    },
+];
 
-/// Per-iteration latency distribution of render + validate (criterion reports means).
-/// `cargo bench` measures 20,000 calls per case after 2,000 warm-up calls; `cargo test`
-/// (unoptimised, where the figures mean nothing) runs 20 of each as a smoke test.
-fn render_p99(measure: bool) {
+const COMMAND: &str = "cargo bench -p phoenix-core --bench pipeline";
+
+/// One render+validate case: its name and the call it times.
+type Case = (String, Box<dyn Fn()>);
+
+fn render_cases() -> Vec<Case> {
     let registry = TemplateRegistry::builtin();
     let ctx = context();
-    let (warm_up, iterations) = if measure { (2_000, 20_000) } else { (2, 20) };
-    println!(
-        "\nrender+validate latency per call, {iterations} calls each after {warm_up} warm-up calls:"
-    );
-    println!("| Template | p50 | p99 | max |");
-    println!("|---|---|---|---|");
-    let cases: Vec<(String, Box<dyn Fn()>)> = TEMPLATES
+    TEMPLATES
         .iter()
         .map(|name| {
             let reference = PipelineRef::new(*name);
@@ -158,30 +162,150 @@ fn render_p99(measure: bool) {
                         .unwrap(),
                 );
             });
-            ("experiment baseline+hybrid (3 renders)".to_owned(), f)
+            (
+                "experiment baseline + hybrid (3 renders: both variants and the combined config)"
+                    .to_owned(),
+                f,
+            )
         }))
+        .collect()
+}
+
+/// Per-call latency distribution of render + validate (criterion reports means), in
+/// rounds: each round times `iterations` calls of every case after `warm_up` calls. Returns
+/// per case its p50, p99 and max of every round, in microseconds.
+fn render_latency(
+    rounds: usize,
+    warm_up: usize,
+    iterations: usize,
+) -> Vec<(String, [Vec<f64>; 3])> {
+    let cases = render_cases();
+    let mut out: Vec<(String, [Vec<f64>; 3])> = cases
+        .iter()
+        .map(|(name, _)| (name.clone(), [Vec::new(), Vec::new(), Vec::new()]))
         .collect();
-    for (name, f) in cases {
-        for _ in 0..warm_up {
-            f();
+    for _ in 0..rounds {
+        for ((_, f), (_, figures)) in cases.iter().zip(out.iter_mut()) {
+            for _ in 0..warm_up {
+                f();
+            }
+            let mut times: Vec<f64> = (0..iterations)
+                .map(|_| {
+                    let start = Instant::now();
+                    f();
+                    start.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            figures[0].push(percentile(&times, 50.0));
+            figures[1].push(percentile(&times, 99.0));
+            figures[2].push(times[times.len() - 1]);
         }
-        let mut times = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let start = Instant::now();
-            f();
-            times.push(start.elapsed());
-        }
-        times.sort_unstable();
-        println!(
-            "| {name} | {:.1} us | {:.1} us | {:.1} us |",
-            percentile(&times, 0.5).as_secs_f64() * 1e6,
-            percentile(&times, 0.99).as_secs_f64() * 1e6,
-            times[times.len() - 1].as_secs_f64() * 1e6,
-        );
     }
+    out
+}
+
+/// Sums the k-th smallest samples of several criterion benchmarks: the min, median and
+/// max of the result are the sums of theirs.
+fn quantile_sum(parts: &[Vec<f64>]) -> Vec<f64> {
+    let mut sorted: Vec<Vec<f64>> = parts.to_vec();
+    for p in &mut sorted {
+        p.sort_by(f64::total_cmp);
+    }
+    let n = sorted.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n).map(|k| sorted.iter().map(|p| p[k]).sum()).collect()
+}
+
+fn report(
+    mut machine: Machine,
+    latency: Vec<(String, [Vec<f64>; 3])>,
+    rounds: usize,
+    iterations: usize,
+) {
+    machine.finish();
+    let mut report = Report::new();
+    for (name, [p50, p99, max]) in latency {
+        report.row(format!("render + validate p50, {name} (us)"), p50, 1, &[]);
+        report.row(
+            format!("render + validate p99, {name} (us)"),
+            p99,
+            1,
+            &[Target::find(&TARGETS, "render-p99")],
+        );
+        report.row(format!("render + validate max, {name} (us)"), max, 1, &[]);
+    }
+    report.row(
+        "validate only, hybrid YAML of about 4 KB (us)",
+        criterion_samples("render+validate/validate only (hybrid yaml)")
+            .iter()
+            .map(|n| n / 1e3)
+            .collect(),
+        1,
+        &[],
+    );
+    let ms = |id: &str| -> Vec<f64> {
+        criterion_samples(&format!("evaluate 500 processes/{id}"))
+            .iter()
+            .map(|n| n / 1e6)
+            .collect()
+    };
+    let build = ms("build sample from ProcessRecords");
+    report.row(
+        "build the sample from 500 `ProcessRecord`s (ms)",
+        build.clone(),
+        2,
+        &[],
+    );
+    let baseline = ms("baseline");
+    for name in TEMPLATES {
+        let eval = ms(name);
+        report.row(
+            format!("evaluate `{name}` on 500 processes / 5,000 series (ms)"),
+            eval.clone(),
+            2,
+            &[],
+        );
+        if name != "baseline" {
+            // CPU share of one 10 s interval: build the sample once, evaluate both variants.
+            let pct: Vec<f64> = quantile_sum(&[build.clone(), baseline.clone(), eval])
+                .iter()
+                .map(|ms| ms / 10_000.0 * 100.0)
+                .collect();
+            report.row(
+                format!(
+                    "agent work per 10 s interval, sample + `baseline` + `{name}` (% of one core)"
+                ),
+                pct,
+                3,
+                &[Target::find(&TARGETS, "agent-cpu")],
+            );
+        }
+    }
+    report.row(
+        "parse the node_exporter exposition, 1,092 series, 104 KB (ms)",
+        criterion_samples("exposition/parse node_exporter (1,092 series)")
+            .iter()
+            .map(|n| n / 1e6)
+            .collect(),
+        2,
+        &[],
+    );
+    let body = format!(
+        "{}\n\nConfiguration: render + validate latency over {rounds} rounds of {iterations} \
+timed calls per case (after warm-up calls), min/median/max over the rounds of each round's \
+p50, p99 and max; every other figure from criterion (1 s warm-up, 3 s measurement, 50 \
+samples: min/median/max over the samples, each the mean of its iterations). The agent's \
+share of a core per interval adds the k-th smallest samples of building the sample, \
+evaluating `baseline` and evaluating the candidate.\n\n{}",
+        machine.describe(),
+        report.render()
+    );
+    println!("{body}");
+    write_generated("pipeline", COMMAND, &body);
 }
 
 fn main() {
+    let machine = Machine::read();
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_secs(1))
@@ -190,6 +314,14 @@ fn main() {
     render_and_validate(&mut c);
     evaluation(&mut c);
     c.final_summary();
-    // `cargo bench` passes `--bench`; `cargo test` runs this target without it.
-    render_p99(std::env::args().any(|a| a == "--bench"));
+    // `cargo bench` passes `--bench` and measures; `cargo test` runs this target without
+    // it, as a smoke test whose (unoptimised) figures mean nothing and touch no document.
+    if phoenix_bench::measuring() {
+        let rounds = phoenix_bench::env_or("PHOENIX_BENCH_REPS", 3);
+        let iterations = 20_000;
+        let latency = render_latency(rounds, 2_000, iterations);
+        report(machine, latency, rounds, iterations);
+    } else {
+        render_latency(1, 2, 20);
+    }
 }

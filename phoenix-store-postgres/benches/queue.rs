@@ -1,5 +1,6 @@
-//! Queue benchmarks on PostgreSQL, written into `docs/benchmarks.md` by hand with the
-//! machine and this command:
+//! Queue benchmarks on PostgreSQL; they rewrite their generated block of
+//! `docs/benchmarks.md` (machine facts read at run time, min/median/max over the rounds,
+//! verdicts computed from the `TARGETS` table). Run with (or with `scripts/bench`):
 //!
 //! ```text
 //! cargo bench -p phoenix-store-postgres --bench queue
@@ -8,7 +9,7 @@
 //! 1. **Claim + complete throughput**, `PgStore` against `apalis-postgres` 1.0 side by side,
 //!    in the same run, on the same database, at equal worker counts and pool settings.
 //!    Runs are interleaved (every configuration once per round, the order rotating) and
-//!    the median of the rounds is reported. apalis runs at its defaults and at the same
+//!    min/median/max over the rounds are reported; ratios are paired by round. apalis runs at its defaults and at the same
 //!    batch size as Phoenix. Before every run the queue table is emptied, the tasks are
 //!    enqueued, and the table is `ANALYZE`d (planner statistics fresh, as autovacuum keeps
 //!    them in production; autovacuum is off on both queue tables during the runs so that
@@ -21,7 +22,7 @@
 //! Environment: `PHOENIX_BENCH_POSTGRES_URL` (else `PHOENIX_TEST_POSTGRES_URL`) names a
 //! server; the bench creates and finally drops the database `phoenix_bench` on it.
 //! `PHOENIX_BENCH_TASKS` (default 20,000), `PHOENIX_BENCH_ROUNDS` (3),
-//! `PHOENIX_BENCH_WORKERS` (`4,16`), `PHOENIX_BENCH_SAMPLES` (2,000),
+//! `PHOENIX_BENCH_WORKERS` (`4,16`), `PHOENIX_BENCH_SAMPLES` (1,000),
 //! `PHOENIX_BENCH_WAITERS` (1,000).
 //!
 //! Under `cargo test` (no `--bench` argument) it only says how to run it.
@@ -35,6 +36,7 @@ use std::time::{Duration as StdDuration, Instant};
 use apalis::prelude::{BoxDynError, TaskBuilder, WorkerBuilder, WorkerContext};
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
 use chrono::Duration;
+use phoenix_bench::{Bound, Machine, Report, Target, write_generated};
 use phoenix_core::ids::AgentId;
 use phoenix_core::store::TaskQueue;
 use phoenix_core::task::{LeaseRef, NewTask, TaskPayload};
@@ -44,6 +46,32 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Notify, mpsc};
 
+/// The targets this benchmark checks (design sections 6 and 6.1); verdicts are computed
+/// from the medians, never written.
+static TARGETS: [Target; 4] = [
+    Target {
+        id: "2x",
+        bound: Bound::AtLeast(2.0),
+        text: ">= 2x apalis-postgres 1.0, design 6",
+    },
+    Target {
+        id: "2x-every-batch",
+        bound: Bound::AtLeast(2.0),
+        text: ">= 2x apalis at every equal batch size, design 6.1",
+    },
+    Target {
+        id: "wake-p99",
+        bound: Bound::AtMost(20.0),
+        text: "p99 <= 20 ms with PostgreSQL, design 6",
+    },
+    Target {
+        id: "wake-p99-second-wave",
+        bound: Bound::AtMost(5.0),
+        text: "p99 <= 5 ms with PostgreSQL, design 6.1",
+    },
+];
+
+const COMMAND: &str = "cargo bench -p phoenix-store-postgres --bench queue";
 const DATABASE: &str = "phoenix_bench";
 const APALIS_QUEUE: &str = "phoenix-bench";
 const LEASE: Duration = Duration::seconds(300);
@@ -308,11 +336,6 @@ impl Bench {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
     #[allow(
         clippy::cast_possible_truncation,
@@ -322,10 +345,6 @@ fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
     )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
-}
-
-fn ms(d: StdDuration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1_000.0)
 }
 
 /// Enqueue-to-wake latency: waiters on `a`, enqueues on `b`.
@@ -398,6 +417,8 @@ async fn run() {
         println!("queue bench: set PHOENIX_BENCH_POSTGRES_URL (or PHOENIX_TEST_POSTGRES_URL)");
         return;
     };
+    let mut machine = Machine::read();
+    machine.with_postgres(&url).with_peer("apalis-postgres 1.0");
     let server = PgConnectOptions::from_str(&url).expect("URL");
     let mut admin = PgConnection::connect_with(&server).await.expect("connect");
     // Two statements: neither may run inside a (multi-statement) transaction block.
@@ -441,11 +462,13 @@ async fn run() {
         System::PhoenixBatch { batch: 50 },
         System::Apalis { batch: Some(50) },
     ];
-    println!(
-        "## claim+complete throughput: {} tasks per run, {rounds} rounds (median), workers {worker_counts:?}",
-        bench.tasks
-    );
+    let waiters = env_usize("PHOENIX_BENCH_WAITERS", 1_000);
+    let samples = env_usize("PHOENIX_BENCH_SAMPLES", 1_000);
+    let a = bench.phoenix_store(16).await;
+    let b = bench.phoenix_store(16).await;
     let mut results: HashMap<(System, usize), Vec<f64>> = HashMap::new();
+    // p50, p99 and max per round, enqueueing on the other replica and on the same one.
+    let mut wake: [[Vec<f64>; 3]; 2] = Default::default();
     for round in 0..rounds {
         for &workers in &worker_counts {
             // Rotate the order each round so no system always runs first or last.
@@ -459,44 +482,90 @@ async fn run() {
                 results.entry((system, workers)).or_default().push(rate);
             }
         }
+        for (k, enqueue_on) in [&b, &a].into_iter().enumerate() {
+            let l = latency(&a, enqueue_on, waiters, samples).await;
+            for (j, p) in [0.5, 0.99].into_iter().enumerate() {
+                wake[k][j].push(percentile(&l, p).as_secs_f64() * 1e3);
+            }
+            wake[k][2].push(l.last().expect("samples").as_secs_f64() * 1e3);
+        }
     }
-    println!();
-    println!("| Workers | System | Tasks/s (median of {rounds}) | Runs |");
-    println!("|---|---|---|---|");
+    machine.finish();
+    let mut report = Report::new();
     for &workers in &worker_counts {
         for system in systems {
-            let runs = results.get_mut(&(system, workers)).expect("ran");
-            let all: Vec<String> = runs.iter().map(|r| format!("{r:.0}")).collect();
-            println!(
-                "| {workers} | {} | {:.0} | {} |",
-                system.label(),
-                median(runs),
-                all.join(", ")
+            report.row(
+                format!("{workers} workers, {}: tasks/s", system.label()),
+                results[&(system, workers)].clone(),
+                0,
+                &[],
             );
         }
     }
-
-    let waiters = env_usize("PHOENIX_BENCH_WAITERS", 1_000);
-    let samples = env_usize("PHOENIX_BENCH_SAMPLES", 2_000);
-    let a = bench.phoenix_store(16).await;
-    let b = bench.phoenix_store(16).await;
-    let across = latency(&a, &b, waiters, samples).await;
-    let same = latency(&a, &a, waiters, samples).await;
-    println!();
-    println!("## enqueue-to-wake latency, {waiters} idle long-polls, {samples} samples");
-    println!("| Enqueue on | p50 | p99 | max |");
-    println!("|---|---|---|---|");
-    for (name, l) in [
-        ("the other replica (B)", &across),
-        ("the same replica (A)", &same),
-    ] {
-        println!(
-            "| {name} | {} | {} | {} |",
-            ms(percentile(l, 0.5)),
-            ms(percentile(l, 0.99)),
-            ms(*l.last().expect("samples"))
-        );
+    // Ratios are paired by round: Phoenix's drain against apalis's in the same round.
+    let two_x = [
+        Target::find(&TARGETS, "2x"),
+        Target::find(&TARGETS, "2x-every-batch"),
+    ];
+    for &workers in &worker_counts {
+        let ratio = |ours: System, theirs: System| -> Vec<f64> {
+            results[&(ours, workers)]
+                .iter()
+                .zip(&results[&(theirs, workers)])
+                .map(|(p, a)| p / a)
+                .collect()
+        };
+        report
+            .row(
+                format!("{workers} workers, Phoenix `complete_batch` / apalis, equal batch 10 (apalis's default), same round (x)"),
+                ratio(System::PhoenixBatch { batch: 10 }, System::Apalis { batch: None }),
+                2,
+                &two_x,
+            )
+            .row(
+                format!("{workers} workers, Phoenix `complete_batch` / apalis, equal batch 50, same round (x)"),
+                ratio(System::PhoenixBatch { batch: 50 }, System::Apalis { batch: Some(50) }),
+                2,
+                &two_x,
+            )
+            .row(
+                format!("{workers} workers, Phoenix complete per task / apalis defaults, batch 10, same round (x)"),
+                ratio(System::PhoenixEach { batch: 10 }, System::Apalis { batch: None }),
+                2,
+                &[],
+            );
     }
+    for (k, name) in ["on the other replica (B)", "on the same replica (A)"]
+        .into_iter()
+        .enumerate()
+    {
+        let what = format!(
+            "enqueue-to-wake, enqueue {name}, {waiters} idle long-polls on A (safety poll 60 s), {samples} samples"
+        );
+        report
+            .row(format!("{what}, p50 (ms)"), wake[k][0].clone(), 2, &[])
+            .row(
+                format!("{what}, p99 (ms)"),
+                wake[k][1].clone(),
+                2,
+                &[
+                    Target::find(&TARGETS, "wake-p99"),
+                    Target::find(&TARGETS, "wake-p99-second-wave"),
+                ],
+            )
+            .row(format!("{what}, max (ms)"), wake[k][2].clone(), 2, &[]);
+    }
+    let body = format!(
+        "{}\n\nConfiguration: {rounds} rounds; in each, every system drains a pre-filled \
+backlog of {} tasks with {worker_counts:?} workers (the order rotating), then the wake-up \
+latency is measured. Both systems get the same pool (workers + 2 connections), on the \
+same database, with the queue table emptied, filled and `ANALYZE`d before every run.\n\n{}",
+        machine.describe(),
+        bench.tasks,
+        report.render()
+    );
+    println!("{body}");
+    write_generated("postgres-queue", COMMAND, &body);
     a.close().await;
     b.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

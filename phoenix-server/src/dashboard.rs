@@ -64,6 +64,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/fleet.js", JS),
     asset!("js/cost.js", JS),
     asset!("js/templates.js", JS),
+    asset!("js/new-experiment.js", JS),
 ];
 
 /// The asset at `path` (below `ui/`), if there is one.

@@ -10,6 +10,8 @@ import { fleetView } from './fleet.js';
 import { costView } from './cost.js';
 import { templatesView } from './templates.js';
 import { newExperimentView } from './new-experiment.js';
+import { deploymentsView } from './deployments.js';
+import { agentView } from './agent.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -64,7 +66,8 @@ const VIEWS = {
     if (args[0] === 'new') return newExperimentView(sc);
     return args[0] ? experimentView(sc, args[0]) : experimentsView(sc);
   },
-  fleet: (sc) => fleetView(sc),
+  deployments: (sc, args) => deploymentsView(sc, args[0]),
+  fleet: (sc, args) => (args[0] ? agentView(sc, args[0]) : fleetView(sc)),
   cost: (sc) => costView(sc),
   templates: (sc) => templatesView(sc),
 };

@@ -7,66 +7,12 @@
 // path of its field) are shown next to their fields.
 
 import { get, post } from './api.js';
-import { card, errorBox, h, replace, table } from './dom.js';
+import { card, h, replace, table } from './dom.js';
 import { field, readParams } from './templates.js';
+import {
+  apiSchemas, clearErrors, help, labelled, list, numberInput, numberOf, selectorFields, showFailure,
+} from './forms.js';
 import * as fmt from './format.js';
-
-const openapiUrl = new URL('../openapi.json', document.baseURI);
-
-let schemas = null;
-/** The OpenAPI document's schemas (fetched once; same origin, no credential needed). */
-export function apiSchemas(signal) {
-  if (!schemas) {
-    schemas = fetch(openapiUrl, { signal, cache: 'no-store', headers: { Accept: 'application/json' } })
-      .then((r) => {
-        if (!r.ok) throw new Error(`the OpenAPI document answered ${r.status}`);
-        return r.json();
-      })
-      .then((doc) => doc.components.schemas)
-      .catch((err) => {
-        schemas = null;
-        throw err;
-      });
-  }
-  return schemas;
-}
-
-const list = (text) => text.split(',').map((x) => x.trim()).filter(Boolean);
-
-/** `key=value, key=value` into a map; an entry without `=` is reported, not guessed. */
-export function parseLabels(text) {
-  const labels = {};
-  const bad = [];
-  for (const item of list(text)) {
-    const i = item.indexOf('=');
-    if (i <= 0) bad.push(item);
-    else labels[item.slice(0, i).trim()] = item.slice(i + 1).trim();
-  }
-  return { labels, bad };
-}
-
-/** A number as typed: a number when it is one, else the text (the server names the field). */
-function numberOf(raw) {
-  const t = raw.trim();
-  if (t === '') return undefined;
-  const n = Number(t);
-  return Number.isFinite(n) ? n : t;
-}
-
-/** Help text: the schema's description with its bounds and default. */
-function help(prop) {
-  const bits = [];
-  if (prop.minimum !== undefined) bits.push(`min ${prop.minimum}`);
-  if (prop.maximum !== undefined && prop.maximum < 1e12) bits.push(`max ${prop.maximum}`);
-  if (prop.default !== undefined && typeof prop.default !== 'object') bits.push(`default ${prop.default}`);
-  return `${prop.description || ''}${bits.length ? ` (${bits.join(', ')})` : ''}`;
-}
-
-/** A labelled control with its help and a slot for the server's error. */
-function labelled(id, text, control, description) {
-  return h('label', { class: 'block', for: id }, h('span', text), control,
-    description ? h('div', { class: 'muted small' }, description) : null);
-}
 
 export async function newExperimentView(scope) {
   const [spec, { items: templates }] = await Promise.all([
@@ -86,11 +32,8 @@ export async function newExperimentView(scope) {
   function number(name, required = false) {
     const prop = spec[name];
     const id = `spec-${name}`;
-    const input = h('input', {
-      type: 'number', id, name, 'data-path': `spec.${name}`, required,
-      min: prop.minimum, max: prop.maximum < 1e12 ? prop.maximum : null, step: 1,
-      value: prop.default ?? '',
-    });
+    const input = numberInput(id, `spec.${name}`, prop);
+    input.required = required;
     return labelled(id, fmt.label(name), input, help(prop));
   }
   function checkbox(name) {
@@ -138,46 +81,7 @@ export async function newExperimentView(scope) {
   }
 
   // Targets, with the agents they pick now (asked of the server as the user types).
-  const labels = h('input', { type: 'text', id: 'targets-labels', name: 'labels', 'data-path': 'spec.targets.labels', size: 40, placeholder: 'env=prod, role=web' });
-  const hosts = h('input', { type: 'text', id: 'targets-hosts', name: 'hosts', 'data-path': 'spec.targets.hosts', size: 40, placeholder: 'host names or agent ids' });
-  const matching = h('div', { id: 'matching-agents', 'aria-live': 'polite' });
-  function selector() {
-    const parsed = parseLabels(labels.value);
-    return { selector: { labels: parsed.labels, hosts: list(hosts.value) }, bad: parsed.bad };
-  }
-  let matchTimer = null;
-  let matchSeq = 0;
-  async function refreshMatching() {
-    const { selector: sel, bad } = selector();
-    clearErrors(matching.parentNode);
-    if (bad.length) {
-      placeErrors([{ field: 'spec.targets.labels', message: `write key=value: ${bad.join(', ')}` }]);
-      replace(matching);
-      return;
-    }
-    const seq = ++matchSeq;
-    try {
-      const { items } = await post('agents/matching', sel);
-      if (seq !== matchSeq || !scope.alive) return;
-      replace(matching, items.length
-        ? h('div', h('span', { class: 'small', id: 'matching-count' }, `${items.length} live agent${items.length === 1 ? '' : 's'} match now: `),
-          h('ul', { class: 'chips' }, items.map((a) => h('li', { 'data-agent': a.id },
-            h('span', { class: 'badge', 'data-status': a.status }, a.host), ' ',
-            h('span', { class: 'muted small' }, Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(', '))))))
-        : h('p', { class: 'small', id: 'matching-count' }, 'No live agent matches now; start will fail until one does.'));
-    } catch (err) {
-      if (seq !== matchSeq || !scope.alive) return;
-      const rest = placeErrors((err.details || []).map((d) => ({ ...d, field: d.field ? `spec.targets.${d.field}` : d.field })));
-      replace(matching, rest.length || !(err.details || []).length ? errorBox({ message: err.message, details: rest }) : null);
-    }
-  }
-  for (const input of [labels, hosts]) {
-    input.addEventListener('input', () => {
-      clearTimeout(matchTimer);
-      matchTimer = setTimeout(refreshMatching, 250);
-    });
-  }
-  scope.cleanups.push(() => clearTimeout(matchTimer));
+  const targets = selectorFields(scope, 'targets', 'spec.targets', 'match now');
 
   // Criteria: rows of KPI, comparison, threshold, critical; the defaults are the schema's.
   const criteriaBody = h('tbody');
@@ -232,9 +136,7 @@ export async function newExperimentView(scope) {
     h('div', { class: 'grid two' }, variant('baseline', 'baseline'), variant('candidate', templates.some((t) => t.name === 'topk') ? 'topk' : templates[0].name)),
     h('fieldset', { id: 'targets-fieldset' }, h('legend', 'Targets'),
       h('p', { class: 'muted small' }, spec.targets.description),
-      labelled('targets-labels', 'Labels', labels, 'Labels an agent must carry, key=value, comma-separated.'),
-      labelled('targets-hosts', 'Hosts', hosts, 'Host names or agent ids, comma-separated (empty: any).'),
-      matching),
+      targets.box),
     h('fieldset', h('legend', 'Timing'),
       h('div', { class: 'grid fields' }, number('duration_secs', true), number('warmup_secs'), number('sample_interval_secs'), number('min_agents'))),
     h('fieldset', { id: 'criteria-fieldset' }, h('legend', 'Criteria'),
@@ -257,7 +159,7 @@ export async function newExperimentView(scope) {
     const s = {
       baseline: variants.baseline.read(),
       candidate: variants.candidate.read(),
-      targets: selector().selector,
+      targets: targets.read(),
       criteria: [...criteriaBody.rows].map((row) => ({
         kpi: row.querySelector('[name=kpi]').value,
         comparison: row.querySelector('[name=comparison]').value,
@@ -277,61 +179,10 @@ export async function newExperimentView(scope) {
     return { name: name.value.trim(), description: description.value, spec: s };
   }
 
-  function clearErrors(root = form) {
-    for (const e of root.querySelectorAll('.field-error')) e.remove();
-    for (const e of root.querySelectorAll('[aria-invalid]')) {
-      e.removeAttribute('aria-invalid');
-      e.removeAttribute('aria-describedby');
-    }
-  }
-
-  /** The element of `path` or of its nearest ancestor path (`a.b[2].c` → `a.b[2]` → `a.b`). */
-  function elementFor(path) {
-    for (let p = path; p; p = p.replace(/(\.[^.[\]]*|\[\d+\])$/, '')) {
-      const el = [...form.querySelectorAll('[data-path]')].find((x) => x.dataset.path === p);
-      if (el) return el;
-      if (!/(\.[^.[\]]*|\[\d+\])$/.test(p)) break;
-    }
-    return null;
-  }
-
-  let errorSeq = 0;
-  /** Puts each field error next to its field; returns those with no field on the page. */
-  function placeErrors(details) {
-    const rest = [];
-    for (const d of details) {
-      const el = d.field ? elementFor(d.field) : null;
-      if (!el) {
-        rest.push(d);
-        continue;
-      }
-      const id = `field-error-${++errorSeq}`;
-      const note = h('div', { class: 'field-error', id, role: 'alert', 'data-for': d.field }, `${d.field}: ${d.message}`);
-      const anchor = el.closest('label.block, tr, .table-wrap') || el;
-      anchor.after(note);
-      el.setAttribute('aria-invalid', 'true');
-      el.setAttribute('aria-describedby', id);
-    }
-    return rest;
-  }
-
-  function showFailure(err, remap = (f) => f) {
-    clearErrors();
-    const details = (err.details || []).map((d) => ({ ...d, field: d.field ? remap(d.field) : d.field }));
-    const rest = placeErrors(details);
-    const placed = details.length - rest.length;
-    replace(status, errorBox({
-      message: placed ? `${err.message} (${placed} field error${placed === 1 ? '' : 's'} shown next to the fields)` : err.message,
-      details: rest,
-    }));
-    const first = form.querySelector('[aria-invalid]');
-    if (first) first.focus();
-  }
-
   // ---- preview ----------------------------------------------------------------------------
   previewButton.addEventListener('click', async () => {
     const req = request();
-    clearErrors();
+    clearErrors(form);
     replace(status, h('span', { class: 'muted' }, 'rendering…'));
     replace(output);
     const sample = exposition.value.trim();
@@ -349,7 +200,7 @@ export async function newExperimentView(scope) {
           ? { preview: await post('pipelines/preview', { ...body, exposition: sample }) }
           : { render: await post('pipelines/render', body) };
       } catch (err) {
-        if (scope.alive) showFailure(err, remap);
+        if (scope.alive) showFailure(form, status, err, remap);
         return;
       }
     }
@@ -401,20 +252,19 @@ export async function newExperimentView(scope) {
   // ---- create -----------------------------------------------------------------------------
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    clearErrors();
+    clearErrors(form);
     replace(status, h('span', { class: 'muted' }, 'creating…'));
     createButton.disabled = true;
     try {
       const created = await post('experiments', request());
       if (scope.alive) location.hash = `#/experiments/${created.id}`;
     } catch (err) {
-      if (scope.alive) showFailure(err);
+      if (scope.alive) showFailure(form, status, err);
     } finally {
       createButton.disabled = false;
     }
   });
 
-  refreshMatching();
   return h('div', { id: 'new-experiment' },
     h('section', { class: 'panel' },
       h('div', { class: 'spread' }, h('h1', 'New experiment'), h('a', { href: '#/experiments' }, 'Back to the list')),

@@ -276,9 +276,9 @@ try {
   // Targets: the agents the selector picks, asked of the server as they are typed.
   const [agent] = (await api('GET', 'agents')).items;
   await page.locator('#targets-hosts').pressSequentially('no-such-host');
-  await waitFor('no agent matching', async () => /No live agent/.test(await page.locator('#matching-count').textContent().catch(() => '')), 10000);
+  await waitFor('no agent matching', async () => /No live agent/.test(await page.locator('#targets-matching .match-count').textContent().catch(() => '')), 10000);
   await page.locator('#targets-hosts').fill(agent.host);
-  await page.locator(`#matching-agents li[data-agent="${agent.id}"]`).waitFor({ timeout: 10000 });
+  await page.locator(`#targets-matching li[data-agent="${agent.id}"]`).waitFor({ timeout: 10000 });
   await page.locator('#spec-duration_secs').fill(String(demoSecs));
   await page.locator('#spec-sample_interval_secs').fill('5');
   // A warm-up as long as the run: the server refuses it (a rule only the server knows).
@@ -332,6 +332,41 @@ try {
   log('created from the form, previewed, started, judged and promoted');
   await shot('new-experiment-promoted');
 
+  // 5c. A quick deployment from its page: template and parameters, the selector with the
+  //     agent it picks, the batch strategy's defaults from the API; progress per agent
+  //     live; then roll it back, offered because the server allows it.
+  step = 'quick deployment';
+  await page.locator('nav a[data-view=deployments]').click();
+  await page.waitForSelector('#deployment-form #deployment-template', { timeout: 15000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const strategyDefault = doc.components.schemas.NewDeployment.properties.strategy.default;
+  check(await page.locator('#deployment-initial_batch').inputValue() === String(strategyDefault.initial_batch), 'batch defaults from the API');
+  await page.locator('#deployment-name').fill('browser test: topk on this host');
+  await page.locator('#deployment-template').selectOption('topk');
+  await page.locator('#deployment-param-k').fill('4');
+  await page.locator('#deployment-hosts').fill(agent.host);
+  await page.locator(`#deployment-matching li[data-agent="${agent.id}"]`).waitFor({ timeout: 10000 });
+  await shot('deployment-form');
+  await page.locator('#deploy-button').click();
+  await page.waitForSelector('[data-deployment] #deployment-name', { timeout: 15000 });
+  const deploymentId = await page.locator('[data-deployment]').getAttribute('data-deployment');
+  const targetState = () => page.locator(`#deployment-targets tr[data-key="${agent.id}"] [data-state]`).getAttribute('data-state').catch(() => null);
+  await waitFor('the agent to run the deployed pipeline', async () => (await targetState()) === 'succeeded', 30000);
+  await waitFor('the deployment to complete', async () => (await page.locator('#deployment-state [data-state]').getAttribute('data-state')) === 'completed', 15000);
+  const deployed = await api('GET', `pipelines/deployments/${deploymentId}`);
+  check(deployed.pipeline.template === 'topk' && deployed.pipeline.params.k === 4, `deployed as the form said: ${JSON.stringify(deployed.pipeline)}`);
+  const deploymentOffer = async () => page.locator('#deployment-actions form[data-action]').evaluateAll((fs) => fs.map((f) => f.dataset.action));
+  await waitFor('the actions the server allows', async () => JSON.stringify(await deploymentOffer()) === JSON.stringify((await api('GET', `pipelines/deployments/${deploymentId}`)).allowed_actions), 10000);
+  log(`deployment completed on ${agent.host}; offered ${await deploymentOffer()}`);
+  await shot('deployment-completed');
+  await page.locator('#deployment-actions form[data-action="rollback"] button').click();
+  await waitFor('the deployment to roll back', async () => (await page.locator('#deployment-state [data-state]').getAttribute('data-state')) === 'rolled_back', 30000);
+  check(await targetState() === 'rolled_back', 'the agent shows rolled back');
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  check((await deploymentOffer()).length === 0, 'nothing offered once rolled back');
+  log('deployment rolled back, live');
+  await shot('deployment-rolled-back');
+
   // 6. Fleet: the in-process agent with its health and resources.
   step = 'fleet';
   await page.locator('nav a[data-view=fleet]').click();
@@ -343,6 +378,38 @@ try {
   check(/\d+(\.\d+)? MiB/.test(rowText), `agent RSS shown: ${rowText}`);
   log(`fleet: agent ${status}`);
   await shot('fleet');
+
+  // 6b. Agent detail: labels, pipelines with health, recent tasks, health readings; an
+  //     admin revokes an agent (a second one, enrolled for this) from its page.
+  step = 'agent detail';
+  await agentRow.locator('a.agent-link').click();
+  await page.waitForSelector(`[data-agent="${agent.id}"] #agent-host`, { timeout: 15000 });
+  const agentNow = await api('GET', `agents/${agent.id}`);
+  for (const [k, v] of Object.entries(agentNow.labels)) {
+    check((await page.locator(`#agent-labels [data-label="${k}"]`).textContent()) === `${k}=${v}`, `label ${k} shown`);
+  }
+  await waitFor('the agent\'s recent tasks', async () => (await page.locator('#agent-tasks tbody tr').count()) > 0, 15000);
+  check(await page.locator('#agent-status-history tbody tr').count() >= 1, 'a health reading shown');
+  check(await page.locator('#chart-agent-cpu').count() === 1, 'CPU over time charted');
+  const pipelinesShown = await page.locator('#agent-pipelines tbody tr').count();
+  check(pipelinesShown === agentNow.pipelines.length, `pipelines shown ${pipelinesShown}, has ${agentNow.pipelines.length}`);
+  log(`agent detail: ${await page.locator('#agent-tasks tbody tr').count()} recent tasks, ${pipelinesShown} pipelines`);
+  await shot('agent-detail');
+  const enrollment = serverOut.match(/Enrollment token:\s+(\S+)/)[1];
+  const spare = await (await fetch(`${base}/api/v1/agent/enroll`, {
+    method: 'POST', headers: { Authorization: `Bearer ${enrollment}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ host: 'browser-test-spare', version: 'test', os: 'linux', labels: { role: 'spare' } }),
+  })).json();
+  await page.goto(`${printed.ui}#/fleet/${spare.agent.id}`);
+  await page.waitForSelector('#agent-revoke form[data-action="revoke"]', { timeout: 15000 });
+  check(await page.locator('#agent-revoke button[type=submit]').isDisabled(), 'revoke waits for its confirmation');
+  await page.locator('#revoke-confirm').check();
+  await page.locator('#agent-revoke button[type=submit]').click();
+  await waitFor('the agent revoked', async () => (await page.locator('#agent-status [data-status]').getAttribute('data-status')) === 'revoked', 15000);
+  check((await api('GET', `agents/${spare.agent.id}`)).revoked, 'the server revoked it');
+  check(await page.locator('#agent-revoke').count() === 0, 'nothing left to revoke');
+  log('revoked an agent from its page');
+  await shot('agent-revoked');
 
   // 7. Cost flow and cardinality, with a label dimension added.
   step = 'cost';
@@ -400,6 +467,16 @@ try {
   await page.goto(`${printed.ui}#/experiments`);
   await page.waitForSelector('#experiments', { timeout: 15000 });
   check(await page.locator('#new-experiment-link').count() === 0, 'a viewer is offered no new experiment');
+  await page.goto(`${printed.ui}#/deployments`);
+  await page.waitForSelector('#deployments', { timeout: 15000 });
+  check(await page.locator('#new-deployment').count() === 0, 'a viewer is offered no deployment form');
+  await page.goto(`${printed.ui}#/deployments/${deploymentId}`);
+  await page.waitForSelector('#no-deployment-actions', { timeout: 15000 });
+  check(await page.locator('#deployment-actions form').count() === 0, 'a viewer gets no deployment action');
+  await shot('viewer-deployment');
+  await page.goto(`${printed.ui}#/fleet/${agent.id}`);
+  await page.waitForSelector('#agent-host', { timeout: 15000 });
+  check(await page.locator('#agent-revoke').count() === 0, 'a viewer is offered no revoke');
   log('viewer: read-only');
 
   check(problems.length === 0, `browser problems:\n${problems.join('\n')}`);

@@ -208,7 +208,12 @@ fn allowed_actions_are_what_apply_accepts_for_the_role() {
     for d in [&rolling, &paused, &rolling_back, &no_previous] {
         let offered = allowed_actions(d, Role::Operator);
         for a in DeploymentAction::ALL {
-            assert_eq!(offered.contains(&a), apply(d, &a.input(), now()).is_ok(), "{a:?} in {:?}", d.state);
+            assert_eq!(
+                offered.contains(&a),
+                apply(d, &a.input(), now()).is_ok(),
+                "{a:?} in {:?}",
+                d.state
+            );
         }
     }
 }

@@ -297,7 +297,10 @@ impl Phoenix {
 
     /// [`Self::selected_agents`] for a selector a request carries: checked first (field
     /// paths `labels`, `hosts[i]`), as an experiment's targets are.
-    pub async fn match_agents(&self, selector: &TargetSelector) -> Result<Vec<Agent>, PhoenixError> {
+    pub async fn match_agents(
+        &self,
+        selector: &TargetSelector,
+    ) -> Result<Vec<Agent>, PhoenixError> {
         let mut errors = ValidationErrors::new();
         inputs::selector(&mut errors, "", selector);
         // The selector is the whole request: its fields are at the top (`labels.env`).

@@ -85,7 +85,11 @@ impl FleetApi {
     /// The live agents (healthy or degraded, not revoked) that a target selector picks
     /// now, by host name: those an experiment started, or a deployment created, with this
     /// selector at this moment would target. Reads only.
-    #[oai(path = "/agents/matching", method = "post", operation_id = "match_agents")]
+    #[oai(
+        path = "/agents/matching",
+        method = "post",
+        operation_id = "match_agents"
+    )]
     async fn matching(
         &self,
         auth: UserToken,

@@ -134,7 +134,10 @@ async fn staged_rollout_pauses_resumes_and_rolls_back(backend: Backend) {
     assert_eq!(rolled.state, DeploymentState::RolledBack);
     assert_eq!(rolled.progress.rolled_back, 3);
     let page = operator.list_deployments(None, None).await.unwrap();
-    assert!(page.items[0].allowed_actions.is_empty(), "rolled back: nothing left");
+    assert!(
+        page.items[0].allowed_actions.is_empty(),
+        "rolled back: nothing left"
+    );
     let page = viewer.list_deployments(None, None).await.unwrap();
     assert_eq!(page.items.len(), 1);
     let unknown = viewer

@@ -64,10 +64,7 @@ async fn a_selector_picks_the_agents_start_targets(backend: Backend) {
         }
     };
     // Empty: every live agent, by host name.
-    assert_eq!(
-        hosts(&selector(&[], &[])).await,
-        ["db-1", "web-1", "web-2"]
-    );
+    assert_eq!(hosts(&selector(&[], &[])).await, ["db-1", "web-1", "web-2"]);
     assert_eq!(
         hosts(&selector(&[("env", "prod")], &[])).await,
         ["web-1", "web-2"]
@@ -81,10 +78,7 @@ async fn a_selector_picks_the_agents_start_targets(backend: Backend) {
     assert!(hosts(&selector(&[("env", "qa")], &[])).await.is_empty());
     // A revoked agent is no longer picked.
     server.admin().revoke_agent(ids["db-1"]).await.unwrap();
-    assert_eq!(
-        hosts(&selector(&[], &[])).await,
-        ["web-1", "web-2"]
-    );
+    assert_eq!(hosts(&selector(&[], &[])).await, ["web-1", "web-2"]);
 
     // Exactly the agents start targets.
     let mut request = new_experiment("matching");
@@ -111,7 +105,10 @@ async fn a_selector_picks_the_agents_start_targets(backend: Backend) {
         .into_iter()
         .map(|f| f.path)
         .collect();
-    assert!(fields.iter().any(|f| f.starts_with("labels.env")), "{fields:?}");
+    assert!(
+        fields.iter().any(|f| f.starts_with("labels.env")),
+        "{fields:?}"
+    );
     assert!(fields.iter().any(|f| f == "hosts[0]"), "{fields:?}");
     // Without a token: 401.
     let anonymous = server.anonymous().match_agents(&selector(&[], &[])).await;

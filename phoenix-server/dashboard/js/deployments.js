@@ -7,9 +7,7 @@
 import { canOperate, get, post } from './api.js';
 import { card, errorBox, h, replace, table } from './dom.js';
 import { field, readParams } from './templates.js';
-import {
-  apiSchemas, clearErrors, help, labelled, numberInput, numberOf, selectorFields, showFailure,
-} from './forms.js';
+import { apiSchemas, clearErrors, help, labelled, numberInput, numberOf, selectorFields, showFailure } from './forms.js';
 import * as fmt from './format.js';
 
 function pipelineText(p) {

@@ -73,7 +73,7 @@ export function numberInput(id, path, prop, value = prop.default) {
 
 /** Removes the field errors shown under `root`. */
 export function clearErrors(root) {
-  for (const e of root.querySelectorAll('.field-error')) e.remove();
+  for (const e of root.querySelectorAll('.field-error-row, .field-error')) e.remove();
   for (const e of root.querySelectorAll('[aria-invalid]')) {
     e.removeAttribute('aria-invalid');
     e.removeAttribute('aria-describedby');
@@ -105,7 +105,12 @@ export function placeErrors(form, details) {
     }
     const id = `field-error-${++errorSeq}`;
     const note = h('div', { class: 'field-error', id, role: 'alert', 'data-for': d.field }, `${d.field}: ${d.message}`);
-    (el.closest('label.block, tr, .table-wrap') || el).after(note);
+    // Inside the field's label, so it stays with the field in any layout; under a table
+    // row, as a row of its own.
+    const anchor = el.closest('label.block, tr, .table-wrap') || el;
+    if (anchor.matches('label.block')) anchor.appendChild(note);
+    else if (anchor.matches('tr')) anchor.after(h('tr', { class: 'field-error-row' }, h('td', { colspan: anchor.cells.length }, note)));
+    else anchor.after(note);
     el.setAttribute('aria-invalid', 'true');
     el.setAttribute('aria-describedby', id);
   }

@@ -9,9 +9,7 @@
 import { get, post } from './api.js';
 import { card, h, replace, table } from './dom.js';
 import { field, readParams } from './templates.js';
-import {
-  apiSchemas, clearErrors, help, labelled, list, numberInput, numberOf, selectorFields, showFailure,
-} from './forms.js';
+import { apiSchemas, clearErrors, help, labelled, list, numberInput, numberOf, selectorFields, showFailure } from './forms.js';
 import * as fmt from './format.js';
 
 export async function newExperimentView(scope) {
@@ -93,13 +91,14 @@ export async function newExperimentView(scope) {
     const remove = h('button', { type: 'button', class: 'remove', 'aria-label': 'remove this criterion' }, 'Remove');
     const row = h('tr', { class: 'criterion' }, h('td', kpi), h('td', cmp), h('td', threshold), h('td', critical), h('td', remove));
     remove.addEventListener('click', () => {
+      if (row.nextElementSibling && row.nextElementSibling.matches('.field-error-row')) row.nextElementSibling.remove();
       row.remove();
       renumber();
     });
     return row;
   }
   function renumber() {
-    [...criteriaBody.rows].forEach((row, i) => {
+    [...criteriaBody.querySelectorAll('tr.criterion')].forEach((row, i) => {
       row.dataset.path = `spec.criteria[${i}]`;
       for (const el of row.querySelectorAll('[name]')) el.dataset.path = `spec.criteria[${i}].${el.name}`;
     });
@@ -160,7 +159,7 @@ export async function newExperimentView(scope) {
       baseline: variants.baseline.read(),
       candidate: variants.candidate.read(),
       targets: targets.read(),
-      criteria: [...criteriaBody.rows].map((row) => ({
+      criteria: [...criteriaBody.querySelectorAll('tr.criterion')].map((row) => ({
         kpi: row.querySelector('[name=kpi]').value,
         comparison: row.querySelector('[name=comparison]').value,
         threshold: numberOf(row.querySelector('[name=threshold]').value),

@@ -266,7 +266,7 @@ try {
   const pricing = await page.locator('#spec-pricing_model option').evaluateAll((os) => os.map((o) => o.value));
   check(JSON.stringify(pricing) === JSON.stringify(doc.components.schemas.ExperimentSpec.properties.pricing_model.enum), `pricing models from the API, got ${pricing}`);
   const defaultCriteria = doc.components.schemas.ExperimentSpec.properties.criteria.default;
-  check(await page.locator('#criteria-form tbody tr').count() === defaultCriteria.length, 'the default criteria are the API\'s');
+  check(await page.locator('#criteria-form tbody tr.criterion').count() === defaultCriteria.length, 'the default criteria are the API\'s');
   const templates = (await api('GET', 'pipelines/templates')).items;
   const topk = templates.find((t) => t.name === 'topk');
   check(await page.locator('#candidate-param-k').getAttribute('max') === String(topk.params.find((p) => p.name === 'k').max), 'parameter bounds from the template schema');
@@ -284,11 +284,11 @@ try {
   // A warm-up as long as the run: the server refuses it (a rule only the server knows).
   await page.locator('#spec-warmup_secs').fill(String(demoSecs));
   // Keep the critical cardinality criterion only (remove the rest, by keyboard).
-  while (await page.locator('#criteria-form tbody tr').count() > 1) {
-    await page.locator('#criteria-form tbody tr').nth(1).locator('button.remove').focus();
+  while (await page.locator('#criteria-form tbody tr.criterion').count() > 1) {
+    await page.locator('#criteria-form tbody tr.criterion').nth(1).locator('button.remove').focus();
     await page.keyboard.press('Enter');
   }
-  check(await page.locator('#criteria-form tbody tr [name=kpi]').inputValue() === 'cardinality_reduction_pct', 'the cardinality criterion kept');
+  check(await page.locator('#criteria-form tbody tr.criterion [name=kpi]').inputValue() === 'cardinality_reduction_pct', 'the cardinality criterion kept');
   await page.locator('#preview-exposition').fill(await (await fetch(printed.baselineUrl)).text());
   await page.locator('#preview-button').click();
   await page.waitForSelector('#new-preview-table', { timeout: 15000 });
@@ -301,7 +301,8 @@ try {
   const warmupError = page.locator('.field-error[data-for="spec.warmup_secs"]');
   await warmupError.waitFor({ timeout: 10000 });
   check(await page.locator('#spec-warmup_secs').getAttribute('aria-invalid') === 'true', 'the field with the error is marked');
-  check(await warmupError.evaluate((e) => e.previousElementSibling.contains(document.getElementById('spec-warmup_secs'))), 'the error sits next to its field');
+  check(await warmupError.evaluate((e) => e.closest('label').contains(document.getElementById('spec-warmup_secs'))), 'the error sits with its field');
+  check(await page.locator('#spec-warmup_secs').getAttribute('aria-describedby') === await warmupError.getAttribute('id'), 'the field is described by its error');
   log(`server field error shown at its field: ${(await warmupError.textContent()).trim()}`);
   await shot('new-experiment-field-error');
   await page.locator('#spec-warmup_secs').fill('10');

@@ -147,7 +147,7 @@ async function deploymentView(scope, id) {
         h('a', { href: '#/deployments' }, 'All deployments')),
       d.last_error ? h('div', { class: 'error', id: 'deployment-error' }, `paused at: ${d.last_error}`) : null,
       h('div', { class: 'grid cards' },
-        card('Pipeline', pipelineText(d.pipeline), `config ${d.config_hash.slice(0, 12)}`),
+        card('Pipeline', d.pipeline.template, h('div', h('code', { class: 'wrap' }, pipelineText(d.pipeline)), h('div', `config ${d.config_hash.slice(0, 12)}`))),
         card('Progress', `${d.progress.completed}/${d.progress.total}`, progressText(d.progress)),
         card('Batches', `${d.strategy.initial_batch}, ×${d.strategy.growth_factor}`, `at most ${d.strategy.max_batch} per batch`),
         card('Created', fmt.time(d.created_at), `by ${d.created_by}`)));

@@ -199,6 +199,14 @@ page_type!(
     Agent
 );
 
+/// The answer to `POST /agents/matching`: the live agents a selector picks now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct SelectedAgents {
+    /// The agents, by host name.
+    pub items: Vec<Agent>,
+}
+
 /// The answer to an enrollment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]

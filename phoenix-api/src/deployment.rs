@@ -41,6 +41,18 @@ mirror_enum! {
     }
 }
 
+mirror_enum! {
+    /// An operator command on a deployment, by name: what `allowed_actions` lists.
+    DeploymentAction => core::DeploymentAction {
+        /// `POST /pipelines/deployments/{id}/pause`.
+        Pause,
+        /// `POST /pipelines/deployments/{id}/resume`.
+        Resume,
+        /// `POST /pipelines/deployments/{id}/rollback`.
+        Rollback,
+    }
+}
+
 /// How batches grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
@@ -192,10 +204,16 @@ pub struct Deployment {
     /// Why it paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The commands the caller's token may send now (decided by the server from the
+    /// state and the role: a viewer gets none).
+    #[serde(default)]
+    pub allowed_actions: Vec<DeploymentAction>,
 }
 
-impl From<core::Deployment> for Deployment {
-    fn from(d: core::Deployment) -> Self {
+impl Deployment {
+    /// The wire form of `d` as a token of `role` sees it (its `allowed_actions`).
+    #[must_use]
+    pub fn for_role(d: core::Deployment, role: phoenix_core::auth::Role) -> Self {
         let mut progress = DeploymentProgress {
             total: d.targets.len() as u64,
             ..DeploymentProgress::default()
@@ -210,6 +228,10 @@ impl From<core::Deployment> for Deployment {
             }
         }
         Self {
+            allowed_actions: core::allowed_actions(&d, role)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             id: d.id.0,
             name: d.name,
             pipeline: d.pipeline.into(),
@@ -239,8 +261,35 @@ impl From<core::Deployment> for Deployment {
     }
 }
 
-page_type!(
-    /// A page of deployments.
-    DeploymentPage,
-    Deployment
-);
+/// A page of deployments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct DeploymentPage {
+    /// The records, newest first.
+    pub items: Vec<Deployment>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl DeploymentPage {
+    /// The wire form of `page` as a token of `role` sees it.
+    #[must_use]
+    pub fn for_role(
+        page: phoenix_core::page::Page<core::Deployment>,
+        role: phoenix_core::auth::Role,
+    ) -> Self {
+        Self {
+            items: page
+                .items
+                .into_iter()
+                .map(|d| Deployment::for_role(d, role))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}

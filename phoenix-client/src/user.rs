@@ -1,9 +1,9 @@
 //! User routes.
 
-use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus};
+use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
 use phoenix_api::experiment::{
     EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PhaseInfo, PromoteRequest,
-    RollbackRequest, StopRequest,
+    RollbackRequest, StopRequest, TargetSelector,
 };
 use phoenix_api::task::{Task, TaskKind, TaskPage, TaskState};
 use phoenix_api::token::{CreatedToken, NewToken, TokenList, WhoAmI};
@@ -201,6 +201,18 @@ impl Client {
     pub async fn get_agent(&self, id: Uuid) -> Result<Agent, ClientError> {
         self.json(self.request(Method::GET, &format!("api/v1/agents/{id}"))?)
             .await
+    }
+
+    /// `POST /api/v1/agents/matching`: the live agents `selector` picks now.
+    pub async fn match_agents(
+        &self,
+        selector: &TargetSelector,
+    ) -> Result<SelectedAgents, ClientError> {
+        self.json(
+            self.request(Method::POST, "api/v1/agents/matching")?
+                .json(selector),
+        )
+        .await
     }
 
     /// `POST /api/v1/agents/{id}/revoke`.

@@ -19,6 +19,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Role;
 use crate::experiment::{TargetAgent, TargetSelector};
 use crate::ids::{AgentId, DeploymentId, ExperimentId, TaskId};
 use crate::pipeline::{PipelineRef, RenderedPipeline};
@@ -208,6 +209,52 @@ pub enum DeploymentInput {
         /// Success, or the error.
         result: Result<Option<String>, String>,
     },
+}
+
+/// An operator command on a deployment: what a deployment's `allowed_actions` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentAction {
+    /// [`DeploymentInput::Pause`].
+    Pause,
+    /// [`DeploymentInput::Resume`].
+    Resume,
+    /// [`DeploymentInput::Rollback`].
+    Rollback,
+}
+
+impl DeploymentAction {
+    /// Every operator command, in the order a page offers them.
+    pub const ALL: [Self; 3] = [Self::Pause, Self::Resume, Self::Rollback];
+
+    /// The input the command is.
+    #[must_use]
+    pub fn input(self) -> DeploymentInput {
+        match self {
+            Self::Pause => DeploymentInput::Pause,
+            Self::Resume => DeploymentInput::Resume,
+            Self::Rollback => DeploymentInput::Rollback,
+        }
+    }
+
+    /// The role a token needs to send it.
+    #[must_use]
+    pub fn required_role(self) -> Role {
+        Role::Operator
+    }
+}
+
+/// The commands a token of `role` may send `deployment` now. Asked of [`apply`] itself,
+/// so what is offered and what is accepted cannot disagree.
+#[must_use]
+pub fn allowed_actions(deployment: &Deployment, role: Role) -> Vec<DeploymentAction> {
+    DeploymentAction::ALL
+        .into_iter()
+        .filter(|a| {
+            role.allows(a.required_role())
+                && apply(deployment, &a.input(), deployment.updated_at).is_ok()
+        })
+        .collect()
 }
 
 /// What [`apply`] decided.

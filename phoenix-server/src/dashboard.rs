@@ -64,6 +64,10 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/fleet.js", JS),
     asset!("js/cost.js", JS),
     asset!("js/templates.js", JS),
+    asset!("js/forms.js", JS),
+    asset!("js/new-experiment.js", JS),
+    asset!("js/deployments.js", JS),
+    asset!("js/agent.js", JS),
 ];
 
 /// The asset at `path` (below `ui/`), if there is one.

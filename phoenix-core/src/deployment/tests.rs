@@ -184,3 +184,36 @@ fn no_targets_is_refused() {
         Err(DeploymentError::NoMatchingAgents)
     );
 }
+
+#[test]
+fn allowed_actions_are_what_apply_accepts_for_the_role() {
+    use DeploymentAction::{Pause, Resume, Rollback};
+    let agents = targets(3);
+    let (rolling, _) = plan(request(), &agents, "ops", now()).unwrap();
+    let paused = apply(&rolling, &DeploymentInput::Pause, now())
+        .unwrap()
+        .deployment;
+    let rolling_back = apply(&rolling, &DeploymentInput::Rollback, now())
+        .unwrap()
+        .deployment;
+    assert_eq!(allowed_actions(&rolling, Role::Operator), [Pause, Rollback]);
+    assert_eq!(allowed_actions(&paused, Role::Admin), [Resume, Rollback]);
+    assert!(allowed_actions(&rolling_back, Role::Operator).is_empty());
+    // A viewer may send nothing; without a pipeline to restore there is no rollback.
+    assert!(allowed_actions(&rolling, Role::Viewer).is_empty());
+    let mut no_previous = rolling.clone();
+    no_previous.rollback_pipeline = None;
+    assert_eq!(allowed_actions(&no_previous, Role::Operator), [Pause]);
+    // Whatever the state, each action offered is accepted and each other one refused.
+    for d in [&rolling, &paused, &rolling_back, &no_previous] {
+        let offered = allowed_actions(d, Role::Operator);
+        for a in DeploymentAction::ALL {
+            assert_eq!(
+                offered.contains(&a),
+                apply(d, &a.input(), now()).is_ok(),
+                "{a:?} in {:?}",
+                d.state
+            );
+        }
+    }
+}

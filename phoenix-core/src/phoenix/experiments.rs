@@ -268,17 +268,47 @@ impl Phoenix {
         &self,
         selector: &TargetSelector,
     ) -> Result<Vec<TargetAgent>, PhoenixError> {
-        let agents = self.all_agents(&AgentFilter::live()).await?;
-        let mut targets: Vec<TargetAgent> = agents
+        Ok(self
+            .selected_agents(selector)
+            .await?
             .into_iter()
-            .filter(|a| selector.matches(&a.host, &a.id.to_string(), &a.labels))
             .map(|a| TargetAgent {
                 agent_id: a.id,
                 host: a.host,
             })
+            .collect())
+    }
+
+    /// The agents `selector` picks now, by host name then id: exactly those an experiment
+    /// started or a deployment created with it this moment would target (live ones, see
+    /// [`AgentFilter::live`]).
+    pub async fn selected_agents(
+        &self,
+        selector: &TargetSelector,
+    ) -> Result<Vec<Agent>, PhoenixError> {
+        let agents = self.all_agents(&AgentFilter::live()).await?;
+        let mut selected: Vec<Agent> = agents
+            .into_iter()
+            .filter(|a| selector.matches(&a.host, &a.id.to_string(), &a.labels))
             .collect();
-        targets.sort_by(|a, b| a.host.cmp(&b.host).then(a.agent_id.cmp(&b.agent_id)));
-        Ok(targets)
+        selected.sort_by(|a, b| a.host.cmp(&b.host).then(a.id.cmp(&b.id)));
+        Ok(selected)
+    }
+
+    /// [`Self::selected_agents`] for a selector a request carries: checked first (field
+    /// paths `labels`, `hosts[i]`), as an experiment's targets are.
+    pub async fn match_agents(
+        &self,
+        selector: &TargetSelector,
+    ) -> Result<Vec<Agent>, PhoenixError> {
+        let mut errors = ValidationErrors::new();
+        inputs::selector(&mut errors, "", selector);
+        // The selector is the whole request: its fields are at the top (`labels.env`).
+        for e in &mut errors.errors {
+            e.path = e.path.trim_start_matches('.').to_owned();
+        }
+        errors.into_result()?;
+        self.selected_agents(selector).await
     }
 
     /// Every agent passing `filter` (all pages).

@@ -9,6 +9,9 @@ import { experimentView } from './experiment.js';
 import { fleetView } from './fleet.js';
 import { costView } from './cost.js';
 import { templatesView } from './templates.js';
+import { newExperimentView } from './new-experiment.js';
+import { deploymentsView } from './deployments.js';
+import { agentView } from './agent.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -59,8 +62,12 @@ function routeOf(hash) {
 }
 
 const VIEWS = {
-  experiments: (sc, args) => (args[0] ? experimentView(sc, args[0]) : experimentsView(sc)),
-  fleet: (sc) => fleetView(sc),
+  experiments: (sc, args) => {
+    if (args[0] === 'new') return newExperimentView(sc);
+    return args[0] ? experimentView(sc, args[0]) : experimentsView(sc);
+  },
+  deployments: (sc, args) => deploymentsView(sc, args[0]),
+  fleet: (sc, args) => (args[0] ? agentView(sc, args[0]) : fleetView(sc)),
   cost: (sc) => costView(sc),
   templates: (sc) => templatesView(sc),
 };

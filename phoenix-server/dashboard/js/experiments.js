@@ -1,6 +1,6 @@
 // Experiments list: phase filter, live phase badges, load more.
 
-import { get } from './api.js';
+import { canOperate, get } from './api.js';
 import { errorBox, h, replace, table } from './dom.js';
 import { relative, time, label } from './format.js';
 
@@ -59,7 +59,9 @@ export async function experimentsView(scope) {
     } else if (items.length === 0) {
       replace(body, h('p', { class: 'empty' }, filter.value
         ? `No experiment in phase ${label(filter.value)}.`
-        : 'No experiment yet. Create one with the API (POST /api/v1/experiments) or the phoenix CLI; `phoenix-server dev` starts a demo.'));
+        : canOperate()
+          ? h('span', 'No experiment yet. ', h('a', { href: '#/experiments/new' }, 'Create one'), ' (or use the API or the phoenix CLI).')
+          : 'No experiment yet.'));
     } else {
       replace(body, table(columns, items, {
         id: 'experiments',
@@ -116,7 +118,8 @@ export async function experimentsView(scope) {
   scope.every(5000, draw);
   await load();
   return h('section', { class: 'panel' },
-    h('div', { class: 'spread' }, h('h1', 'Experiments'), h('div', { class: 'row' }, filter)),
+    h('div', { class: 'spread' }, h('h1', 'Experiments'), h('div', { class: 'row' }, filter,
+      canOperate() ? h('a', { class: 'button primary', href: '#/experiments/new', id: 'new-experiment-link' }, 'New experiment') : null)),
     body, more);
 }
 

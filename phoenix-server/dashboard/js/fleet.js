@@ -26,7 +26,7 @@ export async function fleetView(scope) {
         card('Refused reports', fmt.int(s.refused_reports || 0), `from ${s.agents_with_refused_reports || 0} agent(s)`)),
       h('p', { class: 'small' }, h('strong', 'Versions: '), versions, ' · ', h('strong', 'Pipelines by template: '), templates),
       fleet.agents.length ? table([
-        { label: 'Host', cell: (a) => h('div', h('strong', a.host), h('div', { class: 'muted small mono' }, a.id)) },
+        { label: 'Host', cell: (a) => h('div', h('a', { href: `#/fleet/${a.id}`, class: 'agent-link' }, h('strong', a.host)), h('div', { class: 'muted small mono' }, a.id)) },
         { label: 'Status', cell: (a) => h('span', { class: `badge ${a.revoked ? 'bad' : STATUS_CLASS[a.status] || ''}`, 'data-status': a.status }, a.revoked ? 'revoked' : a.status) },
         { label: 'Version', cell: (a) => h('div', a.version, h('div', { class: 'muted small' }, a.os)) },
         { label: 'Labels', cell: (a) => Object.entries(a.labels).map(([k, v]) => h('span', { class: 'badge' }, `${k}=${v}`)) },

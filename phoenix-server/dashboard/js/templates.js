@@ -8,8 +8,9 @@ import * as fmt from './format.js';
 
 const LIST_KINDS = new Set(['label_keys', 'targets']);
 
-function field(p) {
-  const id = `param-${p.name}`;
+/** A labelled input for one template parameter (`prefix` keeps ids unique on a page). */
+export function field(p, prefix = 'param') {
+  const id = `${prefix}-${p.name}`;
   const def = p.default;
   let input;
   switch (p.type) {
@@ -39,10 +40,11 @@ function field(p) {
     input, h('div', { class: 'muted small' }, p.description));
 }
 
-function readParams(form, params) {
+/** The parameters a form holds, typed by their schema; blanks are left to the defaults. */
+export function readParams(form, params, prefix = 'param') {
   const out = {};
   for (const p of params) {
-    const el = form.elements.namedItem(p.name);
+    const el = form.querySelector(`#${prefix}-${p.name}`);
     if (!el) continue;
     if (p.type === 'bool') {
       out[p.name] = el.checked;
@@ -74,7 +76,7 @@ export async function templatesView(scope) {
     const exposition = h('textarea', { name: 'exposition', id: 'exposition', rows: 8, placeholder: '# A recorded sample in Prometheus text exposition format, e.g. an agent\u2019s /metrics/baseline\nprocess_cpu_time_seconds_total{process_executable_name="postgres",state="user"} 12.5' });
     const form = h('form', { id: 'template-form' },
       h('p', t.description), t.collector_notes ? h('p', { class: 'muted small' }, t.collector_notes) : null,
-      h('fieldset', h('legend', 'Parameters'), t.params.length ? t.params.map(field) : h('p', { class: 'muted' }, 'This template has no parameter.')),
+      h('fieldset', h('legend', 'Parameters'), t.params.length ? t.params.map((p) => field(p)) : h('p', { class: 'muted' }, 'This template has no parameter.')),
       h('fieldset', h('legend', 'Context'),
         h('label', { class: 'block' }, h('span', 'Critical processes'), critical),
         h('label', { class: 'block' }, h('span', 'Critical metrics'), criticalMetrics)),

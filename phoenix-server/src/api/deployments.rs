@@ -34,13 +34,13 @@ impl DeploymentsApi {
         id: Uuid,
         input: DeploymentInput,
     ) -> ApiResult<Json<Deployment>> {
-        self.state.user(auth, Role::Operator).await?;
+        let user = self.state.user(auth, Role::Operator).await?;
         let d = self
             .state
             .phoenix
             .apply_deployment(DeploymentId(id), &input)
             .await?;
-        Ok(Json(d.into()))
+        Ok(Json(Deployment::for_role(d, user.role)))
     }
 }
 
@@ -108,7 +108,9 @@ impl DeploymentsApi {
                 &user.actor(),
             )
             .await?;
-        Ok(Created::Created(Json(deployment.into())))
+        Ok(Created::Created(Json(Deployment::for_role(
+            deployment, user.role,
+        ))))
     }
 
     /// List deployments
@@ -126,9 +128,12 @@ impl DeploymentsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<Json<DeploymentPage>> {
-        self.state.user(&auth, Role::Viewer).await?;
+        let user = self.state.user(&auth, Role::Viewer).await?;
         let page = uuid_page(cursor.0, limit.0)?;
-        Ok(Json(self.state.phoenix.deployments(&page).await?.into()))
+        Ok(Json(DeploymentPage::for_role(
+            self.state.phoenix.deployments(&page).await?,
+            user.role,
+        )))
     }
 
     /// Deployment status
@@ -141,14 +146,11 @@ impl DeploymentsApi {
         operation_id = "get_deployment"
     )]
     async fn get(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Deployment>> {
-        self.state.user(&auth, Role::Viewer).await?;
-        Ok(Json(
-            self.state
-                .phoenix
-                .deployment(DeploymentId(id.0))
-                .await?
-                .into(),
-        ))
+        let user = self.state.user(&auth, Role::Viewer).await?;
+        Ok(Json(Deployment::for_role(
+            self.state.phoenix.deployment(DeploymentId(id.0)).await?,
+            user.role,
+        )))
     }
 
     /// Pause a deployment

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus};
+use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
+use phoenix_api::experiment::TargetSelector;
 use phoenix_core::agent::AgentFilter;
 use phoenix_core::auth::Role;
 use phoenix_core::ids::AgentId;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::{ApiTags, uuid_page};
 use crate::error::ApiResult;
+use crate::payload::StrictJson;
 use crate::state::{AppState, UserToken};
 
 /// Fleet operations.
@@ -76,6 +78,29 @@ impl FleetApi {
         Ok(Json(
             self.state.phoenix.agents(&filter, &page).await?.into(),
         ))
+    }
+
+    /// Agents a selector picks
+    ///
+    /// The live agents (healthy or degraded, not revoked) that a target selector picks
+    /// now, by host name: those an experiment started, or a deployment created, with this
+    /// selector at this moment would target. Reads only.
+    #[oai(
+        path = "/agents/matching",
+        method = "post",
+        operation_id = "match_agents"
+    )]
+    async fn matching(
+        &self,
+        auth: UserToken,
+        body: StrictJson<TargetSelector>,
+    ) -> ApiResult<Json<SelectedAgents>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let selector = body.0.into();
+        let agents = self.state.phoenix.match_agents(&selector).await?;
+        Ok(Json(SelectedAgents {
+            items: agents.into_iter().map(Agent::from).collect(),
+        }))
     }
 
     /// Get an agent

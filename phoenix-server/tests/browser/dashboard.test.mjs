@@ -98,11 +98,33 @@ await page.addInitScript(() => {
   });
 });
 
+// Every request stays on the server's origin, and none is refused as forbidden: the page
+// only asks what its token may (a viewer included).
+const origin = new URL(printed.ui).origin;
+page.on('request', (r) => {
+  const url = new URL(r.url());
+  if (!['data:', 'about:'].includes(url.protocol) && url.origin !== origin && url.origin !== origin.replace('http', 'ws')) {
+    problems.push(`request to another origin: ${r.url()}`);
+  }
+});
+page.on('response', (r) => {
+  if (r.status() === 403) problems.push(`forbidden: ${r.request().method()} ${r.url()}`);
+});
+
 let step = 'start';
+// Each step at both widths the page must hold (a laptop and a phone), with no horizontal
+// overflow at either.
+const WIDTHS = [{ width: 1280, height: 900 }, { width: 390, height: 844 }];
 async function shot(name) {
-  const file = join(artefacts, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  log(`screenshot ${file}`);
+  for (const size of WIDTHS) {
+    await page.setViewportSize(size);
+    const file = join(artefacts, `${name}-${size.width}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    const { scroll, inner } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+    check(scroll <= inner, `${name} at ${size.width} px overflows horizontally: scrollWidth ${scroll} > ${inner}`);
+    log(`screenshot ${file}`);
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
 }
 
 const phaseOf = (locator) => locator.locator('[data-phase]').first().getAttribute('data-phase');
@@ -232,6 +254,120 @@ try {
   check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
   log('stopped from created, then deleted');
 
+  // 5b. A new experiment from the form: fields from the API, the matching agents as the
+  //     targets are typed, a preview on the agent's recorded sample, one server field error
+  //     shown at its field and corrected, create, start, a verdict, promote.
+  step = 'new experiment form';
+  await page.goto(`${printed.ui}#/experiments`);
+  await page.locator('#new-experiment-link').click();
+  await page.waitForSelector('#experiment-form #candidate-template', { timeout: 15000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const doc = await (await fetch(`${base}/openapi.json`)).json();
+  const pricing = await page.locator('#spec-pricing_model option').evaluateAll((os) => os.map((o) => o.value));
+  check(JSON.stringify(pricing) === JSON.stringify(doc.components.schemas.ExperimentSpec.properties.pricing_model.enum), `pricing models from the API, got ${pricing}`);
+  const defaultCriteria = doc.components.schemas.ExperimentSpec.properties.criteria.default;
+  check(await page.locator('#criteria-form tbody tr.criterion').count() === defaultCriteria.length, 'the default criteria are the API\'s');
+  const templates = (await api('GET', 'pipelines/templates')).items;
+  const topk = templates.find((t) => t.name === 'topk');
+  check(await page.locator('#candidate-param-k').getAttribute('max') === String(topk.params.find((p) => p.name === 'k').max), 'parameter bounds from the template schema');
+  await page.locator('#exp-name').fill('browser test: from the form');
+  await page.locator('#candidate-template').selectOption('topk');
+  await page.locator('#candidate-param-k').fill('3');
+  // Targets: the agents the selector picks, asked of the server as they are typed.
+  const [agent] = (await api('GET', 'agents')).items;
+  await page.locator('#targets-hosts').pressSequentially('no-such-host');
+  await waitFor('no agent matching', async () => /No live agent/.test(await page.locator('#targets-matching .match-count').textContent().catch(() => '')), 10000);
+  await page.locator('#targets-hosts').fill(agent.host);
+  await page.locator(`#targets-matching li[data-agent="${agent.id}"]`).waitFor({ timeout: 10000 });
+  await page.locator('#spec-duration_secs').fill(String(demoSecs));
+  await page.locator('#spec-sample_interval_secs').fill('5');
+  // A warm-up as long as the run: the server refuses it (a rule only the server knows).
+  await page.locator('#spec-warmup_secs').fill(String(demoSecs));
+  // Keep the critical cardinality criterion only (remove the rest, by keyboard).
+  while (await page.locator('#criteria-form tbody tr.criterion').count() > 1) {
+    await page.locator('#criteria-form tbody tr.criterion').nth(1).locator('button.remove').focus();
+    await page.keyboard.press('Enter');
+  }
+  check(await page.locator('#criteria-form tbody tr.criterion [name=kpi]').inputValue() === 'cardinality_reduction_pct', 'the cardinality criterion kept');
+  await page.locator('#preview-exposition').fill(await (await fetch(printed.baselineUrl)).text());
+  await page.locator('#preview-button').click();
+  await page.waitForSelector('#new-preview-table', { timeout: 15000 });
+  const previewCells = await page.locator('#new-preview-table tbody tr').first().locator('td').allTextContents();
+  log(`form preview (series): ${previewCells.join(' | ')}`);
+  check(/fewer/.test(previewCells[3]), `candidate projected on the sample: ${previewCells}`);
+  check(await page.locator('#preview-result details[data-variant=candidate] pre').textContent().then((t) => t.includes('processors')), 'the candidate\'s Collector config shown');
+  await shot('new-experiment-preview');
+  await page.locator('#create-button').click();
+  const warmupError = page.locator('.field-error[data-for="spec.warmup_secs"]');
+  await warmupError.waitFor({ timeout: 10000 });
+  check(await page.locator('#spec-warmup_secs').getAttribute('aria-invalid') === 'true', 'the field with the error is marked');
+  check(await warmupError.evaluate((e) => e.closest('label').contains(document.getElementById('spec-warmup_secs'))), 'the error sits with its field');
+  check(await page.locator('#spec-warmup_secs').getAttribute('aria-describedby') === await warmupError.getAttribute('id'), 'the field is described by its error');
+  log(`server field error shown at its field: ${(await warmupError.textContent()).trim()}`);
+  await shot('new-experiment-field-error');
+  await page.locator('#spec-warmup_secs').fill('10');
+  await page.locator('#create-button').click();
+  await page.waitForSelector('#experiment-name', { timeout: 15000 });
+  const formId = await page.locator('[data-experiment]').first().getAttribute('data-experiment');
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  const fromForm = await api('GET', `experiments/${formId}`);
+  check(fromForm.spec.warmup_secs === 10 && fromForm.spec.criteria.length === 1 && fromForm.spec.candidate.params.k === 3
+    && JSON.stringify(fromForm.spec.targets.hosts) === JSON.stringify([agent.host]), `created as the form said: ${JSON.stringify(fromForm.spec)}`);
+  check(JSON.stringify(await offered()) === JSON.stringify(fromForm.allowed_actions), 'the new experiment offers what the server allows');
+  await shot('new-experiment-created');
+  await page.locator('form[data-action="start"] button[type=submit]').click();
+  await waitFor('the experiment to start', async () => !['created'].includes(await phaseOf(page.locator('#experiment-phase'))), 15000);
+  log(`started from the page: ${await phaseOf(page.locator('#experiment-phase'))}`);
+  await shot('new-experiment-running');
+  await waitFor('the verdict of the form\'s experiment', async () => page.locator('#verdict-outcome').count(), (demoSecs + 60) * 1000);
+  const formVerdict = (await page.locator('#verdict-outcome').textContent()).trim();
+  log(`verdict ${formVerdict}`);
+  check(formVerdict === 'pass', `the form's experiment should pass its one criterion, got ${formVerdict}`);
+  await waitFor('promote offered', async () => (await offered()).includes('promote'), 15000);
+  await shot('new-experiment-verdict');
+  const promoteForm = page.locator('form[data-action="promote"]');
+  if (await promoteForm.locator('input[name=reason]').count()) await promoteForm.locator('input[name=reason]').fill('browser test: the form\'s candidate passed');
+  await promoteForm.locator('button[type=submit]').click();
+  await waitFor('promoted', async () => (await phaseOf(page.locator('#experiment-phase'))) === 'promoted', 60000);
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  log('created from the form, previewed, started, judged and promoted');
+  await shot('new-experiment-promoted');
+
+  // 5c. A quick deployment from its page: template and parameters, the selector with the
+  //     agent it picks, the batch strategy's defaults from the API; progress per agent
+  //     live; then roll it back, offered because the server allows it.
+  step = 'quick deployment';
+  await page.locator('nav a[data-view=deployments]').click();
+  await page.waitForSelector('#deployment-form #deployment-template', { timeout: 15000 });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const strategyDefault = doc.components.schemas.NewDeployment.properties.strategy.default;
+  check(await page.locator('#deployment-initial_batch').inputValue() === String(strategyDefault.initial_batch), 'batch defaults from the API');
+  await page.locator('#deployment-name').fill('browser test: topk on this host');
+  await page.locator('#deployment-template').selectOption('topk');
+  await page.locator('#deployment-param-k').fill('4');
+  await page.locator('#deployment-hosts').fill(agent.host);
+  await page.locator(`#deployment-matching li[data-agent="${agent.id}"]`).waitFor({ timeout: 10000 });
+  await shot('deployment-form');
+  await page.locator('#deploy-button').click();
+  await page.waitForSelector('[data-deployment] #deployment-name', { timeout: 15000 });
+  const deploymentId = await page.locator('[data-deployment]').getAttribute('data-deployment');
+  const targetState = () => page.locator(`#deployment-targets tr[data-key="${agent.id}"] [data-state]`).getAttribute('data-state').catch(() => null);
+  await waitFor('the agent to run the deployed pipeline', async () => (await targetState()) === 'succeeded', 30000);
+  await waitFor('the deployment to complete', async () => (await page.locator('#deployment-state [data-state]').getAttribute('data-state')) === 'completed', 15000);
+  const deployed = await api('GET', `pipelines/deployments/${deploymentId}`);
+  check(deployed.pipeline.template === 'topk' && deployed.pipeline.params.k === 4, `deployed as the form said: ${JSON.stringify(deployed.pipeline)}`);
+  const deploymentOffer = async () => page.locator('#deployment-actions form[data-action]').evaluateAll((fs) => fs.map((f) => f.dataset.action));
+  await waitFor('the actions the server allows', async () => JSON.stringify(await deploymentOffer()) === JSON.stringify((await api('GET', `pipelines/deployments/${deploymentId}`)).allowed_actions), 10000);
+  log(`deployment completed on ${agent.host}; offered ${await deploymentOffer()}`);
+  await shot('deployment-completed');
+  await page.locator('#deployment-actions form[data-action="rollback"] button').click();
+  await waitFor('the deployment to roll back', async () => (await page.locator('#deployment-state [data-state]').getAttribute('data-state')) === 'rolled_back', 30000);
+  check(await targetState() === 'rolled_back', 'the agent shows rolled back');
+  check(await page.evaluate(() => window.__sameDocument === true), 'the page was reloaded');
+  check((await deploymentOffer()).length === 0, 'nothing offered once rolled back');
+  log('deployment rolled back, live');
+  await shot('deployment-rolled-back');
+
   // 6. Fleet: the in-process agent with its health and resources.
   step = 'fleet';
   await page.locator('nav a[data-view=fleet]').click();
@@ -243,6 +379,38 @@ try {
   check(/\d+(\.\d+)? MiB/.test(rowText), `agent RSS shown: ${rowText}`);
   log(`fleet: agent ${status}`);
   await shot('fleet');
+
+  // 6b. Agent detail: labels, pipelines with health, recent tasks, health readings; an
+  //     admin revokes an agent (a second one, enrolled for this) from its page.
+  step = 'agent detail';
+  await agentRow.locator('a.agent-link').click();
+  await page.waitForSelector(`[data-agent="${agent.id}"] #agent-host`, { timeout: 15000 });
+  const agentNow = await api('GET', `agents/${agent.id}`);
+  for (const [k, v] of Object.entries(agentNow.labels)) {
+    check((await page.locator(`#agent-labels [data-label="${k}"]`).textContent()) === `${k}=${v}`, `label ${k} shown`);
+  }
+  await waitFor('the agent\'s recent tasks', async () => (await page.locator('#agent-tasks tbody tr').count()) > 0, 15000);
+  check(await page.locator('#agent-status-history tbody tr').count() >= 1, 'a health reading shown');
+  check(await page.locator('#chart-agent-cpu').count() === 1, 'CPU over time charted');
+  const pipelinesShown = await page.locator('#agent-pipelines tbody tr').count();
+  check(pipelinesShown === agentNow.pipelines.length, `pipelines shown ${pipelinesShown}, has ${agentNow.pipelines.length}`);
+  log(`agent detail: ${await page.locator('#agent-tasks tbody tr').count()} recent tasks, ${pipelinesShown} pipelines`);
+  await shot('agent-detail');
+  const enrollment = serverOut.match(/Enrollment token:\s+(\S+)/)[1];
+  const spare = await (await fetch(`${base}/api/v1/agent/enroll`, {
+    method: 'POST', headers: { Authorization: `Bearer ${enrollment}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ host: 'browser-test-spare', version: 'test', os: 'linux', labels: { role: 'spare' } }),
+  })).json();
+  await page.goto(`${printed.ui}#/fleet/${spare.agent.id}`);
+  await page.waitForSelector('#agent-revoke form[data-action="revoke"]', { timeout: 15000 });
+  check(await page.locator('#agent-revoke button[type=submit]').isDisabled(), 'revoke waits for its confirmation');
+  await page.locator('#revoke-confirm').check();
+  await page.locator('#agent-revoke button[type=submit]').click();
+  await waitFor('the agent revoked', async () => (await page.locator('#agent-status [data-status]').getAttribute('data-status')) === 'revoked', 15000);
+  check((await api('GET', `agents/${spare.agent.id}`)).revoked, 'the server revoked it');
+  check(await page.locator('#agent-revoke').count() === 0, 'nothing left to revoke');
+  log('revoked an agent from its page');
+  await shot('agent-revoked');
 
   // 7. Cost flow and cardinality, with a label dimension added.
   step = 'cost';
@@ -297,6 +465,19 @@ try {
   check(await page.locator('form[data-action]').count() === 0, 'viewer sees no action form');
   const viewerSees = await api('GET', `experiments/${printed.experiment}`, undefined, viewer.secret);
   check(viewerSees.allowed_actions.length === 0, `a viewer is allowed nothing, got ${viewerSees.allowed_actions}`);
+  await page.goto(`${printed.ui}#/experiments`);
+  await page.waitForSelector('#experiments', { timeout: 15000 });
+  check(await page.locator('#new-experiment-link').count() === 0, 'a viewer is offered no new experiment');
+  await page.goto(`${printed.ui}#/deployments`);
+  await page.waitForSelector('#deployments', { timeout: 15000 });
+  check(await page.locator('#new-deployment').count() === 0, 'a viewer is offered no deployment form');
+  await page.goto(`${printed.ui}#/deployments/${deploymentId}`);
+  await page.waitForSelector('#no-deployment-actions', { timeout: 15000 });
+  check(await page.locator('#deployment-actions form').count() === 0, 'a viewer gets no deployment action');
+  await shot('viewer-deployment');
+  await page.goto(`${printed.ui}#/fleet/${agent.id}`);
+  await page.waitForSelector('#agent-host', { timeout: 15000 });
+  check(await page.locator('#agent-revoke').count() === 0, 'a viewer is offered no revoke');
   log('viewer: read-only');
 
   check(problems.length === 0, `browser problems:\n${problems.join('\n')}`);

@@ -2,7 +2,9 @@
 
 use phoenix_client::DeploymentCommand;
 use phoenix_client::api::ErrorCode;
-use phoenix_client::api::deployment::{DeploymentState, NewDeployment, RolloutStrategy};
+use phoenix_client::api::deployment::{
+    DeploymentAction, DeploymentState, NewDeployment, RolloutStrategy,
+};
 use phoenix_client::api::pipeline::PipelineRef;
 use phoenix_client::api::task::TaskKind;
 use phoenix_client::api::token::Role;
@@ -41,6 +43,11 @@ async fn staged_rollout_pauses_resumes_and_rolls_back(backend: Backend) {
     assert_eq!(created.progress.total, 3);
     assert_eq!(created.progress.in_progress, 1);
     assert_eq!(created.progress.pending, 2);
+    // What may be done now, for the caller's role (core's `allowed_actions`).
+    assert_eq!(
+        created.allowed_actions,
+        [DeploymentAction::Pause, DeploymentAction::Rollback]
+    );
 
     // Which agent got the first batch?
     let first = created
@@ -62,6 +69,15 @@ async fn staged_rollout_pauses_resumes_and_rolls_back(backend: Backend) {
     let paused = viewer.get_deployment(created.id).await.unwrap();
     assert_eq!(paused.state, DeploymentState::Paused);
     assert_eq!(paused.progress.errors, 1);
+    assert!(paused.allowed_actions.is_empty(), "a viewer may do nothing");
+    assert_eq!(
+        operator
+            .get_deployment(created.id)
+            .await
+            .unwrap()
+            .allowed_actions,
+        [DeploymentAction::Resume, DeploymentAction::Rollback]
+    );
     assert!(
         paused
             .last_error
@@ -117,6 +133,11 @@ async fn staged_rollout_pauses_resumes_and_rolls_back(backend: Backend) {
     let rolled = viewer.get_deployment(created.id).await.unwrap();
     assert_eq!(rolled.state, DeploymentState::RolledBack);
     assert_eq!(rolled.progress.rolled_back, 3);
+    let page = operator.list_deployments(None, None).await.unwrap();
+    assert!(
+        page.items[0].allowed_actions.is_empty(),
+        "rolled back: nothing left"
+    );
     let page = viewer.list_deployments(None, None).await.unwrap();
     assert_eq!(page.items.len(), 1);
     let unknown = viewer

@@ -45,6 +45,7 @@ mod edge;
 mod flow;
 mod harness;
 mod inputs;
+mod matching;
 mod openapi;
 mod ops;
 mod replicas;

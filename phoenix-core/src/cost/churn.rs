@@ -86,7 +86,7 @@ mod tests {
     use crate::cost::nearest_rank;
 
     fn t(minutes: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 3600, 0).unwrap()
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() // an hour boundary
             + Duration::minutes(minutes)
     }
 

@@ -170,7 +170,7 @@ fn datadog_per_host_pooled_allotment() {
 // the burst as if it lasted 10 s.
 #[test]
 fn datadog_bills_the_monthly_average_of_hourly_counts() {
-    let start = chrono::DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 3_600, 0).unwrap();
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(); // an hour boundary
     let host: Vec<Observation> = (0..720)
         .map(|i| {
             let series = match i {

@@ -163,10 +163,17 @@ wire_struct! {
         sku: String,
         /// Currency.
         currency: String,
-        /// Date the price took effect.
+        /// Date the price was read (its "as of" date).
         effective_date: NaiveDate,
         /// Source (URL or document).
         source: String,
+        /// True only when the price was confirmed on the vendor's own page; false when it
+        /// comes from elsewhere and could not be confirmed from the vendor itself.
+        price_confirmed: bool,
+        /// The vendor's page documenting the billing rule applied.
+        rule_source: Option<String>,
+        /// When `rule_source` was read.
+        rule_read_on: Option<NaiveDate>,
     }
 }
 
@@ -199,6 +206,9 @@ wire_struct! {
         usage_basis: String,
         /// Hosts.
         hosts: u64,
+        /// Fewest measurements any host's usage came from; 1: a single measurement, not a
+        /// distribution over the vendor's billing window (the quantity rule says so).
+        samples_per_host: u64,
         /// Measured quantity.
         quantity: u64,
         /// How the quantity was derived.

@@ -1,7 +1,7 @@
 //! `phoenix cost ...`: the fleet's raw series from the agents' latest snapshots.
 
 use phoenix_api::analysis::{
-    Breakdown, CardinalityReport, CostFlow, CostFlowReport, Recommendation,
+    Breakdown, CardinalityReport, CostFlow, CostFlowReport, PriceSource, Recommendation,
 };
 
 use crate::Context;
@@ -90,21 +90,39 @@ fn flow_tables(flow: &CostFlow, out: &mut String) {
     }
 }
 
+/// The price a figure used, with whether the vendor's own page confirmed it.
+pub(crate) fn pricing_line(p: &PriceSource) -> String {
+    format!(
+        "{} ({} {}, as of {}; {})",
+        p.model_id,
+        p.vendor,
+        p.product,
+        p.effective_date,
+        if p.price_confirmed {
+            "price confirmed on the vendor's page"
+        } else {
+            "price NOT confirmed by the vendor"
+        }
+    )
+}
+
+/// The vendor page the billing rule follows, and when it was read.
+pub(crate) fn rule_line(p: &PriceSource) -> String {
+    match (&p.rule_source, p.rule_read_on) {
+        (Some(source), Some(read)) => format!("{source} (read {read})"),
+        (Some(source), None) => source.clone(),
+        (None, _) => "no vendor rule page recorded".to_owned(),
+    }
+}
+
 fn flow_view(r: &CostFlowReport) -> String {
     let c = &r.cost_flow.cost;
     let mut out = key_values(&[
         ("hosts", r.hosts.to_string()),
         ("series", r.total_series.to_string()),
-        (
-            "pricing",
-            format!(
-                "{} ({} {}, {})",
-                c.price_source.model_id,
-                c.price_source.vendor,
-                c.price_source.product,
-                c.price_source.effective_date
-            ),
-        ),
+        ("pricing", pricing_line(&c.price_source)),
+        ("billing rule", rule_line(&c.price_source)),
+        ("quantity", c.quantity_rule.clone()),
         (
             "cost",
             format!(

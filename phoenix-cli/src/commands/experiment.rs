@@ -550,6 +550,15 @@ fn cost_view(c: &CostAnalysis) -> String {
     if let Some(m) = &c.measured {
         let currency = &m.baseline.price_source.currency;
         pairs.push((
+            "pricing",
+            crate::commands::cost::pricing_line(&m.baseline.price_source),
+        ));
+        pairs.push((
+            "billing rule",
+            crate::commands::cost::rule_line(&m.baseline.price_source),
+        ));
+        pairs.push(("baseline quantity", m.baseline.quantity_rule.clone()));
+        pairs.push((
             "baseline",
             format!("{} {currency}/month", m.baseline.per_month),
         ));

@@ -1,6 +1,7 @@
 //! The cost calculator: measured usage in, priced cost lines out, with every step shown
 //! (quantity rule, allotment subtraction, tier bands) and the price's provenance attached.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Aggregation, Catalogue, CatalogueError, PriceSource, PricingModel};
@@ -35,6 +36,11 @@ pub enum CostError {
 /// One interval's output of one variant on one host, as the calculator needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Observation {
+    /// When the interval ended; it places the observation in its clock hour for the
+    /// hourly rules. Without it, observations are taken as consecutive intervals and
+    /// placed by their cumulative length.
+    #[serde(default)]
+    pub taken_at: Option<DateTime<Utc>>,
     /// Distinct series in the output.
     pub series: u64,
     /// Data points in the output during the interval.
@@ -55,10 +61,25 @@ pub struct Usage {
     pub series_p95: u64,
     /// Sum over hosts of each host's mean series count, rounded up.
     pub series_mean: u64,
+    /// Sum over hosts of the mean, over the clock hours the host was measured in, of the
+    /// hour's highest series count, rounded up. The highest count of an hour is the
+    /// smallest its distinct count can be (exact when no series starts or stops within
+    /// the hour; counts carry no series identity, see `cost::churn`).
+    #[serde(default)]
+    pub series_hourly_mean: u64,
     /// Data points per minute (sum over hosts of each host's rate, rounded up).
     pub points_per_minute: u64,
+    /// Sum over hosts of each host's 95th percentile (nearest rank) of its per-interval
+    /// data points per minute (each rounded up).
+    #[serde(default)]
+    pub points_per_minute_p95: u64,
     /// Encoded bytes per month of 730 h (sum over hosts of each host's rate, rounded up).
     pub bytes_per_month: u64,
+    /// The fewest observations any host's figures come from. 1 means a single
+    /// measurement (a snapshot): every statistic is that one figure, not a distribution
+    /// over the billing window, and a price says so.
+    #[serde(default)]
+    pub samples_per_host: u64,
     /// Where these figures came from, in words.
     pub basis: String,
 }
@@ -77,8 +98,11 @@ impl Usage {
             hosts,
             series_p95: series,
             series_mean: series,
+            series_hourly_mean: series,
             points_per_minute,
+            points_per_minute_p95: points_per_minute,
             bytes_per_month,
+            samples_per_host: 1,
             basis: basis.into(),
         }
     }
@@ -95,10 +119,17 @@ impl Usage {
             ..Self::default()
         };
         let mut counts = Vec::new();
+        let mut dpm = Vec::new();
         for observations in hosts {
             if observations.is_empty() {
                 continue;
             }
+            let n_obs = observations.len() as u64;
+            usage.samples_per_host = if usage.hosts == 0 {
+                n_obs
+            } else {
+                usage.samples_per_host.min(n_obs)
+            };
             usage.hosts += 1;
             counts.clear();
             counts.extend(observations.iter().map(|o| o.series));
@@ -107,6 +138,25 @@ impl Usage {
             let n = counts.len() as u128;
             let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
             usage.series_mean = usage.series_mean.saturating_add(to_u64(div_ceil(total, n)));
+            usage.series_hourly_mean = usage
+                .series_hourly_mean
+                .saturating_add(hourly_mean_of_max(observations));
+            dpm.clear();
+            dpm.extend(
+                observations
+                    .iter()
+                    .filter(|o| o.interval_secs > 0)
+                    .map(|o| {
+                        to_u64(div_ceil(
+                            u128::from(o.points) * 60,
+                            u128::from(o.interval_secs),
+                        ))
+                    }),
+            );
+            dpm.sort_unstable();
+            usage.points_per_minute_p95 = usage
+                .points_per_minute_p95
+                .saturating_add(nearest_rank(&dpm, 95));
             let seconds: u128 = observations
                 .iter()
                 .map(|o| u128::from(o.interval_secs))
@@ -141,8 +191,11 @@ impl Usage {
             hosts,
             series_p95: scale(self.series_p95),
             series_mean: scale(self.series_mean),
+            series_hourly_mean: scale(self.series_hourly_mean),
             points_per_minute: scale(self.points_per_minute),
+            points_per_minute_p95: scale(self.points_per_minute_p95),
             bytes_per_month: scale(self.bytes_per_month),
+            samples_per_host: self.samples_per_host,
             basis: format!(
                 "{}, scaled from {} to {} hosts",
                 self.basis,
@@ -151,6 +204,31 @@ impl Usage {
             ),
         })
     }
+}
+
+/// The mean over clock hours of each hour's highest series count, rounded up. An
+/// observation belongs to the hour its interval ended in (`taken_at`); observations
+/// without a time are taken as consecutive and placed by their cumulative length.
+fn hourly_mean_of_max(observations: &[Observation]) -> u64 {
+    let mut hours: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    let mut elapsed: i64 = 0;
+    for o in observations {
+        let hour = match o.taken_at {
+            Some(at) => at.timestamp().div_euclid(3600),
+            None => {
+                let h = elapsed.div_euclid(3600);
+                elapsed = elapsed.saturating_add(i64::from(o.interval_secs));
+                h
+            }
+        };
+        let max = hours.entry(hour).or_default();
+        *max = (*max).max(o.series);
+    }
+    if hours.is_empty() {
+        return 0;
+    }
+    let total: u128 = hours.values().map(|&c| u128::from(c)).sum();
+    to_u64(div_ceil(total, hours.len() as u128))
 }
 
 /// The 95th percentile and friends by the nearest-rank method over sorted values: the
@@ -196,6 +274,10 @@ pub struct CostBreakdown {
     pub usage_basis: String,
     /// Hosts covered.
     pub hosts: u64,
+    /// The fewest measurements any host's usage came from; 1: a single measurement, so
+    /// the vendor's statistic over its billing window is that one figure.
+    #[serde(default)]
+    pub samples_per_host: u64,
     /// The billed quantity per month before the allotment.
     pub quantity: u64,
     /// How `quantity` was derived from the usage, in words.
@@ -235,6 +317,12 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
                 usage.series_mean,
                 format!("mean {unit} per host (rounded up), summed"),
             ),
+            Aggregation::HourlyMean => (
+                usage.series_hourly_mean,
+                format!(
+                    "mean over the clock hours of each hour's {unit} per host (rounded up), summed"
+                ),
+            ),
         }
     } else {
         (
@@ -242,18 +330,26 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
             "encoded bytes per month of 730 h, from the measured byte rate".to_owned(),
         )
     };
-    let (quantity, quantity_rule) = match model.included_dpm_per_series {
+    let (quantity, mut quantity_rule) = match model.included_dpm_per_series {
         Some(dpm) if model.meter.counts_series() => {
-            let dpm_series = to_u64(div_ceil(
-                u128::from(usage.points_per_minute),
-                u128::from(dpm),
-            ));
+            // The DPM term takes the same statistic as the series term: Grafana bills
+            // max(P95 of active series, P95 of total DPM / included DPM).
+            let (points, points_rule) = match model.aggregation {
+                Aggregation::P95 => (
+                    usage.points_per_minute_p95,
+                    "95th percentile of data points per minute per host, summed",
+                ),
+                Aggregation::Mean | Aggregation::HourlyMean => {
+                    (usage.points_per_minute, "data points per minute")
+                }
+            };
+            let dpm_series = to_u64(div_ceil(u128::from(points), u128::from(dpm)));
             if dpm_series > measured {
                 (
                     dpm_series,
                     format!(
-                        "{} data points per minute / {dpm} included per series = {} billed series (more than the {} {measured_rule})",
-                        group_digits(usage.points_per_minute),
+                        "{} {points_rule} / {dpm} included per series = {} billed series (more than the {} {measured_rule})",
+                        group_digits(points),
                         group_digits(dpm_series),
                         group_digits(measured),
                     ),
@@ -262,14 +358,37 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
                 (
                     measured,
                     format!(
-                        "{measured_rule}; {} data points per minute stay within {dpm} per series",
-                        group_digits(usage.points_per_minute)
+                        "{measured_rule}; {} {points_rule} stay within {dpm} per series",
+                        group_digits(points)
                     ),
                 )
             }
         }
         _ => (measured, measured_rule),
     };
+    let quantity = match model.round_down_to {
+        Some(step) if step > 1 => {
+            let rounded = quantity - quantity % step;
+            quantity_rule = format!(
+                "{quantity_rule}; {} rounded down to a whole multiple of {} {unit} as the vendor bills: {}",
+                group_digits(quantity),
+                group_digits(step),
+                group_digits(rounded)
+            );
+            rounded
+        }
+        _ => quantity,
+    };
+    if usage.samples_per_host <= 1 && usage.hosts > 0 {
+        let what = if model.meter.counts_series() {
+            format!("the {} is that measurement", model.aggregation.describe())
+        } else {
+            "the month's bytes are extrapolated from it".to_owned()
+        };
+        quantity_rule = format!(
+            "{quantity_rule}; from a single measurement per host, not a distribution over the billing window: {what}"
+        );
+    }
     let per_host = model.included_per_host.saturating_mul(usage.hosts);
     let included = model.included_per_account.saturating_add(per_host);
     let included_rule = match (model.included_per_account, model.included_per_host) {
@@ -315,6 +434,7 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
         unit: unit.to_owned(),
         usage_basis: usage.basis.clone(),
         hosts: usage.hosts,
+        samples_per_host: usage.samples_per_host,
         quantity,
         quantity_rule,
         included,

@@ -60,6 +60,22 @@ pub enum Aggregation {
     P95,
     /// Mean series count, rounded up to a whole series.
     Mean,
+    /// Mean over the clock hours of each hour's series count, rounded up: Datadog's
+    /// "monthly average of the distinct custom metrics of each hour", and an hourly
+    /// proration (a metric billed for the hours it exists).
+    HourlyMean,
+}
+
+impl Aggregation {
+    /// The statistic, in words.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::P95 => "95th percentile over the window",
+            Self::Mean => "mean over the window",
+            Self::HourlyMean => "mean over the clock hours of each hour's count",
+        }
+    }
 }
 
 /// One price band.
@@ -101,12 +117,29 @@ pub struct PricingModel {
     /// Data points per minute included per series; more are billed as extra series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub included_dpm_per_series: Option<u32>,
+    /// The monthly quantity is rounded down to a whole multiple of this many meter units
+    /// before the allotment is subtracted (New Relic bills whole GB: 10^9 bytes, rounded
+    /// down). Omitted: no rounding of the quantity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_down_to: Option<u64>,
     /// Price bands over the billable quantity, in order.
     pub tiers: Vec<Tier>,
-    /// When the price was read.
+    /// When the price was read (its "as of" date).
     pub effective_date: NaiveDate,
-    /// Where it was read.
+    /// Where the price was read.
     pub source: String,
+    /// True only when the price (and allotment) was read on the vendor's own page; false
+    /// when it comes from elsewhere (a price sheet, third-party pages, a quote) and could
+    /// not be confirmed from the vendor itself. User files default to false.
+    #[serde(default)]
+    pub price_confirmed: bool,
+    /// The vendor's own page documenting the billing rule (quantity statistic, window,
+    /// rounding) the entry follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_source: Option<String>,
+    /// When `rule_source` was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_read_on: Option<NaiveDate>,
     /// The vendor's billing semantics, in words.
     pub billing: String,
     /// Caveats.
@@ -131,6 +164,15 @@ pub struct PriceSource {
     pub effective_date: NaiveDate,
     /// Where the price was read.
     pub source: String,
+    /// Whether the price was confirmed on the vendor's own page.
+    #[serde(default)]
+    pub price_confirmed: bool,
+    /// The vendor's page documenting the billing rule applied.
+    #[serde(default)]
+    pub rule_source: Option<String>,
+    /// When `rule_source` was read.
+    #[serde(default)]
+    pub rule_read_on: Option<NaiveDate>,
 }
 
 impl PricingModel {
@@ -145,6 +187,9 @@ impl PricingModel {
             currency: self.currency.clone(),
             effective_date: self.effective_date,
             source: self.source.clone(),
+            price_confirmed: self.price_confirmed,
+            rule_source: self.rule_source.clone(),
+            rule_read_on: self.rule_read_on,
         }
     }
 
@@ -187,6 +232,22 @@ impl PricingModel {
             errors.push(
                 format!("{path}.included_dpm_per_series"),
                 "only applies to meters that count series",
+            );
+        }
+        if self.round_down_to == Some(0) {
+            errors.push(
+                format!("{path}.round_down_to"),
+                "must be at least 1 (omit it when the vendor does not round the quantity)",
+            );
+        }
+        if self
+            .rule_source
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            errors.push(
+                format!("{path}.rule_source"),
+                "must not be empty (omit it when there is none)",
             );
         }
         if self.tiers.is_empty() || self.tiers.len() > MAX_TIERS {
@@ -382,6 +443,38 @@ mod tests {
             assert_eq!(m.currency, "USD");
             assert!(!m.source.is_empty());
         }
+        // Every built-in entry says whether its price was confirmed on the vendor's own
+        // page; those following a vendor rule name the page and the date it was read.
+        for m in c.models() {
+            if m.vendor != "Generic" && m.id != "aws-cloudwatch-us-east-1" {
+                assert!(
+                    m.rule_source
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("https://")),
+                    "{}",
+                    m.id
+                );
+                assert!(m.rule_read_on.is_some(), "{}", m.id);
+            }
+            if !m.price_confirmed {
+                assert!(
+                    m.notes
+                        .iter()
+                        .any(|n| n.contains("not confirmed") || n.contains("could be confirmed"))
+                        || m.vendor == "Generic",
+                    "{}: an unconfirmed price says so in its notes",
+                    m.id
+                );
+            }
+        }
+        assert_eq!(
+            c.get("newrelic-original").unwrap().round_down_to,
+            Some(1_000_000_000)
+        );
+        assert_eq!(
+            c.get("datadog-pro").unwrap().aggregation,
+            Aggregation::HourlyMean
+        );
         let cw = c.get("aws-cloudwatch-us-east-1").unwrap();
         assert_eq!(cw.tiers.len(), 4);
         assert_eq!(cw.tiers[1].price, "0.10".parse().unwrap());
@@ -445,6 +538,7 @@ meter = "ingested_bytes"
 aggregation = "mean"
 currency = "usd"
 included_dpm_per_series = 0
+round_down_to = 0
 tiers = [{ price = "-1", per = 0 }, { up_to = 5, price = "1", per = 1 }]
 effective_date = "2026-01-01"
 source = "s"
@@ -462,6 +556,7 @@ billing = "b"
                 "model[0].currency",
                 "model[0].included_dpm_per_series",
                 "model[0].included_dpm_per_series",
+                "model[0].round_down_to",
                 "model[0].tiers[0].price",
                 "model[0].tiers[0].per",
                 "model[0].tiers[0].up_to",

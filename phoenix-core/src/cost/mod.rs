@@ -8,6 +8,7 @@
 
 mod calculator;
 mod catalogue;
+pub mod churn;
 mod money;
 
 pub use calculator::{

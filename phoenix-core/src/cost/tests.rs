@@ -49,34 +49,95 @@ fn grafana_extra_dpm_is_billed_as_series() {
     assert_eq!(cost.per_month, m("585.00"));
 }
 
-// Grafana bills the 95th percentile; a spike in 1 sample of 20 does not count.
+// Grafana bills the 95th percentile of active series and of DPM; a spike in 1 sample of
+// 20 counts in neither ("Grafana Cloud determines your usage based on the 95th percentile
+// of both active series and total DPM over each billing period. Your usage equals the
+// maximum of either: active series count; total DPM divided by included DPM per series",
+// https://grafana.com/docs/grafana-cloud/cost-management-and-billing/understand-usage-cost/metrics/,
+// read 2026-12-06).
 #[test]
 fn grafana_uses_the_p95_of_each_host() {
     let mut host = vec![
         Observation {
             series: 20_000,
             points: 20_000,
-            bytes: 0,
             interval_secs: 60,
+            ..Observation::default()
         };
         19
     ];
     host.push(Observation {
         series: 90_000,
         points: 90_000,
-        bytes: 0,
         interval_secs: 60,
+        ..Observation::default()
     });
     let usage = Usage::from_hosts([host.as_slice()], "one host");
     assert_eq!(usage.series_p95, 20_000);
     // mean = (19 x 20,000 + 90,000) / 20 = 23,500
     assert_eq!(usage.series_mean, 23_500);
     assert_eq!(usage.points_per_minute, 23_500);
+    assert_eq!(usage.points_per_minute_p95, 20_000);
     let cost = builtin().price("grafana-cloud-pro", &usage).unwrap();
-    // Quantity: max(p95 20,000, 23,500 DPM series) = 23,500: the DPM rule bills the
-    // spike's points. 13,500 x 0.0065 = 87.75.
-    assert_eq!(cost.quantity, 23_500);
-    assert_eq!(cost.per_month, m("87.75"));
+    // Quantity: max(P95 series 20,000, P95 DPM 20,000 / 1) = 20,000: the spike's points
+    // are forgiven as its series are (the mean, 23,500, would bill them).
+    // 10,000 x 0.0065 = 65.00.
+    assert_eq!(cost.quantity, 20_000);
+    assert_eq!(cost.per_month, m("65.00"));
+    assert_eq!(cost.samples_per_host, 20);
+    assert!(!cost.quantity_rule.contains("single measurement"));
+}
+
+// The DPM term is a P95 too: a quiet half-window does not lower the bill. One host,
+// 20 one-minute samples of 10,000 series: 10 at 4 DPM per series (40,000 points a
+// minute) and 10 with nothing sent. The mean rate is 20,000 DPM, the P95 40,000: Grafana
+// bills 40,000 series (30,000 x $0.0065 = $195.00), not 20,000 ($65.00).
+#[test]
+fn grafana_dpm_term_is_the_p95_not_the_mean() {
+    let host: Vec<Observation> = (0..20)
+        .map(|i| Observation {
+            series: 10_000,
+            points: if i % 2 == 0 { 40_000 } else { 0 },
+            interval_secs: 60,
+            ..Observation::default()
+        })
+        .collect();
+    let usage = Usage::from_hosts([host.as_slice()], "one host");
+    assert_eq!(usage.points_per_minute, 20_000);
+    assert_eq!(usage.points_per_minute_p95, 40_000);
+    let cost = builtin().price("grafana-cloud-pro", &usage).unwrap();
+    assert_eq!(cost.quantity, 40_000);
+    assert_eq!(cost.per_month, m("195.00"));
+    assert!(
+        cost.quantity_rule
+            .contains("95th percentile of data points per minute")
+    );
+}
+
+// "This approach forgives the top 5% of usage time (approximately 36 hours per month)"
+// (same Grafana page). Hourly samples over a 720-hour month: a spike lasting 36 hours is
+// forgiven; one lasting 37 hours is billed.
+#[test]
+fn grafana_forgives_the_top_36_hours_of_a_720_hour_month() {
+    let month = |spike_hours: usize| {
+        let host: Vec<Observation> = (0..720)
+            .map(|h| {
+                let series = if h < spike_hours { 90_000 } else { 20_000 };
+                Observation {
+                    series,
+                    points: series * 60,
+                    interval_secs: 3_600,
+                    ..Observation::default()
+                }
+            })
+            .collect();
+        let usage = Usage::from_hosts([host.as_slice()], "one host, hourly");
+        builtin().price("grafana-cloud-pro", &usage).unwrap()
+    };
+    assert_eq!(month(0).quantity, 20_000);
+    assert_eq!(month(36).quantity, 20_000);
+    assert_eq!(month(36).per_month, m("65.00"));
+    assert_eq!(month(37).quantity, 90_000);
 }
 
 // Example 3: Datadog Pro, 10 hosts averaging 3,500 custom metrics in total.
@@ -99,28 +160,96 @@ fn datadog_per_host_pooled_allotment() {
     assert_eq!(mwl.per_month, m("2.50"));
 }
 
-// Datadog bills the hourly average: the mean, rounded up to a whole metric.
+// Datadog: "your monthly billable custom metrics usage is calculated by taking the total
+// of all distinct custom metrics for each hour in a given month, and dividing it by the
+// number of hours in the month" and "is not impacted by data point submission frequency"
+// (https://docs.datadoghq.com/account_management/billing/custom_metrics/, read
+// 2026-12-06). Two hours of 10 s samples: hour one 1,000 series throughout with 1,400 in
+// one interval, hour two 600. Hourly counts 1,400 and 600, average 1,000, 900 over the
+// 100 allotted x $0.05 = $45.00. The plain mean of the samples (about 801) would bill
+// the burst as if it lasted 10 s.
 #[test]
-fn datadog_uses_the_mean() {
+fn datadog_bills_the_monthly_average_of_hourly_counts() {
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(); // an hour boundary
+    let host: Vec<Observation> = (0..720)
+        .map(|i| {
+            let series = match i {
+                0..=359 if i == 100 => 1_400,
+                0..=359 => 1_000,
+                _ => 600,
+            };
+            Observation {
+                taken_at: Some(start + chrono::Duration::seconds(i * 10 + 5)),
+                series,
+                points: series * 7, // frequency does not matter
+                interval_secs: 10,
+                ..Observation::default()
+            }
+        })
+        .collect();
+    let usage = Usage::from_hosts([host.as_slice()], "one host");
+    assert_eq!(usage.series_hourly_mean, 1_000);
+    assert_eq!(usage.series_mean, 801);
+    let cost = builtin().price("datadog-pro", &usage).unwrap();
+    assert_eq!(cost.quantity, 1_000);
+    assert_eq!(cost.billable, 900);
+    assert_eq!(cost.per_month, m("45.00"));
+    assert!(cost.quantity_rule.contains("clock hours"));
+    // Without times, consecutive 10 s intervals fill hours in order: the same answer.
+    let untimed: Vec<Observation> = host
+        .iter()
+        .map(|o| Observation {
+            taken_at: None,
+            ..*o
+        })
+        .collect();
+    assert_eq!(
+        Usage::from_hosts([untimed.as_slice()], "x").series_hourly_mean,
+        1_000
+    );
+}
+
+// The hourly average rounds up to a whole metric.
+#[test]
+fn datadog_hourly_average_rounds_up() {
     let host: Vec<Observation> = [1_000, 1_001]
         .into_iter()
         .map(|series| Observation {
             series,
             points: series,
-            bytes: 0,
-            interval_secs: 10,
+            interval_secs: 3_600,
+            ..Observation::default()
         })
         .collect();
     let usage = Usage::from_hosts([host.as_slice()], "one host");
-    assert_eq!(usage.series_mean, 1_001); // 1,000.5 rounded up
+    assert_eq!(usage.series_hourly_mean, 1_001); // 1,000.5 rounded up
     let cost = builtin().price("datadog-pro", &usage).unwrap();
     assert_eq!(cost.billable, 901);
     assert_eq!(cost.per_month, m("45.05"));
 }
 
+// CloudWatch prorates a metric by the hours it exists: 20,000 metrics for half the
+// measured hours and none for the other half bill as 10,000 metric-months.
+#[test]
+fn cloudwatch_prorates_by_the_hour() {
+    let host: Vec<Observation> = (0..4)
+        .map(|h| Observation {
+            series: if h < 2 { 20_000 } else { 0 },
+            interval_secs: 3_600,
+            ..Observation::default()
+        })
+        .collect();
+    let usage = Usage::from_hosts([host.as_slice()], "one host");
+    let cost = builtin().price("aws-cloudwatch-us-east-1", &usage).unwrap();
+    assert_eq!(cost.quantity, 10_000);
+    // 9,990 billable x $0.30.
+    assert_eq!(cost.per_month, m("2997.00"));
+}
+
 // Example 4: New Relic, 20 hosts each sending 50,000 encoded bytes per 10 s interval:
-// 5,000 B/s x 2,628,000 s = 13.14 GB per host per month, 262.8 GB in total;
-// 262.8 - 100 free = 162.8 GB x $0.40 = $65.12 (Data Plus: x $0.60 = $97.68).
+// 5,000 B/s x 2,628,000 s = 13.14 GB per host per month, 262.8 GB in total, billed as
+// 262 GB (New Relic rounds the month down to a whole GB); 262 - 100 free = 162 GB x
+// $0.40 = $64.80 (Data Plus: x $0.60 = $97.20).
 #[test]
 fn newrelic_per_gb_from_measured_bytes() {
     let host = [Observation {
@@ -128,22 +257,50 @@ fn newrelic_per_gb_from_measured_bytes() {
         points: 1_000,
         bytes: 50_000,
         interval_secs: 10,
+        ..Observation::default()
     }];
     let hosts: Vec<&[Observation]> = (0..20).map(|_| host.as_slice()).collect();
     let usage = Usage::from_hosts(hosts, "20 hosts");
     assert_eq!(usage.bytes_per_month, 262_800_000_000);
     let cost = builtin().price("newrelic-original", &usage).unwrap();
+    assert_eq!(cost.quantity, 262_000_000_000);
     assert_eq!(cost.included, 100_000_000_000);
-    assert_eq!(cost.billable, 162_800_000_000);
-    assert_eq!(cost.per_month, m("65.12"));
-    assert_eq!(cost.gross_monthly, m("105.12"));
+    assert_eq!(cost.billable, 162_000_000_000);
+    assert_eq!(cost.per_month, m("64.80"));
+    assert_eq!(cost.gross_monthly, m("104.80"));
+    assert!(cost.quantity_rule.contains("rounded down"));
+    // One measurement per host: the result says the month is extrapolated from it.
+    assert_eq!(cost.samples_per_host, 1);
+    assert!(cost.quantity_rule.contains("single measurement"));
     let plus = builtin().price("newrelic-data-plus", &usage).unwrap();
-    assert_eq!(plus.per_month, m("97.68"));
-    // Two such hosts: 26.28 GB, inside the free 100 GB.
+    assert_eq!(plus.per_month, m("97.20"));
+    // Two such hosts: 26.28 GB, billed as 26 GB, inside the free 100 GB.
     let two = Usage::from_hosts([host.as_slice(), host.as_slice()], "2 hosts");
     let cost = builtin().price("newrelic-original", &two).unwrap();
     assert_eq!(cost.per_month, Money::ZERO);
-    assert_eq!(cost.gross_monthly, m("10.512"));
+    assert_eq!(cost.gross_monthly, m("10.40"));
+}
+
+// New Relic's worked example: "Monthly data ingested is rounded down to the nearest
+// integer. For example, if your account uses 100.9 GBs during a month, that's counted as
+// 100 GBs"; "a GB is defined as 1 billion bytes"; 100 GB a month free
+// (https://docs.newrelic.com/docs/accounts/accounts-billing/new-relic-one-pricing-billing/data-ingest-billing/,
+// read 2026-12-06). 100.9 GB costs nothing; 101.999999999 GB bills 1 GB.
+#[test]
+fn newrelic_rounds_the_month_down_to_a_whole_gb() {
+    let gb = |bytes: u64| {
+        builtin()
+            .price("newrelic-original", &steady(1, 0, 0, bytes))
+            .unwrap()
+    };
+    let c = gb(100_900_000_000);
+    assert_eq!(c.quantity, 100_000_000_000);
+    assert_eq!(c.billable, 0);
+    assert_eq!(c.per_month, Money::ZERO);
+    let c = gb(101_999_999_999);
+    assert_eq!(c.quantity, 101_000_000_000);
+    assert_eq!(c.per_month, m("0.40"));
+    assert_eq!(gb(999_999_999).gross_monthly, Money::ZERO);
 }
 
 // Example 5: CloudWatch, 300,000 metrics: 10 free, 299,990 billed across three tiers:
@@ -306,8 +463,11 @@ fn usage_strategy() -> impl Strategy<Value = Usage> {
             hosts,
             series_mean: mean,
             series_p95: mean + extra,
+            series_hourly_mean: mean + extra / 2,
             points_per_minute: ppm,
+            points_per_minute_p95: ppm + extra,
             bytes_per_month: bytes,
+            samples_per_host: 1 + extra % 7,
             basis: "generated".to_owned(),
         })
 }
@@ -322,7 +482,9 @@ proptest! {
         let more = Usage {
             series_mean: u.series_mean + d.0,
             series_p95: u.series_p95 + d.0 + d1(d.1),
+            series_hourly_mean: u.series_hourly_mean + d.0,
             points_per_minute: u.points_per_minute + d.2,
+            points_per_minute_p95: u.points_per_minute_p95 + d.2,
             bytes_per_month: u.bytes_per_month + d.3,
             ..u.clone()
         };
@@ -365,12 +527,68 @@ proptest! {
     fn fleet_projection_keeps_the_order(u in usage_strategy(), n in 1_u64..100_000) {
         prop_assume!(u.hosts > 0);
         let less = Usage { series_mean: u.series_mean / 2, series_p95: u.series_p95 / 2,
-            points_per_minute: u.points_per_minute / 2, bytes_per_month: u.bytes_per_month / 2, ..u.clone() };
+            series_hourly_mean: u.series_hourly_mean / 2,
+            points_per_minute: u.points_per_minute / 2, points_per_minute_p95: u.points_per_minute_p95 / 2,
+            bytes_per_month: u.bytes_per_month / 2, ..u.clone() };
         for model in builtin().models() {
             let p = project_fleet(model, &u, &less, n).unwrap();
             prop_assert_eq!(p.fleet_hosts, n);
             prop_assert!(p.savings.saving_per_month >= Money::ZERO, "{}", model.id);
             prop_assert!(p.savings.candidate.per_month <= p.savings.baseline.per_month);
+        }
+    }
+
+    // A spike above the P95 does not change the Grafana bill: raising every sample above
+    // a host's 95th percentile (series and points alike) leaves the quantity and the bill.
+    #[test]
+    fn a_spike_above_the_p95_does_not_change_the_grafana_bill(
+        base in proptest::collection::vec((1_u64..100_000, 1_u64..8), 1..200),
+        spike in 1_u64..1_000_000,
+    ) {
+        let obs: Vec<Observation> = base.iter().map(|&(series, dpm)| Observation {
+            series, points: series * dpm, interval_secs: 60, ..Observation::default()
+        }).collect();
+        let usage = Usage::from_hosts([obs.as_slice()], "generated");
+        let (p95_series, p95_points) = (usage.series_p95, usage.points_per_minute_p95);
+        // Spike the samples strictly above both P95s (a series figure and its points).
+        let spiked: Vec<Observation> = obs.iter().map(|o| {
+            if o.series > p95_series && o.points > p95_points {
+                Observation { series: o.series + spike, points: o.points + spike * 8, ..*o }
+            } else { *o }
+        }).collect();
+        let after = Usage::from_hosts([spiked.as_slice()], "generated");
+        let model = builtin().get("grafana-cloud-pro").unwrap().clone();
+        let a = price(&model, &usage).unwrap();
+        let b = price(&model, &after).unwrap();
+        prop_assert_eq!(a.quantity, b.quantity);
+        prop_assert_eq!(a.per_month, b.per_month);
+    }
+
+    // Doubling every sample doubles a linear bill (no allotment, one band, a price that
+    // is a whole number of micro-units per unit), whatever the statistic.
+    #[test]
+    fn doubling_every_sample_doubles_a_linear_bill(
+        base in proptest::collection::vec((0_u64..1_000_000, 0_u64..4_000_000), 1..100),
+    ) {
+        let obs: Vec<Observation> = base.iter().map(|&(series, points)| Observation {
+            series, points, interval_secs: 60, ..Observation::default()
+        }).collect();
+        let doubled: Vec<Observation> = obs.iter()
+            .map(|o| Observation { series: o.series * 2, points: o.points * 2, ..*o })
+            .collect();
+        for aggregation in [Aggregation::P95, Aggregation::Mean, Aggregation::HourlyMean] {
+            let mut model = builtin().get("generic-per-million").unwrap().clone();
+            model.aggregation = aggregation;
+            let one = price(&model, &Usage::from_hosts([obs.as_slice()], "x")).unwrap();
+            let two = price(&model, &Usage::from_hosts([doubled.as_slice()], "x")).unwrap();
+            // A mean rounds up to a whole series once, so doubling may land one unit
+            // under twice the rounded figure; the P95 doubles exactly.
+            let exact = one.per_month.saturating_mul(2);
+            prop_assert!(two.per_month <= exact, "{:?}", aggregation);
+            prop_assert!(exact.saturating_sub(two.per_month) <= m("0.00005"), "{:?}", aggregation);
+            if aggregation == Aggregation::P95 {
+                prop_assert_eq!(two.per_month, exact);
+            }
         }
     }
 

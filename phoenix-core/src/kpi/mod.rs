@@ -386,6 +386,7 @@ fn observations(
         .map(|s| {
             let v = pick(s);
             Observation {
+                taken_at: Some(s.taken_at),
                 series: v.series,
                 points: v.points,
                 bytes: v.bytes,

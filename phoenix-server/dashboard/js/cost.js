@@ -97,7 +97,7 @@ export async function costView(scope) {
         card('Metrics', fmt.int(c.distinct_metrics)),
         card('Cost / month', fmt.money(cf.cost.per_month, cur), `${fmt.money(cf.cost.per_year, cur)} / year`)),
       h('p', { class: 'muted small' },
-        `Priced by ${fmt.label(cf.driver)} under ${src.vendor} ${src.product} (${src.sku}, effective ${src.effective_date}; ${src.source}). `,
+        `Priced by ${fmt.label(cf.driver)} under ${src.vendor} ${src.product} (${src.sku}, as of ${src.effective_date}; ${src.source}; ${src.price_confirmed ? 'price confirmed on the vendor\'s page' : 'price not confirmed by the vendor'}${src.rule_source ? `; billing rule: ${src.rule_source}, read ${src.rule_read_on || 'on an unrecorded date'}` : ''}). `,
         `Billed ${fmt.int(cf.cost.billable)} ${cf.cost.unit} of ${fmt.int(cf.cost.quantity)} (${cf.cost.quantity_rule}; ${fmt.int(cf.cost.included)} included: ${cf.cost.included_rule}).`),
       cf.notes.map((n) => h('p', { class: 'notice' }, n)),
       h('h2', 'Where the money goes'),

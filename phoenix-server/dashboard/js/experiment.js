@@ -448,7 +448,7 @@ export function savingsTable(m, id, what) {
       `Reduction ${fmt.pct(m.reduction_pct)} (gross ${fmt.pct(m.gross_reduction_pct)}). `,
       `Billed per ${m.baseline.unit}: baseline ${fmt.int(m.baseline.billable)} billable of ${fmt.int(m.baseline.quantity)} (${m.baseline.quantity_rule}; ${fmt.int(m.baseline.included)} included: ${m.baseline.included_rule}), `,
       `candidate ${fmt.int(m.candidate.billable)} billable of ${fmt.int(m.candidate.quantity)}.`),
-    h('p', { class: 'muted small' }, `Price: ${src.vendor} ${src.product} (${src.sku}), effective ${src.effective_date}, source ${src.source}`));
+    h('p', { class: 'muted small' }, `Price: ${src.vendor} ${src.product} (${src.sku}), as of ${src.effective_date}, source ${src.source}, ${src.price_confirmed ? 'confirmed on the vendor\'s page' : 'not confirmed by the vendor'}${src.rule_source ? `; billing rule: ${src.rule_source}, read ${src.rule_read_on || 'on an unrecorded date'}` : ''}`));
 }
 
 export function recommendations(recs) {

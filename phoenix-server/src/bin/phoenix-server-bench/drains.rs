@@ -150,24 +150,32 @@ pub(crate) async fn delete_keys_at(url: &str, pattern: &str) {
     delete_keys(&mut admin, pattern).await;
 }
 
+/// Best effort: a busy Redis may time a `SCAN` out; the keys are then left behind
+/// (namespaced per run) and the figures are unaffected.
 async fn delete_keys(admin: &mut redis::aio::ConnectionManager, pattern: &str) {
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
             .arg(1000)
             .query_async(admin)
-            .await
-            .expect("scan");
+            .await;
+        let (next, keys) = match scanned {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("cleanup of {pattern} stopped: {e}");
+                return;
+            }
+        };
         if !keys.is_empty() {
-            let _: u64 = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(admin)
-                .await
-                .expect("unlink");
+            let unlinked: Result<u64, _> = redis::cmd("UNLINK").arg(&keys).query_async(admin).await;
+            if let Err(e) = unlinked {
+                eprintln!("cleanup of {pattern} stopped: {e}");
+                return;
+            }
         }
         if next == 0 {
             return;

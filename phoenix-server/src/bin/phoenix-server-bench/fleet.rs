@@ -84,12 +84,10 @@ struct Stats {
     all_delivered: Notify,
     /// When `start` was sent.
     start_sent: Mutex<Option<Instant>>,
-    /// Calls in flight on the shared pool.
-    in_flight: tokio::sync::Semaphore,
 }
 
 impl Stats {
-    fn new(servers: usize) -> Self {
+    fn new() -> Self {
         Self {
             heartbeat: Mutex::default(),
             report: Mutex::default(),
@@ -101,7 +99,6 @@ impl Stats {
             delivered: AtomicUsize::new(0),
             all_delivered: Notify::new(),
             start_sent: Mutex::new(None),
-            in_flight: tokio::sync::Semaphore::new(CALLS * servers),
         }
     }
 
@@ -134,6 +131,8 @@ struct Sim {
     host: String,
     /// Offset of its heartbeats within the interval.
     offset: Duration,
+    /// Calls in flight on its server's share of the pool.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// The experiment it runs, once deployed (sample interval, experiment id).
     running: tokio::sync::watch::Sender<Option<(Uuid, u32)>>,
 }
@@ -182,7 +181,7 @@ async fn poll_loop(sim: Arc<Sim>, stats: Arc<Stats>, total: usize) {
                             stats.all_delivered.notify_one();
                         }
                     }
-                    let _permit = stats.in_flight.acquire().await.expect("open");
+                    let _permit = sim.in_flight.acquire().await.expect("open");
                     let reported = Instant::now();
                     match sim.calls.complete_task(t, None).await {
                         Ok(_) => stats.keep(&stats.report, reported),
@@ -211,7 +210,7 @@ async fn calls_loop(sim: Arc<Sim>, stats: Arc<Stats>, payload: Arc<HostPayload>)
     loop {
         tokio::select! {
             _ = beat.tick() => {
-                let _permit = stats.in_flight.acquire().await.expect("open");
+                let _permit = sim.in_flight.acquire().await.expect("open");
                 let t = Instant::now();
                 match sim.calls.heartbeat(&Heartbeat::default()).await {
                     Ok(_) => stats.keep(&stats.heartbeat, t),
@@ -245,7 +244,7 @@ async fn calls_loop(sim: Arc<Sim>, stats: Arc<Stats>, payload: Arc<HostPayload>)
                     samples: vec![payload.sample(experiment.0, sim.id, seq, experiment.1)],
                     snapshot,
                 };
-                let _permit = stats.in_flight.acquire().await.expect("open");
+                let _permit = sim.in_flight.acquire().await.expect("open");
                 let t = Instant::now();
                 match sim.calls.report_metrics(&report).await {
                     Ok(_) => stats.keep(&stats.metrics, t),
@@ -315,6 +314,7 @@ pub(crate) async fn fleet(
     }
     let mut sims = Vec::with_capacity(n);
     for (k, server) in servers.iter().enumerate() {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(CALLS));
         let count = per_server.min(n - k * per_server);
         for e in enroll(&server.base, count, 256, &format!("fleet{k}")).await {
             let i = sims.len();
@@ -329,11 +329,12 @@ pub(crate) async fn fleet(
                 id: e.agent.id,
                 host: e.agent.host.clone(),
                 offset,
+                in_flight: in_flight.clone(),
                 running: tokio::sync::watch::channel(None).0,
             }));
         }
     }
-    let stats = Arc::new(Stats::new(servers.len()));
+    let stats = Arc::new(Stats::new());
     let mut tasks = Vec::with_capacity(2 * n);
     for sim in &sims {
         tasks.push(tokio::spawn(calls_loop(
@@ -420,6 +421,7 @@ pub(crate) async fn fleet(
         .iter()
         .map(|s| rss_kib(s.pid()) as f64 / 1024.0)
         .collect();
+    let recorded = sent.elapsed();
     stats.recording.store(false, Ordering::SeqCst);
     for t in &tasks {
         t.abort();
@@ -450,10 +452,11 @@ pub(crate) async fn fleet(
             f64::INFINITY
         },
         format!(
-            "{n} agents, {label}: {delivered} of {n} deploy tasks received {:.2} s after `start` was sent (the `start` call took {:.2} s); over {} s: {hb_n} heartbeats, {rep_n} task reports, {met_n} measurement reports, {late_n} empty polls, {errors} errors; server CPU {} % of a core, RSS {} MiB (each replica); load generator {loadgen_pct:.1} % of a core",
+            "{n} agents, {label}: {delivered} of {n} deploy tasks received {:.2} s after `start` was sent (the `start` call took {:.2} s); in the {:.0} s from `start` to the end of the window: {hb_n} heartbeats answered (the cadence asks for {}), {rep_n} task reports, {met_n} measurement reports, {late_n} empty polls, {errors} errors; server CPU {} % of a core, RSS {} MiB (each replica); load generator {loadgen_pct:.1} % of a core",
             start_to_all.as_secs_f64(),
             start_call.as_secs_f64(),
-            setup.fleet_secs,
+            recorded.as_secs_f64(),
+            n as u64 * recorded.as_secs() / 10,
             list(&cpu),
             list(&rss),
         ),

@@ -56,7 +56,8 @@ each. CPU is utime + stime from `/proc` over each window: the server process, an
 PostgreSQL backends of the bench database or the `redis-server` process (which other clients \
 of that Redis may share). In the same repetition, Phoenix's library drain ({workers} workers, \
 claim 16 + `complete_batch`, in process) and apalis 1.0 at `Config::default()` ({workers} \
-workers, its own queue) drain a backlog of the same size on the same database. **apalis has no \
+workers, its own queue) drain a backlog of the same size on the same database (on PostgreSQL \
+with fresh planner statistics for both: `ANALYZE` before each library drain). **apalis has no \
 HTTP layer**: its figure is a library figure, so the ratio of the product path to it compares \
 Phoenix over HTTP and JSON with apalis called in process.",
         agents = s.product_agents,
@@ -417,7 +418,16 @@ pub(crate) async fn product(
     );
     drop(server);
 
-    // 3. The library drains, same backlog, same database.
+    // 3. The library drains, same backlog, same database; planner statistics fresh for
+    // both (apalis's table is analysed after its backlog is pushed).
+    if db == Db::Postgres {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql("ANALYZE")
+            .execute(&mut conn)
+            .await
+            .expect("analyze");
+    }
     let library =
         crate::drains::phoenix_library(&opened.stores, setup.backlog, setup.library_workers, 16)
             .await;

@@ -11,15 +11,30 @@
 //!    one Redis / one PostgreSQL; an experiment started
 //!    through A is delivered to an agent long-polling B (latency from sending `start` to
 //!    the poll's answer).
+//! 4. Product path (`product.rs`), with `PHOENIX_TEST_POSTGRES_URL` / `PHOENIX_TEST_REDIS_URL`:
+//!    one server on the database, 64 simulated agents over HTTP draining a backlog enqueued
+//!    through phoenix-core, then heartbeats and measurement reports back to back, each with
+//!    server (and database) CPU per 1,000 requests; next to it, in the same repetition,
+//!    Phoenix's library drain and apalis 1.0 at its defaults on the same database.
+//! 5. Fleet scale (`fleet.rs`): `PHOENIX_BENCH_AGENTS` (10,000) simulated agents at the
+//!    agent's real cadence against one server on the memory store and two replicas on each
+//!    database: time for a `start` to reach all of them, then a sustained window
+//!    (`PHOENIX_BENCH_FLEET_SECS`, 60 s) with server CPU and RSS, p99 of each call, errors.
 //!
 //! Each scenario runs `PHOENIX_BENCH_REPS` times (3 by default), interleaved; the section
 //! states min, median and max, the machine and peer versions read at run time, the load
 //! average before and after, and a verdict computed from the median against the one
 //! `TARGETS` table. The hand-written `### Notes` under the section are kept.
 //!
-//! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY=idle-polls`
-//! runs only the idle-poll figure and prints it without touching the docs;
+//! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY` (a comma
+//! list of `heartbeats`, `idle-polls`, `replicas`, `product`, `fleet`) runs only those
+//! scenarios and prints their section without touching the docs;
 //! `PHOENIX_BENCH_WRAP` runs the server under a profiler (see `ServerProcess::start`).
+
+mod drains;
+mod fleet;
+mod payload;
+mod product;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -143,7 +158,26 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 async fn enroll_many(base: &str, n: usize, concurrency: usize) -> Vec<Client> {
     let http = reqwest_client(n);
-    let anon = Client::with_http(base, http.clone()).expect("client");
+    enroll(base, n, concurrency, "bench")
+        .await
+        .into_iter()
+        .map(|e| {
+            Client::with_http(base, http.clone())
+                .expect("client")
+                .with_token(e.credential)
+        })
+        .collect()
+}
+
+/// `n` agents enrolled on the server at `base`, hosts named `{prefix}-00000`, ...
+async fn enroll(
+    base: &str,
+    n: usize,
+    concurrency: usize,
+    prefix: &str,
+) -> Vec<phoenix_client::api::agent::EnrollResponse> {
+    let http = reqwest_client(concurrency);
+    let anon = Client::with_http(base, http).expect("client");
     let mut out = Vec::with_capacity(n);
     let mut pending = futures::stream::FuturesUnordered::new();
     let mut next = 0;
@@ -155,7 +189,7 @@ async fn enroll_many(base: &str, n: usize, concurrency: usize) -> Vec<Client> {
                 anon.enroll(
                     ENROLL,
                     &AgentRegistration {
-                        host: format!("bench-{next:05}"),
+                        host: format!("{prefix}-{next:05}"),
                         version: "bench".to_owned(),
                         os: "linux".to_owned(),
                         ..AgentRegistration::default()
@@ -165,12 +199,7 @@ async fn enroll_many(base: &str, n: usize, concurrency: usize) -> Vec<Client> {
             });
             next += 1;
         }
-        let enrolled = pending.next().await.expect("pending").expect("enroll");
-        out.push(
-            Client::with_http(base, http.clone())
-                .expect("client")
-                .with_token(enrolled.credential),
-        );
+        out.push(pending.next().await.expect("pending").expect("enroll"));
     }
     out
 }
@@ -190,6 +219,72 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A database the product path and the fleet run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Db {
+    Postgres,
+    Redis,
+}
+
+impl Db {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Redis => "Redis",
+        }
+    }
+}
+
+/// Product-path figures (per database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Product {
+    TasksPerSec,
+    TaskRequestsPerSec,
+    TaskServerCpuMsPerK,
+    TaskDbCpuMsPerK,
+    HeartbeatsPerSec,
+    HeartbeatServerCpuMsPerK,
+    HeartbeatDbCpuMsPerK,
+    MetricsPerSec,
+    MetricsServerCpuMsPerK,
+    MetricsDbCpuMsPerK,
+    LibraryTasksPerSec,
+    ApalisTasksPerSec,
+    LibraryOverApalis,
+    HttpOverApalis,
+}
+
+/// Where a fleet runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FleetStore {
+    Memory,
+    Replicas(Db),
+}
+
+impl FleetStore {
+    fn describe(self) -> String {
+        match self {
+            Self::Memory => "one server, memory store".to_owned(),
+            Self::Replicas(db) => format!("two replicas on one {}", db.name()),
+        }
+    }
+}
+
+/// Fleet figures (per store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fleet {
+    StartToAllSecs,
+    DeliveryP99Ms,
+    HeartbeatP99Ms,
+    TaskReportP99Ms,
+    MetricsReportP99Ms,
+    EmptyPollLateP99Ms,
+    Errors,
+    ServerCpuPctOfCore,
+    ServerRssMib,
+    LoadgenCpuPctOfCore,
+}
+
 /// One measured figure of one repetition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Metric {
@@ -198,10 +293,24 @@ enum Metric {
     IdleCpuPctOfCore,
     RedisDeliveryP99Ms,
     PostgresDeliveryP99Ms,
+    Product(Db, Product),
+    Fleet(FleetStore, Fleet),
+}
+
+/// The configuration the descriptions quote.
+struct Setup {
+    polls: usize,
+    product_agents: usize,
+    backlog: usize,
+    library_workers: usize,
+    fleet_agents: usize,
+    fleet_secs: u64,
+    snapshot_series: usize,
 }
 
 impl Metric {
-    fn describe(self, polls: usize) -> String {
+    fn describe(self, s: &Setup) -> String {
+        let polls = s.polls;
         match self {
             Self::HeartbeatsPerSec => {
                 "heartbeat throughput, 64 agents back to back, 10 s, memory store (requests/s)"
@@ -215,6 +324,42 @@ impl Metric {
             }
             Self::RedisDeliveryP99Ms => "two replicas on one Redis: `start` sent to A -> task received by an agent long-polling B, p99 of 200 runs (ms)".to_owned(),
             Self::PostgresDeliveryP99Ms => "two replicas on one PostgreSQL: `start` sent to A -> task received by an agent long-polling B, p99 of 200 runs (ms)".to_owned(),
+            Self::Product(db, p) => {
+                let db = db.name();
+                let (agents, backlog, workers) = (s.product_agents, s.backlog, s.library_workers);
+                match p {
+                    Product::TasksPerSec => format!("{db}, product path: {agents} agents over HTTP drain {backlog} tasks, each claimed by long-poll and reported `succeeded` one by one (tasks/s)"),
+                    Product::TaskRequestsPerSec => format!("{db}, product path: HTTP requests of that drain, polls + reports (requests/s)"),
+                    Product::TaskServerCpuMsPerK => format!("{db}, product path: server CPU per 1,000 requests of the drain (ms)"),
+                    Product::TaskDbCpuMsPerK => format!("{db}, product path: database CPU per 1,000 requests of the drain (ms)"),
+                    Product::HeartbeatsPerSec => format!("{db}, {agents} agents sending heartbeats back to back, 5 s (requests/s)"),
+                    Product::HeartbeatServerCpuMsPerK => format!("{db}, server CPU per 1,000 heartbeats (ms)"),
+                    Product::HeartbeatDbCpuMsPerK => format!("{db}, database CPU per 1,000 heartbeats (ms)"),
+                    Product::MetricsPerSec => format!("{db}, {agents} agents sending measurement reports (one sample each) back to back, 5 s (requests/s)"),
+                    Product::MetricsServerCpuMsPerK => format!("{db}, server CPU per 1,000 measurement reports (ms)"),
+                    Product::MetricsDbCpuMsPerK => format!("{db}, database CPU per 1,000 measurement reports (ms)"),
+                    Product::LibraryTasksPerSec => format!("{db}, Phoenix library: {workers} workers, claim 16 + `complete_batch`, {backlog} tasks, in process (tasks/s)"),
+                    Product::ApalisTasksPerSec => format!("{db}, apalis 1.0 at `Config::default()`: {workers} workers, {backlog} tasks, in process, no HTTP layer (tasks/s)"),
+                    Product::LibraryOverApalis => format!("{db}, ratio Phoenix library / apalis library (same repetition)"),
+                    Product::HttpOverApalis => format!("{db}, ratio Phoenix product path over HTTP / apalis library (same repetition)"),
+                }
+            }
+            Self::Fleet(store, f) => {
+                let (n, secs) = (s.fleet_agents, s.fleet_secs);
+                let store = store.describe();
+                match f {
+                    Fleet::StartToAllSecs => format!("{n} agents, {store}: `start` sent -> the last agent received its deploy task (s)"),
+                    Fleet::DeliveryP99Ms => format!("{n} agents, {store}: `start` sent -> deploy task received, p99 over the agents (ms)"),
+                    Fleet::HeartbeatP99Ms => format!("{n} agents, {store}: heartbeat p99 (ms)"),
+                    Fleet::TaskReportP99Ms => format!("{n} agents, {store}: task report (`succeeded`) p99 (ms)"),
+                    Fleet::MetricsReportP99Ms => format!("{n} agents, {store}: measurement report p99 (ms)"),
+                    Fleet::EmptyPollLateP99Ms => format!("{n} agents, {store}: empty long-poll answered after its wait, lateness p99 (ms)"),
+                    Fleet::Errors => format!("{n} agents, {store}: failed calls, start to end of the {secs} s window"),
+                    Fleet::ServerCpuPctOfCore => format!("{n} agents, {store}: server CPU over {secs} s, busiest replica (% of one core)"),
+                    Fleet::ServerRssMib => format!("{n} agents, {store}: server RSS at the end, largest replica (MiB)"),
+                    Fleet::LoadgenCpuPctOfCore => format!("{n} agents, {store}: load generator CPU over the same window (% of one core)"),
+                }
+            }
         }
     }
 }
@@ -224,10 +369,12 @@ impl Metric {
 enum Bound {
     AtMost(f64),
     Below(f64),
+    AtLeast(f64),
 }
 
-/// The targets, in one table (design section 6; cross-replica delivery from issue 8). A
-/// verdict is computed from the median of the repetitions against these, never written.
+/// The targets, in one table (design sections 6 and 6.1; cross-replica delivery from issue
+/// 8). A verdict is computed from the median of the repetitions against these, never
+/// written. Figures without a row have no target.
 const TARGETS: &[(Metric, Bound, &str)] = &[
     (
         Metric::RssPerIdlePollKib,
@@ -249,6 +396,76 @@ const TARGETS: &[(Metric, Bound, &str)] = &[
         Bound::AtMost(50.0),
         "cross-replica delivery <= 50 ms p99",
     ),
+    (
+        Metric::Product(Db::Postgres, Product::HttpOverApalis),
+        Bound::AtLeast(1.0),
+        "product path >= apalis library at its defaults",
+    ),
+    (
+        Metric::Product(Db::Redis, Product::HttpOverApalis),
+        Bound::AtLeast(1.0),
+        "product path >= apalis library at its defaults",
+    ),
+    (
+        Metric::Product(Db::Postgres, Product::LibraryOverApalis),
+        Bound::AtLeast(2.0),
+        "library >= 2x apalis",
+    ),
+    (
+        Metric::Product(Db::Redis, Product::LibraryOverApalis),
+        Bound::AtLeast(2.0),
+        "library >= 2x apalis",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::ServerCpuPctOfCore),
+        Bound::Below(25.0),
+        "10,000 agents on one replica: < 25 % of a core",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::StartToAllSecs),
+        Bound::Below(5.0),
+        "a start reaches all 10,000 in < 5 s",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::DeliveryP99Ms),
+        Bound::Below(5000.0),
+        "a start reaches all 10,000 in < 5 s",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::HeartbeatP99Ms),
+        Bound::Below(50.0),
+        "p99 of every call < 50 ms",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::TaskReportP99Ms),
+        Bound::Below(50.0),
+        "p99 of every call < 50 ms",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::MetricsReportP99Ms),
+        Bound::Below(50.0),
+        "p99 of every call < 50 ms",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::EmptyPollLateP99Ms),
+        Bound::Below(50.0),
+        "p99 of every call < 50 ms",
+    ),
+    (
+        Metric::Fleet(FleetStore::Memory, Fleet::Errors),
+        Bound::AtMost(0.0),
+        "sustained without errors",
+    ),
+    (
+        Metric::Fleet(FleetStore::Replicas(Db::Postgres), Fleet::Errors),
+        Bound::AtMost(0.0),
+        "sustained without errors",
+    ),
+    (
+        Metric::Fleet(FleetStore::Replicas(Db::Redis), Fleet::Errors),
+        Bound::AtMost(0.0),
+        "sustained without errors",
+    ),
 ];
 
 /// Every repetition's figures, and the detail lines worth showing beside them.
@@ -262,7 +479,9 @@ impl Results {
     fn record(&mut self, metric: Metric, value: f64, detail: String) {
         println!("{metric:?}: {value:.2} ({detail})");
         self.figures.entry(metric).or_default().push(value);
-        self.details.push(detail);
+        if !detail.is_empty() {
+            self.details.push(detail);
+        }
     }
 }
 
@@ -536,6 +755,7 @@ fn verdict(metric: Metric, median: f64) -> String {
             let met = match bound {
                 Bound::AtMost(t) => median <= *t,
                 Bound::Below(t) => median < *t,
+                Bound::AtLeast(t) => median >= *t,
             };
             format!("{} ({text})", if met { "met" } else { "**missed**" })
         }
@@ -547,7 +767,8 @@ fn render_section(
     machine: &Machine,
     command: &str,
     reps: usize,
-    polls: usize,
+    fleet_reps: usize,
+    setup: &Setup,
 ) -> String {
     let mut out = String::from("## phoenix-server\n\n");
     out.push_str(&format!(
@@ -556,7 +777,7 @@ fn render_section(
 {before} before and {after} after the run. Peers: {pg}; {redis}. Release build; the server \
 runs as its own process, the load generator in the bench process over loopback HTTP/1.1 \
 keep-alive; per-agent rate limit raised out of the way. {reps} repetitions of each \
-scenario.\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n",
+scenario, interleaved ({fleet_reps} of the fleet).\n\n{product}\n\n{fleet}\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n",
         cpu = machine.cpu,
         cores = machine.cores,
         mem = machine.memory_gib,
@@ -565,6 +786,8 @@ scenario.\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n
         after = machine.load_after,
         pg = machine.postgres,
         redis = machine.redis,
+        product = product::describe(setup),
+        fleet = fleet::describe(setup),
     ));
     for (metric, values) in &results.figures {
         let mut sorted = values.clone();
@@ -572,7 +795,7 @@ scenario.\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n
         let med = median(&sorted);
         out.push_str(&format!(
             "| {} | {:.2} | {med:.2} | {:.2} | {} |\n",
-            metric.describe(polls),
+            metric.describe(setup),
             sorted[0],
             sorted[sorted.len() - 1],
             verdict(*metric, med),
@@ -620,37 +843,125 @@ fn env_usize(var: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The command as run, with the settings that differ from the defaults.
+fn command_line() -> String {
+    let mut words: Vec<String> = [
+        "PHOENIX_BENCH_REPS",
+        "PHOENIX_BENCH_FLEET_REPS",
+        "PHOENIX_BENCH_POLLS",
+        "PHOENIX_BENCH_AGENTS",
+        "PHOENIX_BENCH_FLEET_SECS",
+        "PHOENIX_BENCH_TASKS",
+    ]
+    .iter()
+    .filter_map(|var| std::env::var(var).ok().map(|v| format!("{var}={v}")))
+    .collect();
+    words.push("scripts/bench-server".to_owned());
+    words.join(" ")
+}
+
 #[tokio::main]
 async fn main() {
-    let polls = env_usize("PHOENIX_BENCH_POLLS", 10_000);
     let reps = env_usize("PHOENIX_BENCH_REPS", 3).max(1);
+    let fleet_reps = env_usize("PHOENIX_BENCH_FLEET_REPS", reps).max(1);
+    let only = std::env::var("PHOENIX_BENCH_ONLY").ok();
+    let selected = |name: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|s| s.trim() == name))
+    };
+    let needs_payload = selected("product") || selected("fleet");
+    let payload = needs_payload.then(|| Arc::new(payload::HostPayload::read()));
+    let setup = Setup {
+        polls: env_usize("PHOENIX_BENCH_POLLS", 10_000),
+        product_agents: 64,
+        // apalis-redis cannot promote more than about 8,000 due jobs in one call (see the
+        // store bench): the same backlog for everyone, below that.
+        backlog: env_usize("PHOENIX_BENCH_TASKS", 5_000),
+        library_workers: 8,
+        fleet_agents: env_usize("PHOENIX_BENCH_AGENTS", 10_000),
+        fleet_secs: env_usize("PHOENIX_BENCH_FLEET_SECS", 60) as u64,
+        snapshot_series: payload.as_ref().map_or(0, |p| p.snapshot_series),
+    };
     let mut results = Results::default();
-    if std::env::var("PHOENIX_BENCH_ONLY").as_deref() == Ok("idle-polls") {
-        // A quick look at one figure while working on it; docs/benchmarks.md is left
-        // alone.
-        idle_polls(&mut results, polls).await;
-        return;
-    }
     let mut machine = Machine::read();
+    let postgres = std::env::var("PHOENIX_TEST_POSTGRES_URL").ok();
+    let redis = std::env::var("PHOENIX_TEST_REDIS_URL").ok();
+    // A database of the bench's own on the PostgreSQL server, recreated for this run.
+    let bench_pg = match (&postgres, needs_payload) {
+        (Some(url), true) => Some(product::bench_database(url).await),
+        _ => None,
+    };
     // Scenarios interleaved, repetition by repetition, so that a change in the machine's
     // load shows in every figure's spread rather than in one scenario's.
     for rep in 1..=reps {
         println!("repetition {rep} of {reps}");
-        heartbeats(&mut results).await;
-        idle_polls(&mut results, polls).await;
-        for (var, metric) in [
-            ("PHOENIX_TEST_REDIS_URL", Metric::RedisDeliveryP99Ms),
-            ("PHOENIX_TEST_POSTGRES_URL", Metric::PostgresDeliveryP99Ms),
-        ] {
-            if let Ok(url) = std::env::var(var) {
-                replicas(&mut results, &url, metric).await;
-            } else if rep == 1 {
-                eprintln!("SKIPPED: {var} not set; no cross-replica figure for {metric:?}");
+        if selected("heartbeats") {
+            heartbeats(&mut results).await;
+        }
+        if selected("idle-polls") {
+            idle_polls(&mut results, setup.polls).await;
+        }
+        if selected("replicas") {
+            for (url, metric) in [
+                (&redis, Metric::RedisDeliveryP99Ms),
+                (&postgres, Metric::PostgresDeliveryP99Ms),
+            ] {
+                match url {
+                    Some(url) => replicas(&mut results, url, metric).await,
+                    None if rep == 1 => {
+                        eprintln!(
+                            "SKIPPED: no database URL; no cross-replica figure for {metric:?}"
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(payload) = &payload {
+            if selected("product") {
+                for (db, url) in [(Db::Postgres, &bench_pg), (Db::Redis, &redis)] {
+                    match url {
+                        Some(url) => {
+                            product::product(&mut results, db, url, &setup, payload).await;
+                        }
+                        None if rep == 1 => {
+                            eprintln!("SKIPPED: no {} URL; no product-path figures", db.name());
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if selected("fleet") && rep <= fleet_reps {
+                fleet::fleet(&mut results, FleetStore::Memory, None, &setup, payload).await;
+                for (db, url) in [(Db::Postgres, &bench_pg), (Db::Redis, &redis)] {
+                    if let Some(url) = url {
+                        fleet::fleet(
+                            &mut results,
+                            FleetStore::Replicas(db),
+                            Some(url),
+                            &setup,
+                            payload,
+                        )
+                        .await;
+                    }
+                }
             }
         }
     }
     machine.load_after = load_average();
-    let section = render_section(&results, &machine, "scripts/bench-server", reps, polls);
+    let section = render_section(
+        &results,
+        &machine,
+        &command_line(),
+        reps,
+        fleet_reps,
+        &setup,
+    );
     print!("{section}");
-    write_section(&section);
+    if only.is_none() {
+        write_section(&section);
+    } else {
+        // A look at some figures while working on them; docs/benchmarks.md is left alone.
+        println!("(PHOENIX_BENCH_ONLY set: docs/benchmarks.md not written)");
+    }
 }

@@ -1,4 +1,5 @@
-//! Server benchmarks; results go to `docs/benchmarks.md` (section `## phoenix-server`).
+//! Server benchmarks; results go to `docs/benchmarks.md` (the generated block of
+//! `## phoenix-server`).
 //!
 //! Run: `scripts/bench-server` (raises the open-file limit, builds in release, runs this).
 //!
@@ -24,7 +25,7 @@
 //! Each scenario runs `PHOENIX_BENCH_REPS` times (3 by default), interleaved; the section
 //! states min, median and max, the machine and peer versions read at run time, the load
 //! average before and after, and a verdict computed from the median against the one
-//! `TARGETS` table. The hand-written `### Notes` under the section are kept.
+//! `TARGETS` table (through `phoenix-bench`). The hand-written `### Notes` under the block are kept.
 //!
 //! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY` (a comma
 //! list of `heartbeats`, `idle-polls`, `replicas`, `product`, `fleet`) runs only those
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use phoenix_bench::{Bound, Machine, Report, Target, percentile, write_generated};
 use phoenix_client::Client;
 use phoenix_client::api::agent::{AgentRegistration, Heartbeat};
 use phoenix_client::api::experiment::{ExperimentSpec, NewExperiment};
@@ -211,14 +213,6 @@ fn reqwest_client(max_idle: usize) -> reqwest::Client {
         .expect("http client")
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// A database the product path and the fleet run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Db {
@@ -364,109 +358,87 @@ impl Metric {
     }
 }
 
-/// Which way a figure must lie relative to its target.
-#[derive(Debug, Clone, Copy)]
-enum Bound {
-    AtMost(f64),
-    Below(f64),
-    AtLeast(f64),
-}
-
 /// The targets, in one table (design sections 6 and 6.1; cross-replica delivery from issue
 /// 8). A verdict is computed from the median of the repetitions against these, never
-/// written. Figures without a row have no target.
-const TARGETS: &[(Metric, Bound, &str)] = &[
-    (
-        Metric::RssPerIdlePollKib,
-        Bound::AtMost(16.0),
-        "<= 16 KiB RSS per idle long-poll",
-    ),
-    (
-        Metric::IdleCpuPctOfCore,
-        Bound::Below(5.0),
-        "idle CPU < 5 % of a core",
-    ),
-    (
-        Metric::RedisDeliveryP99Ms,
-        Bound::AtMost(50.0),
-        "cross-replica delivery <= 50 ms p99",
-    ),
-    (
-        Metric::PostgresDeliveryP99Ms,
-        Bound::AtMost(50.0),
-        "cross-replica delivery <= 50 ms p99",
-    ),
-    (
-        Metric::Product(Db::Postgres, Product::HttpOverApalis),
-        Bound::AtLeast(1.0),
-        "product path >= apalis library at its defaults",
-    ),
-    (
-        Metric::Product(Db::Redis, Product::HttpOverApalis),
-        Bound::AtLeast(1.0),
-        "product path >= apalis library at its defaults",
-    ),
-    (
-        Metric::Product(Db::Postgres, Product::LibraryOverApalis),
-        Bound::AtLeast(2.0),
-        "library >= 2x apalis",
-    ),
-    (
-        Metric::Product(Db::Redis, Product::LibraryOverApalis),
-        Bound::AtLeast(2.0),
-        "library >= 2x apalis",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::ServerCpuPctOfCore),
-        Bound::Below(25.0),
-        "10,000 agents on one replica: < 25 % of a core",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::StartToAllSecs),
-        Bound::Below(5.0),
-        "a start reaches all 10,000 in < 5 s",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::DeliveryP99Ms),
-        Bound::Below(5000.0),
-        "a start reaches all 10,000 in < 5 s",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::HeartbeatP99Ms),
-        Bound::Below(50.0),
-        "p99 of every call < 50 ms",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::TaskReportP99Ms),
-        Bound::Below(50.0),
-        "p99 of every call < 50 ms",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::MetricsReportP99Ms),
-        Bound::Below(50.0),
-        "p99 of every call < 50 ms",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::EmptyPollLateP99Ms),
-        Bound::Below(50.0),
-        "p99 of every call < 50 ms",
-    ),
-    (
-        Metric::Fleet(FleetStore::Memory, Fleet::Errors),
-        Bound::AtMost(0.0),
-        "sustained without errors",
-    ),
-    (
-        Metric::Fleet(FleetStore::Replicas(Db::Postgres), Fleet::Errors),
-        Bound::AtMost(0.0),
-        "sustained without errors",
-    ),
-    (
-        Metric::Fleet(FleetStore::Replicas(Db::Redis), Fleet::Errors),
-        Bound::AtMost(0.0),
-        "sustained without errors",
-    ),
+/// written. Figures that [`Metric::targets`] maps to none have no target.
+static TARGETS: [Target; 10] = [
+    Target {
+        id: "idle-poll-rss",
+        bound: Bound::AtMost(16.0),
+        text: "<= 16 KiB RSS per idle long-poll, design 6",
+    },
+    Target {
+        id: "idle-cpu",
+        bound: Bound::Below(5.0),
+        text: "idle CPU < 5 % of a core, design 6",
+    },
+    Target {
+        id: "cross-replica",
+        bound: Bound::AtMost(50.0),
+        text: "cross-replica delivery <= 50 ms p99",
+    },
+    Target {
+        id: "http-vs-apalis",
+        bound: Bound::AtLeast(1.0),
+        text: "product path >= the apalis library figure at its defaults, design 6.1",
+    },
+    Target {
+        id: "library-2x",
+        bound: Bound::AtLeast(2.0),
+        text: "library >= 2x apalis, design 6",
+    },
+    Target {
+        id: "fleet-cpu",
+        bound: Bound::Below(25.0),
+        text: "10,000 agents on one replica: < 25 % of a core, design 6.1",
+    },
+    Target {
+        id: "fleet-start-secs",
+        bound: Bound::Below(5.0),
+        text: "a start reaches all 10,000 in < 5 s, design 6.1",
+    },
+    Target {
+        id: "fleet-start-ms",
+        bound: Bound::Below(5_000.0),
+        text: "a start reaches all 10,000 in < 5 s, design 6.1",
+    },
+    Target {
+        id: "fleet-call-p99",
+        bound: Bound::Below(50.0),
+        text: "p99 of every call < 50 ms, design 6.1",
+    },
+    Target {
+        id: "fleet-errors",
+        bound: Bound::AtMost(0.0),
+        text: "sustained without errors",
+    },
 ];
+
+impl Metric {
+    /// The targets this figure is checked against.
+    fn targets(self) -> Vec<&'static Target> {
+        let ids: &[&str] = match self {
+            Self::RssPerIdlePollKib => &["idle-poll-rss"],
+            Self::IdleCpuPctOfCore => &["idle-cpu"],
+            Self::RedisDeliveryP99Ms | Self::PostgresDeliveryP99Ms => &["cross-replica"],
+            Self::Product(_, Product::HttpOverApalis) => &["http-vs-apalis"],
+            Self::Product(_, Product::LibraryOverApalis) => &["library-2x"],
+            Self::Fleet(FleetStore::Memory, Fleet::ServerCpuPctOfCore) => &["fleet-cpu"],
+            Self::Fleet(FleetStore::Memory, Fleet::StartToAllSecs) => &["fleet-start-secs"],
+            Self::Fleet(FleetStore::Memory, Fleet::DeliveryP99Ms) => &["fleet-start-ms"],
+            Self::Fleet(
+                FleetStore::Memory,
+                Fleet::HeartbeatP99Ms
+                | Fleet::TaskReportP99Ms
+                | Fleet::MetricsReportP99Ms
+                | Fleet::EmptyPollLateP99Ms,
+            ) => &["fleet-call-p99"],
+            Self::Fleet(_, Fleet::Errors) => &["fleet-errors"],
+            _ => &[],
+        };
+        ids.iter().map(|id| Target::find(&TARGETS, id)).collect()
+    }
+}
 
 /// Every repetition's figures, and the detail lines worth showing beside them.
 #[derive(Default)]
@@ -657,183 +629,32 @@ async fn replicas(results: &mut Results, url: &str, metric: Metric) {
     );
 }
 
-/// Facts about the machine and the peers, read when the benchmark runs.
-struct Machine {
-    cpu: String,
-    cores: usize,
-    memory_gib: f64,
-    kernel: String,
-    load_before: String,
-    load_after: String,
-    postgres: String,
-    redis: String,
-}
-
-fn read_or(path: &str, default: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|_| default.to_owned())
-}
-
-fn load_average() -> String {
-    read_or("/proc/loadavg", "unknown")
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A peer's version as its own command-line client reports it, or "not measured".
-fn peer_version(program: &str, args: &[&str], pick: impl Fn(&str) -> Option<String>) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| pick(&String::from_utf8_lossy(&o.stdout)))
-        .unwrap_or_else(|| "not measured".to_owned())
-}
-
-impl Machine {
-    fn read() -> Self {
-        let cpuinfo = read_or("/proc/cpuinfo", "");
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map_or("unknown", |v| v.trim_start_matches([' ', '\t', ':']))
-            .to_owned();
-        let memory_kib: f64 = read_or("/proc/meminfo", "")
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        let postgres = std::env::var("PHOENIX_TEST_POSTGRES_URL").map_or_else(
-            |_| "not used".to_owned(),
-            |url| {
-                peer_version("psql", &[&url, "-Atqc", "show server_version"], |out| {
-                    out.lines()
-                        .next()
-                        .map(|l| format!("PostgreSQL {}", l.trim()))
-                })
-            },
-        );
-        let redis = std::env::var("PHOENIX_TEST_REDIS_URL").map_or_else(
-            |_| "not used".to_owned(),
-            |url| {
-                peer_version("redis-cli", &["-u", &url, "INFO", "server"], |out| {
-                    out.lines()
-                        .find_map(|l| l.strip_prefix("redis_version:"))
-                        .map(|v| format!("Redis {}", v.trim()))
-                })
-            },
-        );
-        Self {
-            cpu,
-            cores: std::thread::available_parallelism().map_or(0, usize::from),
-            memory_gib: memory_kib / 1024.0 / 1024.0,
-            kernel: read_or("/proc/sys/kernel/osrelease", "unknown")
-                .trim()
-                .to_owned(),
-            load_before: load_average(),
-            load_after: String::new(),
-            postgres,
-            redis,
-        }
-    }
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn verdict(metric: Metric, median: f64) -> String {
-    match TARGETS.iter().find(|(m, _, _)| *m == metric) {
-        None => "no target".to_owned(),
-        Some((_, bound, text)) => {
-            let met = match bound {
-                Bound::AtMost(t) => median <= *t,
-                Bound::Below(t) => median < *t,
-                Bound::AtLeast(t) => median >= *t,
-            };
-            format!("{} ({text})", if met { "met" } else { "**missed**" })
-        }
-    }
-}
-
 fn render_section(
     results: &Results,
     machine: &Machine,
-    command: &str,
     reps: usize,
     fleet_reps: usize,
     setup: &Setup,
 ) -> String {
-    let mut out = String::from("## phoenix-server\n\n");
-    out.push_str(&format!(
-        "Generated by `{command}`; everything in this section comes from that run. Machine: \
-{cpu}, {cores} logical cores, {mem:.1} GiB RAM, Linux {kernel}; load average (1, 5, 15 min) \
-{before} before and {after} after the run. Peers: {pg}; {redis}. Release build; the server \
-runs as its own process, the load generator in the bench process over loopback HTTP/1.1 \
-keep-alive; per-agent rate limit raised out of the way. {reps} repetitions of each \
-scenario, interleaved ({fleet_reps} of the fleet).\n\n{product}\n\n{fleet}\n\n| Scenario | min | median | max | target |\n|---|---|---|---|---|\n",
-        cpu = machine.cpu,
-        cores = machine.cores,
-        mem = machine.memory_gib,
-        kernel = machine.kernel,
-        before = machine.load_before,
-        after = machine.load_after,
-        pg = machine.postgres,
-        redis = machine.redis,
+    let mut report = Report::new();
+    for (metric, values) in &results.figures {
+        report.row(metric.describe(setup), values.clone(), 2, &metric.targets());
+    }
+    let mut out = format!(
+        "{machine}\n\nRelease build; the server runs as its own process, the load generator in \
+the bench process over loopback HTTP/1.1 keep-alive; per-agent rate limit raised out of the \
+way. {reps} repetitions of each scenario, interleaved ({fleet_reps} of the fleet).\n\n\
+{product}\n\n{fleet}\n\n{table}",
+        machine = machine.describe(),
         product = product::describe(setup),
         fleet = fleet::describe(setup),
-    ));
-    for (metric, values) in &results.figures {
-        let mut sorted = values.clone();
-        sorted.sort_by(f64::total_cmp);
-        let med = median(&sorted);
-        out.push_str(&format!(
-            "| {} | {:.2} | {med:.2} | {:.2} | {} |\n",
-            metric.describe(setup),
-            sorted[0],
-            sorted[sorted.len() - 1],
-            verdict(*metric, med),
-        ));
-    }
+        table = report.render(),
+    );
     out.push_str("\nEach repetition:\n\n");
     for d in &results.details {
         out.push_str(&format!("- {d}\n"));
     }
     out
-}
-
-/// Replaces the `## phoenix-server` section of `docs/benchmarks.md` up to its
-/// hand-written notes (`### Notes`), which are kept.
-fn write_section(section: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let out = match text.find("## phoenix-server\n") {
-        Some(start) => {
-            let rest = &text[start..];
-            let generated_end = [
-                rest.find("\n### Notes"),
-                rest[1..].find("\n## ").map(|e| e + 1),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(rest.len());
-            format!(
-                "{}{}{}",
-                &text[..start],
-                section,
-                &text[start + generated_end..]
-            )
-        }
-        None => format!("{}\n\n{section}", text.trim_end()),
-    };
-    std::fs::write(&path, out).expect("write docs/benchmarks.md");
 }
 
 fn env_usize(var: &str, default: usize) -> usize {
@@ -886,6 +707,15 @@ async fn main() {
     let mut machine = Machine::read();
     let postgres = std::env::var("PHOENIX_TEST_POSTGRES_URL").ok();
     let redis = std::env::var("PHOENIX_TEST_REDIS_URL").ok();
+    if let Some(url) = &postgres {
+        machine.with_postgres(url);
+    }
+    if let Some(url) = &redis {
+        machine.with_redis(url);
+    }
+    if needs_payload {
+        machine.with_peer("apalis-postgres 1.0, apalis-redis 1.0");
+    }
     // A database of the bench's own on the PostgreSQL server, recreated for this run.
     let bench_pg = match (&postgres, needs_payload) {
         (Some(url), true) => Some(product::bench_database(url).await),
@@ -948,18 +778,11 @@ async fn main() {
             }
         }
     }
-    machine.load_after = load_average();
-    let section = render_section(
-        &results,
-        &machine,
-        &command_line(),
-        reps,
-        fleet_reps,
-        &setup,
-    );
+    machine.finish();
+    let section = render_section(&results, &machine, reps, fleet_reps, &setup);
     print!("{section}");
     if only.is_none() {
-        write_section(&section);
+        write_generated("server", &command_line(), &section);
     } else {
         // A look at some figures while working on them; docs/benchmarks.md is left alone.
         println!("(PHOENIX_BENCH_ONLY set: docs/benchmarks.md not written)");

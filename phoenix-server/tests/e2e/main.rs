@@ -47,6 +47,7 @@ mod harness;
 mod inputs;
 mod openapi;
 mod ops;
+mod queries;
 mod replicas;
 mod schemathesis;
 mod strict;

@@ -38,7 +38,7 @@ async fn query_sources_import_list_delete(backend: Backend) {
     assert_eq!(imported.queries[1].labels, ["job"]);
     assert_eq!(imported.queries[1].metrics, ["node_cpu_seconds_total"]);
     let list = viewer.list_query_sources().await.unwrap();
-    assert_eq!(list.items, [imported.clone()]);
+    assert_eq!(list.items, std::slice::from_ref(&imported));
 
     // A query that does not parse: 422 naming the file, the rule and the position;
     // nothing changes.
@@ -59,7 +59,7 @@ async fn query_sources_import_list_delete(backend: Backend) {
     );
     assert_eq!(
         viewer.list_query_sources().await.unwrap().items,
-        [imported.clone()]
+        std::slice::from_ref(&imported)
     );
 
     // Unknown fields are refused by name.

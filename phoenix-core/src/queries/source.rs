@@ -335,15 +335,19 @@ fn promql_list(reader: &mut Reader<'_>, content: &str) {
 }
 
 /// `expr` with Grafana template variables (`$var`, `${var}`, `${var:format}`, `[[var]]`)
-/// replaced by something PromQL parses: a duration inside a range or after `offset`, a
-/// number for the `_s`/`_ms` built-ins, a marker the needs treat as "label present, any
-/// value" inside a quoted string, and a marker name elsewhere.
+/// replaced by something PromQL parses: a marker the needs treat as "label present, any
+/// value" inside a quoted string; a duration inside a range or after `offset`; a marker
+/// name in the label list of `by`, `without`, `on`, `ignoring`, `group_left/right` (which
+/// the needs ignore) or as a metric name (before `{`, a selector the needs skip); and a
+/// number elsewhere (`topk($n, ...)`, `> $threshold`).
 #[must_use]
 pub fn substitute_variables(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
     let mut out = String::with_capacity(expr.len());
     let mut quote: Option<char> = None;
     let mut brackets = 0usize;
+    // For each open parenthesis: whether it opens a list of label names.
+    let mut parens: Vec<bool> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -362,17 +366,18 @@ pub fn substitute_variables(expr: &str) -> String {
             }
         }
         let variable = variable_at(&chars, i);
-        if let Some((name, len)) = variable {
+        if let Some((_, len)) = variable {
+            let before_brace = chars.get(i + len) == Some(&'{');
             let replacement = if quote.is_some() {
-                VARIABLE_MARKER.to_owned()
+                VARIABLE_MARKER
             } else if brackets > 0 || after_offset(&out) {
-                "5m".to_owned()
-            } else if name.ends_with("_s") || name.ends_with("_ms") {
-                "1".to_owned()
+                "5m"
+            } else if before_brace || parens.last() == Some(&true) {
+                VARIABLE_MARKER
             } else {
-                VARIABLE_MARKER.to_owned()
+                "1"
             };
-            out.push_str(&replacement);
+            out.push_str(replacement);
             i += len;
             continue;
         }
@@ -381,6 +386,10 @@ pub fn substitute_variables(expr: &str) -> String {
                 '"' | '\'' | '`' => quote = Some(c),
                 '[' => brackets += 1,
                 ']' => brackets = brackets.saturating_sub(1),
+                '(' => parens.push(opens_label_list(&out)),
+                ')' => {
+                    parens.pop();
+                }
                 _ => {}
             }
         }
@@ -388,6 +397,23 @@ pub fn substitute_variables(expr: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Whether a `(` written after `out` opens a list of label names.
+fn opens_label_list(out: &str) -> bool {
+    let word: String = out
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
+    )
 }
 
 fn after_offset(out: &str) -> bool {

@@ -240,6 +240,20 @@ fn substitution_keeps_regex_groups_and_picks_durations() {
         r#"label_replace(a{x="__phoenix_var__"}, "h", "$1", "i", "(.*)")[5m:]"#
     );
     assert_eq!(substitute_variables("a > $__range_s"), "a > 1");
+    // A number where PromQL wants one, a label name in label lists, a metric name skipped.
+    assert_eq!(
+        substitute_variables(
+            "topk($topk, sum by (pool, $group) (rate(x[1m])) * on ($l) group_left (name) y)"
+        ),
+        "topk(1, sum by (pool, __phoenix_var__) (rate(x[1m])) * on (__phoenix_var__) group_left (name) y)"
+    );
+    let needs = needs_of(&substitute_variables(
+        "sum by ($group) ($metric{job=\"x\"}) + up",
+    ))
+    .unwrap();
+    assert!(needs.grouping.is_empty());
+    assert_eq!(needs.selectors.len(), 1);
+    assert_eq!(needs.selectors[0].metric.as_deref(), Some("up"));
 }
 
 #[test]
@@ -258,6 +272,10 @@ fn parse_errors_name_source_rule_and_position() {
 
     let errors = parse_source("l", SourceKind::PromqlList, "up\n  rate(x[5m]\n").unwrap_err();
     assert_eq!((errors[0].line, errors[0].column), (Some(2), Some(3)));
+    assert_eq!(
+        errors[0].to_string(),
+        "l:2:3: line 2: PromQL does not parse: unclosed left parenthesis"
+    );
 
     let errors =
         parse_source("d.json", SourceKind::GrafanaDashboard, "{\"panels\": [}").unwrap_err();

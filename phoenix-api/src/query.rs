@@ -121,3 +121,70 @@ pub struct QuerySourceList {
     /// Sources, by name.
     pub items: Vec<QuerySource>,
 }
+
+mirror_enum! {
+    /// How a query fares under a candidate.
+    QueryStatus => core::QueryStatus {
+        /// Answered as under the baseline.
+        Answered,
+        /// Answers differently: groups merge or output series lose labels.
+        Changed,
+        /// Returns nothing where the baseline returned something.
+        Broken,
+        /// Its series are not in the baseline either.
+        Unobserved,
+    }
+}
+
+/// One query's status, with the reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct QueryVerdict {
+    /// The query's name.
+    pub name: String,
+    /// Where it is in its source.
+    pub location: String,
+    /// Its status.
+    pub status: QueryStatus,
+    /// Why.
+    pub reasons: Vec<String>,
+}
+
+impl From<core::QueryVerdict> for QueryVerdict {
+    fn from(v: core::QueryVerdict) -> Self {
+        Self {
+            name: v.name,
+            location: v.location,
+            status: v.status.into(),
+            reasons: v.reasons,
+        }
+    }
+}
+
+/// How the inventory fares under a candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct QueriesKept {
+    /// Queries answered as under the baseline.
+    pub answered: u32,
+    /// Queries that answer differently.
+    pub changed: u32,
+    /// Queries that return nothing where the baseline returned something.
+    pub broken: u32,
+    /// Queries whose series are not in the baseline either.
+    pub unobserved: u32,
+    /// The broken and changed queries, broken first.
+    pub affected: Vec<QueryVerdict>,
+}
+
+impl From<core::QueriesKept> for QueriesKept {
+    fn from(k: core::QueriesKept) -> Self {
+        Self {
+            answered: k.answered,
+            changed: k.changed,
+            broken: k.broken,
+            unobserved: k.unobserved,
+            affected: k.affected.into_iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -191,6 +191,70 @@ fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &[Series]) ->
     }
 }
 
+/// The series of `sample` as its Prometheus exposition names them (what a query selects
+/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`).
+#[must_use]
+pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
+    use crate::pipeline::encode::{prometheus_label_name, prometheus_metric_name};
+    sample
+        .series()
+        .iter()
+        .map(|s| Series {
+            metric: prometheus_metric_name(sample.resolve(s.metric), s.kind),
+            labels: sample
+                .resource(s.resource)
+                .pairs()
+                .iter()
+                .chain(s.attributes.pairs())
+                .map(|(k, v)| {
+                    (
+                        prometheus_label_name(sample.resolve(*k)),
+                        sample.resolve(*v).to_owned(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// How an inventory fares under a candidate: counts, and every query not answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueriesKept {
+    /// Queries answered as under the baseline.
+    pub answered: u32,
+    /// Queries that answer differently (groups merge, output series relabelled).
+    pub changed: u32,
+    /// Queries that return nothing where the baseline returned something.
+    pub broken: u32,
+    /// Queries whose series are not in the baseline either.
+    pub unobserved: u32,
+    /// The broken and changed queries, broken first, with the reasons.
+    pub affected: Vec<QueryVerdict>,
+}
+
+/// [`evaluate`] for every query, summed up.
+#[must_use]
+pub fn kept<'q>(
+    queries: impl IntoIterator<Item = &'q InventoryQuery>,
+    baseline: &[Series],
+    candidate: &[Series],
+) -> QueriesKept {
+    let mut out = QueriesKept::default();
+    for verdict in evaluate_all(queries, baseline, candidate) {
+        match verdict.status {
+            QueryStatus::Answered => out.answered += 1,
+            QueryStatus::Changed => out.changed += 1,
+            QueryStatus::Broken => out.broken += 1,
+            QueryStatus::Unobserved => out.unobserved += 1,
+        }
+        if matches!(verdict.status, QueryStatus::Broken | QueryStatus::Changed) {
+            out.affected.push(verdict);
+        }
+    }
+    out.affected.sort_by_key(|v| std::cmp::Reverse(v.status));
+    out
+}
+
 /// The status of `query` under `candidate`, compared with `baseline`.
 #[must_use]
 pub fn evaluate(query: &InventoryQuery, baseline: &[Series], candidate: &[Series]) -> QueryVerdict {

@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use eval::{QueryStatus, QueryVerdict, Series, evaluate, evaluate_all};
+pub use eval::{
+    QueriesKept, QueryStatus, QueryVerdict, Series, evaluate, evaluate_all, kept, series_of,
+};
 pub use needs::{LabelMatch, MatchKind, QueryNeeds, SelectorNeed, needs_of};
 pub use source::{ParseError, parse_source};
 

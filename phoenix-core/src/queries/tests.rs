@@ -285,3 +285,66 @@ fn parse_errors_name_source_rule_and_position() {
     let errors = parse_source("e", SourceKind::PromqlList, "# nothing\n").unwrap_err();
     assert_eq!(errors[0].message, "no query found");
 }
+
+#[test]
+fn preview_reports_the_inventory_on_a_recorded_host() {
+    use crate::pipeline::preview::preview_with_queries;
+    use crate::pipeline::{PipelineRef, RenderContext, TemplateRegistry, corpus};
+
+    let sample = corpus::host_sample(corpus::HOSTS[0].1);
+    let series = series_of(&sample);
+    let with_pid = series
+        .iter()
+        .find(|s| {
+            s.labels.contains_key("process_pid") && s.labels.contains_key("process_executable_name")
+        })
+        .expect("the corpus has process series");
+    let metric = &with_pid.metric;
+    let list = format!(
+        "sum by (process_executable_name) ({metric})\n{metric}{{process_pid!=\"\"}}\nsum by (process_pid) ({metric})\n"
+    );
+    let inventory = parse_source("processes", SourceKind::PromqlList, &list).unwrap();
+    let registry = TemplateRegistry::builtin();
+    let context = RenderContext::default();
+    let aggregate = preview_with_queries(
+        &registry,
+        &PipelineRef::new("aggregate"),
+        &context,
+        &sample,
+        &inventory,
+    )
+    .unwrap();
+    let kept = aggregate.queries.unwrap();
+    // Summing processes by executable name drops the pid: the per-executable total still
+    // answers, the per-pid selector breaks, the per-pid grouping merges.
+    assert_eq!(
+        (kept.answered, kept.broken, kept.changed),
+        (1, 1, 1),
+        "{kept:?}"
+    );
+    assert_eq!(kept.affected[0].name, "processes:2");
+    assert_eq!(kept.affected[0].status, QueryStatus::Broken);
+    assert!(
+        kept.affected[0].reasons[0].contains("`process_pid`"),
+        "{kept:?}"
+    );
+    // The baseline pipeline keeps everything; no inventory, no report.
+    let baseline = preview_with_queries(
+        &registry,
+        &PipelineRef::new("baseline"),
+        &context,
+        &sample,
+        &inventory,
+    )
+    .unwrap();
+    assert_eq!(baseline.queries.unwrap().answered, 3);
+    let plain = preview_with_queries(
+        &registry,
+        &PipelineRef::new("baseline"),
+        &context,
+        &sample,
+        &[],
+    )
+    .unwrap();
+    assert!(plain.queries.is_none());
+}

@@ -1,6 +1,7 @@
 //! `/api/v1/queries`: the query inventory over HTTP, on every backend.
 
-use phoenix_client::api::query::{NewQuerySource, QueryRole, SourceKind};
+use phoenix_client::api::pipeline::{PipelineRef, RenderRequest};
+use phoenix_client::api::query::{NewQuerySource, QueryRole, QueryStatus, SourceKind};
 use phoenix_client::api::token::Role;
 use phoenix_server::ServerConfig;
 
@@ -81,6 +82,46 @@ async fn query_sources_import_list_delete(backend: Backend) {
         .unwrap();
     assert_eq!(replaced.id, imported.id);
     assert_eq!(replaced.queries.len(), 1);
+
+    // Template previews evaluate the inventory on the sample and the pipeline's output.
+    let mut exposition = String::from("# TYPE process_cpu_time gauge\n");
+    for pid in 0..6 {
+        exposition.push_str(&format!(
+            "process_cpu_time{{process_pid=\"{pid}\",process_executable_name=\"p{}\"}} {}\n",
+            pid % 2,
+            pid * 10
+        ));
+    }
+    let processes = operator
+        .import_query_source(&source(
+            "processes",
+            SourceKind::PromqlList,
+            "sum by (process_executable_name) (process_cpu_time)\nprocess_cpu_time{process_pid=\"3\"}\n",
+        ))
+        .await
+        .unwrap();
+    let preview = |template: &str| RenderRequest {
+        pipeline: PipelineRef::new(template),
+        critical_processes: Vec::new(),
+        critical_metrics: Vec::new(),
+        exposition: Some(exposition.clone()),
+    };
+    let aggregated = viewer
+        .preview_pipeline(&preview("aggregate"))
+        .await
+        .unwrap();
+    let kept = aggregated.queries.expect("an inventory exists");
+    // The rule file replaced by `up` earlier selects nothing in this sample.
+    assert_eq!(
+        (kept.answered, kept.broken, kept.unobserved),
+        (1, 1, 1),
+        "{kept:?}"
+    );
+    assert_eq!(kept.affected[0].name, "processes:2");
+    assert_eq!(kept.affected[0].status, QueryStatus::Broken);
+    let baseline = viewer.preview_pipeline(&preview("baseline")).await.unwrap();
+    assert_eq!(baseline.queries.unwrap().broken, 0);
+    operator.delete_query_source(processes.id).await.unwrap();
 
     assert_eq!(
         viewer

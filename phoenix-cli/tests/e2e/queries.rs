@@ -41,6 +41,23 @@ fn import_list_and_delete_rule_files_and_dashboards() {
         "{out}"
     );
 
+    // Previews report the inventory.
+    let sample = dir.path().join("sample.prom");
+    std::fs::write(
+        &sample,
+        "# TYPE up gauge\nup{job=\"node\",instance=\"a\"} 1\n",
+    )
+    .unwrap();
+    let sample = sample.display().to_string();
+    let preview = server.run(&["pipeline", "preview", "-t", "baseline", "--sample", &sample]);
+    assert!(
+        preview
+            .ok()
+            .contains("queries kept: 1 answered, 0 changed, 0 broken, 3 unobserved"),
+        "{}",
+        preview.stdout
+    );
+
     let table = server.run(&["queries", "list"]);
     assert_aligned(table.ok(), "ID");
     let queries = server.run(&["queries", "list", "--queries"]);

@@ -96,6 +96,7 @@ pub mod experiment;
 pub mod measure;
 pub mod ops;
 pub mod pipeline;
+pub mod query;
 pub mod strict;
 pub mod task;
 pub mod token;

@@ -439,6 +439,10 @@ pub struct Preview {
     pub critical_coverage_pct: f64,
     /// The Collector config that goes with it.
     pub collector_yaml: String,
+    /// The query inventory on the sample (baseline) and the output (candidate); absent
+    /// without an inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<crate::query::QueriesKept>,
 }
 
 impl From<core::preview::Preview> for Preview {
@@ -458,6 +462,7 @@ impl From<core::preview::Preview> for Preview {
             },
             critical_coverage_pct: p.critical_coverage_pct,
             collector_yaml: p.collector_yaml,
+            queries: p.queries.map(Into::into),
         }
     }
 }

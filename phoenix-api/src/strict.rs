@@ -221,6 +221,12 @@ pub fn stated_limits() -> Vec<StatedLimit> {
             between(1, u64::from(MAX_BATCH)),
         ),
         ("NewToken", "name", name(i::MAX_NAME_CHARS)),
+        ("NewQuerySource", "name", name(i::MAX_NAME_CHARS)),
+        (
+            "NewQuerySource",
+            "content",
+            json!({"minLength": 1, "maxLength": phoenix_core::queries::MAX_SOURCE_BYTES, "pattern": FREE_TEXT_PATTERN}),
+        ),
         ("StopRequest", "reason", reason()),
         ("RollbackRequest", "reason", reason()),
         ("PromoteRequest", "reason", reason()),

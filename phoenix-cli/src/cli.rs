@@ -72,6 +72,10 @@ pub enum Command {
     /// Where the money goes: cost flow and cardinality of the fleet's raw series.
     #[command(subcommand)]
     Cost(CostCommand),
+    /// The query inventory: alerting and recording rules, dashboards and PromQL lists
+    /// that experiments and recommendations must keep answering.
+    #[command(subcommand)]
+    Queries(QueriesCommand),
     /// Open the dashboard (`<server>/ui/`) in a browser, or print its URL.
     Ui(UiArgs),
     /// Print a shell completion script to standard output.
@@ -426,6 +430,48 @@ pub struct DeploymentIdArg {
 pub enum FleetCommand {
     /// Agents, health, versions, active pipelines.
     Status,
+}
+
+/// `phoenix queries ...`
+#[derive(Debug, Subcommand)]
+pub enum QueriesCommand {
+    /// Import files into the inventory (a file imported again under the same name replaces
+    /// its earlier import).
+    Import {
+        /// Prometheus rule files (YAML), Grafana dashboard exports (JSON) or PromQL lists
+        /// (one query a line, `#` comments).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
+        /// What the files are [default: from the extension, then the content].
+        #[arg(long, value_enum)]
+        kind: Option<QuerySourceKind>,
+        /// The source's name [default: the file name]; only with one file.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the imported sources (with `--queries`, every query and what it needs).
+    #[command(visible_alias = "ls")]
+    List {
+        /// List every query with its metrics and needed labels.
+        #[arg(long)]
+        queries: bool,
+    },
+    /// Remove an imported source.
+    Delete {
+        /// Source id.
+        id: Uuid,
+    },
+}
+
+/// What a query source file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuerySourceKind {
+    /// A Prometheus rule file (YAML).
+    RuleFile,
+    /// A Grafana dashboard export (JSON).
+    GrafanaDashboard,
+    /// Plain PromQL, one query a line.
+    PromqlList,
 }
 
 /// `phoenix cost ...`

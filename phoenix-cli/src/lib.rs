@@ -75,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pipeline(command) => commands::pipeline::run(&cx, command).await,
         Command::Fleet(command) => commands::fleet::run(&cx, command).await,
         Command::Cost(command) => commands::cost::run(&cx, command).await,
+        Command::Queries(command) => commands::queries::run(&cx, command).await,
         Command::Ui(args) => commands::ui::run(&cx, &args),
         Command::Completions { .. } => Ok(()),
     }

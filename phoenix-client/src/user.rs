@@ -276,6 +276,29 @@ impl Client {
         self.empty(self.request(Method::DELETE, &format!("api/v1/tokens/{id}"))?)
             .await
     }
+
+    /// `POST /api/v1/queries`: imports a query source (replacing one of the same name).
+    pub async fn import_query_source(
+        &self,
+        request: &phoenix_api::query::NewQuerySource,
+    ) -> Result<phoenix_api::query::QuerySource, ClientError> {
+        self.json(self.request(Method::POST, "api/v1/queries")?.json(request))
+            .await
+    }
+
+    /// `GET /api/v1/queries`.
+    pub async fn list_query_sources(
+        &self,
+    ) -> Result<phoenix_api::query::QuerySourceList, ClientError> {
+        self.json(self.request(Method::GET, "api/v1/queries")?)
+            .await
+    }
+
+    /// `DELETE /api/v1/queries/{id}`.
+    pub async fn delete_query_source(&self, id: Uuid) -> Result<(), ClientError> {
+        self.empty(self.request(Method::DELETE, &format!("api/v1/queries/{id}"))?)
+            .await
+    }
 }
 
 fn enum_str<T: serde::Serialize>(value: &T) -> String {

@@ -99,6 +99,24 @@ pub fn optional_name(errors: &mut ValidationErrors, path: &str, value: &str, max
     }
 }
 
+/// Records the errors of a query source's name and content (before it is parsed): a name,
+/// and text within [`crate::queries::MAX_SOURCE_BYTES`] without NUL or control characters
+/// other than tab and line breaks.
+pub fn query_source(errors: &mut ValidationErrors, name_value: &str, content: &str) {
+    name(errors, "name", name_value, MAX_NAME_CHARS);
+    let max = crate::queries::MAX_SOURCE_BYTES;
+    if content.len() > max {
+        errors.push("content", format!("must be at most {max} bytes"));
+    } else if content.trim().is_empty() {
+        errors.push("content", "must not be empty");
+    } else if content.chars().any(not_free_text) {
+        errors.push(
+            "content",
+            "must not contain control characters other than tab and line breaks",
+        );
+    }
+}
+
 /// Records an error unless `value` is free text of at most `max` characters: tabs and line
 /// breaks allowed, no other control character.
 pub fn free_text(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {

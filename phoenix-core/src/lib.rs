@@ -28,6 +28,7 @@ pub mod page;
 pub mod phoenix;
 pub mod pipeline;
 pub mod plausibility;
+pub mod queries;
 pub mod store;
 pub mod task;
 pub mod validation;

@@ -59,7 +59,7 @@ pub fn state_request_rules(doc: &mut Value) {
 /// it by id (poem-openapi emits none), so that a stateful client such as Schemathesis
 /// chains them: create an experiment, read it, start, stop, promote, roll back or delete
 /// it; create a deployment, then pause, resume or roll it back; create a token and revoke
-/// it; enroll an agent and read it.
+/// it; import a query source and delete it; enroll an agent and read it.
 ///
 /// # Panics
 /// When a named operation or response is missing (a renamed operation): the OpenAPI
@@ -94,6 +94,12 @@ pub fn link_resources(doc: &mut Value) {
             ],
         ),
         ("create_token", "201", "/token/id", &["revoke_token"]),
+        (
+            "import_query_source",
+            "201",
+            "/id",
+            &["delete_query_source"],
+        ),
         ("agent_enroll", "201", "/agent/id", &["get_agent"]),
     ];
     for (source, status, pointer, targets) in LINKS {

@@ -29,6 +29,7 @@ mod error;
 mod experiment;
 mod metric;
 mod pool;
+mod query;
 mod queue;
 mod token;
 

@@ -26,6 +26,7 @@ mod codec;
 mod deployment;
 mod experiment;
 mod metric;
+mod query;
 mod queue;
 mod scripts;
 mod token;

@@ -46,6 +46,8 @@ scripts!(
     redrive,
     release,
     requeue,
+    query_source_delete,
+    query_source_put,
     samples_append,
     scan,
     stats,

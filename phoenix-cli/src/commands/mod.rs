@@ -4,4 +4,5 @@ pub(crate) mod cost;
 pub(crate) mod experiment;
 pub(crate) mod fleet;
 pub(crate) mod pipeline;
+pub(crate) mod queries;
 pub(crate) mod ui;

@@ -303,6 +303,21 @@ fn preview_view(p: &Preview) -> String {
     ]);
     out.push('\n');
     out.push_str(&t.render());
+    if let Some(q) = &p.queries {
+        out.push_str(&format!(
+            "\nqueries kept: {} answered, {} changed, {} broken, {} unobserved\n",
+            q.answered, q.changed, q.broken, q.unobserved
+        ));
+        for v in &q.affected {
+            out.push_str(&format!(
+                "  {} {} ({}): {}\n",
+                wire(&v.status),
+                v.name,
+                v.location,
+                v.reasons.join("; ")
+            ));
+        }
+    }
     out
 }
 

@@ -6,4 +6,5 @@ mod experiments;
 mod harness;
 mod others;
 mod pipelines;
+mod queries;
 mod watch;

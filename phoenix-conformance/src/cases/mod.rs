@@ -5,4 +5,5 @@ pub mod experiments;
 pub mod flows;
 pub mod inputs;
 pub mod metrics;
+pub mod queries;
 pub mod queue;

@@ -12,6 +12,7 @@ mod bus;
 mod deployment;
 mod experiment;
 mod metric;
+mod query;
 mod queue;
 mod token;
 
@@ -72,6 +73,7 @@ struct State {
     snapshots: BTreeMap<AgentId, CardinalitySnapshot>,
     deployments: BTreeMap<DeploymentId, Deployment>,
     tokens: Vec<ApiToken>,
+    query_sources: BTreeMap<uuid::Uuid, crate::queries::QuerySource>,
 }
 
 struct StoredTask {

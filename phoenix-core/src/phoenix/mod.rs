@@ -7,6 +7,7 @@ mod analysis;
 mod deployments;
 mod experiments;
 mod group_commit;
+mod queries;
 mod tasks;
 
 pub use analysis::{CostAnalysis, CostFlowView, FleetOverview, FleetSummary};

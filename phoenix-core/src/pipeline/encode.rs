@@ -84,6 +84,21 @@ impl Write for ByteCounter {
     }
 }
 
+/// A metric's name as the Prometheus exposition writes it (sanitized, `_total` on counters).
+pub(crate) fn prometheus_metric_name(name: &str, kind: MetricKind) -> String {
+    let mut out = String::with_capacity(name.len() + 6);
+    // Writing into a String cannot fail.
+    let _ = write_metric_name(name, kind, &mut out);
+    out
+}
+
+/// A label's name as the Prometheus exposition writes it.
+pub(crate) fn prometheus_label_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let _ = write_sanitized(name, &mut out);
+    out
+}
+
 fn write_metric_name(name: &str, kind: MetricKind, out: &mut impl Write) -> fmt::Result {
     write_sanitized(name, out)?;
     if kind == MetricKind::Counter

@@ -35,6 +35,9 @@ pub struct Preview {
     pub critical_coverage_pct: f64,
     /// The Collector config that goes with it.
     pub collector_yaml: String,
+    /// The query inventory evaluated on the sample's series (baseline) and the output's
+    /// (candidate), as Prometheus would scrape them; `None` without an inventory.
+    pub queries: Option<crate::queries::QueriesKept>,
 }
 
 /// Renders `reference` (validating it) and evaluates its spec on `sample`. Critical coverage
@@ -48,6 +51,21 @@ pub fn preview(
     context: &RenderContext,
     sample: &Sample,
 ) -> Result<Preview, PipelineError> {
+    preview_with_queries(registry, reference, context, sample, &[])
+}
+
+/// [`preview`], with `inventory` evaluated on the sample (baseline) and the pipeline's
+/// output (candidate) when it is not empty.
+///
+/// # Errors
+/// As [`TemplateRegistry::render`].
+pub fn preview_with_queries(
+    registry: &TemplateRegistry,
+    reference: &PipelineRef,
+    context: &RenderContext,
+    sample: &Sample,
+    inventory: &[crate::queries::InventoryQuery],
+) -> Result<Preview, PipelineError> {
     let rendered = registry.render(reference, context)?;
     let mut engine = Engine::with_critical(
         rendered.spec.clone(),
@@ -57,7 +75,15 @@ pub fn preview(
     let input = engine.input_stats(sample);
     let evaluation = engine.evaluate(sample);
     let output = evaluation.stats.clone();
+    let queries = (!inventory.is_empty()).then(|| {
+        crate::queries::kept(
+            inventory,
+            &crate::queries::series_of(sample),
+            &crate::queries::series_of(&evaluation.output),
+        )
+    });
     Ok(Preview {
+        queries,
         template: rendered.template,
         params: rendered.params,
         series_reduction_pct: reduction_pct(input.series, output.series),

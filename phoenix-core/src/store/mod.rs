@@ -14,6 +14,7 @@ mod bus;
 mod deployment;
 mod experiment;
 mod metric;
+mod query;
 mod queue;
 mod token;
 
@@ -24,6 +25,7 @@ pub use bus::{BusEvent, EventBus};
 pub use deployment::DeploymentStore;
 pub use experiment::{Commit, CommitReceipt, ExperimentFilter, ExperimentStore};
 pub use metric::{AppendReport, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
+pub use query::QueryStore;
 pub use queue::TaskQueue;
 pub use token::TokenStore;
 
@@ -44,6 +46,8 @@ pub struct Stores {
     pub deployments: Arc<dyn DeploymentStore>,
     /// User API tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// The query inventory.
+    pub queries: Arc<dyn QueryStore>,
     /// Domain events across processes.
     pub bus: Arc<dyn EventBus>,
 }
@@ -64,6 +68,7 @@ impl Stores {
             + MetricStore
             + DeploymentStore
             + TokenStore
+            + QueryStore
             + EventBus
             + Clone,
     {
@@ -74,6 +79,7 @@ impl Stores {
             metrics: Arc::new(backend.clone()),
             deployments: Arc::new(backend.clone()),
             tokens: Arc::new(backend.clone()),
+            queries: Arc::new(backend.clone()),
             bus: Arc::new(backend),
         }
     }

@@ -7,6 +7,7 @@ mod experiments;
 mod fleet;
 mod ops;
 mod pipelines;
+mod queries;
 mod tasks;
 mod tokens;
 
@@ -25,6 +26,7 @@ pub use experiments::ExperimentsApi;
 pub use fleet::FleetApi;
 pub use ops::OpsApi;
 pub use pipelines::PipelinesApi;
+pub use queries::QueriesApi;
 pub use tasks::TasksApi;
 pub use tokens::TokensApi;
 
@@ -45,6 +47,8 @@ pub enum ApiTags {
     Tasks,
     /// User API tokens (admin).
     Tokens,
+    /// The query inventory: alerting and recording rules, dashboards, PromQL lists.
+    Queries,
     /// Health, readiness and the server's own metrics.
     Operations,
 }
@@ -60,6 +64,7 @@ pub type Apis = (
     FleetApi,
     TasksApi,
     TokensApi,
+    QueriesApi,
 );
 
 /// The OpenAPI service over `state`, with `base` as the document's server URL (the path
@@ -76,6 +81,7 @@ pub fn service(state: &Arc<AppState>, base: &str) -> OpenApiService<Apis, ()> {
         FleetApi::new(state.clone()),
         TasksApi::new(state.clone()),
         TokensApi::new(state.clone()),
+        QueriesApi::new(state.clone()),
     );
     OpenApiService::new(apis, "Phoenix", env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION)

@@ -130,7 +130,7 @@ impl PipelinesApi {
     ///
     /// Evaluates the pipeline with the native engine on a recorded sample (Prometheus text
     /// exposition) and reports projected series, points, bytes, fidelity and critical
-    /// coverage.
+    /// coverage; with a query inventory, which queries the output still answers.
     #[oai(
         path = "/pipelines/preview",
         method = "post",
@@ -160,8 +160,15 @@ impl PipelinesApi {
             .pipeline
             .into_core("pipeline")
             .map_err(ApiError::validation)?;
-        let result = preview::preview(self.state.phoenix.templates(), &reference, &ctx, &sample)
-            .map_err(pipeline_error)?;
+        let inventory = self.state.phoenix.query_inventory().await?;
+        let result = preview::preview_with_queries(
+            self.state.phoenix.templates(),
+            &reference,
+            &ctx,
+            &sample,
+            &inventory,
+        )
+        .map_err(pipeline_error)?;
         Ok(Json(result.into()))
     }
 }

@@ -48,6 +48,7 @@ mod inputs;
 mod matching;
 mod openapi;
 mod ops;
+mod queries;
 mod replicas;
 mod schemathesis;
 mod strict;

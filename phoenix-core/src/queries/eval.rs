@@ -1,0 +1,288 @@
+//! Whether a candidate's series still answer a query as the baseline's did.
+//!
+//! For each selector of a query, the baseline series it matches (`B`) and the candidate
+//! series it matches (`C`):
+//!
+//! - `B` empty for every selector: the query is **unobserved** (this output never had its
+//!   series; nothing to compare).
+//! - `B` not empty and `C` empty: **broken**, with the reason (a matcher's label gone from
+//!   the metric, or the metric gone, or its series filtered out).
+//! - labels present in `B` and absent from `C` that the query groups, matches or copies by,
+//!   or that reach its output unaggregated: **changed** (it answers, with groups merged or
+//!   output series relabelled).
+//! - otherwise **answered**.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::InventoryQuery;
+use super::needs::{Compiled, CompiledSelector, compile};
+
+/// One series: a metric name and its labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Series {
+    /// The metric name.
+    pub metric: String,
+    /// The labels (without `__name__`).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Series {
+    /// A series from a name and label pairs.
+    #[must_use]
+    pub fn new<K: Into<String>, V: Into<String>>(
+        metric: impl Into<String>,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            metric: metric.into(),
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+/// How a query fares under a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryStatus {
+    /// It answers as under the baseline.
+    Answered,
+    /// It answers, differently: groups merge or output series lose labels.
+    Changed,
+    /// It returns nothing where the baseline returned something, or loses a label it
+    /// filters on.
+    Broken,
+    /// Its series are not in the baseline either.
+    Unobserved,
+}
+
+/// The status of one query, with the reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryVerdict {
+    /// The query's name.
+    pub name: String,
+    /// Where it is.
+    pub location: String,
+    /// The status.
+    pub status: QueryStatus,
+    /// Why (empty when answered).
+    pub reasons: Vec<String>,
+}
+
+fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Series> {
+    series
+        .iter()
+        .filter(|s| selector.matches(&s.metric, |l| s.labels.get(l).map(String::as_str)))
+        .collect()
+}
+
+fn label_keys<'s>(series: &[&'s Series]) -> BTreeSet<&'s str> {
+    series
+        .iter()
+        .flat_map(|s| s.labels.keys().map(String::as_str))
+        .collect()
+}
+
+fn quote_all(labels: &BTreeSet<&str>) -> String {
+    labels
+        .iter()
+        .map(|l| format!("`{l}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn evaluate_compiled(
+    compiled: &Compiled,
+    baseline: &[Series],
+    candidate: &[Series],
+) -> (QueryStatus, Vec<String>) {
+    let mut observed = false;
+    let mut broken = Vec::new();
+    let mut changed = Vec::new();
+    for selector in &compiled.selectors {
+        let b = matching(selector, baseline);
+        if b.is_empty() {
+            continue;
+        }
+        observed = true;
+        let c = matching(selector, candidate);
+        let text = &selector.need.text;
+        if c.is_empty() {
+            broken.push(why_gone(selector, &b, candidate));
+            continue;
+        }
+        let lost: BTreeSet<&str> = label_keys(&b)
+            .difference(&label_keys(&c))
+            .copied()
+            .collect();
+        let grouped: BTreeSet<&str> = lost
+            .iter()
+            .copied()
+            .filter(|l| compiled.grouping.contains(*l))
+            .collect();
+        if !grouped.is_empty() {
+            changed.push(format!(
+                "`{text}` loses {} that the query groups or matches by: groups merge",
+                quote_all(&grouped)
+            ));
+        }
+        if selector.need.keeps_labels {
+            let output: BTreeSet<&str> = lost
+                .iter()
+                .copied()
+                .filter(|l| !selector.need.removed.contains(*l) && !grouped.contains(l))
+                .collect();
+            if !output.is_empty() {
+                changed.push(format!(
+                    "`{text}` loses {}, which the query's output series carry",
+                    quote_all(&output)
+                ));
+            }
+        }
+    }
+    if !broken.is_empty() {
+        (QueryStatus::Broken, broken)
+    } else if !changed.is_empty() {
+        (QueryStatus::Changed, changed)
+    } else if observed {
+        (QueryStatus::Answered, Vec::new())
+    } else {
+        (QueryStatus::Unobserved, Vec::new())
+    }
+}
+
+/// Why a selector that matched baseline series matches none of the candidate's.
+fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &[Series]) -> String {
+    let text = &selector.need.text;
+    let metrics: BTreeSet<&str> = b.iter().map(|s| s.metric.as_str()).collect();
+    let same_metric: Vec<&Series> = candidate
+        .iter()
+        .filter(|s| metrics.contains(s.metric.as_str()))
+        .collect();
+    if same_metric.is_empty() {
+        let names: BTreeSet<&str> = metrics.iter().copied().collect();
+        return format!(
+            "`{text}` matches no series: the candidate drops {}",
+            quote_all(&names)
+        );
+    }
+    let present = label_keys(&same_metric);
+    let gone: BTreeSet<&str> = selector
+        .need
+        .matchers
+        .iter()
+        .map(|m| m.label.as_str())
+        .filter(|l| *l != "__name__" && !present.contains(l))
+        .collect();
+    if gone.is_empty() {
+        format!(
+            "`{text}` matches {} baseline series and none of the candidate's",
+            b.len()
+        )
+    } else {
+        format!(
+            "`{text}` matches no series: the candidate drops label {}",
+            quote_all(&gone)
+        )
+    }
+}
+
+/// The series of `sample` as its Prometheus exposition names them (what a query selects
+/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`).
+#[must_use]
+pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
+    use crate::pipeline::encode::{prometheus_label_name, prometheus_metric_name};
+    sample
+        .series()
+        .iter()
+        .map(|s| Series {
+            metric: prometheus_metric_name(sample.resolve(s.metric), s.kind),
+            labels: sample
+                .resource(s.resource)
+                .pairs()
+                .iter()
+                .chain(s.attributes.pairs())
+                .map(|(k, v)| {
+                    (
+                        prometheus_label_name(sample.resolve(*k)),
+                        sample.resolve(*v).to_owned(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// How an inventory fares under a candidate: counts, and every query not answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueriesKept {
+    /// Queries answered as under the baseline.
+    pub answered: u32,
+    /// Queries that answer differently (groups merge, output series relabelled).
+    pub changed: u32,
+    /// Queries that return nothing where the baseline returned something.
+    pub broken: u32,
+    /// Queries whose series are not in the baseline either.
+    pub unobserved: u32,
+    /// The broken and changed queries, broken first, with the reasons.
+    pub affected: Vec<QueryVerdict>,
+}
+
+/// [`evaluate`] for every query, summed up.
+#[must_use]
+pub fn kept<'q>(
+    queries: impl IntoIterator<Item = &'q InventoryQuery>,
+    baseline: &[Series],
+    candidate: &[Series],
+) -> QueriesKept {
+    let mut out = QueriesKept::default();
+    for verdict in evaluate_all(queries, baseline, candidate) {
+        match verdict.status {
+            QueryStatus::Answered => out.answered += 1,
+            QueryStatus::Changed => out.changed += 1,
+            QueryStatus::Broken => out.broken += 1,
+            QueryStatus::Unobserved => out.unobserved += 1,
+        }
+        if matches!(verdict.status, QueryStatus::Broken | QueryStatus::Changed) {
+            out.affected.push(verdict);
+        }
+    }
+    out.affected.sort_by_key(|v| std::cmp::Reverse(v.status));
+    out
+}
+
+/// The status of `query` under `candidate`, compared with `baseline`.
+#[must_use]
+pub fn evaluate(query: &InventoryQuery, baseline: &[Series], candidate: &[Series]) -> QueryVerdict {
+    let (status, reasons) = match compile(&query.promql) {
+        Ok(compiled) => evaluate_compiled(&compiled, baseline, candidate),
+        // Imported queries parsed; a stored one that no longer does is reported, not hidden.
+        Err(e) => (
+            QueryStatus::Broken,
+            vec![format!("the query no longer parses: {e}")],
+        ),
+    };
+    QueryVerdict {
+        name: query.name.clone(),
+        location: query.location.clone(),
+        status,
+        reasons,
+    }
+}
+
+/// [`evaluate`] for every query.
+#[must_use]
+pub fn evaluate_all<'q>(
+    queries: impl IntoIterator<Item = &'q InventoryQuery>,
+    baseline: &[Series],
+    candidate: &[Series],
+) -> Vec<QueryVerdict> {
+    queries
+        .into_iter()
+        .map(|q| evaluate(q, baseline, candidate))
+        .collect()
+}

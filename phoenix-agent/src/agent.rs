@@ -105,8 +105,9 @@ struct Running {
     reporter: Arc<Reporter>,
     held: HeldLeases,
     started_at: DateTime<Utc>,
-    /// The snapshot period the server asked for (every heartbeat answer says).
-    snapshot_interval: watch::Sender<Duration>,
+    /// The snapshot period the server asked for (every heartbeat answer says; `None`
+    /// before the first answer).
+    snapshot_interval: watch::Sender<Option<Duration>>,
 }
 
 impl Agent {
@@ -247,7 +248,7 @@ impl Agent {
                 .map_err(AgentError::Runtime)?,
             ),
         };
-        let snapshot_interval = watch::channel(self.config.snapshot_interval).0;
+        let snapshot_interval = watch::channel(None).0;
         let executor = Arc::new(Executor::new(
             Arc::clone(&runtime),
             state.clone(),
@@ -265,6 +266,7 @@ impl Agent {
                 Arc::clone(&reporter),
             ),
             snapshot_interval.subscribe(),
+            self.config.snapshot_interval,
         )?);
         if let Err(e) = executor.restore().await {
             tracing::error!(error = %e, "last-known-good pipelines could not be restored; starting empty");
@@ -458,8 +460,8 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
                 backoff.reset();
                 if let Some(every) = ack.snapshot_interval {
                     running.snapshot_interval.send_if_modified(|current| {
-                        let changed = *current != every;
-                        *current = every;
+                        let changed = *current != Some(every);
+                        *current = Some(every);
                         changed
                     });
                 }
@@ -486,12 +488,21 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
 /// from the heartbeat answers; a change takes effect at once), whatever is deployed.
 async fn snapshot_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) {
     let mut interval = running.snapshot_interval.subscribe();
+    // The first snapshot waits for the server's interval (the first heartbeat answer),
+    // but not forever: an older server does not say.
+    tokio::select! {
+        _ = interval.wait_for(Option::is_some) => {}
+        () = tokio::time::sleep(running.config.heartbeat_interval * 3) => {}
+        () = until_true(&mut stop) => return,
+    }
     loop {
         match running.executor.collect_snapshot().await {
             Ok(result) => tracing::debug!(%result, "cardinality snapshot taken"),
             Err(e) => tracing::warn!(error = %e, "cardinality snapshot failed"),
         }
-        let every = *interval.borrow_and_update();
+        let every = interval
+            .borrow_and_update()
+            .unwrap_or(running.config.snapshot_interval);
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             changed = interval.changed() => {

@@ -78,7 +78,8 @@ pub struct Executor {
     current: tokio::sync::Mutex<Deployments>,
     applied: Mutex<VecDeque<AppliedTask>>,
     snapshotter: Snapshotter,
-    snapshot_interval: watch::Receiver<Duration>,
+    snapshot_interval: watch::Receiver<Option<Duration>>,
+    default_snapshot_interval: Duration,
 }
 
 impl std::fmt::Debug for Executor {
@@ -101,10 +102,12 @@ impl Executor {
         agent_id: AgentId,
         deploy_timeout: Duration,
         snapshotter: Snapshotter,
-        snapshot_interval: watch::Receiver<Duration>,
+        snapshot_interval: watch::Receiver<Option<Duration>>,
+        default_snapshot_interval: Duration,
     ) -> Result<Self, StateError> {
         let applied = state.applied()?;
         Ok(Self {
+            default_snapshot_interval,
             snapshotter,
             snapshot_interval,
             runtime,
@@ -191,7 +194,10 @@ impl Executor {
     /// When the runtime cannot give its view of the host.
     pub async fn collect_snapshot(&self) -> Result<serde_json::Value, TaskFailure> {
         let pipeline_interval = self.current.lock().await.interval();
-        let period = *self.snapshot_interval.borrow();
+        let period = self
+            .snapshot_interval
+            .borrow()
+            .unwrap_or(self.default_snapshot_interval);
         let (count, failed) = self
             .snapshotter
             .take(self.runtime.as_ref(), period, pipeline_interval)

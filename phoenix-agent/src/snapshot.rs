@@ -152,7 +152,11 @@ impl Snapshotter {
     }
 }
 
-async fn scrape(client: &reqwest::Client, target: &str, timeout: Duration) -> Result<String, String> {
+async fn scrape(
+    client: &reqwest::Client,
+    target: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let url = if target.starts_with("http://") || target.starts_with("https://") {
         target.to_owned()
     } else {
@@ -180,6 +184,9 @@ mod tests {
         assert_eq!(points_in(minute, Duration::from_secs(15)), 4);
         assert_eq!(points_in(minute, Duration::from_secs(10)), 6);
         assert_eq!(points_in(minute, Duration::from_secs(120)), 1);
-        assert_eq!(points_in(Duration::from_secs(10), Duration::from_secs(3)), 4);
+        assert_eq!(
+            points_in(Duration::from_secs(10), Duration::from_secs(3)),
+            4
+        );
     }
 }

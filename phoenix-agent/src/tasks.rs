@@ -22,10 +22,10 @@ use phoenix_core::task::{RemovalMode, RemovalScope, Task, TaskPayload};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::snapshot::Snapshotter;
 use crate::runtime::{
     Deployments, ExperimentDeployment, HostPipeline, PipelineKey, PipelineRuntime, RuntimeError,
 };
+use crate::snapshot::Snapshotter;
 use crate::state::{APPLIED_TASKS_KEPT, AppliedTask, StateDir, StateError};
 
 /// Why a task failed.

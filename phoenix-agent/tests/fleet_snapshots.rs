@@ -28,8 +28,10 @@ const SNAPSHOT_SECS: i64 = 30;
 const SCRAPE_SECS: u64 = 15;
 
 fn node_exporter() -> Option<PathBuf> {
-    let path = std::env::var_os("PHOENIX_NODE_EXPORTER")
-        .map_or_else(|| PathBuf::from("/usr/bin/prometheus-node-exporter"), PathBuf::from);
+    let path = std::env::var_os("PHOENIX_NODE_EXPORTER").map_or_else(
+        || PathBuf::from("/usr/bin/prometheus-node-exporter"),
+        PathBuf::from,
+    );
     if path.exists() {
         return Some(path);
     }
@@ -198,7 +200,10 @@ async fn every_host_reports_with_nothing_deployed_and_lost_hosts_leave_after_ret
         .iter()
         .filter(|g| g.value.starts_with("node_"))
         .collect();
-    assert!(!node.is_empty(), "no node_exporter metric in {by_metric:#?}");
+    assert!(
+        !node.is_empty(),
+        "no node_exporter metric in {by_metric:#?}"
+    );
     assert!(
         node.iter().any(|g| g.monthly.parse::<f64>().unwrap() > 0.0),
         "node_exporter's series are not priced: {node:#?}"

@@ -670,6 +670,25 @@ impl From<phoenix_core::phoenix::CardinalityView> for CardinalityReport {
     }
 }
 
+/// `POST /fleet/snapshots`: what an on-demand snapshot refresh asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct SnapshotRefresh {
+    /// Live agents asked for a snapshot now.
+    pub requested: u64,
+    /// Live agents with a refresh pending already (not asked twice).
+    pub already_pending: u64,
+}
+
+impl From<phoenix_core::phoenix::SnapshotRefresh> for SnapshotRefresh {
+    fn from(r: phoenix_core::phoenix::SnapshotRefresh) -> Self {
+        Self {
+            requested: r.requested,
+            already_pending: r.already_pending,
+        }
+    }
+}
+
 /// `GET /metrics/cost-flow`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]

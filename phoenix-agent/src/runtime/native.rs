@@ -16,9 +16,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{
-    HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats,
-};
+use phoenix_core::measure::{HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats};
 use phoenix_core::pipeline::exposition::parse_exposition;
 use phoenix_core::pipeline::spec::{ExporterSpec, ReceiverSpec};
 use phoenix_core::pipeline::{Engine, Sample, SampleBuilder};

@@ -19,6 +19,7 @@ use crate::ids::{AgentId, ExperimentId};
 use crate::kpi::{self, ExperimentKpis};
 use crate::measure::CardinalitySnapshot;
 use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT};
+use crate::task::{EnqueueResult, NewTask, TaskPayload};
 use crate::validation::ValidationErrors;
 
 use super::{Phoenix, PhoenixError};
@@ -134,6 +135,15 @@ pub fn select_snapshots(
     )
 }
 
+/// What an on-demand snapshot refresh asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotRefresh {
+    /// Live agents asked for a snapshot now (a `CollectSnapshot` task each).
+    pub requested: u64,
+    /// Live agents that had one pending already (not asked twice).
+    pub already_pending: u64,
+}
+
 /// Where the fleet's money goes under one pricing model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostFlowView {
@@ -227,9 +237,7 @@ impl Phoenix {
         Ok(self.select_fleet_snapshots().await?.0)
     }
 
-    async fn select_fleet_snapshots(
-        &self,
-    ) -> Result<(FleetSnapshots, Vec<AgentId>), PhoenixError> {
+    async fn select_fleet_snapshots(&self) -> Result<(FleetSnapshots, Vec<AgentId>), PhoenixError> {
         let agents = self
             .all_agents(&AgentFilter {
                 statuses: Vec::new(),
@@ -243,6 +251,29 @@ impl Phoenix {
             self.now(),
             self.config().snapshot_retention,
         ))
+    }
+
+    /// Asks every live agent for a fresh cardinality snapshot now rather than at its next
+    /// scheduled one: one `CollectSnapshot` task per agent, at most one open per agent.
+    pub async fn refresh_snapshots(&self) -> Result<SnapshotRefresh, PhoenixError> {
+        let agents = self.live_agents().await?;
+        let mut refresh = SnapshotRefresh::default();
+        for chunk in agents.chunks(500) {
+            let tasks: Vec<NewTask> = chunk
+                .iter()
+                .map(|a| {
+                    NewTask::new(a.id, TaskPayload::CollectSnapshot {}, 0)
+                        .with_unique_key(format!("collect_snapshot:{}", a.id))
+                })
+                .collect();
+            for result in self.stores().queue.enqueue(&tasks).await? {
+                match result {
+                    EnqueueResult::Enqueued { .. } => refresh.requested += 1,
+                    EnqueueResult::Duplicate { .. } => refresh.already_pending += 1,
+                }
+            }
+        }
+        Ok(refresh)
     }
 
     /// Deletes the snapshots no fleet view uses any more (agents deleted, or not live and

@@ -11,7 +11,7 @@ mod tasks;
 
 pub use analysis::{
     CardinalityView, CostAnalysis, CostFlowView, Coverage, FleetOverview, FleetSnapshots,
-    FleetSummary, select_snapshots,
+    FleetSummary, SnapshotRefresh, select_snapshots,
 };
 pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
 

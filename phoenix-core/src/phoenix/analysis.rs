@@ -484,3 +484,78 @@ impl Phoenix {
         Ok(FleetOverview { summary, agents })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::AgentRegistration;
+
+    fn agent(host: &str, status: AgentStatus, revoked: bool, now: DateTime<Utc>) -> Agent {
+        let mut a = Agent::enroll(
+            AgentRegistration {
+                host: host.to_owned(),
+                ..AgentRegistration::default()
+            },
+            now,
+        );
+        a.status = status;
+        a.revoked = revoked;
+        a
+    }
+
+    fn snap(agent: &Agent, taken_at: DateTime<Utc>) -> CardinalitySnapshot {
+        CardinalitySnapshot {
+            agent_id: agent.id,
+            host: agent.host.clone(),
+            taken_at,
+            interval_secs: 60,
+            series: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_host_set_keeps_live_hosts_and_non_live_ones_within_the_retention() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let retention = chrono::Duration::minutes(15);
+        let live = agent("live", AgentStatus::Healthy, false, now);
+        let silent = agent("silent", AgentStatus::Degraded, false, now);
+        let lost_recent = agent("lost-recent", AgentStatus::Lost, false, now);
+        let lost_old = agent("lost-old", AgentStatus::Lost, false, now);
+        let revoked_old = agent("revoked-old", AgentStatus::Healthy, true, now);
+        let deleted = agent("deleted", AgentStatus::Healthy, false, now);
+        let agents = vec![
+            live.clone(),
+            silent,
+            lost_recent.clone(),
+            lost_old.clone(),
+            revoked_old.clone(),
+        ];
+        let snapshots = vec![
+            // A live host's snapshot counts however old it is.
+            snap(&live, now - chrono::Duration::hours(2)),
+            snap(&lost_recent, now - chrono::Duration::minutes(5)),
+            snap(&lost_old, now - chrono::Duration::minutes(16)),
+            snap(&revoked_old, now - chrono::Duration::minutes(20)),
+            snap(&deleted, now),
+        ];
+        let (set, out) = select_snapshots(&agents, snapshots, now, retention);
+        let mut kept: Vec<_> = set.snapshots.iter().map(|s| s.agent_id).collect();
+        kept.sort();
+        let mut expected = vec![live.id, lost_recent.id];
+        expected.sort();
+        assert_eq!(kept, expected);
+        let mut out = out;
+        out.sort();
+        let mut gone = vec![lost_old.id, revoked_old.id, deleted.id];
+        gone.sort();
+        assert_eq!(out, gone);
+        let c = set.coverage;
+        assert_eq!(c.live_hosts, 2);
+        assert_eq!(c.reporting_live, 1);
+        assert_eq!(c.reporting, 2);
+        assert_eq!(c.hosts, 3);
+        assert_eq!(c.percent, Some(50.0));
+        assert_eq!(c.oldest_snapshot_at, Some(now - chrono::Duration::hours(2)));
+        assert_eq!(c.oldest_snapshot_age_secs, Some(7200));
+    }
+}

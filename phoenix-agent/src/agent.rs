@@ -485,7 +485,8 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
 }
 
 /// Snapshots the host's inputs at once and then every snapshot interval (the server's,
-/// from the heartbeat answers; a change takes effect at once), whatever is deployed.
+/// from the heartbeat answers; a change takes effect at once), whatever is deployed, and
+/// at once when the deployed set changed.
 async fn snapshot_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) {
     let mut interval = running.snapshot_interval.subscribe();
     // The first snapshot waits for the server's interval (the first heartbeat answer),
@@ -510,6 +511,7 @@ async fn snapshot_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) {
                     return;
                 }
             }
+            () = running.executor.snapshot_due().notified() => {}
             () = until_true(&mut stop) => return,
         }
     }

@@ -80,6 +80,7 @@ pub struct Executor {
     snapshotter: Snapshotter,
     snapshot_interval: watch::Receiver<Option<Duration>>,
     default_snapshot_interval: Duration,
+    snapshot_due: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Executor {
@@ -108,6 +109,7 @@ impl Executor {
         let applied = state.applied()?;
         Ok(Self {
             default_snapshot_interval,
+            snapshot_due: tokio::sync::Notify::new(),
             snapshotter,
             snapshot_interval,
             runtime,
@@ -321,8 +323,16 @@ impl Executor {
         if next != *current {
             self.state.save_deployments(&next)?;
             *current = next;
+            // What the host runs changed: its snapshot is due now, not at the next period.
+            self.snapshot_due.notify_one();
         }
         Ok(result)
+    }
+
+    /// Notified when the deployed set changed (the snapshot schedule takes one at once).
+    #[must_use]
+    pub fn snapshot_due(&self) -> &tokio::sync::Notify {
+        &self.snapshot_due
     }
 
     async fn restore_after_failure(&self, good: &Deployments) {

@@ -630,7 +630,22 @@ impl PipelineRuntime for OtelcolRuntime {
             })
         });
         let Some(endpoint) = endpoint else {
-            return Ok(Vec::new());
+            // Nothing exported to read: the host's processes in the hostmetrics shape, what
+            // the Collector's process receiver would see.
+            let probe = Arc::clone(&self.inner.measure.probe);
+            return tokio::task::spawn_blocking(move || {
+                let scan = probe
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .scan();
+                phoenix_core::pipeline::Sample::from_processes(
+                    chrono::Utc::now().timestamp_millis(),
+                    &scan.processes,
+                )
+                .snapshot_series()
+            })
+            .await
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
         };
         let text = self
             .inner

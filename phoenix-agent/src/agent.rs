@@ -26,6 +26,7 @@ use crate::runtime::native::{NativeConfig, NativeRuntime};
 use crate::runtime::otelcol::{MeasureContext, OtelcolRuntime};
 use crate::seq::Sequences;
 use crate::serve::{Expositions, serve};
+use crate::snapshot::{SnapshotConfig, Snapshotter};
 use crate::state::{StateDir, StateError, StoredCredential};
 use crate::tasks::{Executor, error_chain};
 
@@ -104,6 +105,9 @@ struct Running {
     reporter: Arc<Reporter>,
     held: HeldLeases,
     started_at: DateTime<Utc>,
+    /// The snapshot period the server asked for (every heartbeat answer says; `None`
+    /// before the first answer).
+    snapshot_interval: watch::Sender<Option<Duration>>,
 }
 
 impl Agent {
@@ -222,7 +226,6 @@ impl Agent {
                     agent_id: identity.agent_id,
                     host: registration.host.clone(),
                     otlp_endpoint: self.config.otlp_endpoint.clone(),
-                    snapshot_every: self.config.snapshot_every,
                     io_timeout: self.config.io_timeout,
                 },
                 Arc::clone(&probe),
@@ -237,7 +240,6 @@ impl Agent {
                     MeasureContext {
                         agent_id: identity.agent_id,
                         host: registration.host.clone(),
-                        snapshot_every: self.config.snapshot_every,
                         probe: Arc::clone(&probe),
                     },
                     Arc::clone(&reporter),
@@ -246,13 +248,25 @@ impl Agent {
                 .map_err(AgentError::Runtime)?,
             ),
         };
+        let snapshot_interval = watch::channel(None).0;
         let executor = Arc::new(Executor::new(
             Arc::clone(&runtime),
             state.clone(),
-            Arc::clone(&reporter),
             identity.agent_id,
-            registration.host.clone(),
             self.config.deploy_timeout,
+            Snapshotter::new(
+                SnapshotConfig {
+                    agent_id: identity.agent_id,
+                    host: registration.host.clone(),
+                    scrape: self.config.scrape.clone(),
+                    scrape_interval: self.config.scrape_interval,
+                    host_interval: self.config.host_interval,
+                    io_timeout: self.config.io_timeout,
+                },
+                Arc::clone(&reporter),
+            ),
+            snapshot_interval.subscribe(),
+            self.config.snapshot_interval,
         )?);
         if let Err(e) = executor.restore().await {
             tracing::error!(error = %e, "last-known-good pipelines could not be restored; starting empty");
@@ -275,6 +289,7 @@ impl Agent {
             reporter: Arc::clone(&reporter),
             held,
             started_at: Utc::now(),
+            snapshot_interval,
         });
 
         let mut background = JoinSet::new();
@@ -285,6 +300,7 @@ impl Agent {
             }));
         }
         background.spawn(heartbeat_loop(Arc::clone(&running), stop_rx.clone()));
+        background.spawn(snapshot_loop(Arc::clone(&running), stop_rx.clone()));
         {
             let running = Arc::clone(&running);
             let stop = stop_rx.clone();
@@ -440,8 +456,15 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
         };
         let credential = running.identity.borrow().credential.clone();
         let delay = match running.control.heartbeat(&credential, &heartbeat).await {
-            Ok(()) => {
+            Ok(ack) => {
                 backoff.reset();
+                if let Some(every) = ack.snapshot_interval {
+                    running.snapshot_interval.send_if_modified(|current| {
+                        let changed = *current != Some(every);
+                        *current = Some(every);
+                        changed
+                    });
+                }
                 running.config.heartbeat_interval
             }
             Err(ControlError::Unauthenticated) => {
@@ -456,6 +479,39 @@ async fn heartbeat_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) 
         };
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
+            () = until_true(&mut stop) => return,
+        }
+    }
+}
+
+/// Snapshots the host's inputs at once and then every snapshot interval (the server's,
+/// from the heartbeat answers; a change takes effect at once), whatever is deployed, and
+/// at once when the deployed set changed.
+async fn snapshot_loop(running: Arc<Running>, mut stop: watch::Receiver<bool>) {
+    let mut interval = running.snapshot_interval.subscribe();
+    // The first snapshot waits for the server's interval (the first heartbeat answer),
+    // but not forever: an older server does not say.
+    tokio::select! {
+        _ = interval.wait_for(Option::is_some) => {}
+        () = tokio::time::sleep(running.config.heartbeat_interval * 3) => {}
+        () = until_true(&mut stop) => return,
+    }
+    loop {
+        match running.executor.collect_snapshot().await {
+            Ok(result) => tracing::debug!(%result, "cardinality snapshot taken"),
+            Err(e) => tracing::warn!(error = %e, "cardinality snapshot failed"),
+        }
+        let every = interval
+            .borrow_and_update()
+            .unwrap_or(running.config.snapshot_interval);
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            changed = interval.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = running.executor.snapshot_due().notified() => {}
             () = until_true(&mut stop) => return,
         }
     }

@@ -95,8 +95,16 @@ pub struct AgentConfig {
     pub report_batch_size: usize,
     /// Samples buffered while the server is unreachable.
     pub report_buffer: usize,
-    /// Cardinality snapshot every this many intervals.
-    pub snapshot_every: u32,
+    /// Prometheus scrape targets that are inputs of this host (`host:port`, scraped at
+    /// `/metrics`, or a full `http(s)://` URL), reported in every cardinality snapshot.
+    pub scrape: Vec<String>,
+    /// The scrape interval of those targets (their points per minute in snapshots).
+    pub scrape_interval: Duration,
+    /// The collection interval of the host's processes (hostmetrics shape) when no pipeline
+    /// sets one (their points per minute in snapshots).
+    pub host_interval: Duration,
+    /// How often to snapshot until the server says (every heartbeat answer does).
+    pub snapshot_interval: Duration,
     /// OTLP/HTTP endpoint every pipeline also exports to.
     pub otlp_endpoint: Option<String>,
     /// First backoff delay after a failed call.
@@ -127,7 +135,10 @@ impl Default for AgentConfig {
             max_concurrent_tasks: 4,
             report_batch_size: 100,
             report_buffer: 8_640,
-            snapshot_every: 30,
+            scrape: Vec::new(),
+            scrape_interval: Duration::from_secs(15),
+            host_interval: Duration::from_secs(10),
+            snapshot_interval: Duration::from_secs(60),
             otlp_endpoint: None,
             backoff_initial: Backoff::default().initial(),
             backoff_max: Backoff::default().max(),
@@ -186,7 +197,10 @@ pub struct FileConfig {
     max_concurrent_tasks: Option<usize>,
     report_batch_size: Option<usize>,
     report_buffer: Option<usize>,
-    snapshot_every: Option<u32>,
+    #[serde(default)]
+    scrape: Vec<String>,
+    scrape_interval_secs: Option<u64>,
+    host_interval_secs: Option<u64>,
     otlp_endpoint: Option<String>,
     backoff_initial_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
@@ -264,9 +278,17 @@ pub struct AgentArgs {
     /// Samples buffered while the server is unreachable.
     #[arg(long, env = "PHOENIX_AGENT_REPORT_BUFFER")]
     pub report_buffer: Option<usize>,
-    /// Cardinality snapshot every this many intervals.
-    #[arg(long, env = "PHOENIX_AGENT_SNAPSHOT_EVERY")]
-    pub snapshot_every: Option<u32>,
+    /// A Prometheus scrape target that is an input of this host (`host:port` or a URL),
+    /// reported in its cardinality snapshots; repeatable (adds to the file's `scrape`).
+    #[arg(long = "scrape", env = "PHOENIX_AGENT_SCRAPE", value_delimiter = ',')]
+    pub scrape: Vec<String>,
+    /// Scrape interval of those targets, seconds [default: 15].
+    #[arg(long, env = "PHOENIX_AGENT_SCRAPE_INTERVAL_SECS")]
+    pub scrape_interval_secs: Option<u64>,
+    /// Collection interval of the host's processes when no pipeline sets one, seconds
+    /// [default: 10].
+    #[arg(long, env = "PHOENIX_AGENT_HOST_INTERVAL_SECS")]
+    pub host_interval_secs: Option<u64>,
     /// OTLP/HTTP endpoint every pipeline also exports to.
     #[arg(long, env = "PHOENIX_AGENT_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
@@ -390,10 +412,20 @@ impl AgentArgs {
                 .report_buffer
                 .or(file.report_buffer)
                 .unwrap_or(d.report_buffer),
-            snapshot_every: self
-                .snapshot_every
-                .or(file.snapshot_every)
-                .unwrap_or(d.snapshot_every),
+            scrape: file
+                .scrape
+                .into_iter()
+                .chain(self.scrape.iter().cloned())
+                .collect(),
+            scrape_interval: self
+                .scrape_interval_secs
+                .or(file.scrape_interval_secs)
+                .map_or(d.scrape_interval, secs),
+            host_interval: self
+                .host_interval_secs
+                .or(file.host_interval_secs)
+                .map_or(d.host_interval, secs),
+            snapshot_interval: d.snapshot_interval,
             otlp_endpoint: self.otlp_endpoint.clone().or(file.otlp_endpoint),
             backoff_initial: self
                 .backoff_initial_ms
@@ -452,6 +484,18 @@ impl AgentConfig {
         }
         if self.labels.len() > 64 {
             return invalid("labels", "at most 64 labels");
+        }
+        if self.scrape_interval.is_zero() || self.host_interval.is_zero() {
+            return invalid(
+                "scrape_interval_secs",
+                "scrape and host intervals must be at least 1 second",
+            );
+        }
+        if self.scrape.len() > 64 {
+            return invalid("scrape", "at most 64 scrape targets");
+        }
+        if self.scrape.iter().any(|t| t.trim().is_empty()) {
+            return invalid("scrape", "a scrape target is empty");
         }
         if let Some(e) = &self.otlp_endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))

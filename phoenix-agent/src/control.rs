@@ -26,6 +26,13 @@ pub struct Enrollment {
     pub heartbeat_interval: Option<Duration>,
 }
 
+/// What the server answered to a heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    /// How often to snapshot the host's inputs, when the server says.
+    pub snapshot_interval: Option<Duration>,
+}
+
 /// What the server did with a metrics report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetricsAck {
@@ -89,7 +96,11 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> Result<Enrollment, ControlError>;
 
     /// Records a heartbeat.
-    async fn heartbeat(&self, credential: &str, heartbeat: &Heartbeat) -> Result<(), ControlError>;
+    async fn heartbeat(
+        &self,
+        credential: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<HeartbeatAck, ControlError>;
 
     /// Long-polls for tasks: returns claimed tasks (each under a lease), or an empty list
     /// when `wait` passed without work.

@@ -14,7 +14,7 @@ use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::{LeaseRef, LeasedTask, Task};
 
-use crate::control::{ControlError, ControlPlane, Enrollment, MetricsAck};
+use crate::control::{ControlError, ControlPlane, Enrollment, HeartbeatAck, MetricsAck};
 
 /// [`ControlPlane`] over the REST API.
 #[derive(Debug, Clone)]
@@ -115,7 +115,11 @@ impl ControlPlane for HttpControlPlane {
         })
     }
 
-    async fn heartbeat(&self, credential: &str, heartbeat: &Heartbeat) -> Result<(), ControlError> {
+    async fn heartbeat(
+        &self,
+        credential: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<HeartbeatAck, ControlError> {
         let body = phoenix_api::agent::Heartbeat {
             resources: heartbeat.resources.clone().into(),
             pipelines: heartbeat
@@ -126,8 +130,12 @@ impl ControlPlane for HttpControlPlane {
                 .collect(),
             started_at: heartbeat.started_at,
         };
-        self.with(credential).heartbeat(&body).await.map_err(map)?;
-        Ok(())
+        let answer = self.with(credential).heartbeat(&body).await.map_err(map)?;
+        Ok(HeartbeatAck {
+            // An older server does not say (0): keep the agent's own interval.
+            snapshot_interval: (answer.snapshot_interval_secs > 0)
+                .then(|| Duration::from_secs(answer.snapshot_interval_secs)),
+        })
     }
 
     async fn poll_tasks(

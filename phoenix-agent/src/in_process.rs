@@ -16,7 +16,7 @@ use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::{LeaseRef, LeasedTask};
 use phoenix_core::{Phoenix, PhoenixError, StoreError};
 
-use crate::control::{ControlError, ControlPlane, Enrollment, MetricsAck};
+use crate::control::{ControlError, ControlPlane, Enrollment, HeartbeatAck, MetricsAck};
 
 /// The facade, reached directly. Enrollment checks `enrollment_token` as the server would.
 #[derive(Debug, Clone)]
@@ -97,13 +97,19 @@ impl ControlPlane for InProcessControlPlane {
         })
     }
 
-    async fn heartbeat(&self, credential: &str, heartbeat: &Heartbeat) -> Result<(), ControlError> {
+    async fn heartbeat(
+        &self,
+        credential: &str,
+        heartbeat: &Heartbeat,
+    ) -> Result<HeartbeatAck, ControlError> {
         let id = self.agent(credential).await?;
         self.phoenix
             .heartbeat(id, heartbeat.clone())
             .await
             .map_err(map)?;
-        Ok(())
+        Ok(HeartbeatAck {
+            snapshot_interval: self.phoenix.config().snapshot_interval.to_std().ok(),
+        })
     }
 
     async fn poll_tasks(

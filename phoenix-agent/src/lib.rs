@@ -26,12 +26,13 @@ pub mod report;
 pub mod runtime;
 pub mod seq;
 pub mod serve;
+pub mod snapshot;
 pub mod state;
 pub mod tasks;
 
 pub use agent::{Agent, AgentError, AgentStatus};
 pub use config::{AgentArgs, AgentConfig, RuntimeKind};
-pub use control::{ControlError, ControlPlane, Enrollment, MetricsAck};
+pub use control::{ControlError, ControlPlane, Enrollment, HeartbeatAck, MetricsAck};
 pub use http::HttpControlPlane;
 pub use in_process::InProcessControlPlane;
 

@@ -16,16 +16,16 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::Utc;
 use phoenix_core::ids::{AgentId, TaskId};
-use phoenix_core::measure::{CardinalitySnapshot, Variant};
+use phoenix_core::measure::Variant;
 use phoenix_core::task::{RemovalMode, RemovalScope, Task, TaskPayload};
 use serde_json::json;
+use tokio::sync::watch;
 
-use crate::report::Reporter;
 use crate::runtime::{
     Deployments, ExperimentDeployment, HostPipeline, PipelineKey, PipelineRuntime, RuntimeError,
 };
+use crate::snapshot::Snapshotter;
 use crate::state::{APPLIED_TASKS_KEPT, AppliedTask, StateDir, StateError};
 
 /// Why a task failed.
@@ -73,12 +73,14 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub struct Executor {
     runtime: Arc<dyn PipelineRuntime>,
     state: StateDir,
-    reporter: Arc<Reporter>,
     agent_id: AgentId,
-    host: String,
     deploy_timeout: Duration,
     current: tokio::sync::Mutex<Deployments>,
     applied: Mutex<VecDeque<AppliedTask>>,
+    snapshotter: Snapshotter,
+    snapshot_interval: watch::Receiver<Option<Duration>>,
+    default_snapshot_interval: Duration,
+    snapshot_due: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Executor {
@@ -98,18 +100,21 @@ impl Executor {
     pub fn new(
         runtime: Arc<dyn PipelineRuntime>,
         state: StateDir,
-        reporter: Arc<Reporter>,
         agent_id: AgentId,
-        host: String,
         deploy_timeout: Duration,
+        snapshotter: Snapshotter,
+        snapshot_interval: watch::Receiver<Option<Duration>>,
+        default_snapshot_interval: Duration,
     ) -> Result<Self, StateError> {
         let applied = state.applied()?;
         Ok(Self {
+            default_snapshot_interval,
+            snapshot_due: tokio::sync::Notify::new(),
+            snapshotter,
+            snapshot_interval,
             runtime,
             state,
-            reporter,
             agent_id,
-            host,
             deploy_timeout,
             current: tokio::sync::Mutex::new(Deployments::default()),
             applied: Mutex::new(applied),
@@ -183,17 +188,23 @@ impl Executor {
         Ok(result)
     }
 
-    async fn collect_snapshot(&self) -> Result<serde_json::Value, TaskFailure> {
-        let series = self.runtime.snapshot().await?;
-        let count = series.len();
-        self.reporter.set_snapshot(CardinalitySnapshot {
-            agent_id: self.agent_id,
-            host: self.host.clone(),
-            taken_at: Utc::now(),
-            interval_secs: 10,
-            series,
-        });
-        Ok(json!({ "series": count }))
+    /// Takes the host's cardinality snapshot now (the schedule and a `CollectSnapshot`
+    /// task both come here): over the server's snapshot interval, the host view collected
+    /// at the deployed pipelines' interval when they set one.
+    ///
+    /// # Errors
+    /// When the runtime cannot give its view of the host.
+    pub async fn collect_snapshot(&self) -> Result<serde_json::Value, TaskFailure> {
+        let pipeline_interval = self.current.lock().await.interval();
+        let period = self
+            .snapshot_interval
+            .borrow()
+            .unwrap_or(self.default_snapshot_interval);
+        let (count, failed) = self
+            .snapshotter
+            .take(self.runtime.as_ref(), period, pipeline_interval)
+            .await?;
+        Ok(json!({ "series": count, "failed_inputs": failed }))
     }
 
     async fn change(&self, payload: &TaskPayload) -> Result<serde_json::Value, TaskFailure> {
@@ -312,8 +323,16 @@ impl Executor {
         if next != *current {
             self.state.save_deployments(&next)?;
             *current = next;
+            // What the host runs changed: its snapshot is due now, not at the next period.
+            self.snapshot_due.notify_one();
         }
         Ok(result)
+    }
+
+    /// Notified when the deployed set changed (the snapshot schedule takes one at once).
+    #[must_use]
+    pub fn snapshot_due(&self) -> &tokio::sync::Notify {
+        &self.snapshot_due
     }
 
     async fn restore_after_failure(&self, good: &Deployments) {

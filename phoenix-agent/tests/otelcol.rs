@@ -63,7 +63,6 @@ fn runtime(dir: &std::path::Path, port: u16, stop_timeout: Duration) -> OtelcolR
         MeasureContext {
             agent_id: AgentId::new(),
             host: "test".to_owned(),
-            snapshot_every: 30,
             probe: Arc::new(std::sync::Mutex::new(HostProbe::new())),
         },
         Arc::new(Reporter::new(ReportConfig::default())),

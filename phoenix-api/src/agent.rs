@@ -259,6 +259,9 @@ pub struct HeartbeatResponse {
     pub status: AgentStatus,
     /// Heartbeat every this many seconds.
     pub heartbeat_interval_secs: u64,
+    /// Take a cardinality snapshot of the host's inputs every this many seconds.
+    #[serde(default)]
+    pub snapshot_interval_secs: u64,
     /// The server's time (the agent's clock may differ).
     pub server_time: DateTime<Utc>,
 }

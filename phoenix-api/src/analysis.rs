@@ -502,6 +502,8 @@ pub struct CostAnalysis {
     /// Changes to the targets' raw series that would save more, best first (from their
     /// cardinality snapshots).
     pub recommendations: Vec<Recommendation>,
+    /// The fleet's host set (the default projection size is its `hosts`).
+    pub coverage: Coverage,
     /// Why something is missing.
     pub notes: Vec<String>,
 }
@@ -605,28 +607,95 @@ wire_struct! {
 }
 
 wire_struct! {
-    /// The fleet's raw series, from the agents' latest snapshots.
-    CardinalityReport <= card::CardinalityReport {
-        /// Hosts.
+    /// How much of the fleet a view saw. Every fleet view (cost flow, cardinality,
+    /// recommendations, fleet projection) reads the same host set: every live agent, plus
+    /// agents no longer live whose last snapshot is within the server's snapshot retention.
+    Coverage <= phoenix_core::phoenix::Coverage {
+        /// Hosts in the host set.
         hosts: u64,
-        /// Oldest snapshot.
-        taken_from: Option<DateTime<Utc>>,
-        /// Newest snapshot.
-        taken_to: Option<DateTime<Utc>>,
-        /// Series.
-        total_series: u64,
-        /// Data points per minute.
-        points_per_minute: u64,
-        /// Distinct metric names.
-        distinct_metrics: u64,
-        /// Label keys, most values first.
-        label_keys: Vec<LabelKeyStats>,
-        /// (metric, label) pairs, highest cardinality first.
-        metric_labels: Vec<MetricLabelStats>,
-        /// Breakdowns asked for.
-        breakdowns: Vec<Breakdown>,
-        /// Cost flow, when a pricing model was given.
-        cost_flow: Option<CostFlow>,
+        /// Live agents (healthy or degraded, not revoked).
+        live_hosts: u64,
+        /// Hosts of the set whose snapshot the view used.
+        reporting: u64,
+        /// Live agents with a snapshot.
+        reporting_live: u64,
+        /// `reporting_live / live_hosts`, percent (absent without a live agent).
+        percent: Option<f64>,
+        /// The oldest snapshot used.
+        oldest_snapshot_at: Option<DateTime<Utc>>,
+        /// Its age when the view was computed, seconds.
+        oldest_snapshot_age_secs: Option<u64>,
+    }
+}
+
+/// `GET /metrics/cardinality`: the fleet's raw series, from the host set's snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+pub struct CardinalityReport {
+    /// Hosts whose snapshots were analysed.
+    pub hosts: u64,
+    /// Hosts the report covers.
+    pub coverage: Coverage,
+    /// Oldest snapshot.
+    pub taken_from: Option<DateTime<Utc>>,
+    /// Newest snapshot.
+    pub taken_to: Option<DateTime<Utc>>,
+    /// Series.
+    pub total_series: u64,
+    /// Data points per minute.
+    pub points_per_minute: u64,
+    /// Distinct metric names.
+    pub distinct_metrics: u64,
+    /// Label keys, most values first.
+    pub label_keys: Vec<LabelKeyStats>,
+    /// (metric, label) pairs, highest cardinality first.
+    pub metric_labels: Vec<MetricLabelStats>,
+    /// Breakdowns asked for.
+    pub breakdowns: Vec<Breakdown>,
+    /// Cost flow, when a pricing model was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_flow: Option<CostFlow>,
+}
+
+impl From<phoenix_core::phoenix::CardinalityView> for CardinalityReport {
+    fn from(view: phoenix_core::phoenix::CardinalityView) -> Self {
+        let r = view.report;
+        Self {
+            hosts: r.hosts,
+            coverage: view.coverage.into(),
+            taken_from: r.taken_from,
+            taken_to: r.taken_to,
+            total_series: r.total_series,
+            points_per_minute: r.points_per_minute,
+            distinct_metrics: r.distinct_metrics,
+            label_keys: FromCore::from_core(r.label_keys),
+            metric_labels: FromCore::from_core(r.metric_labels),
+            breakdowns: FromCore::from_core(r.breakdowns),
+            cost_flow: FromCore::from_core(r.cost_flow),
+        }
+    }
+}
+
+/// `POST /fleet/snapshots`: what an on-demand snapshot refresh asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct SnapshotRefresh {
+    /// Live agents asked for a snapshot now.
+    pub requested: u64,
+    /// Live agents with a refresh pending already (not asked twice).
+    pub already_pending: u64,
+}
+
+impl From<phoenix_core::phoenix::SnapshotRefresh> for SnapshotRefresh {
+    fn from(r: phoenix_core::phoenix::SnapshotRefresh) -> Self {
+        Self {
+            requested: r.requested,
+            already_pending: r.already_pending,
+        }
     }
 }
 
@@ -636,6 +705,8 @@ wire_struct! {
 pub struct CostFlowReport {
     /// Hosts whose snapshots were analysed.
     pub hosts: u64,
+    /// Hosts the flow covers.
+    pub coverage: Coverage,
     /// Series.
     pub total_series: u64,
     /// The flow.

@@ -430,6 +430,9 @@ pub struct DeploymentIdArg {
 pub enum FleetCommand {
     /// Agents, health, versions, active pipelines.
     Status,
+    /// Ask every live agent for a cardinality snapshot of its inputs now (agents also
+    /// send one on the server's schedule).
+    Snapshot,
 }
 
 /// `phoenix queries ...`

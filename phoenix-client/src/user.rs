@@ -1,6 +1,7 @@
 //! User routes.
 
 use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
+use phoenix_api::analysis::SnapshotRefresh;
 use phoenix_api::experiment::{
     EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PhaseInfo, PromoteRequest,
     RollbackRequest, StopRequest, TargetSelector,
@@ -175,6 +176,12 @@ impl Client {
     /// `GET /api/v1/fleet/status`.
     pub async fn fleet_status(&self) -> Result<FleetStatus, ClientError> {
         self.json(self.request(Method::GET, "api/v1/fleet/status")?)
+            .await
+    }
+
+    /// `POST /api/v1/fleet/snapshots`: every live agent snapshots its inputs now.
+    pub async fn refresh_snapshots(&self) -> Result<SnapshotRefresh, ClientError> {
+        self.json(self.request(Method::POST, "api/v1/fleet/snapshots")?)
             .await
     }
 

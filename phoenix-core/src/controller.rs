@@ -36,6 +36,8 @@ pub struct TickReport {
     pub transitions: usize,
     /// Finished tasks pruned.
     pub pruned: u64,
+    /// Snapshots deleted (their agent deleted, or not live past the snapshot retention).
+    pub snapshots_pruned: u64,
 }
 
 /// Runs the controller's duties on a [`Phoenix`].
@@ -113,6 +115,7 @@ impl Controller {
         // 5. Retention.
         let before = now - p.config().task_retention;
         report.pruned = p.stores().queue.prune(before, PRUNE_BATCH).await?;
+        report.snapshots_pruned = p.prune_snapshots().await?;
         Ok(report)
     }
 

@@ -131,6 +131,14 @@ pub struct ServeArgs {
     /// Expected agent heartbeat interval, seconds (an agent is lost after 3 missed) [default: 10].
     #[arg(long, env = "PHOENIX_AGENT_HEARTBEAT_SECS")]
     pub agent_heartbeat_secs: Option<u64>,
+    /// Agents snapshot their inputs' cardinality this often, seconds (told in every
+    /// heartbeat answer) [default: 60].
+    #[arg(long, env = "PHOENIX_SNAPSHOT_INTERVAL_SECS")]
+    pub snapshot_interval_secs: Option<u64>,
+    /// A host no longer live (lost, revoked) leaves the fleet's cost and cardinality views
+    /// this long after its last snapshot, seconds [default: 900].
+    #[arg(long, env = "PHOENIX_SNAPSHOT_RETENTION_SECS")]
+    pub snapshot_retention_secs: Option<u64>,
     /// Pricing catalogue file (TOML, the built-in format): its entries replace built-ins
     /// with the same `id` and add the others [default: the built-in catalogue].
     #[arg(long, env = "PHOENIX_PRICING_FILE")]
@@ -199,6 +207,8 @@ pub struct FileConfig {
     public_url: Option<String>,
     lease_secs: Option<u64>,
     agent_heartbeat_secs: Option<u64>,
+    snapshot_interval_secs: Option<u64>,
+    snapshot_retention_secs: Option<u64>,
     pricing_file: Option<PathBuf>,
 }
 
@@ -351,6 +361,24 @@ impl ServeArgs {
                         ));
                     }
                     phoenix.heartbeat_interval =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                if let Some(secs) = pick!(snapshot_interval_secs) {
+                    if !(1..=86_400).contains(&secs) {
+                        return Err(CliError::Invalid(
+                            "snapshot_interval_secs must be between 1 and 86400".to_owned(),
+                        ));
+                    }
+                    phoenix.snapshot_interval =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(86_400));
+                }
+                if let Some(secs) = pick!(snapshot_retention_secs) {
+                    if secs == 0 {
+                        return Err(CliError::Invalid(
+                            "snapshot_retention_secs must be at least 1".to_owned(),
+                        ));
+                    }
+                    phoenix.snapshot_retention =
                         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
                 }
                 phoenix

@@ -73,7 +73,6 @@ async fn run(ctx: DevContext, options: DevAgentOptions) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         listen: Some(options.listen),
         heartbeat_interval: Duration::from_secs(5),
-        snapshot_every: 6,
         runtime: options.runtime,
         otelcol: OtelcolConfig {
             binary: options

@@ -201,4 +201,17 @@ impl MetricStore for PgStore {
         body.map(|Json(body)| codec::from_body("snapshot", body))
             .transpose()
     }
+
+    async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
+        if agents.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<uuid::Uuid> = agents.iter().map(|a| a.0).collect();
+        let done = sqlx::query("DELETE FROM snapshots WHERE agent_id = ANY($1)")
+            .bind(ids)
+            .execute(self.pool_ref())
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
 }

@@ -182,6 +182,19 @@ impl MetricStore for RedisStore {
             .await?;
         json.as_deref().map(decode_json).transpose()
     }
+
+    async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
+        if agents.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(self.key(&["snap"]));
+        for agent in agents {
+            cmd.arg(agent.to_string());
+        }
+        let deleted: u64 = self.query(&cmd).await?;
+        Ok(deleted)
+    }
 }
 
 #[cfg(test)]

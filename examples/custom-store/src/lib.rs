@@ -252,4 +252,17 @@ impl MetricStore for FileMetricStore {
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
         Ok(self.lock().snapshots.get(&agent).cloned())
     }
+
+    async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let mut deleted = 0;
+        for agent in agents {
+            if state.snapshots.remove(agent).is_some() {
+                let path = self.dir.join("snapshots").join(format!("{agent}.json"));
+                std::fs::remove_file(&path).map_err(io)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }

@@ -16,9 +16,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{
-    CardinalitySnapshot, HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats,
-};
+use phoenix_core::measure::{HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats};
 use phoenix_core::pipeline::exposition::parse_exposition;
 use phoenix_core::pipeline::spec::{ExporterSpec, ReceiverSpec};
 use phoenix_core::pipeline::{Engine, Sample, SampleBuilder};
@@ -43,8 +41,6 @@ pub struct NativeConfig {
     pub host: String,
     /// An OTLP/HTTP endpoint every pipeline also exports to (besides the ones in its spec).
     pub otlp_endpoint: Option<String>,
-    /// Send a cardinality snapshot every this many intervals (and at the first one).
-    pub snapshot_every: u32,
     /// Timeout of a Prometheus scrape and of an OTLP export.
     pub io_timeout: Duration,
 }
@@ -185,7 +181,6 @@ async fn sampler(shared: Arc<Shared>) {
     let mut desired = shared.desired.subscribe();
     let mut known: BTreeSet<PipelineKey> = BTreeSet::new();
     let mut next_at: Option<Instant> = None;
-    let mut ticks: u64 = 0;
     loop {
         let current = desired.borrow_and_update().clone();
         let keys: BTreeSet<PipelineKey> = current.pipelines().into_iter().map(|(k, _)| k).collect();
@@ -212,11 +207,7 @@ async fn sampler(shared: Arc<Shared>) {
             }
         }
         let started = Instant::now();
-        ticks += 1;
-        let snapshot_due = ticks == 1
-            || (shared.config.snapshot_every > 0
-                && ticks.is_multiple_of(u64::from(shared.config.snapshot_every)));
-        match tick(&shared, &current, snapshot_due).await {
+        match tick(&shared, &current).await {
             Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, "sampling interval failed"),
         }
@@ -250,11 +241,7 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-async fn tick(
-    shared: &Arc<Shared>,
-    current: &Deployments,
-    snapshot_due: bool,
-) -> Result<(), RuntimeError> {
+async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), RuntimeError> {
     let receivers = receivers_of(current);
     let scraped = futures::future::join_all(receivers.scrapes.iter().map(|(job, target)| {
         let client = shared.http.clone();
@@ -412,9 +399,6 @@ async fn tick(
         }
     }
     let taken_at = Utc::now();
-    let interval_secs = desired_now
-        .interval()
-        .map_or(10, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
     // A scan without CPU utilisation (the first one: utilisation is a difference between
     // two scans) is served but not reported: a candidate ranking processes by CPU has no
     // input then and keeps them all, which would measure the scan, not the pipeline.
@@ -446,19 +430,6 @@ async fn tick(
             baseline,
             candidate,
             host: output.host.clone(),
-        });
-    }
-    if snapshot_due {
-        let input = Arc::clone(&output.input);
-        let series = tokio::task::spawn_blocking(move || input.snapshot_series())
-            .await
-            .unwrap_or_default();
-        shared.reporter.set_snapshot(CardinalitySnapshot {
-            agent_id: shared.config.agent_id,
-            host: shared.config.host.clone(),
-            taken_at,
-            interval_secs,
-            series,
         });
     }
     *lock(&shared.last_input) = Some(output.input);

@@ -61,8 +61,6 @@ pub struct MeasureContext {
     pub agent_id: AgentId,
     /// The host name (in snapshots).
     pub host: String,
-    /// Send a cardinality snapshot every this many windows (and at the first one).
-    pub snapshot_every: u32,
     /// Host figures.
     pub probe: Arc<Mutex<HostProbe>>,
 }
@@ -134,7 +132,6 @@ struct Inner {
     tap: Arc<TapSink>,
     tap_addr: SocketAddr,
     last_input: Mutex<Option<Arc<Sample>>>,
-    windows_reported: Mutex<u64>,
 }
 
 /// The otelcol runtime.
@@ -224,7 +221,6 @@ impl OtelcolRuntime {
             tap,
             tap_addr,
             last_input: Mutex::new(None),
-            windows_reported: Mutex::new(0),
         });
         let watcher = tokio::spawn(watch_crashes(Arc::clone(&inner)));
         let measurer = tokio::spawn(measure_windows(Arc::clone(&inner)));
@@ -634,7 +630,22 @@ impl PipelineRuntime for OtelcolRuntime {
             })
         });
         let Some(endpoint) = endpoint else {
-            return Ok(Vec::new());
+            // Nothing exported to read: the host's processes in the hostmetrics shape, what
+            // the Collector's process receiver would see.
+            let probe = Arc::clone(&self.inner.measure.probe);
+            return tokio::task::spawn_blocking(move || {
+                let scan = probe
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .scan();
+                phoenix_core::pipeline::Sample::from_processes(
+                    chrono::Utc::now().timestamp_millis(),
+                    &scan.processes,
+                )
+                .snapshot_series()
+            })
+            .await
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
         };
         let text = self
             .inner

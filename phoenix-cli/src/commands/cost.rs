@@ -1,7 +1,7 @@
 //! `phoenix cost ...`: the fleet's raw series from the agents' latest snapshots.
 
 use phoenix_api::analysis::{
-    Breakdown, CardinalityReport, CostFlow, CostFlowReport, PriceSource, Recommendation,
+    Breakdown, CardinalityReport, CostFlow, CostFlowReport, Coverage, PriceSource, Recommendation,
 };
 
 use crate::Context;
@@ -115,10 +115,28 @@ pub(crate) fn rule_line(p: &PriceSource) -> String {
     }
 }
 
+/// `2/3 live hosts reporting (66.7 %), 1 host no longer live within retention, oldest
+/// snapshot 12 s old`.
+fn coverage(c: &Coverage) -> String {
+    let mut out = format!("{}/{} live hosts reporting", c.reporting_live, c.live_hosts);
+    if let Some(p) = c.percent {
+        out.push_str(&format!(" ({p:.1} %)"));
+    }
+    let gone = c.reporting - c.reporting_live;
+    if gone > 0 {
+        out.push_str(&format!(", {gone} no longer live within retention"));
+    }
+    if let Some(age) = c.oldest_snapshot_age_secs {
+        out.push_str(&format!(", oldest snapshot {age} s old"));
+    }
+    out
+}
+
 fn flow_view(r: &CostFlowReport) -> String {
     let c = &r.cost_flow.cost;
     let mut out = key_values(&[
         ("hosts", r.hosts.to_string()),
+        ("coverage", coverage(&r.coverage)),
         ("series", r.total_series.to_string()),
         ("pricing", pricing_line(&c.price_source)),
         ("billing rule", rule_line(&c.price_source)),
@@ -158,6 +176,7 @@ fn breakdown_table(b: &Breakdown) -> String {
 fn cardinality_view(r: &CardinalityReport) -> String {
     let mut out = key_values(&[
         ("hosts", r.hosts.to_string()),
+        ("coverage", coverage(&r.coverage)),
         (
             "snapshots",
             format!(

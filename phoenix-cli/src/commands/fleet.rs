@@ -15,6 +15,16 @@ pub(crate) async fn run(cx: &Context, command: FleetCommand) -> Result<(), CliEr
             cx.printer.show(&status, fleet_view);
             Ok(())
         }
+        FleetCommand::Snapshot => {
+            let refresh = cx.client.refresh_snapshots().await.map_err(|e| cx.err(e))?;
+            cx.printer.show(&refresh, |r| {
+                format!(
+                    "snapshot requested from {} live agents ({} had one pending already)\n",
+                    r.requested, r.already_pending
+                )
+            });
+            Ok(())
+        }
     }
 }
 

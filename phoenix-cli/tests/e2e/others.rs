@@ -67,6 +67,12 @@ fn fleet_status_and_cost_flow_and_cardinality_on_reported_data() {
         .run(&["cost", "cardinality", "--dimension", "metric", "-o", "json"])
         .json();
     assert_eq!(report.hosts, 1);
+    assert_eq!(report.coverage.reporting, 1);
+    assert!(
+        card.stdout.contains("live hosts reporting"),
+        "{}",
+        card.stdout
+    );
     assert_eq!(report.total_series, 100);
     assert_eq!(report.breakdowns.len(), 1);
 }

@@ -130,6 +130,39 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     assert!(m.snapshot(AgentId::new()).await.unwrap().is_none());
 }
 
+/// Deleting snapshots removes exactly the agents named, counts only those that had one,
+/// and is idempotent; a later snapshot of a deleted agent is stored again.
+pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    let (a, b, c) = (AgentId::new(), AgentId::new(), AgentId::new());
+    let snap = |agent: AgentId| CardinalitySnapshot {
+        agent_id: agent,
+        host: format!("h-{agent}"),
+        taken_at: backend.clock().now(),
+        interval_secs: 60,
+        series: vec![SnapshotSeries {
+            metric: "node_load1".to_owned(),
+            labels: BTreeMap::new(),
+            points: 4,
+        }],
+    };
+    for agent in [a, b, c] {
+        m.put_snapshot(&snap(agent)).await.unwrap();
+    }
+    assert_eq!(m.delete_snapshots(&[]).await.unwrap(), 0);
+    assert_eq!(
+        m.delete_snapshots(&[a, c, AgentId::new()]).await.unwrap(),
+        2
+    );
+    assert_eq!(m.delete_snapshots(&[a, c]).await.unwrap(), 0);
+    let left = m.snapshots().await.unwrap();
+    assert_eq!(left.iter().map(|s| s.agent_id).collect::<Vec<_>>(), vec![b]);
+    assert!(m.snapshot(a).await.unwrap().is_none());
+    assert_eq!(m.snapshot(b).await.unwrap().unwrap().series[0].points, 4);
+    m.put_snapshot(&snap(a)).await.unwrap();
+    assert_eq!(m.snapshots().await.unwrap().len(), 2);
+}
+
 /// Deployments are created with their first tasks and updated by compare-and-set.
 pub async fn deployment_create_and_compare_and_set(backend: &dyn TestBackend) {
     let stores = backend.stores();

@@ -92,4 +92,12 @@ impl MetricStore for MemoryStore {
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
         Ok(self.lock().snapshots.get(&agent).cloned())
     }
+
+    async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        Ok(agents
+            .iter()
+            .filter(|a| state.snapshots.remove(a).is_some())
+            .count() as u64)
+    }
 }

@@ -7,16 +7,19 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use crate::agent::{Agent, AgentFilter, AgentStatus, PipelineHealth};
 use crate::cardinality::{
     self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, RecommendOptions, Recommendation,
 };
 use crate::cost::{FleetProjection, PricingModel, Savings, project_fleet};
 use crate::experiment::{DEFAULT_PRICING_MODEL, Experiment, Phase};
-use crate::ids::ExperimentId;
+use crate::ids::{AgentId, ExperimentId};
 use crate::kpi::{self, ExperimentKpis};
 use crate::measure::CardinalitySnapshot;
 use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT};
+use crate::task::{EnqueueResult, NewTask, TaskPayload};
 use crate::validation::ValidationErrors;
 
 use super::{Phoenix, PhoenixError};
@@ -36,8 +39,109 @@ pub struct CostAnalysis {
     pub fleet: Option<FleetProjection>,
     /// Changes to the targets' raw series, best saving first.
     pub recommendations: Vec<Recommendation>,
+    /// The fleet's host set (the projection's default size is its `hosts`).
+    pub coverage: Coverage,
     /// Why something is missing.
     pub notes: Vec<String>,
+}
+
+/// How much of the fleet a view saw: every fleet view (cost flow, cardinality,
+/// recommendations, fleet projection) reads one host set, [`Phoenix::fleet_snapshots`], and
+/// states it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Coverage {
+    /// Hosts in the view's host set: every live agent, plus agents no longer live (lost,
+    /// revoked) whose last snapshot is within the snapshot retention.
+    pub hosts: u64,
+    /// Live agents ([`AgentFilter::live`]).
+    pub live_hosts: u64,
+    /// Hosts of the set whose snapshot the view used.
+    pub reporting: u64,
+    /// Live agents with a snapshot.
+    pub reporting_live: u64,
+    /// `reporting_live / live_hosts` in percent (`None` without a live agent).
+    pub percent: Option<f64>,
+    /// The oldest snapshot used.
+    pub oldest_snapshot_at: Option<DateTime<Utc>>,
+    /// Its age when the view was computed, seconds.
+    pub oldest_snapshot_age_secs: Option<u64>,
+}
+
+/// The snapshots a fleet view uses and the coverage they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSnapshots {
+    /// One per host of the set that has one, ordered by agent id.
+    pub snapshots: Vec<CardinalitySnapshot>,
+    /// What they cover.
+    pub coverage: Coverage,
+}
+
+/// The fleet's cardinality with its coverage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardinalityView {
+    /// The analysis.
+    pub report: CardinalityReport,
+    /// Hosts it covers.
+    pub coverage: Coverage,
+}
+
+/// Which snapshots a fleet view keeps, decided once: a snapshot counts while its agent
+/// exists and is live, or, for an agent no longer live, while the snapshot is younger than
+/// `retention`. Returns the snapshots kept, the coverage, and the agents whose snapshots
+/// are out (deleted agents, retention passed): the controller deletes those.
+#[must_use]
+pub fn select_snapshots(
+    agents: &[Agent],
+    snapshots: Vec<CardinalitySnapshot>,
+    now: DateTime<Utc>,
+    retention: chrono::Duration,
+) -> (FleetSnapshots, Vec<AgentId>) {
+    let live = AgentFilter::live();
+    let by_id: BTreeMap<AgentId, &Agent> = agents.iter().map(|a| (a.id, a)).collect();
+    let mut coverage = Coverage {
+        live_hosts: agents.iter().filter(|a| live.matches(a)).count() as u64,
+        ..Coverage::default()
+    };
+    let mut kept = Vec::new();
+    let mut out = Vec::new();
+    for snapshot in snapshots {
+        let Some(agent) = by_id.get(&snapshot.agent_id) else {
+            out.push(snapshot.agent_id);
+            continue;
+        };
+        if live.matches(agent) {
+            coverage.reporting_live += 1;
+        } else if now - snapshot.taken_at > retention {
+            out.push(snapshot.agent_id);
+            continue;
+        }
+        kept.push(snapshot);
+    }
+    kept.sort_by_key(|s| s.agent_id);
+    coverage.reporting = kept.len() as u64;
+    coverage.hosts = coverage.live_hosts + (coverage.reporting - coverage.reporting_live);
+    coverage.percent = (coverage.live_hosts > 0)
+        .then(|| coverage.reporting_live as f64 * 100.0 / coverage.live_hosts as f64);
+    coverage.oldest_snapshot_at = kept.iter().map(|s| s.taken_at).min();
+    coverage.oldest_snapshot_age_secs = coverage
+        .oldest_snapshot_at
+        .map(|t| u64::try_from((now - t).num_seconds()).unwrap_or(0));
+    (
+        FleetSnapshots {
+            snapshots: kept,
+            coverage,
+        },
+        out,
+    )
+}
+
+/// What an on-demand snapshot refresh asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotRefresh {
+    /// Live agents asked for a snapshot now (a `CollectSnapshot` task each).
+    pub requested: u64,
+    /// Live agents that had one pending already (not asked twice).
+    pub already_pending: u64,
 }
 
 /// Where the fleet's money goes under one pricing model.
@@ -45,6 +149,8 @@ pub struct CostAnalysis {
 pub struct CostFlowView {
     /// Hosts whose snapshots were analysed.
     pub hosts: u64,
+    /// Hosts the view covers.
+    pub coverage: Coverage,
     /// Series.
     pub total_series: u64,
     /// The flow.
@@ -120,9 +226,64 @@ impl Phoenix {
     }
 
     /// Live agents: healthy or degraded, not revoked (the agents an experiment or a
-    /// deployment may target, and the fleet a projection defaults to).
+    /// deployment may target).
     pub async fn live_agents(&self) -> Result<Vec<Agent>, PhoenixError> {
         self.all_agents(&AgentFilter::live()).await
+    }
+
+    /// The snapshots every fleet view uses and their coverage ([`select_snapshots`] under
+    /// [`super::PhoenixConfig::snapshot_retention`]).
+    pub async fn fleet_snapshots(&self) -> Result<FleetSnapshots, PhoenixError> {
+        Ok(self.select_fleet_snapshots().await?.0)
+    }
+
+    async fn select_fleet_snapshots(&self) -> Result<(FleetSnapshots, Vec<AgentId>), PhoenixError> {
+        let agents = self
+            .all_agents(&AgentFilter {
+                statuses: Vec::new(),
+                include_revoked: true,
+            })
+            .await?;
+        let snapshots = self.snapshots().await?;
+        Ok(select_snapshots(
+            &agents,
+            snapshots,
+            self.now(),
+            self.config().snapshot_retention,
+        ))
+    }
+
+    /// Asks every live agent for a fresh cardinality snapshot now rather than at its next
+    /// scheduled one: one `CollectSnapshot` task per agent, at most one open per agent.
+    pub async fn refresh_snapshots(&self) -> Result<SnapshotRefresh, PhoenixError> {
+        let agents = self.live_agents().await?;
+        let mut refresh = SnapshotRefresh::default();
+        for chunk in agents.chunks(500) {
+            let tasks: Vec<NewTask> = chunk
+                .iter()
+                .map(|a| {
+                    NewTask::new(a.id, TaskPayload::CollectSnapshot {}, 0)
+                        .with_unique_key(format!("collect_snapshot:{}", a.id))
+                })
+                .collect();
+            for result in self.stores().queue.enqueue(&tasks).await? {
+                match result {
+                    EnqueueResult::Enqueued { .. } => refresh.requested += 1,
+                    EnqueueResult::Duplicate { .. } => refresh.already_pending += 1,
+                }
+            }
+        }
+        Ok(refresh)
+    }
+
+    /// Deletes the snapshots no fleet view uses any more (agents deleted, or not live and
+    /// past the retention); returns how many. The controller runs it.
+    pub async fn prune_snapshots(&self) -> Result<u64, PhoenixError> {
+        let (_, out) = self.select_fleet_snapshots().await?;
+        if out.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.stores().metrics.delete_snapshots(&out).await?)
     }
 
     /// An experiment and its KPIs from every stored sample.
@@ -160,10 +321,11 @@ impl Phoenix {
         if measured.is_none() && pricing.is_some() {
             notes.push("no judged sample yet: nothing to price".to_owned());
         }
-        let fleet_size = match fleet_hosts {
-            Some(n) => n,
-            None => self.live_agents().await?.len() as u64,
-        };
+        let FleetSnapshots {
+            snapshots: fleet_snapshots,
+            coverage,
+        } = self.fleet_snapshots().await?;
+        let fleet_size = fleet_hosts.unwrap_or(coverage.hosts);
         let fleet = match (pricing, measured) {
             (Some(model), Some(cost)) if fleet_size > 0 => {
                 match project_fleet(
@@ -183,9 +345,7 @@ impl Phoenix {
         };
         let targets: std::collections::BTreeSet<_> =
             experiment.targets.iter().map(|t| t.agent_id).collect();
-        let snapshots: Vec<CardinalitySnapshot> = self
-            .snapshots()
-            .await?
+        let snapshots: Vec<CardinalitySnapshot> = fleet_snapshots
             .into_iter()
             .filter(|s| targets.contains(&s.agent_id))
             .collect();
@@ -207,21 +367,26 @@ impl Phoenix {
             measured: measured.map(|c| c.measured.clone()),
             fleet,
             recommendations,
+            coverage,
             notes,
         })
     }
 
-    /// The fleet's raw series from every agent's latest snapshot, priced under
-    /// `pricing_model` when given.
+    /// The fleet's raw series from the host set's snapshots ([`Phoenix::fleet_snapshots`]),
+    /// priced under `pricing_model` when given.
     pub async fn cardinality_report(
         &self,
         options: &AnalysisOptions,
         pricing_model: Option<&str>,
-    ) -> Result<CardinalityReport, PhoenixError> {
+    ) -> Result<CardinalityView, PhoenixError> {
         let model = pricing_model.map(|id| self.pricing_model(id)).transpose()?;
-        let snapshots = self.snapshots().await?;
-        cardinality::analyze(&snapshots, options, model)
-            .map_err(|e| invalid("snapshots", e.to_string()))
+        let FleetSnapshots {
+            snapshots,
+            coverage,
+        } = self.fleet_snapshots().await?;
+        let report = cardinality::analyze(&snapshots, options, model)
+            .map_err(|e| invalid("snapshots", e.to_string()))?;
+        Ok(CardinalityView { report, coverage })
     }
 
     /// Where the fleet's money goes under `pricing_model` (default: the default of an
@@ -237,7 +402,10 @@ impl Phoenix {
         if !breakdowns.is_empty() {
             options.breakdowns = breakdowns;
         }
-        let snapshots = self.snapshots().await?;
+        let FleetSnapshots {
+            snapshots,
+            coverage,
+        } = self.fleet_snapshots().await?;
         let report = cardinality::analyze(&snapshots, &options, Some(model))
             .map_err(|e| invalid("snapshots", e.to_string()))?;
         let recommendations = if snapshots.is_empty() {
@@ -254,6 +422,7 @@ impl Phoenix {
         })?;
         Ok(CostFlowView {
             hosts: report.hosts,
+            coverage,
             total_series: report.total_series,
             cost_flow,
             recommendations,
@@ -313,5 +482,80 @@ impl Phoenix {
             .await?
             .len() as u64;
         Ok(FleetOverview { summary, agents })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::AgentRegistration;
+
+    fn agent(host: &str, status: AgentStatus, revoked: bool, now: DateTime<Utc>) -> Agent {
+        let mut a = Agent::enroll(
+            AgentRegistration {
+                host: host.to_owned(),
+                ..AgentRegistration::default()
+            },
+            now,
+        );
+        a.status = status;
+        a.revoked = revoked;
+        a
+    }
+
+    fn snap(agent: &Agent, taken_at: DateTime<Utc>) -> CardinalitySnapshot {
+        CardinalitySnapshot {
+            agent_id: agent.id,
+            host: agent.host.clone(),
+            taken_at,
+            interval_secs: 60,
+            series: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_host_set_keeps_live_hosts_and_non_live_ones_within_the_retention() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let retention = chrono::Duration::minutes(15);
+        let live = agent("live", AgentStatus::Healthy, false, now);
+        let silent = agent("silent", AgentStatus::Degraded, false, now);
+        let lost_recent = agent("lost-recent", AgentStatus::Lost, false, now);
+        let lost_old = agent("lost-old", AgentStatus::Lost, false, now);
+        let revoked_old = agent("revoked-old", AgentStatus::Healthy, true, now);
+        let deleted = agent("deleted", AgentStatus::Healthy, false, now);
+        let agents = vec![
+            live.clone(),
+            silent,
+            lost_recent.clone(),
+            lost_old.clone(),
+            revoked_old.clone(),
+        ];
+        let snapshots = vec![
+            // A live host's snapshot counts however old it is.
+            snap(&live, now - chrono::Duration::hours(2)),
+            snap(&lost_recent, now - chrono::Duration::minutes(5)),
+            snap(&lost_old, now - chrono::Duration::minutes(16)),
+            snap(&revoked_old, now - chrono::Duration::minutes(20)),
+            snap(&deleted, now),
+        ];
+        let (set, out) = select_snapshots(&agents, snapshots, now, retention);
+        let mut kept: Vec<_> = set.snapshots.iter().map(|s| s.agent_id).collect();
+        kept.sort();
+        let mut expected = vec![live.id, lost_recent.id];
+        expected.sort();
+        assert_eq!(kept, expected);
+        let mut out = out;
+        out.sort();
+        let mut gone = vec![lost_old.id, revoked_old.id, deleted.id];
+        gone.sort();
+        assert_eq!(out, gone);
+        let c = set.coverage;
+        assert_eq!(c.live_hosts, 2);
+        assert_eq!(c.reporting_live, 1);
+        assert_eq!(c.reporting, 2);
+        assert_eq!(c.hosts, 3);
+        assert_eq!(c.percent, Some(50.0));
+        assert_eq!(c.oldest_snapshot_at, Some(now - chrono::Duration::hours(2)));
+        assert_eq!(c.oldest_snapshot_age_secs, Some(7200));
     }
 }

@@ -10,7 +10,10 @@ mod group_commit;
 mod queries;
 mod tasks;
 
-pub use analysis::{CostAnalysis, CostFlowView, FleetOverview, FleetSummary};
+pub use analysis::{
+    CardinalityView, CostAnalysis, CostFlowView, Coverage, FleetOverview, FleetSnapshots,
+    FleetSummary, SnapshotRefresh, select_snapshots,
+};
 pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
 
 use std::sync::{Arc, OnceLock};
@@ -54,6 +57,12 @@ pub struct PhoenixConfig {
     pub max_conflict_retries: usize,
     /// Finished tasks are pruned after this long.
     pub task_retention: Duration,
+    /// Agents take a cardinality snapshot of their inputs this often (told in every
+    /// heartbeat answer).
+    pub snapshot_interval: Duration,
+    /// A host that is not live (lost, revoked) keeps its last snapshot in the fleet's views
+    /// this long after taking it; then the controller deletes it. Deleted agents leave at once.
+    pub snapshot_retention: Duration,
 }
 
 impl Default for PhoenixConfig {
@@ -66,6 +75,8 @@ impl Default for PhoenixConfig {
             max_tasks_per_poll: 16,
             max_conflict_retries: 64,
             task_retention: Duration::hours(24),
+            snapshot_interval: Duration::seconds(60),
+            snapshot_retention: Duration::minutes(15),
         }
     }
 }

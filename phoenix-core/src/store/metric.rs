@@ -54,4 +54,8 @@ pub trait MetricStore: Send + Sync + 'static {
 
     /// The latest snapshot of one agent.
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError>;
+
+    /// Deletes the snapshots of `agents` (the facade's retention decides which). Idempotent:
+    /// an agent without a snapshot is skipped. Returns how many were deleted.
+    async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError>;
 }

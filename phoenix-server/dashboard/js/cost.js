@@ -81,17 +81,28 @@ export async function costView(scope) {
     }
   }
 
+  // Live hosts reporting, hosts no longer live still counted (within the retention), and
+  // the oldest snapshot used: the same host set as every other fleet view.
+  function coverageCard(cov) {
+    const gone = cov.reporting - cov.reporting_live;
+    const parts = [`${fmt.int(cov.reporting_live)} of ${fmt.int(cov.live_hosts)} live hosts reporting`];
+    if (gone > 0) parts.push(`${fmt.int(gone)} no longer live, within retention`);
+    if (cov.oldest_snapshot_at) parts.push(`oldest snapshot ${fmt.relative(cov.oldest_snapshot_at)}`);
+    return card('Coverage', cov.percent == null ? '–' : fmt.pct(cov.percent), parts.join(' · '));
+  }
+
   function draw(flow, c) {
     const cf = flow.cost_flow;
     const cur = cf.cost.price_source.currency;
     if (c.hosts === 0) {
-      replace(body, h('p', { class: 'empty' }, 'No cardinality snapshot yet: agents send one every few samples while they run a pipeline.'));
+      replace(body, h('p', { class: 'empty' }, 'No cardinality snapshot yet: every agent sends one when it starts, then every snapshot interval of the server.'));
       return;
     }
     const src = cf.cost.price_source;
     replace(body,
       h('div', { class: 'grid cards', id: 'cost-summary' },
         card('Hosts', fmt.int(c.hosts), c.taken_to ? `latest snapshot ${fmt.relative(c.taken_to)}` : null),
+        coverageCard(c.coverage),
         card('Active series', fmt.int(c.total_series)),
         card('Data points / min', fmt.int(c.points_per_minute)),
         card('Metrics', fmt.int(c.distinct_metrics)),

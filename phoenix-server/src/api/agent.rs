@@ -189,6 +189,10 @@ impl AgentApi {
         Ok(Json(HeartbeatResponse {
             status: agent.status.into(),
             heartbeat_interval_secs: heartbeat_secs(&self.state),
+            snapshot_interval_secs: u64::try_from(
+                self.state.phoenix.config().snapshot_interval.num_seconds(),
+            )
+            .unwrap_or(60),
             server_time: self.state.phoenix.clock().now(),
         }))
     }

@@ -72,7 +72,7 @@ impl AnalysisApi {
     /// An experiment's cost analysis
     ///
     /// Both variants priced on the measured hosts (per minute, month, year), the saving,
-    /// the projection to a fleet of `fleet_hosts` hosts (default: every live agent), and
+    /// the projection to a fleet of `fleet_hosts` hosts (default: the host set every fleet view uses), and
     /// recommendations from the targets' cardinality snapshots.
     #[oai(
         path = "/experiments/:id/cost-analysis",
@@ -83,7 +83,7 @@ impl AnalysisApi {
         &self,
         auth: UserToken,
         id: Path<Uuid>,
-        /// Hosts to project to (default: live agents).
+        /// Hosts to project to (default: the fleet views' host set, `coverage.hosts`).
         #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
         fleet_hosts: Query<Option<u64>>,
     ) -> ApiResult<Json<CostAnalysis>> {
@@ -99,6 +99,7 @@ impl AnalysisApi {
             measured: analysis.measured.map(Into::into),
             fleet: analysis.fleet.map(Into::into),
             recommendations: FromCore::from_core(analysis.recommendations),
+            coverage: analysis.coverage.into(),
             notes: analysis.notes,
         }))
     }
@@ -168,6 +169,7 @@ impl AnalysisApi {
             .await?;
         Ok(Json(CostFlowReport {
             hosts: view.hosts,
+            coverage: view.coverage.into(),
             total_series: view.total_series,
             cost_flow: view.cost_flow.into(),
             recommendations: FromCore::from_core(view.recommendations),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
+use phoenix_api::analysis::SnapshotRefresh;
 use phoenix_api::experiment::TargetSelector;
 use phoenix_core::agent::AgentFilter;
 use phoenix_core::auth::Role;
@@ -51,6 +52,21 @@ impl FleetApi {
             summary: fleet.summary.into(),
             agents: fleet.agents.into_iter().map(Agent::from).collect(),
         }))
+    }
+
+    /// Refresh the fleet's snapshots
+    ///
+    /// Asks every live agent for a cardinality snapshot of its inputs now, rather than at
+    /// its next scheduled one (a `collect_snapshot` task each, at most one pending per
+    /// agent). The cost and cardinality views show them as they arrive.
+    #[oai(
+        path = "/fleet/snapshots",
+        method = "post",
+        operation_id = "refresh_snapshots"
+    )]
+    async fn refresh_snapshots(&self, auth: UserToken) -> ApiResult<Json<SnapshotRefresh>> {
+        self.state.user(&auth, Role::Operator).await?;
+        Ok(Json(self.state.phoenix.refresh_snapshots().await?.into()))
     }
 
     /// List agents

@@ -39,6 +39,7 @@ macro_rules! backends {
 mod actions;
 mod analysis;
 mod auth;
+mod coverage;
 mod dashboard;
 mod deployments;
 mod edge;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use phoenix_core::ids::ExperimentId;
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, Variant, VariantStats};
+use phoenix_core::measure::{MeasurementSample, Variant, VariantStats};
 use phoenix_core::pipeline::Engine;
 use phoenix_core::pipeline::render::tap::TapStream;
 use phoenix_core::pipeline::spec::{ReceiverSpec, Stage};
@@ -167,26 +167,6 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         candidate,
         host,
     });
-    let reported = {
-        let mut n = lock(&inner.windows_reported);
-        *n += 1;
-        *n
-    };
-    let every = u64::from(inner.measure.snapshot_every);
-    if reported == 1 || (every > 0 && reported.is_multiple_of(every)) {
-        let snapshot_input = Arc::clone(&input);
-        if let Ok(series) =
-            tokio::task::spawn_blocking(move || snapshot_input.snapshot_series()).await
-        {
-            inner.reporter.set_snapshot(CardinalitySnapshot {
-                agent_id: inner.measure.agent_id,
-                host: inner.measure.host.clone(),
-                taken_at,
-                interval_secs: m.interval_secs,
-                series,
-            });
-        }
-    }
     *lock(&inner.last_input) = Some(input);
 }
 

@@ -28,7 +28,6 @@
 //! ([`OtelcolRuntime::telemetry`]): `otelcol_receiver_accepted_metric_points` and
 //! `otelcol_exporter_sent_metric_points`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -39,7 +38,6 @@ use async_trait::async_trait;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
 use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::SnapshotSeries;
-use phoenix_core::pipeline::exposition::sample_from_exposition;
 use phoenix_core::pipeline::render::tap::{TapTarget, measurement_tap};
 use phoenix_core::pipeline::{Engine, Sample};
 use tokio::process::{Child, Command};
@@ -617,55 +615,25 @@ impl PipelineRuntime for OtelcolRuntime {
                 .await
                 .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
         }
-        // Otherwise the collector's own exporters are the only view of its data this
-        // runtime has: snapshot what the running config exports on its first Prometheus
-        // exporter.
-        let desired = self.inner.desired.borrow().clone();
-        let endpoint = desired.pipelines().into_iter().find_map(|(_, p)| {
-            p.spec.exporters.iter().find_map(|e| match e {
-                phoenix_core::pipeline::spec::ExporterSpec::Prometheus { endpoint } => {
-                    Some(endpoint.replace("0.0.0.0", "127.0.0.1"))
-                }
-                phoenix_core::pipeline::spec::ExporterSpec::OtlpHttp { .. } => None,
-            })
-        });
-        let Some(endpoint) = endpoint else {
-            // Nothing exported to read: the host's processes in the hostmetrics shape, what
-            // the Collector's process receiver would see.
-            let probe = Arc::clone(&self.inner.measure.probe);
-            return tokio::task::spawn_blocking(move || {
-                let scan = probe
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .scan();
-                phoenix_core::pipeline::Sample::from_processes(
-                    chrono::Utc::now().timestamp_millis(),
-                    &scan.processes,
-                )
-                .snapshot_series()
-            })
-            .await
-            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)));
-        };
-        let text = self
-            .inner
-            .http
-            .get(format!("http://{endpoint}/metrics"))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?
-            .text()
-            .await
-            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
-        let sample = sample_from_exposition(
-            &text,
-            chrono::Utc::now().timestamp_millis(),
-            BTreeMap::<String, String>::new(),
-        )
-        .map_err(|e| RuntimeError::Io(std::io::Error::other(e.to_string())))?;
-        Ok(sample.snapshot_series())
+        // Otherwise (nothing measured yet, or a deployment without the tap) the host's
+        // processes in the hostmetrics shape: what the Collector's process receiver reads.
+        // Never a pipeline's exporter: that is an output, and a snapshot is the host's input
+        // (the server bounds every sample by it, since a pipeline cannot output more series
+        // than its input).
+        let probe = Arc::clone(&self.inner.measure.probe);
+        tokio::task::spawn_blocking(move || {
+            let scan = probe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .scan();
+            phoenix_core::pipeline::Sample::from_processes(
+                chrono::Utc::now().timestamp_millis(),
+                &scan.processes,
+            )
+            .snapshot_series()
+        })
+        .await
+        .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))
     }
 
     async fn shutdown(&self) {

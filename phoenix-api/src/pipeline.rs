@@ -442,6 +442,7 @@ pub struct Preview {
     /// The query inventory on the sample (baseline) and the output (candidate); absent
     /// without an inventory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
     pub queries: Option<crate::query::QueriesKept>,
 }
 

@@ -152,7 +152,8 @@ impl Snapshotter {
     }
 }
 
-async fn scrape(
+/// The exposition of a Prometheus target (`host:port`, read at `/metrics`, or a URL).
+pub(crate) async fn scrape(
     client: &reqwest::Client,
     target: &str,
     timeout: Duration,

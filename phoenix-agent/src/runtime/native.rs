@@ -215,28 +215,6 @@ async fn sampler(shared: Arc<Shared>) {
     }
 }
 
-async fn scrape(
-    client: &reqwest::Client,
-    target: &str,
-    timeout: Duration,
-) -> Result<String, String> {
-    let url = if target.starts_with("http://") || target.starts_with("https://") {
-        target.to_owned()
-    } else {
-        format!("http://{target}/metrics")
-    };
-    let response = client
-        .get(url)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("scrape answered {}", response.status()));
-    }
-    response.text().await.map_err(|e| e.to_string())
-}
-
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
@@ -250,7 +228,7 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
             (
                 job.clone(),
                 target.clone(),
-                scrape(&client, target, timeout).await,
+                crate::snapshot::scrape(&client, target, timeout).await,
             )
         }
     }))

@@ -9,6 +9,8 @@
 //! running Collector's config is the baseline's rendered config again, without the tap.
 //! Then a good candidate (top-K protecting the critical process) passes and is promoted:
 //! the Collector runs exactly the candidate's rendered config, without the tap.
+//! A graceful stop of the agent stops its Collector; so does a `kill -9` of the agent (no
+//! orphan keeps the Collector's ports).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,6 +68,22 @@ fn start_agent(server: &str, state_dir: &Path, label: &str, collector: &Path) ->
 /// `support::harness::free_port`).
 fn free_port() -> i64 {
     i64::from(support::harness::free_port())
+}
+
+/// The pids of the Collectors whose command line names a file under `dir` (the agent's
+/// `otelcol` state directory), read from `/proc`.
+fn collectors_under(dir: &Path) -> Vec<u32> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("otelcol") && c.contains(&dir)
+            })
+        })
+        .collect()
 }
 
 async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -280,7 +298,11 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     .await;
     assert!(text.contains(&critical));
 
-    // A graceful stop stops the Collector too (SIGKILL would orphan it).
+    // A graceful stop stops the Collector too.
+    assert!(
+        !collectors_under(&otelcol_dir).is_empty(),
+        "a Collector runs"
+    );
     let pid = rustix::process::Pid::from_raw(i32::try_from(agent.id().unwrap()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(60), agent.wait())
@@ -288,6 +310,7 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
         .expect("the agent stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+    assert_eq!(collectors_under(&otelcol_dir), Vec::<u32>::new());
 
     // 2. A good candidate (top-K protecting the critical process), promoted automatically:
     // the Collector then runs exactly the candidate's rendered config, without the tap.
@@ -354,13 +377,19 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
         (config == candidate_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
     })
     .await;
-    let pid = rustix::process::Pid::from_raw(i32::try_from(agent.id().unwrap()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(60), agent.wait())
-        .await
-        .expect("the agent stops on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    // `kill -9` of the agent: nothing runs its shutdown, and the Collector still dies with
+    // it (the parent-death signal), so no orphan keeps running the pipeline or its ports.
+    assert!(
+        !collectors_under(&otelcol_dir).is_empty(),
+        "a Collector runs"
+    );
+    agent.start_kill().unwrap();
+    let status = agent.wait().await.unwrap();
+    assert!(!status.success(), "{status}");
+    wait_for("the Collector gone with its agent", async || {
+        collectors_under(&otelcol_dir).is_empty().then_some(())
+    })
+    .await;
 
     let _ = stop_server.send(());
     let _ = server.await;

@@ -300,6 +300,40 @@ impl OtelcolRuntime {
     }
 }
 
+/// The Collector gets SIGKILL when the agent dies, however it dies (`kill -9` included), so
+/// no orphan keeps its ports or its pipelines running behind a restarted agent's back. On
+/// Linux this is `PR_SET_PDEATHSIG`, set in the child between fork and exec; a parent that
+/// died before that point is caught by comparing the parent pid. Elsewhere `kill_on_drop`
+/// and [`Inner::stop`] are the only guards.
+///
+/// The signal follows the spawning *thread*: collectors are spawned from async tasks, on
+/// runtime worker threads, which live as long as the agent's runtime (never from
+/// `spawn_blocking`, whose idle threads exit).
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "pre_exec runs in the forked child; the hook only makes two syscalls"
+)]
+fn die_with_agent(command: &mut Command) {
+    let agent = rustix::process::getpid();
+    // SAFETY: the closure runs in the child after fork and before exec. It calls only
+    // `prctl(PR_SET_PDEATHSIG)` and `getppid`, both async-signal-safe system calls, and
+    // allocates nothing (the error is built from an errno or a constant kind).
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() == Some(agent) {
+                Ok(())
+            } else {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_agent(_: &mut Command) {}
+
 impl Inner {
     async fn spawn(&self, s: &mut Supervised, config_file: &PathBuf) -> Result<(), RuntimeError> {
         let mut command = Command::new(&self.config.binary);
@@ -310,6 +344,7 @@ impl Inner {
         if let Some(overlay) = &s.overlay {
             command.arg("--config").arg(overlay);
         }
+        die_with_agent(&mut command);
         // A new process: its scrapes run at a new phase, so windows start again.
         if let Some(m) = &s.measuring {
             self.tap.with_windows(m.generation, TapWindows::reset);

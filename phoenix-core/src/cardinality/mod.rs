@@ -79,4 +79,6 @@ pub fn apply(
 }
 
 #[cfg(test)]
+mod query_tests;
+#[cfg(test)]
 mod tests;

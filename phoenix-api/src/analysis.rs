@@ -477,6 +477,10 @@ wire_struct! {
         saving_per_year: String,
         /// The price's source.
         price_source: PriceSource,
+        /// What it does to the query inventory: the queries it keeps and, when changed
+        /// queries were allowed, those it changes and how. Absent without an inventory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queries: Option<crate::query::RecommendationQueries>,
     }
 }
 

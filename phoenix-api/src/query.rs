@@ -188,3 +188,38 @@ impl From<core::QueriesKept> for QueriesKept {
         }
     }
 }
+
+/// What a recommendation does to the query inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct RecommendationQueries {
+    /// Inventoried queries reading series the action touches that answer as before.
+    pub kept: u32,
+    /// Their names, the first ten in inventory order (`kept` counts them all).
+    pub kept_queries: Vec<String>,
+    /// Queries that would answer differently (groups merge, output series lose a label),
+    /// with why; only when changed queries were allowed (`allow_changed_queries`).
+    pub changed: Vec<QueryVerdict>,
+    /// Queries answering on the snapshots that read nothing the action touches.
+    pub untouched: u32,
+    /// Queries with no series in the snapshots.
+    pub unobserved: u32,
+}
+
+impl From<phoenix_core::cardinality::QueryImpact> for RecommendationQueries {
+    fn from(q: phoenix_core::cardinality::QueryImpact) -> Self {
+        Self {
+            kept: q.kept,
+            kept_queries: q.kept_queries,
+            changed: q.changed.into_iter().map(Into::into).collect(),
+            untouched: q.untouched,
+            unobserved: q.unobserved,
+        }
+    }
+}
+
+impl crate::convert::FromCore<phoenix_core::cardinality::QueryImpact> for RecommendationQueries {
+    fn from_core(q: phoenix_core::cardinality::QueryImpact) -> Self {
+        q.into()
+    }
+}

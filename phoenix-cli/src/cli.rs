@@ -488,6 +488,10 @@ pub enum CostCommand {
         /// A breakdown: metric, host, service, namespace or label:<key> (repeatable).
         #[arg(long, value_name = "DIMENSION")]
         dimension: Vec<String>,
+        /// Also recommend actions under which an inventoried query answers differently
+        /// (groups merge, output series lose a label); never one that breaks a query.
+        #[arg(long)]
+        allow_changed_queries: bool,
     },
     /// Series by namespace, service, metric and label.
     Cardinality {

@@ -59,11 +59,23 @@ impl Client {
         .await
     }
 
-    /// `GET /api/v1/metrics/cost-flow`.
+    /// `GET /api/v1/metrics/cost-flow`: recommendations keep every inventoried query
+    /// answering as before.
     pub async fn cost_flow(
         &self,
         pricing_model: Option<&str>,
         dimensions: &[&str],
+    ) -> Result<CostFlowReport, ClientError> {
+        self.cost_flow_with(pricing_model, dimensions, false).await
+    }
+
+    /// `GET /api/v1/metrics/cost-flow`, with `allow_changed_queries`: also recommend actions
+    /// under which an inventoried query answers differently.
+    pub async fn cost_flow_with(
+        &self,
+        pricing_model: Option<&str>,
+        dimensions: &[&str],
+        allow_changed_queries: bool,
     ) -> Result<CostFlowReport, ClientError> {
         let mut q: Vec<(&str, String)> = dimensions
             .iter()
@@ -71,6 +83,9 @@ impl Client {
             .collect();
         if let Some(m) = pricing_model {
             q.push(("pricing_model", m.to_owned()));
+        }
+        if allow_changed_queries {
+            q.push(("allow_changed_queries", "true".to_owned()));
         }
         self.json(
             self.request(Method::GET, "api/v1/metrics/cost-flow")?

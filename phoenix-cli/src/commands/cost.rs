@@ -15,11 +15,12 @@ pub(crate) async fn run(cx: &Context, command: CostCommand) -> Result<(), CliErr
         CostCommand::Flow {
             pricing_model,
             dimension,
+            allow_changed_queries,
         } => {
             let dims: Vec<&str> = dimension.iter().map(String::as_str).collect();
             let report = cx
                 .client
-                .cost_flow(pricing_model.as_deref(), &dims)
+                .cost_flow_with(pricing_model.as_deref(), &dims, allow_changed_queries)
                 .await
                 .map_err(|e| cx.err(e))?;
             cx.printer.show(&report, flow_view);
@@ -59,7 +60,46 @@ pub(crate) fn recommendations_table(recommendations: &[Recommendation]) -> Strin
             format!("{} {}", r.saving_per_year, r.price_source.currency),
         ]);
     }
-    t.render()
+    let mut out = t.render();
+    out.push_str(&recommendation_queries(recommendations));
+    out
+}
+
+/// Per recommendation with a query inventory: the queries it keeps and those it changes.
+fn recommendation_queries(recommendations: &[Recommendation]) -> String {
+    let mut out = String::new();
+    for (i, r) in recommendations.iter().enumerate() {
+        let Some(q) = &r.queries else { continue };
+        let listed = q.kept_queries.join(", ");
+        let more = (q.kept as usize).saturating_sub(q.kept_queries.len());
+        out.push_str(&format!(
+            "\n{}. {}\n   queries kept: {}{}{}\n   untouched: {}, unobserved: {}\n",
+            i + 1,
+            r.summary,
+            q.kept,
+            if listed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({listed}")
+            },
+            match (listed.is_empty(), more) {
+                (true, _) => String::new(),
+                (false, 0) => ")".to_owned(),
+                (false, n) => format!(", and {n} more)"),
+            },
+            q.untouched,
+            q.unobserved,
+        ));
+        for v in &q.changed {
+            out.push_str(&format!(
+                "   changes {} ({}): {}\n",
+                v.name,
+                v.location,
+                v.reasons.join("; ")
+            ));
+        }
+    }
+    out
 }
 
 fn flow_tables(flow: &CostFlow, out: &mut String) {

@@ -9,6 +9,7 @@
 mod analysis;
 mod engine;
 mod interner;
+mod queries;
 mod recommend;
 mod table;
 
@@ -18,6 +19,7 @@ pub use analysis::{
     NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, SERVICE_KEYS,
 };
 pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
+pub use queries::{KEPT_QUERIES_LISTED, QueryImpact};
 pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
 pub use table::{CardinalityError, SeriesTable};
 
@@ -53,5 +55,30 @@ pub fn recommend(
     Ok(SeriesTable::from_snapshots(snapshots)?.recommend(model, options)?)
 }
 
+/// Interns `snapshots` and recommends label drops that keep `inventory` answering
+/// ([`SeriesTable::recommend_with_queries`]), best saving first.
+pub fn recommend_with_queries(
+    snapshots: &[CardinalitySnapshot],
+    model: &PricingModel,
+    options: &RecommendOptions,
+    inventory: &[crate::queries::InventoryQuery],
+) -> Result<Vec<Recommendation>, AnalysisError> {
+    Ok(
+        SeriesTable::from_snapshots(snapshots)?
+            .recommend_with_queries(model, options, inventory)?,
+    )
+}
+
+/// Each host's snapshot after `action` ([`SeriesTable::apply`]): what a recommendation
+/// proposes, as series, to evaluate queries on.
+pub fn apply(
+    snapshots: &[CardinalitySnapshot],
+    action: &Action,
+) -> Result<Vec<CardinalitySnapshot>, AnalysisError> {
+    Ok(SeriesTable::from_snapshots(snapshots)?.apply(action))
+}
+
+#[cfg(test)]
+mod query_tests;
 #[cfg(test)]
 mod tests;

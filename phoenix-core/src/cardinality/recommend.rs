@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::analysis::{AnalysisOptions, GroupAcc, HostRates, line_bytes, usage_of};
 use super::engine::{EngineProjection, check_projectable};
+use super::queries::{Judgement, QueryGuard, QueryImpact};
 use super::table::SeriesTable;
 use crate::cost::{
     CostBreakdown, CostError, Money, PriceSource, PricingModel, Usage, group_digits, price,
 };
 use crate::pipeline::spec::{DropLabelsStage, PipelineSpec, Stage};
 use crate::pipeline::{PipelineRef, RenderContext, RenderedPipeline, Sample, TemplateRegistry};
+use crate::queries::InventoryQuery;
 const REGROUP_METHOD: &str = "exact: the affected series re-grouped by host and their remaining labels; points and bytes scaled by the series kept";
 const ENGINE_METHOD: &str = "native engine: the stage evaluated on each host's snapshot (resource and point attributes split by OpenTelemetry resource namespaces); bytes measured by encoding the output";
 
@@ -72,6 +74,9 @@ pub struct Recommendation {
     pub saving_per_year: Money,
     /// The price used.
     pub price_source: PriceSource,
+    /// What it does to the query inventory (`None` without an inventory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<QueryImpact>,
 }
 
 /// Limits and exclusions.
@@ -99,6 +104,12 @@ pub struct RecommendOptions {
     /// the process aggregation is not proposed.
     #[serde(default = "default_engine_max_series")]
     pub engine_max_series: usize,
+    /// With a query inventory: also recommend actions under which some query answers
+    /// differently (groups merge, output series lose a label), listing those queries and
+    /// how. Off by default: only actions under which every inventoried query answers as
+    /// before are recommended. An action that breaks a query is never recommended.
+    #[serde(default)]
+    pub allow_changed_queries: bool,
 }
 
 fn default_engine_max_series() -> usize {
@@ -126,6 +137,7 @@ impl Default for RecommendOptions {
             protected_labels: Vec::new(),
             engine_actions: default_engine_actions(),
             engine_max_series: default_engine_max_series(),
+            allow_changed_queries: false,
         }
     }
 }
@@ -205,6 +217,34 @@ impl SeriesTable {
         model: &PricingModel,
         options: &RecommendOptions,
     ) -> Result<Vec<Recommendation>, CostError> {
+        self.recommend_with_queries(model, options, &[])
+    }
+
+    /// [`SeriesTable::recommend`], keeping `inventory` answering: no action under which an
+    /// inventoried query breaks on these snapshots is proposed, nor one under which a query
+    /// answers differently unless [`RecommendOptions::allow_changed_queries`]; each
+    /// recommendation lists the queries it keeps (and those it changes). An empty
+    /// inventory recommends as [`SeriesTable::recommend`].
+    pub fn recommend_with_queries(
+        &self,
+        model: &PricingModel,
+        options: &RecommendOptions,
+        inventory: &[InventoryQuery],
+    ) -> Result<Vec<Recommendation>, CostError> {
+        let guard = (!inventory.is_empty()).then(|| QueryGuard::new(self, inventory));
+        let allow_changed = options.allow_changed_queries;
+        // Verdicts of single-metric drops, by (metric, key): `None` when no inventory.
+        let mut single: std::collections::HashMap<(u32, u32), Judgement> =
+            std::collections::HashMap::new();
+        let mut judge_single = |m: u32, k: u32| -> bool {
+            let Some(guard) = guard.as_ref() else {
+                return true;
+            };
+            single
+                .entry((m, k))
+                .or_insert_with(|| guard.drop_label(self, k, &[m]))
+                .acceptable(allow_changed)
+        };
         let want_bytes = !model.meter.counts_series();
         let rates = HostRates::new(self);
         // Per metric: series, points per minute and bytes.
@@ -253,14 +293,25 @@ impl SeriesTable {
             })
             .collect();
         candidates.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
-        candidates.truncate(options.candidates);
+        // The best `candidates` pairs whose drop keeps the inventory answering.
+        let mut kept_candidates = Vec::with_capacity(options.candidates.min(candidates.len()));
+        for c in candidates {
+            if kept_candidates.len() >= options.candidates {
+                break;
+            }
+            if judge_single(c.0, c.1) {
+                kept_candidates.push(c);
+            }
+        }
+        let candidates = kept_candidates;
 
         // Exact projection per candidate.
         let exact: Vec<(u32, u32, u64)> = candidates
             .iter()
             .map(|&(m, k, _)| (m, k, self.series_without(m, k)))
             .collect();
-        // The labels of the candidates, dropped from every unprotected metric carrying them.
+        // The labels of the candidates, dropped from every unprotected metric carrying them
+        // whose inventory stays answering without it.
         let mut labels: Vec<u32> = candidates.iter().map(|c| c.1).collect();
         labels.sort_unstable();
         labels.dedup();
@@ -272,6 +323,7 @@ impl SeriesTable {
                 .iter()
                 .filter(|s| s.key == key && !protected_metric(&s.metric))
                 .filter_map(|s| self.metrics.get_id(&s.metric))
+                .filter(|&m| judge_single(m, k))
                 .map(|m| {
                     let known = exact.iter().find(|e| e.0 == m && e.1 == k).map(|e| e.2);
                     (m, known.unwrap_or_else(|| self.series_without(m, k)))
@@ -323,6 +375,7 @@ impl SeriesTable {
                 saving_per_month: saving,
                 saving_per_year: saving.saturating_mul(12),
                 price_source: before.price_source.clone(),
+                queries: None,
             })
         };
         let push = |action: Action, summary: String, changes: &[(u32, u64)]| {
@@ -479,20 +532,19 @@ impl SeriesTable {
                     label: label.to_owned(),
                     metrics,
                 },
-                format!(
-                    "Drop label `{label}` from {} {} carrying it: {} fewer series",
-                    if carried_everywhere(label, changes.len()) {
-                        "all"
-                    } else {
-                        "the"
-                    },
-                    if carried_everywhere(label, changes.len()) {
-                        format!("{} metrics", changes.len())
-                    } else {
-                        format!("{} unprotected metrics", changes.len())
-                    },
-                    group_digits(saved)
-                ),
+                if carried_everywhere(label, changes.len()) {
+                    format!(
+                        "Drop label `{label}` from all {} metrics carrying it: {} fewer series",
+                        changes.len(),
+                        group_digits(saved)
+                    )
+                } else {
+                    format!(
+                        "Drop label `{label}` from the {} metrics carrying it that may lose it (not protected, no query needing it there): {} fewer series",
+                        changes.len(),
+                        group_digits(saved)
+                    )
+                },
                 changes,
             )?);
         }
@@ -527,6 +579,37 @@ impl SeriesTable {
             }
         }
         out.retain(|r| r.series_after < r.series_before);
+        // Every action judged as a whole against the inventory (a label dropped from
+        // several metrics can take it from every series a selector matches).
+        if let Some(guard) = guard.as_ref() {
+            out.retain_mut(|r| {
+                let judgement = match &r.action {
+                    Action::DropLabel { label, metrics } => {
+                        let Some(k) = self.keys.get_id(label) else {
+                            return false;
+                        };
+                        let ids: Vec<u32> = metrics
+                            .iter()
+                            .filter_map(|m| self.metrics.get_id(m))
+                            .collect();
+                        match ids.as_slice() {
+                            [m] => single
+                                .remove(&(*m, k))
+                                .unwrap_or_else(|| guard.drop_label(self, k, &ids)),
+                            _ => guard.drop_label(self, k, &ids),
+                        }
+                    }
+                    Action::AggregateBy { resource_labels } => {
+                        guard.aggregate_by(self, resource_labels)
+                    }
+                };
+                if !judgement.acceptable(allow_changed) {
+                    return false;
+                }
+                r.queries = Some(judgement.impact);
+                true
+            });
+        }
         out.sort_by(|a, b| {
             b.saving_per_month
                 .cmp(&a.saving_per_month)

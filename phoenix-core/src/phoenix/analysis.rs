@@ -351,8 +351,14 @@ impl Phoenix {
             .collect();
         let recommendations = match pricing {
             Some(model) if !snapshots.is_empty() => {
-                cardinality::recommend(&snapshots, model, &RecommendOptions::default())
-                    .map_err(|e| invalid("snapshots", e.to_string()))?
+                let inventory = self.query_inventory().await?;
+                cardinality::recommend_with_queries(
+                    &snapshots,
+                    model,
+                    &RecommendOptions::default(),
+                    &inventory,
+                )
+                .map_err(|e| invalid("snapshots", e.to_string()))?
             }
             _ => {
                 if snapshots.is_empty() {
@@ -391,11 +397,14 @@ impl Phoenix {
 
     /// Where the fleet's money goes under `pricing_model` (default: the default of an
     /// experiment, [`DEFAULT_PRICING_MODEL`]), by `breakdowns` (default: metric, service,
-    /// namespace, host), with recommendations.
+    /// namespace, host), with recommendations that keep the query inventory answering
+    /// (and, with `allow_changed_queries`, also those under which some query answers
+    /// differently, listing them).
     pub async fn cost_flow(
         &self,
         pricing_model: Option<&str>,
         breakdowns: Vec<Dimension>,
+        allow_changed_queries: bool,
     ) -> Result<CostFlowView, PhoenixError> {
         let model = self.pricing_model(pricing_model.unwrap_or(DEFAULT_PRICING_MODEL))?;
         let mut options = AnalysisOptions::default();
@@ -411,7 +420,12 @@ impl Phoenix {
         let recommendations = if snapshots.is_empty() {
             Vec::new()
         } else {
-            cardinality::recommend(&snapshots, model, &RecommendOptions::default())
+            let inventory = self.query_inventory().await?;
+            let options = RecommendOptions {
+                allow_changed_queries,
+                ..RecommendOptions::default()
+            };
+            cardinality::recommend_with_queries(&snapshots, model, &options, &inventory)
                 .map_err(|e| invalid("snapshots", e.to_string()))?
         };
         let cost_flow = report.cost_flow.ok_or_else(|| {

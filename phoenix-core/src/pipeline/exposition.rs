@@ -103,6 +103,15 @@ const PROCESS_METRICS: [(&str, &str, MetricKind); 14] = [
     ),
 ];
 
+/// The kind of a process scraper metric, by its OpenTelemetry name (`None` for any other
+/// metric).
+pub(crate) fn process_metric_kind(otel_name: &str) -> Option<MetricKind> {
+    PROCESS_METRICS
+        .iter()
+        .find(|(_, name, _)| *name == otel_name)
+        .map(|(_, _, kind)| *kind)
+}
+
 /// Attribute pairs borrowed from a parsed line.
 type Attributes<'a> = Vec<(&'a str, &'a str)>;
 

@@ -217,6 +217,40 @@ pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
         .collect()
 }
 
+/// The name a query selects a cardinality snapshot's metric by: as the agent's Prometheus
+/// exposition names it. A process scraper metric gets its kind's suffix
+/// (`process.cpu.time` is `process_cpu_time_total`); any other name is sanitized only (a
+/// scraped series keeps the name its target exposed).
+#[must_use]
+pub fn snapshot_metric_name(metric: &str) -> String {
+    use crate::pipeline::encode::prometheus_metric_name;
+    use crate::pipeline::sample::MetricKind;
+    let kind =
+        crate::pipeline::exposition::process_metric_kind(metric).unwrap_or(MetricKind::Gauge);
+    prometheus_metric_name(metric, kind)
+}
+
+/// A label's name as a query selects it (`process.pid` is `process_pid`).
+#[must_use]
+pub fn snapshot_label_name(label: &str) -> String {
+    crate::pipeline::encode::prometheus_label_name(label)
+}
+
+/// A cardinality snapshot's series as a query selects it ([`snapshot_metric_name`],
+/// [`snapshot_label_name`]). When two label names sanitize to the same one, the later in
+/// name order stands.
+#[must_use]
+pub fn series_of_snapshot(series: &crate::measure::SnapshotSeries) -> Series {
+    Series {
+        metric: snapshot_metric_name(&series.metric),
+        labels: series
+            .labels
+            .iter()
+            .map(|(k, v)| (snapshot_label_name(k), v.clone()))
+            .collect(),
+    }
+}
+
 /// How an inventory fares under a candidate: counts, and every query not answered.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct QueriesKept {

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 pub use eval::{
     QueriesKept, QueryStatus, QueryVerdict, Series, evaluate, evaluate_all, kept, series_of,
+    series_of_snapshot, snapshot_label_name, snapshot_metric_name,
 };
 pub use needs::{LabelMatch, MatchKind, QueryNeeds, SelectorNeed, needs_of};
 pub use source::{ParseError, parse_source};

@@ -36,6 +36,8 @@ export async function costView(scope) {
   const chosen = new Set(BASE_DIMENSIONS);
   const model = h('input', { name: 'pricing_model', id: 'pricing-model', value: 'grafana-cloud-pro', size: 22, 'aria-label': 'pricing model' });
   const top = h('input', { type: 'number', name: 'top', min: 1, max: 1000, value: 10, 'aria-label': 'top groups' });
+  // Off: only recommendations under which every inventoried query answers as before.
+  const allowChanged = h('input', { type: 'checkbox', name: 'allow_changed_queries', id: 'allow-changed-queries' });
   const dimBox = h('div', { class: 'row', id: 'dimensions' });
   const labelSelect = h('select', { 'aria-label': 'add a label dimension', id: 'label-dimension' }, h('option', { value: '' }, 'add label…'));
   const status = h('div');
@@ -69,7 +71,7 @@ export async function costView(scope) {
     const dimension = [...chosen];
     try {
       const [flow, card_] = await Promise.all([
-        get('metrics/cost-flow', { pricing_model: model.value.trim(), dimension }, scope.signal),
+        get('metrics/cost-flow', { pricing_model: model.value.trim(), dimension, allow_changed_queries: allowChanged.checked ? 'true' : undefined }, scope.signal),
         get('metrics/cardinality', { pricing_model: model.value.trim(), dimension, top: top.value }, scope.signal),
       ]);
       labelKeys = card_.label_keys;
@@ -121,7 +123,7 @@ export async function costView(scope) {
           { label: 'Share', cell: (g) => h('div', { class: 'row' }, bar(g.share_pct), fmt.pct(g.share_pct)) },
         ], f.groups.slice(0, Number(top.value) || 10))))),
       h('h2', 'Recommendations'),
-      flow.recommendations.length ? recommendations(flow.recommendations) : h('p', { class: 'empty' }, 'No recommendation: no label or aggregation would save enough.'),
+      flow.recommendations.length ? recommendations(flow.recommendations) : h('p', { class: 'empty' }, 'No recommendation: no label or aggregation would save enough while keeping the query inventory answering.'),
       h('h2', 'Cardinality'),
       h('div', { class: 'grid two', id: 'breakdowns' }, c.breakdowns.map((b) => h('div', { 'data-dimension': b.dimension },
         h('h3', `Series by ${dimensionTitle(b)} (${fmt.int(b.distinct_groups)} groups)`),
@@ -149,7 +151,9 @@ export async function costView(scope) {
   }
 
   const form = h('form', { class: 'inline', id: 'cost-form' },
-    h('label', 'Pricing model', model), h('label', 'Top', top), h('button', { type: 'submit', class: 'primary' }, 'Apply'));
+    h('label', 'Pricing model', model), h('label', 'Top', top),
+    h('label', { class: 'small', title: 'Also recommend changes under which an inventoried query answers differently (groups merge, output series lose a label). A change that breaks a query is never recommended.' }, allowChanged, 'allow changed queries'),
+    h('button', { type: 'submit', class: 'primary' }, 'Apply'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     load();

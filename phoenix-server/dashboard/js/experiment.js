@@ -459,5 +459,19 @@ export function recommendations(recs) {
     { label: 'Saving / month', num: true, cell: (r) => fmt.money(r.saving_per_month, r.price_source.currency) },
     { label: 'Saving / year', num: true, cell: (r) => fmt.money(r.saving_per_year, r.price_source.currency) },
     { label: 'Method', cell: (r) => r.method },
+    { label: 'Queries', cell: recommendationQueries },
   ], recs, { id: 'recommendations' });
+}
+
+// What a recommendation does to the query inventory: the queries it keeps (names listed up
+// to the server's bound, then a count) and those it changes, with the evaluation's reasons.
+function recommendationQueries(r) {
+  const q = r.queries;
+  if (!q) return h('span', { class: 'muted small' }, 'no query inventory');
+  const more = q.kept - q.kept_queries.length;
+  const names = q.kept_queries.length ? `: ${q.kept_queries.join(', ')}${more > 0 ? ` and ${fmt.int(more)} more` : ''}` : '';
+  return h('div', { class: 'small recommendation-queries' },
+    h('div', `keeps ${fmt.int(q.kept)} ${q.kept === 1 ? 'query' : 'queries'} it touches${names}`),
+    q.changed.length ? h('ul', { class: 'changed-queries' }, q.changed.map((v) => h('li', h('strong', `changes ${v.name}`), ` (${v.location}): ${v.reasons.join('; ')}`))) : null,
+    h('div', { class: 'muted' }, `${fmt.int(q.untouched)} untouched, ${fmt.int(q.unobserved)} without series`));
 }

@@ -147,7 +147,11 @@ impl AnalysisApi {
     ///
     /// Where the money goes under `pricing_model`: cost by metric, service, namespace and
     /// host (or the given dimensions), top contributors, and recommendations with their
-    /// projected saving.
+    /// projected saving. With a query inventory, only actions under which every inventoried
+    /// query still answers as before are recommended (each listing the queries it keeps);
+    /// `allow_changed_queries=true` also recommends those under which some query answers
+    /// differently, listing those queries and why. An action that breaks a query is never
+    /// recommended.
     #[oai(
         path = "/metrics/cost-flow",
         method = "get",
@@ -160,12 +164,19 @@ impl AnalysisApi {
         pricing_model: Query<Option<String>>,
         /// Breakdowns (default: metric, service, namespace, host).
         dimension: Query<Vec<String>>,
+        /// Also recommend actions under which an inventoried query answers differently
+        /// (default: false).
+        allow_changed_queries: Query<Option<bool>>,
     ) -> ApiResult<Json<CostFlowReport>> {
         self.state.user(&auth, Role::Viewer).await?;
         let view = self
             .state
             .phoenix
-            .cost_flow(pricing_model.0.as_deref(), dimensions(dimension.0)?)
+            .cost_flow(
+                pricing_model.0.as_deref(),
+                dimensions(dimension.0)?,
+                allow_changed_queries.0.unwrap_or(false),
+            )
             .await?;
         Ok(Json(CostFlowReport {
             hosts: view.hosts,

@@ -261,3 +261,89 @@ async fn templates_render_validate_and_preview() {
     assert_eq!(missing.status(), Some(422));
     server.stop().await;
 }
+
+/// The cost flow's recommendations keep the stored query inventory answering: an action that
+/// would change a query is offered only with `allow_changed_queries`, listing the query and
+/// why; each recommendation names the queries it keeps.
+#[tokio::test]
+async fn cost_flow_recommendations_keep_the_query_inventory() {
+    use phoenix_client::api::query::{NewQuerySource, SourceKind};
+
+    let server = TestServer::start().await;
+    let operator = server.user(Role::Operator).await;
+    let viewer = server.user(Role::Viewer).await;
+    let agent = server.agent("kpi-1").await;
+    let now = agent
+        .client
+        .heartbeat(&Heartbeat::default())
+        .await
+        .unwrap()
+        .server_time;
+    agent
+        .client
+        .report_metrics(&MetricsReport {
+            samples: Vec::new(),
+            snapshot: Some(snapshot(agent.id, now)),
+        })
+        .await
+        .unwrap();
+    let drops = |flow: &phoenix_client::api::analysis::CostFlowReport, metric: &str| {
+        flow.recommendations
+            .iter()
+            .find(|r| {
+                r.action.label.as_deref() == Some("process.pid") && r.action.metrics == [metric]
+            })
+            .cloned()
+    };
+    let model = Some("generic-per-million");
+
+    // No inventory: the pid is dropped from the memory series, and nothing is said of queries.
+    let blind = viewer.cost_flow(model, &["metric"]).await.unwrap();
+    let memory = drops(&blind, "process.memory.usage").expect("recommended without queries");
+    assert!(memory.queries.is_none());
+
+    // An alert whose output carries the pid, and a total per executable.
+    operator
+        .import_query_source(&NewQuerySource {
+            name: "procs.promql".to_owned(),
+            kind: SourceKind::PromqlList,
+            content: "process_memory_usage > 1e9\nsum by (process_executable_name) (rate(process_cpu_time_total[5m]))\n".to_owned(),
+        })
+        .await
+        .unwrap();
+    let kept = viewer.cost_flow(model, &["metric"]).await.unwrap();
+    assert!(drops(&kept, "process.memory.usage").is_none());
+    let cpu = drops(&kept, "process.cpu.time").expect("the per-executable total keeps answering");
+    let q = cpu.queries.expect("listed against the inventory");
+    assert_eq!((q.kept, q.untouched, q.unobserved), (1, 1, 0));
+    assert_eq!(q.kept_queries, ["procs.promql:2"]);
+    assert!(q.changed.is_empty());
+    assert!(kept.recommendations.iter().all(|r| r.queries.is_some()));
+
+    // Allowed, the change is offered with the query it changes and how.
+    let loose = viewer
+        .cost_flow_with(model, &["metric"], true)
+        .await
+        .unwrap();
+    let memory = drops(&loose, "process.memory.usage").expect("offered when changes are allowed");
+    let changed = memory.queries.unwrap().changed;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].name, "procs.promql:1");
+    assert!(
+        changed[0].reasons[0].contains("`process_pid`"),
+        "{changed:?}"
+    );
+
+    // A flag that is not a boolean is a 400.
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/metrics/cost-flow?allow_changed_queries=sometimes",
+            server.base
+        ))
+        .bearer_auth(crate::harness::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    server.stop().await;
+}

@@ -80,10 +80,18 @@ fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Se
         .collect()
 }
 
+/// The labels `series` carry. A label with an empty value is no label: Prometheus drops it
+/// when it ingests a series, and a query sees it as absent (`model=""` on one side and no
+/// `model` on the other are the same series).
 fn label_keys<'s>(series: &[&'s Series]) -> BTreeSet<&'s str> {
     series
         .iter()
-        .flat_map(|s| s.labels.keys().map(String::as_str))
+        .flat_map(|s| {
+            s.labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, _)| k.as_str())
+        })
         .collect()
 }
 
@@ -192,7 +200,8 @@ fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &[Series]) ->
 }
 
 /// The series of `sample` as its Prometheus exposition names them (what a query selects
-/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`).
+/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`), with
+/// labels of empty value left out, as Prometheus leaves them out when it ingests a scrape.
 #[must_use]
 pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
     use crate::pipeline::encode::{prometheus_label_name, prometheus_metric_name};
@@ -206,6 +215,7 @@ pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
                 .pairs()
                 .iter()
                 .chain(s.attributes.pairs())
+                .filter(|(_, v)| !sample.resolve(*v).is_empty())
                 .map(|(k, v)| {
                     (
                         prometheus_label_name(sample.resolve(*k)),

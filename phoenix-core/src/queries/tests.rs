@@ -189,6 +189,45 @@ fn losing_a_grouping_label_changes_the_query() {
     );
 }
 
+/// Found by the check against a real Prometheus (`phoenix-agent/tests/prometheus_queries.rs`):
+/// node_exporter writes `node_disk_info{model=""}`, Prometheus stores the series without
+/// `model`, and a candidate without the label answers exactly as the baseline does.
+#[test]
+fn a_label_of_empty_value_is_no_label() {
+    let info = |model: Option<&str>| {
+        let mut labels = vec![("device", "vda"), ("instance", "h1:9100")];
+        labels.extend(model.map(|m| ("model", m)));
+        vec![Series::new("node_disk_info", labels)]
+    };
+    let queries = parse_source(
+        "list",
+        SourceKind::PromqlList,
+        "node_disk_info\ncount by (model) (node_disk_info)\nnode_disk_info{model=\"\"}\n",
+    )
+    .unwrap();
+    for verdict in evaluate_all(&queries, &info(Some("")), &info(None)) {
+        assert_eq!(verdict.status, QueryStatus::Answered, "{verdict:?}");
+    }
+    // A value that is gone is still a label lost.
+    let lost = evaluate_all(&queries, &info(Some("QEMU")), &info(None));
+    assert_eq!(lost[0].status, QueryStatus::Changed);
+    assert_eq!(lost[1].status, QueryStatus::Changed);
+    // And the series Phoenix names from a sample leave empty values out, as Prometheus does.
+    let sample = crate::pipeline::exposition::sample_from_exposition(
+        "node_disk_info{device=\"vda\",model=\"\"} 1\n",
+        0,
+        [("service.name", "node")],
+    )
+    .unwrap();
+    assert_eq!(
+        series_of(&sample),
+        vec![Series::new(
+            "node_disk_info",
+            [("device", "vda"), ("service_name", "node")]
+        )]
+    );
+}
+
 #[test]
 fn dashboard_targets_with_variables() {
     let dashboard = r#"{

@@ -3,8 +3,11 @@
 //! For each selector of a query, the baseline series it matches (`B`) and the candidate
 //! series it matches (`C`):
 //!
-//! - `B` empty for every selector: the query is **unobserved** (this output never had its
-//!   series; nothing to compare).
+//! - the query returns no series from the baseline: it is **unobserved** (this output
+//!   never had its series, nothing to compare). That is `B` empty for every selector, or
+//!   for one that the query cannot answer without (`a * on (x) b` needs both, `a or b`
+//!   either, `a unless b` its left side; `vector(0)` is a constant, `absent(x)` answers
+//!   from `x`).
 //! - `B` not empty and `C` empty: **broken**, with the reason (a matcher's label gone from
 //!   the metric, or the metric gone, or its series filtered out).
 //! - labels present in `B` and absent from `C` that the query groups, matches or copies by,
@@ -73,11 +76,12 @@ pub struct QueryVerdict {
     pub reasons: Vec<String>,
 }
 
+fn matches(selector: &CompiledSelector, series: &Series) -> bool {
+    selector.matches(&series.metric, |l| series.labels.get(l).map(String::as_str))
+}
+
 fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Series> {
-    series
-        .iter()
-        .filter(|s| selector.matches(&s.metric, |l| s.labels.get(l).map(String::as_str)))
-        .collect()
+    series.iter().filter(|s| matches(selector, s)).collect()
 }
 
 /// The labels `series` carry. A label with an empty value is no label: Prometheus drops it
@@ -108,7 +112,16 @@ pub(crate) fn evaluate_compiled(
     baseline: &[Series],
     candidate: &[Series],
 ) -> (QueryStatus, Vec<String>) {
-    let mut observed = false;
+    let observed: Vec<bool> = compiled
+        .selectors
+        .iter()
+        .map(|selector| baseline.iter().any(|s| matches(selector, s)))
+        .collect();
+    // A query that returns nothing from the baseline has nothing to lose: every selector
+    // of `a * on (x) b` must match for it to answer, one of `a or b`.
+    if !compiled.data.returns_series(&observed) {
+        return (QueryStatus::Unobserved, Vec::new());
+    }
     let mut broken = Vec::new();
     let mut changed = Vec::new();
     for selector in &compiled.selectors {
@@ -116,7 +129,6 @@ pub(crate) fn evaluate_compiled(
         if b.is_empty() {
             continue;
         }
-        observed = true;
         let c = matching(selector, candidate);
         let text = &selector.need.text;
         if c.is_empty() {
@@ -156,10 +168,8 @@ pub(crate) fn evaluate_compiled(
         (QueryStatus::Broken, broken)
     } else if !changed.is_empty() {
         (QueryStatus::Changed, changed)
-    } else if observed {
-        (QueryStatus::Answered, Vec::new())
     } else {
-        (QueryStatus::Unobserved, Vec::new())
+        (QueryStatus::Answered, Vec::new())
     }
 }
 

@@ -228,6 +228,54 @@ fn a_label_of_empty_value_is_no_label() {
     );
 }
 
+/// Found by the check against a real Prometheus: Ceph's host dashboard joins node_exporter's
+/// disk series with `ceph_disk_occupation_human`; on a host without Ceph the join has no
+/// data under the baseline already, so it cannot be answered (or lost) under a candidate.
+#[test]
+fn a_query_that_needs_a_selector_without_series_is_unobserved() {
+    let baseline = fs_series("node", Some("ext4"));
+    let queries = parse_source(
+        "list",
+        SourceKind::PromqlList,
+        concat!(
+            "rate(node_cpu_seconds_total[5m]) * on (instance) group_left (ceph_daemon) ceph_disk_occupation\n",
+            "node_filesystem_readonly and ceph_health_status\n",
+            "ceph_health_status unless node_filesystem_readonly\n",
+            "count(ceph_mgr_status == 1) or vector(0)\n",
+            "absent(ceph_health_status)\n",
+            "node_filesystem_readonly or ceph_health_status\n",
+            "node_filesystem_readonly unless ceph_health_status\n",
+            "node_filesystem_readonly * 2\n",
+            "label_replace(node_filesystem_readonly, \"x\", \"$1\", \"fstype\", \"(.*)\")\n",
+            "scalar(sum(node_filesystem_readonly))\n",
+            "absent(node_filesystem_readonly)\n",
+        ),
+    )
+    .unwrap();
+    let statuses: Vec<QueryStatus> = evaluate_all(&queries, &baseline, &baseline)
+        .into_iter()
+        .map(|v| v.status)
+        .collect();
+    use QueryStatus::{Answered, Unobserved};
+    assert_eq!(
+        statuses,
+        [
+            Unobserved, Unobserved, Unobserved, Unobserved, Unobserved, Answered, Answered,
+            Answered, Answered, Answered, Answered
+        ]
+    );
+    // Nor is it broken when the candidate loses the side that did match.
+    let candidate: Vec<Series> = baseline
+        .iter()
+        .filter(|s| s.metric != "node_cpu_seconds_total")
+        .cloned()
+        .collect();
+    assert_eq!(
+        evaluate(&queries[0], &baseline, &candidate).status,
+        Unobserved
+    );
+}
+
 #[test]
 fn dashboard_targets_with_variables() {
     let dashboard = r#"{

@@ -3,8 +3,11 @@
 //! For each selector of a query, the baseline series it matches (`B`) and the candidate
 //! series it matches (`C`):
 //!
-//! - `B` empty for every selector: the query is **unobserved** (this output never had its
-//!   series; nothing to compare).
+//! - the query returns no series from the baseline: it is **unobserved** (this output
+//!   never had its series, nothing to compare). That is `B` empty for every selector, or
+//!   for one that the query cannot answer without (`a * on (x) b` needs both, `a or b`
+//!   either, `a unless b` its left side; `vector(0)` is a constant, `absent(x)` answers
+//!   from `x`).
 //! - `B` not empty and `C` empty: **broken**, with the reason (a matcher's label gone from
 //!   the metric, or the metric gone, or its series filtered out).
 //! - labels present in `B` and absent from `C` that the query groups, matches or copies by,
@@ -73,17 +76,26 @@ pub struct QueryVerdict {
     pub reasons: Vec<String>,
 }
 
-fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Series> {
-    series
-        .iter()
-        .filter(|s| selector.matches(&s.metric, |l| s.labels.get(l).map(String::as_str)))
-        .collect()
+fn matches(selector: &CompiledSelector, series: &Series) -> bool {
+    selector.matches(&series.metric, |l| series.labels.get(l).map(String::as_str))
 }
 
+fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Series> {
+    series.iter().filter(|s| matches(selector, s)).collect()
+}
+
+/// The labels `series` carry. A label with an empty value is no label: Prometheus drops it
+/// when it ingests a series, and a query sees it as absent (`model=""` on one side and no
+/// `model` on the other are the same series).
 fn label_keys<'s>(series: &[&'s Series]) -> BTreeSet<&'s str> {
     series
         .iter()
-        .flat_map(|s| s.labels.keys().map(String::as_str))
+        .flat_map(|s| {
+            s.labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, _)| k.as_str())
+        })
         .collect()
 }
 
@@ -100,7 +112,16 @@ pub(crate) fn evaluate_compiled(
     baseline: &[Series],
     candidate: &[Series],
 ) -> (QueryStatus, Vec<String>) {
-    let mut observed = false;
+    let observed: Vec<bool> = compiled
+        .selectors
+        .iter()
+        .map(|selector| baseline.iter().any(|s| matches(selector, s)))
+        .collect();
+    // A query that returns nothing from the baseline has nothing to lose: every selector
+    // of `a * on (x) b` must match for it to answer, one of `a or b`.
+    if !compiled.data.returns_series(&observed) {
+        return (QueryStatus::Unobserved, Vec::new());
+    }
     let mut broken = Vec::new();
     let mut changed = Vec::new();
     for selector in &compiled.selectors {
@@ -108,7 +129,6 @@ pub(crate) fn evaluate_compiled(
         if b.is_empty() {
             continue;
         }
-        observed = true;
         let c = matching(selector, candidate);
         let text = &selector.need.text;
         if c.is_empty() {
@@ -148,10 +168,8 @@ pub(crate) fn evaluate_compiled(
         (QueryStatus::Broken, broken)
     } else if !changed.is_empty() {
         (QueryStatus::Changed, changed)
-    } else if observed {
-        (QueryStatus::Answered, Vec::new())
     } else {
-        (QueryStatus::Unobserved, Vec::new())
+        (QueryStatus::Answered, Vec::new())
     }
 }
 
@@ -192,7 +210,8 @@ fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &[Series]) ->
 }
 
 /// The series of `sample` as its Prometheus exposition names them (what a query selects
-/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`).
+/// when Prometheus scrapes the agent's `/metrics/baseline` or `/metrics/candidate`), with
+/// labels of empty value left out, as Prometheus leaves them out when it ingests a scrape.
 #[must_use]
 pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
     use crate::pipeline::encode::{prometheus_label_name, prometheus_metric_name};
@@ -206,6 +225,7 @@ pub fn series_of(sample: &crate::pipeline::Sample) -> Vec<Series> {
                 .pairs()
                 .iter()
                 .chain(s.attributes.pairs())
+                .filter(|(_, v)| !sample.resolve(*v).is_empty())
                 .map(|(k, v)| {
                     (
                         prometheus_label_name(sample.resolve(*k)),

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use promql_parser::label::{MatchOp, Matcher};
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
 use serde::{Deserialize, Serialize};
 
@@ -115,11 +116,41 @@ impl CompiledSelector {
     }
 }
 
+/// Whether an expression answers from series, given which of its selectors match any: what
+/// a query needs in order to answer at all (`absent(x)` answers from `x`).
+#[derive(Debug, Clone)]
+pub(crate) enum Data {
+    /// The series of the selector of this index.
+    Selector(usize),
+    /// Only when every part does (`a * b`, `a and b`: vector matching keeps what both
+    /// sides have).
+    All(Vec<Data>),
+    /// When any part does (`a or b`, a function of several vectors).
+    Any(Vec<Data>),
+    /// No series: a number, `vector(1)`, `time()`.
+    Constant,
+}
+
+impl Data {
+    /// Whether the expression returns series when `observed[i]` says whether selector `i`
+    /// matches any.
+    pub(crate) fn returns_series(&self, observed: &[bool]) -> bool {
+        match self {
+            Self::Selector(i) => observed.get(*i).copied().unwrap_or(false),
+            Self::All(parts) => parts.iter().all(|p| p.returns_series(observed)),
+            Self::Any(parts) => parts.iter().any(|p| p.returns_series(observed)),
+            Self::Constant => false,
+        }
+    }
+}
+
 /// A parsed query, compiled.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
     pub(crate) selectors: Vec<CompiledSelector>,
     pub(crate) grouping: BTreeSet<String>,
+    /// When the whole query returns series.
+    pub(crate) data: Data,
 }
 
 impl Compiled {
@@ -141,8 +172,15 @@ pub(crate) fn compile(promql: &str) -> Result<Compiled, String> {
     let mut out = Compiled {
         selectors: Vec::new(),
         grouping: BTreeSet::new(),
+        data: Data::Constant,
     };
-    walk(&expr, &Context::top(), &mut out);
+    let data = walk(&expr, &Context::top(), &mut out);
+    // A scalar query (`scalar(sum(x))`) always answers, with a value from its selectors.
+    out.data = if matches!(expr.value_type(), ValueType::Vector | ValueType::Matrix) {
+        data
+    } else {
+        Data::Any((0..out.selectors.len()).map(Data::Selector).collect())
+    };
     out.grouping.remove(VARIABLE_MARKER);
     Ok(out)
 }
@@ -178,7 +216,9 @@ impl Context {
     }
 }
 
-fn walk(expr: &Expr, cx: &Context, out: &mut Compiled) {
+/// Walks `expr`, recording its selectors and grouping labels in `out`; returns when it
+/// returns series.
+fn walk(expr: &Expr, cx: &Context, out: &mut Compiled) -> Data {
     match expr {
         Expr::Aggregate(a) => {
             let op = a.op.to_string();
@@ -206,7 +246,7 @@ fn walk(expr: &Expr, cx: &Context, out: &mut Compiled) {
                 None if selecting => cx.clone(),
                 None => cx.aggregated(),
             };
-            walk(&a.expr, &inner, out);
+            walk(&a.expr, &inner, out)
         }
         Expr::Binary(b) => {
             let mut inner = cx.clone();
@@ -228,8 +268,17 @@ fn walk(expr: &Expr, cx: &Context, out: &mut Compiled) {
                     out.grouping.extend(labels.labels.iter().cloned());
                 }
             }
-            walk(&b.lhs, &inner, out);
-            walk(&b.rhs, &inner, out);
+            let lhs = walk(&b.lhs, &inner, out);
+            let rhs = walk(&b.rhs, &inner, out);
+            let vector = |e: &Expr| matches!(e.value_type(), ValueType::Vector);
+            match (b.op.to_string().as_str(), vector(&b.lhs), vector(&b.rhs)) {
+                ("or", ..) => Data::Any(vec![lhs, rhs]),
+                ("unless", ..) => lhs,
+                (_, true, true) => Data::All(vec![lhs, rhs]),
+                (_, true, false) => lhs,
+                (_, false, true) => rhs,
+                (_, false, false) => Data::Constant,
+            }
         }
         Expr::Paren(p) => walk(&p.expr, cx, out),
         Expr::Unary(u) => walk(&u.expr, cx, out),
@@ -258,21 +307,26 @@ fn walk(expr: &Expr, cx: &Context, out: &mut Compiled) {
                 "absent" | "absent_over_time" | "scalar" | "vector" => inner = cx.aggregated(),
                 _ => {}
             }
-            for arg in args {
-                walk(arg, &inner, out);
+            let data: Vec<Data> = args.iter().map(|arg| walk(arg, &inner, out)).collect();
+            // `absent(x)` answers from whether `x` has series: it watches them.
+            let watches = matches!(call.func.name, "absent" | "absent_over_time");
+            if !watches && !matches!(call.func.return_type, ValueType::Vector | ValueType::Matrix) {
+                Data::Constant
+            } else {
+                Data::Any(data)
             }
         }
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Data::Constant,
     }
 }
 
-fn selector(v: &VectorSelector, cx: &Context, out: &mut Compiled) {
+fn selector(v: &VectorSelector, cx: &Context, out: &mut Compiled) -> Data {
     if v.name
         .as_deref()
         .is_some_and(|n| n.contains(VARIABLE_MARKER))
     {
         // A metric chosen by a dashboard variable: nothing to check it against.
-        return;
+        return Data::Constant;
     }
     let mut matchers = Vec::new();
     let mut needs = Vec::new();
@@ -313,6 +367,7 @@ fn selector(v: &VectorSelector, cx: &Context, out: &mut Compiled) {
         matchers.push(compiled);
     }
     let text = selector_text(metric.as_deref(), &needs);
+    let index = out.selectors.len();
     out.selectors.push(CompiledSelector {
         need: SelectorNeed {
             text,
@@ -323,6 +378,7 @@ fn selector(v: &VectorSelector, cx: &Context, out: &mut Compiled) {
         },
         matchers,
     });
+    Data::Selector(index)
 }
 
 fn selector_text(metric: Option<&str>, matchers: &[LabelMatch]) -> String {

@@ -189,6 +189,93 @@ fn losing_a_grouping_label_changes_the_query() {
     );
 }
 
+/// Found by the check against a real Prometheus (`phoenix-agent/tests/prometheus_queries.rs`):
+/// node_exporter writes `node_disk_info{model=""}`, Prometheus stores the series without
+/// `model`, and a candidate without the label answers exactly as the baseline does.
+#[test]
+fn a_label_of_empty_value_is_no_label() {
+    let info = |model: Option<&str>| {
+        let mut labels = vec![("device", "vda"), ("instance", "h1:9100")];
+        labels.extend(model.map(|m| ("model", m)));
+        vec![Series::new("node_disk_info", labels)]
+    };
+    let queries = parse_source(
+        "list",
+        SourceKind::PromqlList,
+        "node_disk_info\ncount by (model) (node_disk_info)\nnode_disk_info{model=\"\"}\n",
+    )
+    .unwrap();
+    for verdict in evaluate_all(&queries, &info(Some("")), &info(None)) {
+        assert_eq!(verdict.status, QueryStatus::Answered, "{verdict:?}");
+    }
+    // A value that is gone is still a label lost.
+    let lost = evaluate_all(&queries, &info(Some("QEMU")), &info(None));
+    assert_eq!(lost[0].status, QueryStatus::Changed);
+    assert_eq!(lost[1].status, QueryStatus::Changed);
+    // And the series Phoenix names from a sample leave empty values out, as Prometheus does.
+    let sample = crate::pipeline::exposition::sample_from_exposition(
+        "node_disk_info{device=\"vda\",model=\"\"} 1\n",
+        0,
+        [("service.name", "node")],
+    )
+    .unwrap();
+    assert_eq!(
+        series_of(&sample),
+        vec![Series::new(
+            "node_disk_info",
+            [("device", "vda"), ("service_name", "node")]
+        )]
+    );
+}
+
+/// Found by the check against a real Prometheus: Ceph's host dashboard joins node_exporter's
+/// disk series with `ceph_disk_occupation_human`; on a host without Ceph the join has no
+/// data under the baseline already, so it cannot be answered (or lost) under a candidate.
+#[test]
+fn a_query_that_needs_a_selector_without_series_is_unobserved() {
+    let baseline = fs_series("node", Some("ext4"));
+    let queries = parse_source(
+        "list",
+        SourceKind::PromqlList,
+        concat!(
+            "rate(node_cpu_seconds_total[5m]) * on (instance) group_left (ceph_daemon) ceph_disk_occupation\n",
+            "node_filesystem_readonly and ceph_health_status\n",
+            "ceph_health_status unless node_filesystem_readonly\n",
+            "count(ceph_mgr_status == 1) or vector(0)\n",
+            "absent(ceph_health_status)\n",
+            "node_filesystem_readonly or ceph_health_status\n",
+            "node_filesystem_readonly unless ceph_health_status\n",
+            "node_filesystem_readonly * 2\n",
+            "label_replace(node_filesystem_readonly, \"x\", \"$1\", \"fstype\", \"(.*)\")\n",
+            "scalar(sum(node_filesystem_readonly))\n",
+            "absent(node_filesystem_readonly)\n",
+        ),
+    )
+    .unwrap();
+    let statuses: Vec<QueryStatus> = evaluate_all(&queries, &baseline, &baseline)
+        .into_iter()
+        .map(|v| v.status)
+        .collect();
+    use QueryStatus::{Answered, Unobserved};
+    assert_eq!(
+        statuses,
+        [
+            Unobserved, Unobserved, Unobserved, Unobserved, Unobserved, Answered, Answered,
+            Answered, Answered, Answered, Answered
+        ]
+    );
+    // Nor is it broken when the candidate loses the side that did match.
+    let candidate: Vec<Series> = baseline
+        .iter()
+        .filter(|s| s.metric != "node_cpu_seconds_total")
+        .cloned()
+        .collect();
+    assert_eq!(
+        evaluate(&queries[0], &baseline, &candidate).status,
+        Unobserved
+    );
+}
+
 #[test]
 fn dashboard_targets_with_variables() {
     let dashboard = r#"{

@@ -57,8 +57,9 @@ impl HistoryStore for RedisStore {
             })
             .await?;
         match reply.status {
-            Status::Ok => u64::try_from(reply.next_int()?)
-                .map_err(|_| corrupt("negative rollup version")),
+            Status::Ok => {
+                u64::try_from(reply.next_int()?).map_err(|_| corrupt("negative rollup version"))
+            }
             Status::Conflict => Err(StoreError::conflict(
                 "rollup",
                 format!("{} {}", bucket.granularity, bucket.start),

@@ -76,7 +76,10 @@ pub async fn history_rollup_compare_and_set(backend: &dyn TestBackend) {
     let stale = bucket(Granularity::Hour, start, 99);
     assert!(h.put_rollup(&stale, 1).await.unwrap_err().is_conflict());
     let stored = h.rollup(Granularity::Hour, start).await.unwrap().unwrap();
-    assert_eq!((stored.version, stored.rows[&BreakdownKind::Total][0].series), (2, 20));
+    assert_eq!(
+        (stored.version, stored.rows[&BreakdownKind::Total][0].series),
+        (2, 20)
+    );
 }
 
 /// Ranges are half-open and ordered, limited, per granularity; retention deletes what
@@ -102,7 +105,9 @@ pub async fn history_rollups_range_and_retention(backend: &dyn TestBackend) {
         .unwrap();
     assert_eq!(
         starts(&all),
-        (0..6).map(|i| base + Duration::hours(i)).collect::<Vec<_>>()
+        (0..6)
+            .map(|i| base + Duration::hours(i))
+            .collect::<Vec<_>>()
     );
     assert_eq!(all[3].rows[&BreakdownKind::Total][0].series, 13);
     let mid = h
@@ -116,7 +121,9 @@ pub async fn history_rollups_range_and_retention(backend: &dyn TestBackend) {
         .unwrap();
     assert_eq!(
         starts(&mid),
-        (1..4).map(|i| base + Duration::hours(i)).collect::<Vec<_>>(),
+        (1..4)
+            .map(|i| base + Duration::hours(i))
+            .collect::<Vec<_>>(),
         "from inclusive, to exclusive"
     );
     let odd = h
@@ -213,7 +220,10 @@ pub async fn history_recording_is_idempotent_across_replicas(backend: &dyn TestB
 
     let (ta, tb) = tokio::join!(a.record_history(), b.record_history());
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
-    assert!(ta.recorded ^ tb.recorded, "exactly one replica records: {ta:?} {tb:?}");
+    assert!(
+        ta.recorded ^ tb.recorded,
+        "exactly one replica records: {ta:?} {tb:?}"
+    );
     let start = hour(backend.clock().now());
     let h = a.stores().history.clone();
     let stored = h.rollup(Granularity::Hour, start).await.unwrap().unwrap();
@@ -251,10 +261,7 @@ pub async fn history_recording_is_idempotent_across_replicas(backend: &dyn TestB
         point.groups
     );
     let monthly = view.monthly.expect("a monthly figure");
-    assert_eq!(
-        monthly.basis,
-        phoenix_core::history::FigureBasis::Projected
-    );
+    assert_eq!(monthly.basis, phoenix_core::history::FigureBasis::Projected);
     assert_eq!(monthly.amount, Money::from_micros(2_000));
 
     // Past the hour and its grace: the next record folds it into its day, once.
@@ -264,7 +271,10 @@ pub async fn history_recording_is_idempotent_across_replicas(backend: &dyn TestB
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
     assert_eq!(ta.folded + tb.folded, 1, "{ta:?} {tb:?}");
     let day = h
-        .rollup(Granularity::Day, start.duration_trunc(Duration::days(1)).unwrap())
+        .rollup(
+            Granularity::Day,
+            start.duration_trunc(Duration::days(1)).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -277,9 +287,12 @@ pub async fn history_recording_is_idempotent_across_replicas(backend: &dyn TestB
     assert!(tick.pruned >= 2, "{tick:?}");
     assert!(h.rollup(Granularity::Hour, start).await.unwrap().is_none());
     assert!(
-        h.rollup(Granularity::Day, start.duration_trunc(Duration::days(1)).unwrap())
-            .await
-            .unwrap()
-            .is_some()
+        h.rollup(
+            Granularity::Day,
+            start.duration_trunc(Duration::days(1)).unwrap()
+        )
+        .await
+        .unwrap()
+        .is_some()
     );
 }

@@ -690,7 +690,7 @@ fn projection(hourly: &[RollupBucket], model: &str, now: DateTime<Utc>) -> Optio
     )]
     let amount = Money::from_micros(at_last.clamp(lo, hi).round() as i64);
     let to = last + Duration::hours(1);
-    let days = ((to - first).num_minutes() as f64 / 1440.0 * 10.0).round() / 10.0;
+    let days = ((to - first).num_minutes() as f64 / 1440.0 * 100.0).round() / 100.0;
     Some(CostFigure {
         basis: FigureBasis::Projected,
         amount,

@@ -222,8 +222,8 @@ fn a_full_window_is_measured_and_anything_less_is_projected_from_the_trend() {
     let monthly = monthly.unwrap();
     assert_eq!(monthly.basis, FigureBasis::Projected);
     assert_eq!(monthly.amount, Money::from_micros(500));
-    assert!((monthly.days - 0.2).abs() < 1e-9, "{}", monthly.days);
-    assert!(monthly.note.contains("0.2 days"), "{}", monthly.note);
+    assert!((monthly.days - 0.21).abs() < 1e-9, "{}", monthly.days);
+    assert!(monthly.note.contains("0.21 days"), "{}", monthly.note);
 
     // A falling trend reads at its latest hour, held within what was observed.
     let falling: Vec<_> = (0..4)

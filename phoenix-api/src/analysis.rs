@@ -718,3 +718,160 @@ pub struct CostFlowReport {
     /// Best savings first.
     pub recommendations: Vec<Recommendation>,
 }
+
+mirror_enum! {
+    /// Size of a cost history bucket.
+    HistoryGranularity => phoenix_core::history::Granularity {
+        /// One bucket per UTC hour.
+        Hour,
+        /// One bucket per UTC day.
+        Day,
+    }
+}
+
+mirror_enum! {
+    /// Which rows a cost history point carries besides the total.
+    HistoryBreakdown => phoenix_core::history::BreakdownKind {
+        /// The total only.
+        Total,
+        /// Per metric name.
+        Metric,
+        /// Per service.
+        Service,
+        /// Per namespace.
+        Namespace,
+        /// Per host.
+        Host,
+    }
+}
+
+mirror_enum! {
+    /// Whether a figure covers its whole window with recorded data.
+    FigureBasis => phoenix_core::history::FigureBasis {
+        /// Every day of the window was recorded: the mean of the recorded days.
+        Measured,
+        /// Less than a full window: the trend of the recorded hours, extended.
+        Projected,
+    }
+}
+
+mirror_enum! {
+    /// What a history marker marks.
+    MarkerKind => phoenix_core::phoenix::MarkerKind {
+        /// An experiment promoted, or a quick deployment completed.
+        Promoted,
+        /// An experiment or a quick deployment rolled back.
+        RolledBack,
+    }
+}
+
+mirror_enum! {
+    /// What a history marker is about.
+    MarkerSubject => phoenix_core::phoenix::MarkerSubject {
+        /// An experiment.
+        Experiment,
+        /// A quick deployment.
+        Deployment,
+    }
+}
+
+wire_struct! {
+    /// One key's means over a bucket. Money is a decimal string in the history's currency.
+    HistoryRow <= phoenix_core::history::HistoryRow {
+        /// The key (metric, service, namespace or host; `(other)` sums the keys past the
+        /// top, `(none)` series without the label; empty for the total).
+        key: String,
+        /// Series.
+        series: u64,
+        /// Data points per minute.
+        points_per_minute: u64,
+        /// Bytes per month, estimated from the exposition size.
+        bytes_per_month: u64,
+        /// Monthly cost under the pricing model (absent when it was not priced then).
+        monthly_cost: Option<String>,
+    }
+}
+
+wire_struct! {
+    /// One hourly or daily bucket: the means of its observations.
+    HistoryPoint <= phoenix_core::history::HistoryPoint {
+        /// Start of the bucket.
+        start: DateTime<Utc>,
+        /// Observations in it (one per recording interval).
+        observations: u64,
+        /// Mean hosts observed.
+        hosts: u64,
+        /// Live agents with a snapshot over live agents, percent (absent without live agents).
+        coverage_pct: Option<f64>,
+        /// The whole fleet.
+        total: HistoryRow,
+        /// The breakdown's top keys, then `(other)` and `(none)` (empty for `total`).
+        groups: Vec<HistoryRow>,
+    }
+}
+
+wire_struct! {
+    /// A monthly or yearly cost and how it was obtained.
+    CostFigure <= phoenix_core::history::CostFigure {
+        /// `measured` (every day of the window recorded) or `projected` (from the trend).
+        basis: FigureBasis,
+        /// The cost of the period.
+        amount: String,
+        /// Days of recorded data it comes from.
+        days: f64,
+        /// First bucket used.
+        from: DateTime<Utc>,
+        /// End of the last bucket used.
+        to: DateTime<Utc>,
+        /// How, in words.
+        note: String,
+    }
+}
+
+wire_struct! {
+    /// A promotion or a rollback within the range.
+    HistoryMarker <= phoenix_core::phoenix::HistoryMarker {
+        /// When it took effect.
+        at: DateTime<Utc>,
+        /// Promoted or rolled back.
+        kind: MarkerKind,
+        /// Experiment or quick deployment.
+        subject: MarkerSubject,
+        /// Its id.
+        id: Uuid,
+        /// Its name.
+        name: String,
+    }
+}
+
+wire_struct! {
+    /// `GET /cost/history`: the fleet's cost over time, with promotions and rollbacks.
+    CostHistory <= phoenix_core::phoenix::HistoryView {
+        /// Hour or day.
+        granularity: HistoryGranularity,
+        /// Rows besides the total.
+        breakdown: HistoryBreakdown,
+        /// The catalogue entry the costs are under.
+        pricing_model: String,
+        /// Its currency.
+        currency: String,
+        /// Start of the range (the start of its first bucket).
+        from: DateTime<Utc>,
+        /// End of the range, exclusive.
+        to: DateTime<Utc>,
+        /// One per recorded bucket, oldest first; a bucket without a recording is absent.
+        points: Vec<HistoryPoint>,
+        /// Promotions and rollbacks in the range, oldest first.
+        markers: Vec<HistoryMarker>,
+        /// What a month costs: measured over the last 30 complete days, or projected.
+        monthly: Option<CostFigure>,
+        /// What a year costs: measured over the last 365 complete days, or projected.
+        yearly: Option<CostFigure>,
+        /// Hourly buckets are kept this many days.
+        hourly_retention_days: u64,
+        /// Daily buckets are kept this many days.
+        daily_retention_days: u64,
+        /// One observation per this many seconds.
+        interval_secs: u64,
+    }
+}

@@ -107,6 +107,20 @@ pub(crate) fn wire_enum<T: DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
+pub(crate) fn history_granularity(
+    s: &str,
+) -> Result<phoenix_api::analysis::HistoryGranularity, String> {
+    wire_enum(s).ok_or_else(|| format!("unknown granularity `{s}` (hour or day)"))
+}
+
+pub(crate) fn history_breakdown(
+    s: &str,
+) -> Result<phoenix_api::analysis::HistoryBreakdown, String> {
+    wire_enum(s).ok_or_else(|| {
+        format!("unknown breakdown `{s}` (total, metric, service, namespace or host)")
+    })
+}
+
 pub(crate) fn phase(s: &str) -> Result<Phase, String> {
     s.parse().map_err(|_| {
         let all: Vec<&str> = phoenix_core::experiment::Phase::ALL

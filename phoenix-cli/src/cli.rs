@@ -505,6 +505,31 @@ pub enum CostCommand {
         #[arg(long, value_name = "MODEL")]
         pricing_model: Option<String>,
     },
+    /// The fleet's cost over time (hourly or daily), promotions and rollbacks in the
+    /// range, and what a month and a year cost, measured or projected.
+    History(HistoryArgs),
+}
+
+/// `phoenix cost history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Bucket size: hour or day [server default: hour].
+    #[arg(long, value_name = "GRANULARITY", value_parser = crate::args::history_granularity)]
+    pub granularity: Option<phoenix_api::analysis::HistoryGranularity>,
+    /// Rows besides the total: total, metric, service, namespace or host [server default:
+    /// total].
+    #[arg(long, value_name = "BREAKDOWN", value_parser = crate::args::history_breakdown)]
+    pub breakdown: Option<phoenix_api::analysis::HistoryBreakdown>,
+    /// Pricing catalogue entry [server default: grafana-cloud-pro].
+    #[arg(long, value_name = "MODEL")]
+    pub pricing_model: Option<String>,
+    /// Start, RFC 3339 (`2026-06-01T00:00:00Z`) [server default: 7 days (hours) or 90
+    /// days (days) before the end].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// End, exclusive, RFC 3339 [server default: now].
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `phoenix ui`.

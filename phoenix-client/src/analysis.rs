@@ -1,6 +1,10 @@
 //! KPIs, cost, cardinality and pipeline routes.
 
-use phoenix_api::analysis::{CardinalityReport, CostAnalysis, CostFlowReport, KpiReport};
+use chrono::{DateTime, SecondsFormat, Utc};
+use phoenix_api::analysis::{
+    CardinalityReport, CostAnalysis, CostFlowReport, CostHistory, HistoryBreakdown,
+    HistoryGranularity, KpiReport,
+};
 use phoenix_api::pipeline::{
     Preview, RenderRequest, RenderResponse, TemplateList, ValidateRequest, ValidationResult,
 };
@@ -92,6 +96,28 @@ impl Client {
                 .query(&q),
         )
         .await
+    }
+
+    /// `GET /api/v1/cost/history`.
+    pub async fn cost_history(&self, query: &HistoryParams) -> Result<CostHistory, ClientError> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(g) = query.granularity {
+            q.push(("granularity", enum_name(&g)));
+        }
+        if let Some(b) = query.breakdown {
+            q.push(("breakdown", enum_name(&b)));
+        }
+        if let Some(m) = &query.pricing_model {
+            q.push(("pricing_model", m.clone()));
+        }
+        if let Some(t) = query.from {
+            q.push(("from", t.to_rfc3339_opts(SecondsFormat::AutoSi, true)));
+        }
+        if let Some(t) = query.to {
+            q.push(("to", t.to_rfc3339_opts(SecondsFormat::AutoSi, true)));
+        }
+        self.json(self.request(Method::GET, "api/v1/cost/history")?.query(&q))
+            .await
     }
 
     /// `GET /api/v1/pipelines/templates`.
@@ -206,4 +232,27 @@ pub enum DeploymentCommand {
     Resume,
     /// Restore the previous pipeline.
     Rollback,
+}
+
+/// The query of [`Client::cost_history`]; `None` leaves the server's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryParams {
+    /// Hour (default) or day buckets.
+    pub granularity: Option<HistoryGranularity>,
+    /// Rows besides the total.
+    pub breakdown: Option<HistoryBreakdown>,
+    /// Catalogue entry.
+    pub pricing_model: Option<String>,
+    /// Start.
+    pub from: Option<DateTime<Utc>>,
+    /// End, exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A wire enum's name as serde writes it.
+fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

@@ -21,7 +21,7 @@ mod ws;
 
 use std::time::Duration;
 
-pub use analysis::DeploymentCommand;
+pub use analysis::{DeploymentCommand, HistoryParams};
 pub use error::ClientError;
 pub use phoenix_api as api;
 pub use user::{AgentQuery, ExperimentQuery, TaskQuery};

@@ -202,6 +202,13 @@ macro_rules! conformance_tests {
         $crate::__stamp_case!($factory, inputs, inputs_bad_text_refused_alike);
         $crate::__stamp_case!($factory, inputs, inputs_implausible_samples_refused_alike);
         $crate::__stamp_case!($factory, metrics, metric_recent_samples_per_agent);
+        $crate::__stamp_case!($factory, history, history_rollup_compare_and_set);
+        $crate::__stamp_case!($factory, history, history_rollups_range_and_retention);
+        $crate::__stamp_case!(
+            $factory,
+            history,
+            history_recording_is_idempotent_across_replicas
+        );
         $crate::__stamp_case!($factory, inputs, inputs_absurd_agent_reports_refused_alike);
         $crate::__stamp_case!($factory, inputs, inputs_task_reports_refused_alike);
     };

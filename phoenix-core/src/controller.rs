@@ -38,6 +38,12 @@ pub struct TickReport {
     pub pruned: u64,
     /// Snapshots deleted (their agent deleted, or not live past the snapshot retention).
     pub snapshots_pruned: u64,
+    /// This replica recorded the interval's cost history observation.
+    pub history_recorded: bool,
+    /// History hours folded into their days.
+    pub history_folded: u64,
+    /// History buckets deleted by retention.
+    pub history_pruned: u64,
 }
 
 /// Runs the controller's duties on a [`Phoenix`].
@@ -116,6 +122,12 @@ impl Controller {
         let before = now - p.config().task_retention;
         report.pruned = p.stores().queue.prune(before, PRUNE_BATCH).await?;
         report.snapshots_pruned = p.prune_snapshots().await?;
+
+        // 6. Cost history: once per interval (idempotent across replicas).
+        let history = p.record_history().await?;
+        report.history_recorded = history.recorded;
+        report.history_folded = history.folded;
+        report.history_pruned = history.pruned;
         Ok(report)
     }
 

@@ -18,6 +18,7 @@ pub mod cost;
 pub mod deployment;
 pub mod error;
 pub mod experiment;
+pub mod history;
 pub mod ids;
 pub mod inputs;
 pub mod judge;

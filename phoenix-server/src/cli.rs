@@ -139,6 +139,16 @@ pub struct ServeArgs {
     /// this long after its last snapshot, seconds [default: 900].
     #[arg(long, env = "PHOENIX_SNAPSHOT_RETENTION_SECS")]
     pub snapshot_retention_secs: Option<u64>,
+    /// Cost history: one observation of the fleet per this many seconds, a whole number
+    /// of minutes (60 to 3600) [default: 60].
+    #[arg(long, env = "PHOENIX_HISTORY_INTERVAL_SECS")]
+    pub history_interval_secs: Option<u64>,
+    /// Cost history: hourly buckets are kept this many days (1 to 41) [default: 14].
+    #[arg(long, env = "PHOENIX_HISTORY_HOURLY_RETENTION_DAYS")]
+    pub history_hourly_retention_days: Option<u64>,
+    /// Cost history: daily buckets are kept this many days (1 to 3660) [default: 400].
+    #[arg(long, env = "PHOENIX_HISTORY_DAILY_RETENTION_DAYS")]
+    pub history_daily_retention_days: Option<u64>,
     /// Pricing catalogue file (TOML, the built-in format): its entries replace built-ins
     /// with the same `id` and add the others [default: the built-in catalogue].
     #[arg(long, env = "PHOENIX_PRICING_FILE")]
@@ -209,6 +219,9 @@ pub struct FileConfig {
     agent_heartbeat_secs: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_retention_secs: Option<u64>,
+    history_interval_secs: Option<u64>,
+    history_hourly_retention_days: Option<u64>,
+    history_daily_retention_days: Option<u64>,
     pricing_file: Option<PathBuf>,
 }
 
@@ -380,6 +393,32 @@ impl ServeArgs {
                     }
                     phoenix.snapshot_retention =
                         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                if let Some(secs) = pick!(history_interval_secs) {
+                    if !(60..=3600).contains(&secs) || secs % 60 != 0 {
+                        return Err(CliError::Invalid(
+                            "history_interval_secs must be a whole number of minutes from 60 to 3600"
+                                .to_owned(),
+                        ));
+                    }
+                    phoenix.history.interval = chrono::Duration::seconds(secs as i64);
+                }
+                if let Some(days) = pick!(history_hourly_retention_days) {
+                    if !(1..=41).contains(&days) {
+                        return Err(CliError::Invalid(
+                            "history_hourly_retention_days must be 1 to 41 (at most 1,000 hourly buckets)"
+                                .to_owned(),
+                        ));
+                    }
+                    phoenix.history.hourly_retention = chrono::Duration::days(days as i64);
+                }
+                if let Some(days) = pick!(history_daily_retention_days) {
+                    if !(1..=3660).contains(&days) {
+                        return Err(CliError::Invalid(
+                            "history_daily_retention_days must be 1 to 3660".to_owned(),
+                        ));
+                    }
+                    phoenix.history.daily_retention = chrono::Duration::days(days as i64);
                 }
                 phoenix
             },

@@ -156,7 +156,7 @@ pub fn state_registries(doc: &mut Value, templates: &[String], pricing_models: &
             ("ExperimentSpec", "pricing_model", models.clone()),
         ],
     );
-    for operation in ["cardinality", "cost_flow"] {
+    for operation in ["cardinality", "cost_flow", "cost_history"] {
         merge_into_parameter(doc, operation, "pricing_model", &models);
     }
 }

@@ -27,6 +27,7 @@ mod codec;
 mod deployment;
 mod error;
 mod experiment;
+mod history;
 mod metric;
 mod pool;
 mod query;

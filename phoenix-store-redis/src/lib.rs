@@ -25,6 +25,7 @@ mod bus;
 mod codec;
 mod deployment;
 mod experiment;
+mod history;
 mod metric;
 mod query;
 mod queue;

@@ -1,8 +1,10 @@
 //! `phoenix cost ...`: the fleet's raw series from the agents' latest snapshots.
 
 use phoenix_api::analysis::{
-    Breakdown, CardinalityReport, CostFlow, CostFlowReport, Coverage, PriceSource, Recommendation,
+    Breakdown, CardinalityReport, CostFigure, CostFlow, CostFlowReport, CostHistory, Coverage,
+    PriceSource, Recommendation,
 };
+use phoenix_client::HistoryParams;
 
 use crate::Context;
 use crate::cli::CostCommand;
@@ -40,7 +42,110 @@ pub(crate) async fn run(cx: &Context, command: CostCommand) -> Result<(), CliErr
             cx.printer.show(&report, cardinality_view);
             Ok(())
         }
+        CostCommand::History(args) => {
+            let history = cx
+                .client
+                .cost_history(&HistoryParams {
+                    granularity: args.granularity,
+                    breakdown: args.breakdown,
+                    pricing_model: args.pricing_model,
+                    from: args.from,
+                    to: args.to,
+                })
+                .await
+                .map_err(|e| cx.err(e))?;
+            cx.printer.show(&history, history_view);
+            Ok(())
+        }
     }
+}
+
+fn figure_line(label: &str, figure: Option<&CostFigure>, currency: &str) -> String {
+    match figure {
+        Some(f) => format!(
+            "{label}: {} {currency} ({}, {} days: {})\n",
+            f.amount,
+            wire(&f.basis),
+            f.days,
+            f.note
+        ),
+        None => format!("{label}: nothing recorded yet\n"),
+    }
+}
+
+fn history_view(h: &CostHistory) -> String {
+    let mut out = format!(
+        "Cost history ({}, {} buckets, {}) from {} to {}\n",
+        h.pricing_model,
+        wire(&h.granularity),
+        wire(&h.breakdown),
+        crate::output::time(&h.from),
+        crate::output::time(&h.to)
+    );
+    out.push_str(&figure_line("Monthly", h.monthly.as_ref(), &h.currency));
+    out.push_str(&figure_line("Yearly", h.yearly.as_ref(), &h.currency));
+    out.push_str(&format!(
+        "Retention: hourly {} days, daily {} days; one observation every {} s\n\n",
+        h.hourly_retention_days, h.daily_retention_days, h.interval_secs
+    ));
+    let mut t = Table::new(&[
+        "START",
+        "KEY",
+        "SERIES",
+        "POINTS/MIN",
+        "BYTES/MONTH",
+        "MONTHLY",
+        "OBS",
+        "COVERAGE",
+    ]);
+    for p in &h.points {
+        let cost = |c: &Option<String>| {
+            c.as_ref()
+                .map_or_else(|| "-".to_owned(), |m| format!("{m} {}", h.currency))
+        };
+        t.row(vec![
+            crate::output::time(&p.start),
+            "(total)".to_owned(),
+            p.total.series.to_string(),
+            p.total.points_per_minute.to_string(),
+            p.total.bytes_per_month.to_string(),
+            cost(&p.total.monthly_cost),
+            p.observations.to_string(),
+            crate::output::pct(p.coverage_pct),
+        ]);
+        for g in &p.groups {
+            t.row(vec![
+                String::new(),
+                g.key.clone(),
+                g.series.to_string(),
+                g.points_per_minute.to_string(),
+                g.bytes_per_month.to_string(),
+                cost(&g.monthly_cost),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    if h.points.is_empty() {
+        out.push_str("No recorded data in this range.\n");
+    } else {
+        out.push_str(&t.render());
+    }
+    if !h.markers.is_empty() {
+        out.push_str("\nPromotions and rollbacks\n");
+        let mut m = Table::new(&["AT", "WHAT", "SUBJECT", "NAME", "ID"]);
+        for marker in &h.markers {
+            m.row(vec![
+                crate::output::time(&marker.at),
+                wire(&marker.kind),
+                wire(&marker.subject),
+                marker.name.clone(),
+                marker.id.to_string(),
+            ]);
+        }
+        out.push_str(&m.render());
+    }
+    out
 }
 
 pub(crate) fn recommendations_table(recommendations: &[Recommendation]) -> String {

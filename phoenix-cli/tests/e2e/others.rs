@@ -1,7 +1,7 @@
 //! `fleet`, `cost`, `ui`, `completions`, the global options and usage errors.
 
 use phoenix_client::api::agent::FleetStatus;
-use phoenix_client::api::analysis::{CardinalityReport, CostFlowReport};
+use phoenix_client::api::analysis::{CardinalityReport, CostFlowReport, CostHistory, FigureBasis};
 use phoenix_client::api::experiment::{Experiment, ExperimentPage};
 
 use crate::harness::{ADMIN, Server, assert_aligned, bare, phoenix_command};
@@ -75,6 +75,36 @@ fn fleet_status_and_cost_flow_and_cardinality_on_reported_data() {
     );
     assert_eq!(report.total_series, 100);
     assert_eq!(report.breakdowns.len(), 1);
+
+    // The controller records the cost history from the same host set.
+    server.tick();
+    let history = server.run(&["cost", "history", "--breakdown", "metric"]);
+    assert_aligned(history.ok(), "START");
+    assert!(
+        history.stdout.contains("process.cpu.time"),
+        "{}",
+        history.stdout
+    );
+    assert!(history.stdout.contains("Monthly: "), "{}", history.stdout);
+    assert!(history.stdout.contains("projected"), "{}", history.stdout);
+    let h: CostHistory = server
+        .run(&["cost", "history", "--granularity", "hour", "-o", "json"])
+        .json();
+    assert_eq!(h.points.len(), 1);
+    assert_eq!(h.points[0].total.series, 100);
+    assert!(h.points[0].groups.is_empty(), "total only by default");
+    assert_eq!(h.monthly.unwrap().basis, FigureBasis::Projected);
+    let bad = server.run(&["cost", "history", "--granularity", "week"]);
+    assert!(bad.fails(2).contains("unknown granularity"), "{bad:?}");
+    let backwards = server.run(&[
+        "cost",
+        "history",
+        "--from",
+        "2030-01-02T00:00:00Z",
+        "--to",
+        "2030-01-01T00:00:00Z",
+    ]);
+    assert!(backwards.fails(1).contains("HTTP 422"), "{backwards:?}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod experiments;
 pub mod flows;
+pub mod history;
 pub mod inputs;
 pub mod metrics;
 pub mod queries;

@@ -238,6 +238,34 @@ pub struct CostFlow {
     pub notes: Vec<String>,
 }
 
+/// One group of [`SeriesTable::priced_breakdowns`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedGroup {
+    /// The group's value (empty for the total).
+    pub value: String,
+    /// Series.
+    pub series: u64,
+    /// Data points per minute.
+    pub points_per_minute: u64,
+    /// Bytes per month estimated from the exposition format.
+    pub bytes_per_month: u64,
+    /// Its share of the monthly bill, one per model in the order given.
+    pub monthly: Vec<Money>,
+}
+
+/// What [`SeriesTable::priced_breakdowns`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedBreakdowns {
+    /// Snapshots (hosts) analysed.
+    pub hosts: u64,
+    /// The models priced, as (id, currency), in the order given.
+    pub models: Vec<(String, String)>,
+    /// Every series.
+    pub total: PricedGroup,
+    /// Per breakdown: top groups, then `(other)` and `(none)`.
+    pub breakdowns: Vec<(Dimension, Vec<PricedGroup>)>,
+}
+
 /// Everything the cardinality explorer shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardinalityReport {
@@ -363,8 +391,88 @@ impl SeriesTable {
         options: &AnalysisOptions,
         model: Option<&PricingModel>,
     ) -> Result<CardinalityReport, CostError> {
-        let key_count = self.keys.len();
         let want_bytes = model.is_some_and(|m| !m.meter.counts_series());
+        let (mut report, total, grouped) = self.grouped(options, want_bytes);
+        if let Some(model) = model {
+            report.cost_flow = Some(cost_flow(
+                model,
+                &usage_of(self, total, want_bytes),
+                &report.breakdowns,
+                &grouped,
+            )?);
+        }
+        Ok(report)
+    }
+
+    /// Every breakdown's groups with their series, points per minute and estimated bytes
+    /// per month, and each group's share of the bill under every one of `models` (the
+    /// cost flow's rule, one pass over the series whatever the number of models). What
+    /// cost history records ([`crate::history`]).
+    pub fn priced_breakdowns(
+        &self,
+        options: &AnalysisOptions,
+        models: &[&PricingModel],
+    ) -> Result<PricedBreakdowns, CostError> {
+        let (report, total, grouped) = self.grouped(options, true);
+        let mut flows = Vec::with_capacity(models.len());
+        for model in models {
+            let with_bytes = !model.meter.counts_series();
+            flows.push(cost_flow(
+                model,
+                &usage_of(self, total, with_bytes),
+                &report.breakdowns,
+                &grouped,
+            )?);
+        }
+        let group = |value: &str, acc: &GroupAcc, monthly: Vec<Money>| PricedGroup {
+            value: value.to_owned(),
+            series: acc.series,
+            points_per_minute: acc.ppm(),
+            bytes_per_month: acc.bytes,
+            monthly,
+        };
+        Ok(PricedBreakdowns {
+            hosts: report.hosts,
+            models: models
+                .iter()
+                .map(|m| (m.id.clone(), m.currency.clone()))
+                .collect(),
+            total: group("", &total, flows.iter().map(|f| f.cost.per_month).collect()),
+            breakdowns: report
+                .breakdowns
+                .iter()
+                .zip(&grouped)
+                .enumerate()
+                .map(|(b, (breakdown, rows))| {
+                    (
+                        breakdown.dimension.clone(),
+                        rows.iter()
+                            .enumerate()
+                            .map(|(g, (value, acc))| {
+                                group(
+                                    value,
+                                    acc,
+                                    flows.iter().map(|f| f.flows[b].groups[g].monthly).collect(),
+                                )
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// The analysis without the cost flow, its totals and every breakdown's rows.
+    #[allow(
+        clippy::type_complexity,
+        reason = "private; the rows are what the cost flow shares the bill over"
+    )]
+    fn grouped(
+        &self,
+        options: &AnalysisOptions,
+        want_bytes: bool,
+    ) -> (CardinalityReport, GroupAcc, Vec<Vec<(String, GroupAcc)>>) {
+        let key_count = self.keys.len();
         let rates = HostRates::new(self);
 
         // Resolve dimensions to keys; several dimensions may share one key's slot.
@@ -588,18 +696,9 @@ impl SeriesTable {
             grouped.push(rows);
         }
 
-        let cost_flow = match model {
-            None => None,
-            Some(model) => Some(cost_flow(
-                model,
-                &usage_of(self, total, want_bytes),
-                &breakdowns,
-                &grouped,
-            )?),
-        };
         let taken_from = self.hosts.iter().map(|h| h.taken_at).min();
         let taken_to = self.hosts.iter().map(|h| h.taken_at).max();
-        Ok(CardinalityReport {
+        let report = CardinalityReport {
             hosts: self.hosts.len() as u64,
             taken_from,
             taken_to,
@@ -609,8 +708,9 @@ impl SeriesTable {
             label_keys,
             metric_labels,
             breakdowns,
-            cost_flow,
-        })
+            cost_flow: None,
+        };
+        (report, total, grouped)
     }
 }
 

@@ -16,7 +16,7 @@ mod table;
 pub use analysis::{
     AnalysisOptions, Breakdown, CardinalityReport, CostDriver, CostFlow, Dimension,
     EXPOSITION_VALUE_BYTES, FlowBreakdown, FlowGroup, GroupStats, LabelKeyStats, MetricLabelStats,
-    NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, SERVICE_KEYS,
+    NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, PricedBreakdowns, PricedGroup, SERVICE_KEYS,
 };
 pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
 pub use queries::{KEPT_QUERIES_LISTED, QueryImpact};

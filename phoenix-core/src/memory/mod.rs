@@ -11,6 +11,7 @@ mod agent;
 mod bus;
 mod deployment;
 mod experiment;
+mod history;
 mod metric;
 mod query;
 mod queue;
@@ -71,6 +72,7 @@ struct State {
     agents: BTreeMap<AgentId, (Agent, SecretHash)>,
     samples: HashMap<ExperimentId, SampleLog>,
     snapshots: BTreeMap<AgentId, CardinalitySnapshot>,
+    rollups: BTreeMap<(crate::history::Granularity, DateTime<Utc>), crate::history::RollupBucket>,
     deployments: BTreeMap<DeploymentId, Deployment>,
     tokens: Vec<ApiToken>,
     query_sources: BTreeMap<uuid::Uuid, crate::queries::QuerySource>,

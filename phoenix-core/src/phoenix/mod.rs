@@ -7,6 +7,7 @@ mod analysis;
 mod deployments;
 mod experiments;
 mod group_commit;
+mod history;
 mod queries;
 mod tasks;
 
@@ -15,6 +16,9 @@ pub use analysis::{
     FleetSummary, SnapshotRefresh, select_snapshots,
 };
 pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
+pub use history::{
+    HistoryMarker, HistoryQuery, HistoryTick, HistoryView, MarkerKind, MarkerSubject,
+};
 
 use std::sync::{Arc, OnceLock};
 
@@ -63,6 +67,8 @@ pub struct PhoenixConfig {
     /// A host that is not live (lost, revoked) keeps its last snapshot in the fleet's views
     /// this long after taking it; then the controller deletes it. Deleted agents leave at once.
     pub snapshot_retention: Duration,
+    /// Cost history: recording interval, retention and bound ([`crate::history`]).
+    pub history: crate::history::HistoryConfig,
 }
 
 impl Default for PhoenixConfig {
@@ -77,6 +83,7 @@ impl Default for PhoenixConfig {
             task_retention: Duration::hours(24),
             snapshot_interval: Duration::seconds(60),
             snapshot_retention: Duration::minutes(15),
+            history: crate::history::HistoryConfig::default(),
         }
     }
 }
@@ -177,6 +184,8 @@ struct Inner {
     pump: OnceLock<()>,
     /// Concurrent task completions, applied together.
     completions: Arc<group_commit::GroupCommit>,
+    /// The last history interval this process handled.
+    history_last: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl std::fmt::Debug for Phoenix {
@@ -323,6 +332,7 @@ impl PhoenixBuilder {
                 waiters: Arc::new(Waiters::default()),
                 pump: OnceLock::new(),
                 completions: Arc::default(),
+                history_last: std::sync::Mutex::new(None),
             }),
         }
     }

@@ -13,6 +13,7 @@ mod agent;
 mod bus;
 mod deployment;
 mod experiment;
+mod history;
 mod metric;
 mod query;
 mod queue;
@@ -24,6 +25,7 @@ pub use agent::AgentRegistry;
 pub use bus::{BusEvent, EventBus};
 pub use deployment::DeploymentStore;
 pub use experiment::{Commit, CommitReceipt, ExperimentFilter, ExperimentStore};
+pub use history::HistoryStore;
 pub use metric::{AppendReport, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
 pub use query::QueryStore;
 pub use queue::TaskQueue;
@@ -42,6 +44,8 @@ pub struct Stores {
     pub agents: Arc<dyn AgentRegistry>,
     /// Measurements and cardinality snapshots.
     pub metrics: Arc<dyn MetricStore>,
+    /// Cost history rollups.
+    pub history: Arc<dyn HistoryStore>,
     /// Quick deployments.
     pub deployments: Arc<dyn DeploymentStore>,
     /// User API tokens.
@@ -66,6 +70,7 @@ impl Stores {
             + TaskQueue
             + AgentRegistry
             + MetricStore
+            + HistoryStore
             + DeploymentStore
             + TokenStore
             + QueryStore
@@ -77,6 +82,7 @@ impl Stores {
             queue: Arc::new(backend.clone()),
             agents: Arc::new(backend.clone()),
             metrics: Arc::new(backend.clone()),
+            history: Arc::new(backend.clone()),
             deployments: Arc::new(backend.clone()),
             tokens: Arc::new(backend.clone()),
             queries: Arc::new(backend.clone()),

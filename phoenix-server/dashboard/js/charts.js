@@ -27,7 +27,8 @@ function clockLabel(ms) {
 
 /**
  * series: [{name, cls, points: [{t (ms), v (number|null)}]}]
- * opts: {title, yLabel, xLabel, unit, yMin, yMax, bands: [{from, to, label}], tickFormat, id}
+ * opts: {title, yLabel, xLabel, unit, yMin, yMax, bands: [{from, to, label}], tickFormat, id,
+ *   xFormat (ms -> axis label), markers: [{t, short, label, cls}] (vertical lines, focusable)}
  */
 export function lineChart(series, opts = {}) {
   const all = series.flatMap((se) => se.points.filter((p) => p.v !== null && p.v !== undefined));
@@ -45,6 +46,11 @@ export function lineChart(series, opts = {}) {
   for (const b of opts.bands || []) {
     tMin = Math.min(tMin, b.from);
   }
+  for (const m of opts.markers || []) {
+    tMin = Math.min(tMin, m.t);
+    tMax = Math.max(tMax, m.t);
+  }
+  const xLabel = opts.xFormat || clockLabel;
   if (tMax - tMin < 10000) {
     tMin -= 5000;
     tMax += 5000;
@@ -79,7 +85,7 @@ export function lineChart(series, opts = {}) {
   for (let i = 0; i <= xTickCount; i += 1) {
     const t = tMin + ((tMax - tMin) * i) / xTickCount;
     axis.appendChild(s('line', { x1: x(t), x2: x(t), y1: M.top + ph, y2: M.top + ph + 5 }));
-    axis.appendChild(s('text', { x: x(t), y: M.top + ph + 18, 'text-anchor': 'middle' }, clockLabel(t)));
+    axis.appendChild(s('text', { x: x(t), y: M.top + ph + 18, 'text-anchor': 'middle' }, xLabel(t)));
   }
   axis.appendChild(s('line', { x1: M.left, x2: W - M.right, y1: M.top + ph, y2: M.top + ph }));
   axis.appendChild(s('line', { x1: M.left, x2: M.left, y1: M.top, y2: M.top + ph }));
@@ -89,6 +95,13 @@ export function lineChart(series, opts = {}) {
   }, opts.yLabel || ''));
   svg.appendChild(grid);
   svg.appendChild(axis);
+  for (const m of opts.markers || []) {
+    const g = s('g', { class: `marker ${m.cls || ''}`, tabindex: 0, role: 'img', 'aria-label': m.label });
+    g.appendChild(s('line', { x1: x(m.t), x2: x(m.t), y1: M.top, y2: M.top + ph }));
+    g.appendChild(s('text', { x: x(m.t) + 3, y: M.top + 11 }, m.short || ''));
+    g.appendChild(s('title', {}, m.label));
+    svg.appendChild(g);
+  }
 
   for (const se of series) {
     let d = '';
@@ -106,7 +119,7 @@ export function lineChart(series, opts = {}) {
     for (const p of se.points) {
       if (p.v === null || p.v === undefined) continue;
       g.appendChild(s('circle', { class: se.cls, cx: x(p.t), cy: y(p.v), r: 2.6 },
-        s('title', {}, `${se.name} at ${clockLabel(p.t)} UTC: ${opts.tickFormat ? opts.tickFormat(p.v) : `${num(p.v)} ${opts.unit || ''}`}`)));
+        s('title', {}, `${se.name} at ${xLabel(p.t)} UTC: ${opts.tickFormat ? opts.tickFormat(p.v) : `${num(p.v)} ${opts.unit || ''}`}`)));
     }
     svg.appendChild(g);
   }

@@ -2,6 +2,7 @@
 // and the money go, by the chosen dimensions, with recommendations and their savings.
 
 import { get } from './api.js';
+import { lineChart } from './charts.js';
 import { card, errorBox, h, replace, table } from './dom.js';
 import { recommendations } from './experiment.js';
 import * as fmt from './format.js';
@@ -42,6 +43,10 @@ export async function costView(scope) {
   const labelSelect = h('select', { 'aria-label': 'add a label dimension', id: 'label-dimension' }, h('option', { value: '' }, 'add label…'));
   const status = h('div');
   const body = h('div');
+  const granularity = h('select', { name: 'granularity', id: 'history-granularity', 'aria-label': 'history granularity' },
+    h('option', { value: 'hour' }, 'hourly (7 days)'), h('option', { value: 'day' }, 'daily (90 days)'));
+  const historyBox = h('div', { id: 'cost-history' });
+  granularity.addEventListener('change', () => loadHistory());
   let labelKeys = [];
 
   function drawDimensions() {
@@ -78,9 +83,69 @@ export async function costView(scope) {
       drawDimensions();
       replace(status);
       draw(flow, card_);
+      await loadHistory();
     } catch (err) {
       if (err.name !== 'AbortError') replace(status, errorBox(err));
     }
+  }
+
+  // Cost over time from the server's hourly or daily rollups, with the promotions and
+  // rollbacks in the range marked, and what a month and a year cost (measured when a full
+  // window was recorded, otherwise projected from the trend).
+  async function loadHistory() {
+    try {
+      const hist = await get('cost/history', { pricing_model: model.value.trim(), granularity: granularity.value }, scope.signal);
+      drawHistory(hist);
+    } catch (err) {
+      if (err.name !== 'AbortError') replace(historyBox, errorBox(err));
+    }
+  }
+
+  function figure(label, f, cur) {
+    if (!f) return card(label, '–', 'nothing recorded yet');
+    return card(label, fmt.money(f.amount, cur), `${f.basis} · from ${fmt.num(f.days)} days · ${f.note}`);
+  }
+
+  function drawHistory(hist) {
+    const cur = hist.currency;
+    const day = hist.granularity === 'day';
+    const points = hist.points.map((p) => ({ t: Date.parse(p.start), v: p.total.monthly_cost == null ? null : Number(p.total.monthly_cost) }));
+    const markers = hist.markers.map((m) => ({
+      t: Date.parse(m.at),
+      cls: m.kind,
+      short: m.kind === 'promoted' ? '▲ promoted' : '▼ rolled back',
+      label: `${m.subject} ${m.name} ${m.kind.replace('_', ' ')} at ${fmt.time(m.at)}`,
+    }));
+    const chart = lineChart([{ name: `cost / month (${cur})`, cls: 'cost', points }], {
+      id: 'cost-history-chart',
+      title: `Cost over time (${hist.pricing_model}, ${day ? 'daily' : 'hourly'} means)`,
+      yLabel: `${cur} / month`,
+      yMin: 0,
+      markers,
+      empty: 'no history recorded yet: the server records one observation a minute',
+      xFormat: (ms) => new Date(ms).toISOString().slice(day ? 0 : 5, day ? 10 : 16).replace('T', ' '),
+      tickFormat: (v) => fmt.money(String(v.toFixed(6)), cur),
+    });
+    replace(historyBox,
+      h('div', { class: 'grid cards', id: 'cost-figures' },
+        figure('Cost / month', hist.monthly, cur),
+        figure('Cost / year', hist.yearly, cur)),
+      chart,
+      h('details', { id: 'cost-history-table' }, h('summary', `${hist.points.length} ${day ? 'days' : 'hours'} recorded, ${hist.markers.length} promotions and rollbacks (table)`),
+        table([
+          { label: 'Start (UTC)', cell: (p) => fmt.time(p.start) },
+          { label: 'Series', num: true, cell: (p) => fmt.int(p.total.series) },
+          { label: 'Points / min', num: true, cell: (p) => fmt.int(p.total.points_per_minute) },
+          { label: 'Bytes / month', num: true, cell: (p) => fmt.bytes(p.total.bytes_per_month) },
+          { label: 'Cost / month', num: true, cell: (p) => (p.total.monthly_cost == null ? '–' : fmt.money(p.total.monthly_cost, cur)) },
+          { label: 'Coverage', num: true, cell: (p) => (p.coverage_pct == null ? '–' : fmt.pct(p.coverage_pct)) },
+        ], hist.points),
+        hist.markers.length ? table([
+          { label: 'At (UTC)', cell: (m) => fmt.time(m.at) },
+          { label: 'What', cell: (m) => `${m.subject} ${m.kind.replace('_', ' ')}` },
+          { label: 'Name', cell: (m) => m.name },
+        ], hist.markers) : null),
+      h('p', { class: 'muted small' }, `Hourly buckets kept ${hist.hourly_retention_days} days, daily ${hist.daily_retention_days} days; one observation every ${hist.interval_secs} s.`));
   }
 
   // Live hosts reporting, hosts no longer live still counted (within the retention), and
@@ -113,6 +178,9 @@ export async function costView(scope) {
         `Priced by ${fmt.label(cf.driver)} under ${src.vendor} ${src.product} (${src.sku}, as of ${src.effective_date}; ${src.source}; ${src.price_confirmed ? 'price confirmed on the vendor\'s page' : 'price not confirmed by the vendor'}${src.rule_source ? `; billing rule: ${src.rule_source}, read ${src.rule_read_on || 'on an unrecorded date'}` : ''}). `,
         `Billed ${fmt.int(cf.cost.billable)} ${cf.cost.unit} of ${fmt.int(cf.cost.quantity)} (${cf.cost.quantity_rule}; ${fmt.int(cf.cost.included)} included: ${cf.cost.included_rule}).`),
       cf.notes.map((n) => h('p', { class: 'notice' }, n)),
+      h('h2', 'Cost over time'),
+      h('label', { class: 'small' }, 'Buckets ', granularity),
+      historyBox,
       h('h2', 'Where the money goes'),
       h('div', { class: 'grid two', id: 'cost-flows' }, cf.flows.map((f) => h('div', { 'data-dimension': f.dimension },
         h('h3', `By ${dimensionTitle(f)}`),

@@ -3,11 +3,17 @@
 
 use std::sync::Arc;
 
-use phoenix_api::analysis::{CardinalityReport, CostAnalysis, CostFlowReport, KpiReport};
+use chrono::{DateTime, Utc};
+use phoenix_api::analysis::{
+    CardinalityReport, CostAnalysis, CostFlowReport, CostHistory, HistoryBreakdown,
+    HistoryGranularity, KpiReport,
+};
 use phoenix_api::convert::FromCore;
 use phoenix_core::auth::Role;
 use phoenix_core::cardinality::{AnalysisOptions, Dimension};
+use phoenix_core::history::{BreakdownKind, Granularity};
 use phoenix_core::ids::ExperimentId;
+use phoenix_core::phoenix::HistoryQuery;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -185,5 +191,42 @@ impl AnalysisApi {
             cost_flow: view.cost_flow.into(),
             recommendations: FromCore::from_core(view.recommendations),
         }))
+    }
+    /// Cost history
+    ///
+    /// The fleet's series, data points per minute, estimated bytes and monthly cost over
+    /// time, in hourly or daily buckets (each the mean of its recorded observations), in
+    /// total and by `breakdown` (top keys, then `(other)` and `(none)`), with the
+    /// promotions and rollbacks of experiments and quick deployments in the range, and what
+    /// a month and a year cost, each `measured` (a full window recorded) or `projected`
+    /// (from the trend, saying from how many days). A range is at most 1,000 buckets.
+    #[oai(path = "/cost/history", method = "get", operation_id = "cost_history")]
+    async fn cost_history(
+        &self,
+        auth: UserToken,
+        /// `hour` (default) or `day`.
+        granularity: Query<Option<HistoryGranularity>>,
+        /// Rows besides the total (default: `total`, the total only).
+        breakdown: Query<Option<HistoryBreakdown>>,
+        /// Catalogue entry (default: grafana-cloud-pro).
+        pricing_model: Query<Option<String>>,
+        /// Start, RFC 3339 (default: 7 days before `to` for hours, 90 days for days).
+        from: Query<Option<DateTime<Utc>>>,
+        /// End, exclusive, RFC 3339 (default: now).
+        to: Query<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<CostHistory>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let view = self
+            .state
+            .phoenix
+            .cost_history(&HistoryQuery {
+                granularity: granularity.0.map_or(Granularity::Hour, Into::into),
+                breakdown: breakdown.0.map_or(BreakdownKind::Total, Into::into),
+                pricing_model: pricing_model.0,
+                from: from.0,
+                to: to.0,
+            })
+            .await?;
+        Ok(Json(view.into()))
     }
 }

@@ -435,6 +435,32 @@ try {
   await page.waitForSelector('#cost-summary', { timeout: 15000 });
   await shot('cost');
 
+  // 7b. Cost over time: recorded by the server's controller once a minute from the same
+  // host set, with this run's promotion and rollback marked, and the monthly and yearly
+  // figures labelled measured or projected.
+  step = 'cost-history';
+  await waitFor('a recorded cost history point', async () => (await api('GET', 'cost/history')).points.length >= 1, 90000);
+  await page.locator('#cost-form button[type=submit]').click();
+  await waitFor('the cost-over-time chart', async () => (await page.locator('#cost-history-chart circle').count()) >= 1, 15000);
+  const history = await api('GET', 'cost/history');
+  const kinds = history.markers.map((m) => m.kind);
+  check(kinds.includes('promoted') && kinds.includes('rolled_back'), `promotion and rollback in the history: ${kinds}`);
+  const drawn = await page.locator('#cost-history-chart .marker').count();
+  check(drawn === history.markers.length, `every marker drawn: ${drawn} of ${history.markers.length}`);
+  const figures = await page.locator('#cost-figures').textContent();
+  check(/projected|measured/.test(figures) && /USD/.test(figures), `monthly figure labelled: ${figures.slice(0, 200)}`);
+  check(history.monthly && ['projected', 'measured'].includes(history.monthly.basis), 'the API labels the monthly figure');
+  await page.locator('#cost-history-chart .marker').first().focus();
+  check(await page.evaluate(() => document.activeElement?.closest('.marker') !== null), 'markers take keyboard focus');
+  log(`cost history: ${history.points.length} hourly points, markers ${kinds.join(', ')}, monthly ${history.monthly.amount} (${history.monthly.basis})`);
+  for (const size of WIDTHS) {
+    await page.setViewportSize(size);
+    const file = join(artefacts, `cost-history-chart-${size.width}.png`);
+    await page.locator('#cost-history').screenshot({ path: file });
+    log(`screenshot ${file}`);
+  }
+  await shot('cost-history');
+
   // 8. Templates: render with a parameter, then preview on the agent's real exposition.
   step = 'templates';
   await page.locator('nav a[data-view=templates]').click();

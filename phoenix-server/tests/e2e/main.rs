@@ -45,6 +45,7 @@ mod deployments;
 mod edge;
 mod flow;
 mod harness;
+mod history;
 mod inputs;
 mod matching;
 mod openapi;

@@ -2,9 +2,10 @@
 //!
 //! - a cap per route, enforced while the body streams in: a declared `Content-Length`
 //!   over the cap is refused before reading, a chunked body as soon as the bytes read
-//!   pass it (nothing beyond cap + one chunk is ever buffered). `POST
-//!   /api/v1/agent/metrics`, exactly that route, takes `max_metrics_body_bytes`; every
-//!   other route `max_body_bytes`;
+//!   pass it (nothing beyond cap + one chunk is ever buffered). The two routes that carry
+//!   a host's sample, exactly `POST /api/v1/agent/metrics` (reports and snapshots) and
+//!   `POST /api/v1/pipelines/preview` (a recorded exposition), take
+//!   `max_metrics_body_bytes`; every other route `max_body_bytes`;
 //! - a budget shared by every request in flight (`max_bodies_in_flight_bytes`): a
 //!   declared length is reserved before the first byte is read, a chunked body chunk by
 //!   chunk, and the reservation is held until the response is ready. A body that does
@@ -31,8 +32,9 @@ pub(crate) struct BodyLimits {
     pub(crate) max_body_bytes: usize,
     /// Cap on the metrics route.
     pub(crate) max_metrics_body_bytes: usize,
-    /// The full path of the metrics route (with the API's base path).
-    pub(crate) metrics_path: Arc<str>,
+    /// The full paths (with the API's base path) of the routes that carry a host's
+    /// sample and take `max_metrics_body_bytes`.
+    pub(crate) sample_paths: Arc<[String]>,
     /// Deadline for a whole body.
     pub(crate) read_timeout: Duration,
     /// Bytes in flight, as permits (one per byte).
@@ -88,7 +90,7 @@ fn over_budget(budget: usize) -> Response {
 impl BodyLimits {
     /// The cap for a request path.
     fn cap_for(&self, path: &str) -> usize {
-        if path == &*self.metrics_path {
+        if self.sample_paths.iter().any(|p| p == path) {
             self.max_metrics_body_bytes
         } else {
             self.max_body_bytes

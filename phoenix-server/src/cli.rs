@@ -77,7 +77,8 @@ pub struct ServeArgs {
     /// Largest request body, bytes [default: 1048576].
     #[arg(long, env = "PHOENIX_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Largest `POST /agent/metrics` body, bytes [default: 33554432].
+    /// Largest `POST /agent/metrics` and `POST /pipelines/preview` body (a host's sample),
+    /// bytes [default: 33554432].
     #[arg(long, env = "PHOENIX_MAX_METRICS_BODY_BYTES")]
     pub max_metrics_body_bytes: Option<usize>,
     /// Request body bytes held at once by all requests, more are answered 503 [default: 134217728].

@@ -17,8 +17,9 @@ pub struct ServerConfig {
     pub enrollment_token: Option<String>,
     /// Largest request body accepted, bytes (enforced while streaming).
     pub max_body_bytes: usize,
-    /// Largest body accepted on `POST /api/v1/agent/metrics` (snapshots are large); that
-    /// exact route only, every other one takes `max_body_bytes`.
+    /// Largest body accepted on the routes that carry a host's sample, exactly `POST
+    /// /api/v1/agent/metrics` (snapshots are large) and `POST /api/v1/pipelines/preview` (a
+    /// recorded exposition); every other route takes `max_body_bytes`.
     pub max_metrics_body_bytes: usize,
     /// Request body bytes held at once by all requests together (declared lengths are
     /// reserved before reading, chunked bodies as they arrive); a body that does not fit

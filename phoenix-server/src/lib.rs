@@ -180,7 +180,9 @@ impl PhoenixEndpoint {
         let bodies = Arc::new(body_limit::BodyLimits {
             max_body_bytes: config.max_body_bytes,
             max_metrics_body_bytes: config.max_metrics_body_bytes,
-            metrics_path: format!("{}/api/v1/agent/metrics", self.base_path).into(),
+            sample_paths: ["agent/metrics", "pipelines/preview"]
+                .map(|route| format!("{}/api/v1/{route}", self.base_path))
+                .into(),
             read_timeout: std::time::Duration::from_secs(config.body_read_timeout_secs),
             budget: Arc::new(tokio::sync::Semaphore::new(
                 config.max_bodies_in_flight_bytes,

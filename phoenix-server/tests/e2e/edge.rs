@@ -132,17 +132,21 @@ async fn bodies_are_capped_budgeted_and_timed(backend: Backend) {
     };
     let big = format!("{{\"x\": \"{}\"}}", "a".repeat(10_000));
 
-    // The large cap belongs to the metrics route exactly: there a 10 kB body reaches the
+    // The large cap belongs to the routes that carry a host's sample exactly (the metrics
+    // report and the preview of a recorded exposition): there a 10 kB body reaches the
     // parser; on any other route, or a path that merely ends like it, it is too large or
     // no route at all, answered without reading the body.
-    let resp = post("/api/v1/agent/metrics", &agent.credential, big.clone())
-        .await
-        .unwrap();
-    assert!(
-        [400, 422].contains(&resp.status().as_u16()),
-        "{}",
-        resp.status()
-    );
+    for (path, token) in [
+        ("/api/v1/agent/metrics", agent.credential.as_str()),
+        ("/api/v1/pipelines/preview", crate::harness::ADMIN),
+    ] {
+        let resp = post(path, token, big.clone()).await.unwrap();
+        assert!(
+            [400, 422].contains(&resp.status().as_u16()),
+            "{path}: {}",
+            resp.status()
+        );
+    }
     let resp = post("/api/v1/experiments", crate::harness::ADMIN, big.clone())
         .await
         .unwrap();

@@ -280,6 +280,7 @@ impl Server {
                 baseline: stats(400),
                 candidate: stats(40),
                 host: HostStats::default(),
+                queries: None,
             })
             .collect();
         let mut series = Vec::new();

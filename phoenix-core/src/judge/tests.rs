@@ -499,6 +499,11 @@ fn an_inventory_adds_the_queries_kept_criterion_decided_on_every_hosts_samples()
         r.reason
     );
     assert!(v.reasons.iter().any(|s| s.contains("queries_broken = 1")));
+    assert!(
+        r.reason.contains("broken: `NodeFsSpace` (node.rules.yml: "),
+        "{}",
+        r.reason
+    );
     assert_eq!(k.queries.unwrap().affected[0].name, "NodeFsSpace");
     assert_eq!(v.hosts_passing_critical(), 2);
 

@@ -679,12 +679,13 @@ fn measure(
             Some(f64::from(k.kept.broken)),
             Undefined::NotMeasured,
             format!(
-                "inventoried queries (of {}) that return nothing in the candidate's output where the baseline's had their series, in any of the {} of {basis_hosts} that evaluated them; {} answered, {} changed, {} unobserved",
+                "inventoried queries (of {}) that return nothing in the candidate's output where the baseline's had their series, in any of the {} of {basis_hosts} that evaluated them; {} answered, {} changed, {} unobserved{}",
                 group_digits(queries.len() as u64),
                 group_digits(k.samples),
                 k.kept.answered,
                 k.kept.changed,
-                k.kept.unobserved
+                k.kept.unobserved,
+                queries::broken_names(&k.kept)
             ),
         ),
     };

@@ -12,6 +12,29 @@ use crate::queries::{ExperimentQuery, QueriesKept, QueryStatus, QueryVerdict};
 
 /// Most distinct reasons listed for one query.
 const MAX_REASONS: usize = 4;
+/// Most broken queries a KPI's basis (and so a verdict's reason) names.
+const MAX_NAMED: usize = 10;
+
+/// `; broken: `A` (source: where), ...` for the KPI's basis, empty when none broke.
+pub(super) fn broken_names(kept: &QueriesKept) -> String {
+    let broken: Vec<&QueryVerdict> = kept
+        .affected
+        .iter()
+        .filter(|v| v.status == QueryStatus::Broken)
+        .collect();
+    if broken.is_empty() {
+        return String::new();
+    }
+    let mut names: Vec<String> = broken
+        .iter()
+        .take(MAX_NAMED)
+        .map(|v| format!("`{}` ({})", v.name, v.location))
+        .collect();
+    if broken.len() > MAX_NAMED {
+        names.push(format!("and {} more", broken.len() - MAX_NAMED));
+    }
+    format!("; broken: {}", names.join(", "))
+}
 
 /// What the samples say of the queries, and how many samples said it.
 pub(super) struct Kept {

@@ -223,6 +223,7 @@ impl Executor {
                 sample_interval_secs,
                 critical_processes,
                 critical_metrics,
+                queries,
             } => {
                 next.experiments.insert(
                     *experiment_id,
@@ -234,6 +235,7 @@ impl Executor {
                         critical_processes: critical_processes.clone(),
                         critical_metrics: critical_metrics.clone(),
                         collector_yaml: collector_yaml.clone(),
+                        queries: queries.clone(),
                     },
                 );
                 confirm = vec![

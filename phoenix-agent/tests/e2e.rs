@@ -465,3 +465,160 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     let _ = stop_server.send(());
     server.await.unwrap().unwrap();
 }
+
+/// An alert on per-process memory (it needs `process_pid`) and a dashboard totalling memory
+/// by executable (it does not).
+const QUERY_RULES: &str = "groups:\n  - name: processes\n    rules:\n      - alert: ProcessMemoryRunaway\n        expr: process_memory_usage{process_pid!=\"\"} > 1e15\n        for: 5m\n";
+const QUERY_DASHBOARD: &str = r#"{"title": "Processes", "panels": [{"title": "Memory by executable", "type": "timeseries", "targets": [{"refId": "A", "expr": "sum by (process_executable_name) (process_memory_usage{process_executable_name=~\"$exe\"})"}]}]}"#;
+
+/// The query inventory through the API, then a real agent process: a candidate that sums
+/// processes by executable drops `process_pid`, which the alert matches on, and fails on
+/// `queries_broken` naming the alert; a top-K candidate keeps every query and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_kept_fails_a_candidate_that_drops_a_label_an_alert_uses() {
+    use phoenix_api::query::{NewQuerySource, SourceKind};
+    let store = MemoryStore::new();
+    let phoenix = Phoenix::new(
+        store.stores(),
+        Arc::new(SystemClock),
+        PhoenixConfig {
+            heartbeat_interval: chrono::Duration::seconds(2),
+            safety_poll: chrono::Duration::milliseconds(200),
+            ..PhoenixConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(phoenix_server::serve_with(
+        listener,
+        phoenix.clone(),
+        ServerConfig {
+            admin_token: Some(ADMIN.to_owned()),
+            enrollment_token: Some(ENROLL.to_owned()),
+            controller_interval_ms: 100,
+            agent_rate_per_sec: 1000.0,
+            agent_rate_burst: 1000,
+            ..ServerConfig::default()
+        },
+        phoenix_server::ServeOptions::default(),
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
+    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    for (name, kind, content) in [
+        ("processes.rules.yml", SourceKind::RuleFile, QUERY_RULES),
+        (
+            "processes.json",
+            SourceKind::GrafanaDashboard,
+            QUERY_DASHBOARD,
+        ),
+    ] {
+        client
+            .import_query_source(&NewQuerySource {
+                name: name.to_owned(),
+                kind,
+                content: content.to_owned(),
+            })
+            .await
+            .expect("imported");
+    }
+    let dirs = tempfile::tempdir().unwrap();
+    let label = uuid::Uuid::new_v4().to_string();
+    let mut agent = start_agent(&base, &dirs.path().join("q"), &label, "e2e-q").await;
+    agent.agent_id().await;
+
+    let run = |candidate: PipelineRef, name: &'static str| {
+        let client = client.clone();
+        let phoenix = phoenix.clone();
+        let label = label.clone();
+        async move {
+            let mut spec = ExperimentSpec::new(PipelineRef::new("baseline"), candidate, 10);
+            spec.targets = TargetSelector {
+                labels: BTreeMap::from([("e2e".to_owned(), label)]),
+                hosts: Vec::new(),
+            };
+            spec.sample_interval_secs = 1;
+            // Only what this test is about; the inventory adds `queries_broken <= 0`.
+            spec.criteria = vec![Criterion::at_least(
+                KpiName::CriticalCoveragePct,
+                100.0,
+                true,
+            )];
+            let created = create_and_start(&client, name, spec).await;
+            assert_eq!(
+                created.queries, 2,
+                "the inventory is frozen into the experiment"
+            );
+            let id = ExperimentId(created.id);
+            let done = wait_phase(
+                &phoenix,
+                id,
+                &[Phase::Completed, Phase::Failed, Phase::RolledBack],
+            )
+            .await;
+            let kpis = client.experiment_kpis(created.id).await.unwrap();
+            let samples = samples_by_agent(&phoenix, id).await;
+            (done, kpis, samples)
+        }
+    };
+
+    // 1. `aggregate` sums processes by executable: `process_pid` is gone.
+    let (done, kpis, samples) = run(PipelineRef::new("aggregate"), "aggregate by executable").await;
+    let verdict = done.verdict.clone().expect("judged");
+    assert_eq!(verdict.outcome, VerdictOutcome::Fail, "{verdict:#?}");
+    let kept = verdict
+        .criteria
+        .iter()
+        .find(|c| c.criterion.kpi == KpiName::QueriesBroken)
+        .expect("the default criterion");
+    assert!(kept.criterion.critical);
+    assert_eq!((kept.passed, kept.measured), (Some(false), Some(1.0)));
+    assert!(
+        kept.reason
+            .contains("broken: `ProcessMemoryRunaway` (processes.rules.yml: "),
+        "{}",
+        kept.reason
+    );
+    // Every sample carries the agent's evaluation, in the frozen order (sources by name):
+    // the panel answered, the alert broken.
+    for s in samples.values().flatten() {
+        let q = s
+            .queries
+            .as_ref()
+            .expect("the sample evaluated the queries");
+        assert_eq!(q.statuses, "ab", "{q:?}");
+        assert_eq!(q.reasons[0].query, 1);
+        assert!(q.reasons[0].reasons[0].contains("`process_pid`"), "{q:?}");
+    }
+    let queries = kpis.kpis.queries.expect("the KPI report names the queries");
+    assert_eq!((queries.broken, queries.answered), (1, 1));
+    assert_eq!(queries.affected[0].name, "ProcessMemoryRunaway");
+    assert!(
+        queries.affected[0].reasons[0].contains("drops label `process_pid`"),
+        "{:?}",
+        queries.affected[0]
+    );
+
+    // 2. Top-K keeps the busiest processes with every label: every query answers.
+    let (done, kpis, _) = run(
+        PipelineRef::new("topk").with_param("k", ParamValue::Int(10)),
+        "topk keeps every query",
+    )
+    .await;
+    let verdict = done.verdict.clone().expect("judged");
+    assert_eq!(verdict.outcome, VerdictOutcome::Pass, "{verdict:#?}");
+    let queries = kpis.kpis.queries.unwrap();
+    assert_eq!(
+        (queries.broken, queries.changed, queries.answered),
+        (0, 0, 2)
+    );
+
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(agent.child.id().unwrap()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(20), agent.child.wait()).await;
+    let _ = stop_server.send(());
+    server.await.unwrap().unwrap();
+}

@@ -388,6 +388,11 @@ wire_struct! {
         cost: Option<ExperimentCost>,
         /// Critical processes or patterns missed.
         critical_missing: Vec<CriticalMiss>,
+        /// How the experiment's frozen queries fared over the judged samples (each
+        /// query's most severe status on any host; broken and changed ones named with
+        /// their reasons); absent when the experiment has no query inventory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queries: Option<crate::query::QueriesKept>,
         /// Both variants over time.
         time_series: Vec<TimePoint>,
         /// Per host.

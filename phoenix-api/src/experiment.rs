@@ -202,6 +202,11 @@ mirror_enum! {
         /// refused (422 at `spec.criteria[i].kpi`); the name stays so stored experiments
         /// still read.
         AgentRssOverheadPct,
+        /// Inventoried queries the candidate breaks, a count (not a percentage): decided
+        /// on every host's samples, so a query broken on any host is broken. An experiment
+        /// created with a query inventory gets `queries_broken <= 0` (critical) unless its
+        /// spec states a criterion on it; without an inventory such a criterion is a 422.
+        QueriesBroken,
     }
 }
 
@@ -829,6 +834,12 @@ pub struct Experiment {
     pub rollback: Option<RollbackRecord>,
     /// Sequence number of the last event.
     pub last_event_seq: u64,
+    /// Queries of the inventory frozen into it at creation, which it is judged on
+    /// (`queries_broken`; how each fared is in its KPIs' `queries`); 0 without an
+    /// inventory.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub queries: u32,
 }
 
 impl Experiment {
@@ -863,6 +874,7 @@ impl Experiment {
             failure_reason: e.failure_reason,
             rollback: e.rollback.map(Into::into),
             last_event_seq: e.last_event_seq,
+            queries: u32::try_from(e.queries.len()).unwrap_or(u32::MAX),
         }
     }
 

@@ -231,6 +231,11 @@ pub struct MeasurementSample {
     pub candidate: VariantStats,
     /// Host figures.
     pub host: HostStats,
+    /// The experiment's queries evaluated on both outputs; only for an experiment with
+    /// queries (`Experiment.queries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+    pub queries: Option<crate::query::SampleQueries>,
 }
 
 impl From<core::MeasurementSample> for MeasurementSample {
@@ -244,6 +249,7 @@ impl From<core::MeasurementSample> for MeasurementSample {
             baseline: s.baseline.into(),
             candidate: s.candidate.into(),
             host: s.host.into(),
+            queries: s.queries.map(Into::into),
         }
     }
 }
@@ -259,6 +265,7 @@ impl From<MeasurementSample> for core::MeasurementSample {
             baseline: s.baseline.into(),
             candidate: s.candidate.into(),
             host: s.host.into(),
+            queries: s.queries.map(Into::into),
         }
     }
 }

@@ -223,3 +223,71 @@ impl crate::convert::FromCore<phoenix_core::cardinality::QueryImpact> for Recomm
         q.into()
     }
 }
+
+impl crate::convert::FromCore<core::QueriesKept> for QueriesKept {
+    fn from_core(c: core::QueriesKept) -> Self {
+        c.into()
+    }
+}
+
+/// The reasons one sample gives for one broken or changed query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
+pub struct QueryReasons {
+    /// The query, by index into the experiment's queries (its status must be `b` or `c`).
+    pub query: u32,
+    /// Why (at most 4, each at most 1,024 characters).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub reasons: Vec<String>,
+}
+
+/// What one sample says of the experiment's queries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
+pub struct SampleQueries {
+    /// One letter per query of the experiment, in the experiment's order: `a` answered,
+    /// `c` changed, `b` broken, `u` unobserved; exactly as many as the experiment has
+    /// queries (at most 1,000).
+    pub statuses: String,
+    /// Reasons for at most 16 broken or changed queries, broken first.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub reasons: Vec<QueryReasons>,
+}
+
+impl From<core::SampleQueries> for SampleQueries {
+    fn from(q: core::SampleQueries) -> Self {
+        Self {
+            statuses: q.statuses,
+            reasons: q
+                .reasons
+                .into_iter()
+                .map(|r| QueryReasons {
+                    query: r.query,
+                    reasons: r.reasons,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<SampleQueries> for core::SampleQueries {
+    fn from(q: SampleQueries) -> Self {
+        Self {
+            statuses: q.statuses,
+            reasons: q
+                .reasons
+                .into_iter()
+                .map(|r| core::QueryReasons {
+                    query: r.query,
+                    reasons: r.reasons,
+                })
+                .collect(),
+        }
+    }
+}

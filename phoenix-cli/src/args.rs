@@ -149,7 +149,8 @@ pub(crate) fn criterion(s: &str) -> Result<Criterion, String> {
     let kpi: KpiName = wire_enum(kpi.trim()).ok_or_else(|| {
         format!(
             "unknown KPI `{}` (one of: cardinality_reduction_pct, data_point_reduction_pct, \
-             cost_reduction_pct, fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct)",
+             cost_reduction_pct, fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct, \
+             queries_broken)",
             kpi.trim()
         )
     })?;

@@ -190,7 +190,9 @@ pub struct CreateArgs {
     /// the verdict (repeatable; replaces the default criteria). KPIs:
     /// cardinality_reduction_pct, data_point_reduction_pct, cost_reduction_pct,
     /// fidelity_pct, critical_coverage_pct, agent_cpu_overhead_pct (agent_rss_overhead_pct
-    /// is refused: no agent measures per-variant memory).
+    /// is refused: no agent measures per-variant memory), queries_broken (a count of
+    /// inventoried queries; with an inventory, `queries_broken<=0:critical` is added unless
+    /// a criterion on it is given).
     #[arg(long, value_name = "CRITERION", value_parser = args::criterion, group = "spec_flags")]
     pub criterion: Vec<Criterion>,
     /// Roll back automatically on a failing verdict.

@@ -123,5 +123,6 @@ pub fn sample(
             cpu_pct: 5.0,
             ..HostStats::default()
         },
+        queries: None,
     }
 }

@@ -188,6 +188,11 @@ macro_rules! conformance_tests {
         $crate::__stamp_case!($factory, agents, agent_list_paginates_and_filters);
         $crate::__stamp_case!($factory, agents, token_create_find_revoke);
         $crate::__stamp_case!($factory, queries, query_sources_import_list_replace_delete);
+        $crate::__stamp_case!(
+            $factory,
+            queries,
+            queries_frozen_into_experiments_and_samples
+        );
         $crate::__stamp_case!($factory, metrics, metric_samples_idempotent_and_ordered);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_latest_per_agent);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_delete);

@@ -22,6 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::agent::{ActivePipeline, AgentRegistration, Heartbeat};
 use crate::experiment::TargetSelector;
 use crate::measure::{CardinalitySnapshot, HostStats, MeasurementSample, VariantStats};
+use crate::queries::SampleQueries;
 use crate::validation::ValidationErrors;
 
 /// The largest integer any store holds (PostgreSQL `bigint`).
@@ -452,6 +453,81 @@ pub fn sample(
     variant_stats(errors, &format!("{path}.baseline"), &s.baseline);
     variant_stats(errors, &format!("{path}.candidate"), &s.candidate);
     host_stats(errors, &format!("{path}.host"), &s.host);
+    if let Some(q) = &s.queries {
+        sample_queries(errors, &format!("{path}.queries"), q, None);
+    }
+}
+
+/// What a sample says of an experiment's queries: one known status letter per query (at
+/// most [`crate::queries::MAX_EXPERIMENT_QUERIES`], exactly `expected` when the
+/// experiment's count is known), and bounded reasons, each for a distinct query listed
+/// broken or changed.
+pub fn sample_queries(
+    errors: &mut ValidationErrors,
+    path: &str,
+    q: &SampleQueries,
+    expected: Option<usize>,
+) {
+    use crate::queries::frozen::{MAX_REASON_CHARS, MAX_REASONS_PER_QUERY, MAX_SAMPLE_REASONED};
+    use crate::queries::{MAX_EXPERIMENT_QUERIES, QueryStatus};
+    let statuses: Vec<Option<QueryStatus>> =
+        q.statuses().take(MAX_EXPERIMENT_QUERIES + 1).collect();
+    let p = format!("{path}.statuses");
+    match expected {
+        Some(n) if statuses.len() != n => errors.push(
+            p,
+            format!(
+                "must hold one status per query of the experiment: {n}, not {}",
+                q.statuses.chars().count()
+            ),
+        ),
+        _ if statuses.len() > MAX_EXPERIMENT_QUERIES => errors.push(
+            p,
+            format!("at most {MAX_EXPERIMENT_QUERIES} statuses, one per query"),
+        ),
+        _ if statuses.iter().any(Option::is_none) => errors.push(
+            p,
+            "each status must be one of a (answered), c (changed), b (broken), u (unobserved)",
+        ),
+        _ => {}
+    }
+    if q.reasons.len() > MAX_SAMPLE_REASONED {
+        errors.push(
+            format!("{path}.reasons"),
+            format!("at most {MAX_SAMPLE_REASONED} entries"),
+        );
+        return;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in q.reasons.iter().enumerate() {
+        let rp = format!("{path}.reasons[{i}]");
+        let status = usize::try_from(r.query)
+            .ok()
+            .and_then(|index| statuses.get(index).copied().flatten());
+        if !matches!(status, Some(QueryStatus::Broken | QueryStatus::Changed)) {
+            errors.push(
+                format!("{rp}.query"),
+                "must name a query whose status is broken or changed",
+            );
+        } else if !seen.insert(r.query) {
+            errors.push(format!("{rp}.query"), "names a query listed before");
+        }
+        if r.reasons.len() > MAX_REASONS_PER_QUERY {
+            errors.push(
+                format!("{rp}.reasons"),
+                format!("at most {MAX_REASONS_PER_QUERY} reasons"),
+            );
+            continue;
+        }
+        for (j, text) in r.reasons.iter().enumerate() {
+            free_text(
+                errors,
+                &format!("{rp}.reasons[{j}]"),
+                text,
+                MAX_REASON_CHARS,
+            );
+        }
+    }
 }
 
 /// A cardinality snapshot, at the server's `now`. Stops after the first hundred errors

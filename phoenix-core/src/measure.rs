@@ -182,6 +182,10 @@ pub struct MeasurementSample {
     pub candidate: VariantStats,
     /// Host figures.
     pub host: HostStats,
+    /// The experiment's queries evaluated on both outputs; absent when the experiment has
+    /// no queries (and in samples of agents that predate them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<crate::queries::SampleQueries>,
 }
 
 impl MeasurementSample {

@@ -169,6 +169,7 @@ mod tests {
                 ..VariantStats::default()
             },
             host: crate::measure::HostStats::default(),
+            queries: None,
         }
     }
 

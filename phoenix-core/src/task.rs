@@ -125,6 +125,9 @@ pub enum TaskPayload {
         /// Metric patterns that must stay visible.
         #[serde(default)]
         critical_metrics: Vec<String>,
+        /// The experiment's frozen queries, evaluated on both outputs of every sample.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        queries: Vec<crate::queries::ExperimentQuery>,
     },
     /// Remove an experiment's candidate (rollback) or all its pipelines (stop).
     RemovePipeline {

@@ -20,6 +20,7 @@ use phoenix_core::agent::{ActivePipeline, PipelineHealth};
 use phoenix_core::ids::{DeploymentId, ExperimentId};
 use phoenix_core::measure::Variant;
 use phoenix_core::pipeline::RenderedPipeline;
+use phoenix_core::queries::ExperimentQuery;
 use serde::{Deserialize, Serialize};
 
 /// Both pipelines of an experiment on this host.
@@ -43,6 +44,9 @@ pub struct ExperimentDeployment {
     /// candidate is deployed); empty from a server that does not send it.
     #[serde(default)]
     pub collector_yaml: String,
+    /// The experiment's frozen queries, evaluated on both outputs of every sample.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<ExperimentQuery>,
 }
 
 /// The host's own pipeline, outside any running experiment.

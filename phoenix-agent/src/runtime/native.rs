@@ -15,11 +15,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use chrono::Utc;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
-use phoenix_core::ids::AgentId;
+use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::{HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats};
 use phoenix_core::pipeline::exposition::parse_exposition;
 use phoenix_core::pipeline::spec::{ExporterSpec, ReceiverSpec};
 use phoenix_core::pipeline::{Engine, Sample, SampleBuilder};
+use phoenix_core::queries::{QuerySet, SampleQueries, Series, series_of};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -62,6 +63,8 @@ struct Shared {
     config: NativeConfig,
     probe: Arc<Mutex<HostProbe>>,
     engines: Arc<Mutex<BTreeMap<PipelineKey, (String, Engine)>>>,
+    /// Each experiment's frozen queries, compiled once.
+    queries: Mutex<BTreeMap<ExperimentId, Arc<QuerySet>>>,
     desired: watch::Sender<Deployments>,
     ticks: watch::Sender<Tick>,
     expositions: Arc<Expositions>,
@@ -101,6 +104,8 @@ struct TickOutput {
     complete: bool,
     host: HostStats,
     outputs: Vec<Output>,
+    /// Each experiment's queries evaluated on its two outputs.
+    queries: BTreeMap<ExperimentId, SampleQueries>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,6 +158,7 @@ impl NativeRuntime {
             config,
             probe,
             engines: Arc::new(Mutex::new(BTreeMap::new())),
+            queries: Mutex::new(BTreeMap::new()),
             desired: watch::channel(Deployments::default()).0,
             ticks: watch::channel(Tick::default()).0,
             expositions,
@@ -291,6 +297,8 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
         }
         let input = Arc::new(builder.build());
         let mut outputs = Vec::new();
+        let query_sets = lock(&worker.queries).clone();
+        let mut variant_series: BTreeMap<PipelineKey, Vec<Series>> = BTreeMap::new();
         let mut engines = lock(&worker.engines);
         for (key, (_, engine)) in engines.iter_mut() {
             let before = thread_cpu_nanos();
@@ -302,6 +310,13 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
                 PipelineKey::Experiment(_, v) => v.as_str(),
                 PipelineKey::Host => "host",
             };
+            if let PipelineKey::Experiment(id, _) = key
+                && query_sets.contains_key(id)
+            {
+                // As the exposition names them: what a query selects when Prometheus
+                // scrapes `/metrics/baseline` and `/metrics/candidate`.
+                variant_series.insert(*key, series_of(&evaluation.output));
+            }
             let text = exposition::render(&evaluation.output, origin);
             let otlp = otlp_endpoints
                 .get(key)
@@ -322,17 +337,28 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
                 otlp,
             });
         }
+        let queries = query_sets
+            .iter()
+            .filter_map(|(id, set)| {
+                let baseline = variant_series.get(&PipelineKey::Experiment(*id, Variant::Baseline))?;
+                let candidate =
+                    variant_series.get(&PipelineKey::Experiment(*id, Variant::Candidate))?;
+                Some((*id, set.evaluate(baseline, candidate)))
+            })
+            .collect();
         TickOutput {
             input,
             complete,
             host,
             outputs,
+            queries,
         }
     })
     .await
     .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
 
     let desired_now = shared.desired.borrow().clone();
+    let mut queries = output.queries;
     let mut produced = BTreeSet::new();
     let mut stats: BTreeMap<PipelineKey, VariantStats> = BTreeMap::new();
     {
@@ -408,6 +434,7 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
             baseline,
             candidate,
             host: output.host.clone(),
+            queries: queries.remove(id),
         });
     }
     *lock(&shared.last_input) = Some(output.input);
@@ -455,6 +482,19 @@ impl PipelineRuntime for NativeRuntime {
                 };
                 engines.insert(key, (pipeline.config_hash.clone(), engine));
             }
+            let mut queries = lock(&self.shared.queries);
+            queries.retain(|id, _| {
+                desired
+                    .experiments
+                    .get(id)
+                    .is_some_and(|d| !d.queries.is_empty())
+            });
+            for (id, d) in &desired.experiments {
+                if !d.queries.is_empty() && !queries.contains_key(id) {
+                    queries.insert(*id, Arc::new(QuerySet::new(&d.queries)));
+                }
+            }
+            drop(queries);
             let mut health = lock(&self.shared.health);
             health.retain(|k, _| keys.contains(k));
             for k in &keys {

@@ -40,6 +40,7 @@ use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::SnapshotSeries;
 use phoenix_core::pipeline::render::tap::{TapTarget, measurement_tap};
 use phoenix_core::pipeline::{Engine, Sample};
+use phoenix_core::queries::QuerySet;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -537,6 +538,8 @@ impl PipelineRuntime for OtelcolRuntime {
                             &d.critical_processes,
                             &d.critical_metrics,
                         ),
+                        queries: (!d.queries.is_empty())
+                            .then(|| Arc::new(QuerySet::new(&d.queries))),
                         needs_utilization,
                         interval_secs,
                         grace_secs,
@@ -726,6 +729,7 @@ mod tests {
             critical_processes: vec!["sshd".to_owned()],
             critical_metrics: Vec::new(),
             collector_yaml: combined.to_owned(),
+            queries: Vec::new(),
         };
         let mut desired = Deployments::default();
         assert_eq!(collector_config(&desired).unwrap(), None);

@@ -305,6 +305,14 @@ fn detail_view(e: &Experiment) -> String {
         ("critical processes", s.critical_processes.join(",")),
         ("critical metrics", s.critical_metrics.join(",")),
         (
+            "queries",
+            if e.queries == 0 {
+                "none (no query inventory when created)".to_owned()
+            } else {
+                format!("{} frozen from the inventory", e.queries)
+            },
+        ),
+        (
             "criteria",
             s.criteria
                 .iter()
@@ -374,12 +382,22 @@ fn criteria_table(v: &Verdict) -> String {
     for c in &v.criteria {
         t.row(vec![
             criterion_text(&c.criterion),
-            c.measured.map(|m| format!("{m:.2}")).unwrap_or_default(),
+            c.measured
+                .map(|m| kpi_value(c.criterion.kpi, m))
+                .unwrap_or_default(),
             c.passed.map(|p| p.to_string()).unwrap_or_default(),
             c.reason.clone(),
         ]);
     }
     t.render()
+}
+
+/// A KPI's value in its unit: a percentage with two decimals, a count as a whole number.
+fn kpi_value(kpi: KpiName, value: f64) -> String {
+    match kpi {
+        KpiName::QueriesBroken => format!("{value}"),
+        _ => format!("{value:.2}"),
+    }
 }
 
 /// Elapsed and remaining time of the run, by the local clock.
@@ -410,6 +428,7 @@ fn short_kpi(kpi: KpiName, value: f64) -> String {
         KpiName::CriticalCoveragePct => ("critical", false),
         KpiName::AgentCpuOverheadPct => ("cpu overhead", false),
         KpiName::AgentRssOverheadPct => ("rss overhead", false),
+        KpiName::QueriesBroken => return format!("queries broken {value}"),
     };
     if change {
         format!("{name} {:+.1}%", -value)
@@ -499,6 +518,7 @@ fn metrics_view(r: &KpiReport) -> String {
         t.row(vec![
             wire(&v.kpi),
             match (v.value, &v.undefined) {
+                (Some(value), _) if v.kpi == KpiName::QueriesBroken => format!("{value}"),
                 (Some(value), _) => pct(Some(value)),
                 (None, Some(why)) => format!("({})", wire(why)),
                 (None, None) => String::new(),
@@ -534,6 +554,24 @@ fn metrics_view(r: &KpiReport) -> String {
         }
         out.push('\n');
         out.push_str(&t.render());
+    }
+    if let Some(q) = &k.queries {
+        out.push_str(&format!(
+            "\nQueries: {} answered, {} changed, {} broken, {} unobserved\n",
+            q.answered, q.changed, q.broken, q.unobserved
+        ));
+        if !q.affected.is_empty() {
+            let mut t = Table::new(&["STATUS", "QUERY", "WHERE", "REASONS"]);
+            for a in &q.affected {
+                t.row(vec![
+                    wire(&a.status),
+                    a.name.clone(),
+                    a.location.clone(),
+                    a.reasons.join("; "),
+                ]);
+            }
+            out.push_str(&t.render());
+        }
     }
     if let Some(v) = &r.verdict {
         out.push_str("\nCriteria\n");

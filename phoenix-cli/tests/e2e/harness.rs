@@ -263,6 +263,16 @@ impl Server {
     /// Reports 6 samples (baseline 400 series, candidate 40) for a running experiment and a
     /// cardinality snapshot of 100 series.
     pub(crate) fn report_metrics(&self, agent: &Agent, experiment: uuid::Uuid) {
+        self.report_metrics_with_queries(agent, experiment, None);
+    }
+
+    /// [`Server::report_metrics`], each sample saying `queries` of the experiment's queries.
+    pub(crate) fn report_metrics_with_queries(
+        &self,
+        agent: &Agent,
+        experiment: uuid::Uuid,
+        queries: Option<phoenix_client::api::query::SampleQueries>,
+    ) {
         let start = self.now();
         let stats = |series: u64| VariantStats {
             series,
@@ -280,6 +290,7 @@ impl Server {
                 baseline: stats(400),
                 candidate: stats(40),
                 host: HostStats::default(),
+                queries: queries.clone(),
             })
             .collect();
         let mut series = Vec::new();

@@ -120,3 +120,120 @@ fn import_list_and_delete_rule_files_and_dashboards() {
     let left: QuerySourceList = server.run(&["queries", "list", "-o", "json"]).json();
     assert_eq!(left.items.len(), 2);
 }
+
+/// Rule file and dashboard imported with the CLI; the experiment created with the CLI is
+/// judged on them: samples saying the alert broke make the verdict fail on `queries_broken`
+/// naming the alert, in `experiment get` and `experiment metrics`.
+#[test]
+fn an_experiment_created_after_an_import_fails_on_a_broken_alert() {
+    use phoenix_client::api::experiment::{Experiment, KpiName, Phase, VerdictOutcome};
+    use phoenix_client::api::query::{QueryReasons, SampleQueries};
+
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("node.rules.yml");
+    let dashboard = dir.path().join("node.json");
+    std::fs::write(&rules, RULES).unwrap();
+    std::fs::write(&dashboard, DASHBOARD).unwrap();
+    server
+        .run(&[
+            "queries",
+            "import",
+            &rules.display().to_string(),
+            &dashboard.display().to_string(),
+        ])
+        .ok();
+    let agent = server.agent("web-1", &[("role", "web")]);
+    let created: Experiment = server
+        .run(&[
+            "experiment",
+            "create",
+            "--name",
+            "aggregate on web",
+            "--candidate",
+            "aggregate",
+            "--label",
+            "role=web",
+            "--duration",
+            "60",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(created.queries, 3);
+    assert!(
+        created
+            .spec
+            .criteria
+            .iter()
+            .any(|c| c.kpi == KpiName::QueriesBroken && c.critical),
+        "{:?}",
+        created.spec.criteria
+    );
+    let id = created.id.to_string();
+    let shown = server.run(&["experiment", "get", &id]);
+    assert!(
+        shown.ok().contains("3 frozen from the inventory"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("queries_broken<=0:critical"),
+        "{}",
+        shown.stdout
+    );
+    server.run(&["experiment", "start", &id]).ok();
+    server.ack_next(&agent);
+    // Frozen order: sources by name (node.json, then node.rules.yml).
+    server.report_metrics_with_queries(
+        &agent,
+        created.id,
+        Some(SampleQueries {
+            statuses: "aba".to_owned(),
+            reasons: vec![QueryReasons {
+                query: 1,
+                reasons: vec![
+                    "`up{job=\"node\"}` matches no series: the candidate drops label `job`"
+                        .to_owned(),
+                ],
+            }],
+        }),
+    );
+    server.advance(61);
+    server.heartbeat(&agent);
+    server.tick();
+    let done: Experiment = server.run(&["experiment", "get", &id, "-o", "json"]).json();
+    assert_eq!(done.phase, Phase::Completed);
+    let verdict = done.verdict.expect("judged");
+    assert_eq!(
+        verdict.outcome,
+        VerdictOutcome::Fail,
+        "{:?}",
+        verdict.reasons
+    );
+    let shown = server.run(&["experiment", "get", &id]);
+    let line = shown
+        .ok()
+        .lines()
+        .find(|l| l.starts_with("queries_broken<=0:critical"))
+        .unwrap_or_else(|| panic!("{}", shown.stdout));
+    assert!(line.contains(" 1 "), "{line}");
+    assert!(
+        line.contains("broken: `NodeDown` (node.rules.yml: group \"node\", alert \"NodeDown\")"),
+        "{line}"
+    );
+    let metrics = server.run(&["experiment", "metrics", &id]);
+    assert!(
+        metrics
+            .ok()
+            .contains("Queries: 2 answered, 0 changed, 1 broken, 0 unobserved"),
+        "{}",
+        metrics.stdout
+    );
+    assert_aligned(&metrics.stdout, "STATUS");
+    assert!(
+        metrics.stdout.contains("drops label `job`"),
+        "{}",
+        metrics.stdout
+    );
+}

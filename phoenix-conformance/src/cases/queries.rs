@@ -92,3 +92,86 @@ pub async fn query_sources_import_list_replace_delete(backend: &dyn TestBackend)
     assert_ne!(again.id, dashboard.id);
     assert_eq!(p.query_sources().await.unwrap().len(), 2);
 }
+
+/// An experiment created with an inventory holds the inventory's queries as they were
+/// (a later import changes nothing) and the default `queries_broken <= 0` criterion; a
+/// sample's query statuses read back intact; without an inventory a criterion on
+/// `queries_broken` is refused and nothing is stored.
+pub async fn queries_frozen_into_experiments_and_samples(backend: &dyn TestBackend) {
+    use phoenix_core::judge::{Criterion, KpiName};
+    use phoenix_core::queries::{QueryReasons, SampleQueries};
+
+    use crate::fixtures::{new_experiment, operator, sample};
+
+    let p = phoenix(backend);
+    let mut asks = new_experiment("asks for queries");
+    asks.spec.criteria.push(Criterion::queries_kept());
+    let err = p.create_experiment(asks, &operator()).await.unwrap_err();
+    let PhoenixError::Validation(errors) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(errors.errors[0].path, "spec.criteria[4].kpi");
+    assert!(
+        p.experiments(&Default::default(), &Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    p.import_query_source("node.rules.yml", SourceKind::RuleFile, RULES, "ops")
+        .await
+        .unwrap();
+    p.import_query_source("node.json", SourceKind::GrafanaDashboard, DASHBOARD, "ops")
+        .await
+        .unwrap();
+    let created = p
+        .create_experiment(new_experiment("judged on queries"), &operator())
+        .await
+        .unwrap();
+    let names: Vec<&str> = created.queries.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["CPU [A]", "NodeDown", "job:up:sum"]);
+    assert_eq!(created.queries[1].role, QueryRole::Alert);
+    assert!(created.queries[1].location.starts_with("node.rules.yml: "));
+    assert!(created.spec.criteria.contains(&Criterion::queries_kept()));
+    assert_eq!(
+        created
+            .spec
+            .criteria
+            .iter()
+            .filter(|c| c.kpi == KpiName::QueriesBroken)
+            .count(),
+        1
+    );
+    p.import_query_source("more.txt", SourceKind::PromqlList, "up\n", "ops")
+        .await
+        .unwrap();
+    assert_eq!(p.experiment(created.id).await.unwrap(), created);
+
+    let mut s = sample(
+        backend.clock().now(),
+        created.id,
+        phoenix_core::ids::AgentId::new(),
+        1,
+    );
+    s.queries = Some(SampleQueries {
+        statuses: "abu".to_owned(),
+        reasons: vec![QueryReasons {
+            query: 1,
+            reasons: vec![
+                "`up{job=\"node\"}` matches no series: the candidate drops `up`".to_owned(),
+            ],
+        }],
+    });
+    let old = sample(
+        backend.clock().now(),
+        created.id,
+        phoenix_core::ids::AgentId::new(),
+        1,
+    );
+    let m = backend.stores().metrics;
+    m.append_samples(&[s.clone(), old.clone()]).await.unwrap();
+    let stored = m.samples(created.id, 10).await.unwrap();
+    assert!(stored.contains(&s), "{stored:?}");
+    assert!(stored.contains(&old));
+}

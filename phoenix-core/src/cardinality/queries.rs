@@ -24,7 +24,7 @@ use super::table::SeriesTable;
 use crate::measure::{CardinalitySnapshot, SnapshotSeries};
 use crate::pipeline::Engine;
 use crate::pipeline::spec::{AggregateByStage, PipelineSpec, Stage};
-use crate::queries::eval::evaluate_compiled;
+use crate::queries::eval::{SeriesIndex, evaluate_compiled};
 use crate::queries::needs::{Compiled, compile};
 use crate::queries::{
     InventoryQuery, QueryStatus, QueryVerdict, Series, series_of_snapshot, snapshot_label_name,
@@ -251,6 +251,7 @@ impl<'q> QueryGuard<'q> {
         };
         for i in 0..guard.queries.len() {
             let series = guard.series_of(&guard.queries[i], &|_| None);
+            let series = SeriesIndex::new(&series);
             let (status, _) = evaluate_compiled(&guard.queries[i].compiled, &series, &series);
             guard.queries[i].observed = status != QueryStatus::Unobserved;
         }
@@ -306,7 +307,11 @@ impl<'q> QueryGuard<'q> {
             }
             let before = self.series_of(q, &|_| None);
             let after = self.series_of(q, candidate);
-            let (status, reasons) = evaluate_compiled(&q.compiled, &before, &after);
+            let (status, reasons) = evaluate_compiled(
+                &q.compiled,
+                &SeriesIndex::new(&before),
+                &SeriesIndex::new(&after),
+            );
             let verdict = || QueryVerdict {
                 name: q.query.name.clone(),
                 location: q.query.location.clone(),

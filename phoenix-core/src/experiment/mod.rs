@@ -22,8 +22,9 @@ pub use transition::{
 };
 
 use crate::ids::{AgentId, ExperimentId};
-use crate::judge::Verdict;
+use crate::judge::{Criterion, KpiName, Verdict};
 use crate::pipeline::RenderedPipeline;
+use crate::queries::ExperimentQuery;
 use crate::task::RemovalMode;
 
 /// One agent an experiment runs on, and what it last acknowledged.
@@ -150,6 +151,10 @@ pub struct Experiment {
     pub rollback: Option<RollbackRecord>,
     /// Sequence number of the last event appended.
     pub last_event_seq: u64,
+    /// The query inventory as it was when the experiment was created (see
+    /// [`Experiment::with_queries`]); empty without an inventory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<ExperimentQuery>,
 }
 
 impl Experiment {
@@ -181,6 +186,7 @@ impl Experiment {
             failure_reason: None,
             rollback: None,
             last_event_seq: 1,
+            queries: Vec::new(),
         };
         let event = ExperimentEvent {
             experiment_id: experiment.id,
@@ -194,6 +200,26 @@ impl Experiment {
             details: serde_json::Value::Null,
         };
         (experiment, event)
+    }
+
+    /// The experiment judged on `queries` (the inventory frozen at creation): they reach
+    /// the agents with the deploy tasks, and, unless the spec states a criterion on
+    /// `queries_broken`, the default critical criterion `queries_broken <= 0` is added
+    /// ([`Criterion::queries_kept`]). Without queries the experiment is unchanged.
+    #[must_use]
+    pub fn with_queries(mut self, queries: Vec<ExperimentQuery>) -> Self {
+        if queries.is_empty() {
+            return self;
+        }
+        let criteria = &mut self.spec.criteria;
+        if criteria.is_empty() {
+            *criteria = Criterion::defaults();
+        }
+        if !criteria.iter().any(|c| c.kpi == KpiName::QueriesBroken) {
+            criteria.push(Criterion::queries_kept());
+        }
+        self.queries = queries;
+        self
     }
 
     /// Targets not lost and not failed: the denominator of every rollout rule.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::inputs;
-use crate::judge::{Comparison, Criterion};
+use crate::judge::{Comparison, Criterion, KpiName};
 use crate::pipeline::PipelineRef;
 use crate::validation::ValidationErrors;
 
@@ -212,10 +212,34 @@ impl ExperimentSpec {
             let p = format!("{path}.criteria[{i}].threshold");
             if !c.threshold.is_finite() {
                 errors.push(p, "must be a finite number");
+            } else if !c.kpi.is_percent() {
+                #[allow(clippy::cast_precision_loss, reason = "a small constant")]
+                let most = crate::queries::MAX_EXPERIMENT_QUERIES as f64;
+                if !(0.0..=most).contains(&c.threshold) {
+                    errors.push(
+                        p,
+                        format!("{} is a count of queries: between 0 and {most}", c.kpi),
+                    );
+                }
             } else if c.comparison == Comparison::AtLeast && c.threshold > 100.0 {
                 errors.push(p, "a percentage that must be reached cannot exceed 100");
             } else if c.threshold < -100.0 {
                 errors.push(p, "must be at least -100 (percent)");
+            }
+        }
+    }
+}
+
+impl ExperimentSpec {
+    /// Records an error for every criterion on `queries_broken` of a spec created without
+    /// a query inventory: it could never be measured.
+    pub fn criteria_without_queries_into(&self, path: &str, errors: &mut ValidationErrors) {
+        for (i, c) in self.criteria.iter().enumerate() {
+            if c.kpi == KpiName::QueriesBroken {
+                errors.push(
+                    format!("{path}.criteria[{i}].kpi"),
+                    "queries_broken needs a query inventory, and none is imported (phoenix queries import)",
+                );
             }
         }
     }

@@ -25,6 +25,7 @@ fn sample() -> MeasurementSample {
         },
         candidate: VariantStats::default(),
         host: HostStats::default(),
+        queries: None,
     }
 }
 
@@ -209,6 +210,69 @@ fn snapshots_and_heartbeats_are_bounded() {
             "resources.agent_cpu_pct",
             "pipelines[0].detail",
             "started_at"
+        ]
+    );
+}
+
+#[test]
+fn sample_queries_are_one_known_status_per_query_with_bounded_reasons() {
+    use crate::queries::{QueryReasons, SampleQueries};
+    let reasons = |query: u32, n: usize| QueryReasons {
+        query,
+        reasons: vec!["the candidate drops label `fstype`".to_owned(); n],
+    };
+    let ok = SampleQueries {
+        statuses: "bacu".to_owned(),
+        reasons: vec![reasons(0, 1), reasons(2, 4)],
+    };
+    let mut e = ValidationErrors::new();
+    let mut s = sample();
+    s.queries = Some(ok.clone());
+    super::sample(&mut e, "s", &s, now());
+    sample_queries(&mut e, "q", &ok, Some(4));
+    assert!(e.errors.is_empty(), "{e:?}");
+
+    let mut e = ValidationErrors::new();
+    sample_queries(&mut e, "count", &ok, Some(3));
+    let bad_letter = SampleQueries {
+        statuses: "bxa".to_owned(),
+        reasons: Vec::new(),
+    };
+    sample_queries(&mut e, "letter", &bad_letter, None);
+    let bad_reasons = SampleQueries {
+        statuses: "bac".to_owned(),
+        reasons: vec![reasons(1, 1), reasons(0, 5), reasons(7, 1)],
+    };
+    sample_queries(&mut e, "why", &bad_reasons, Some(3));
+    let twice = SampleQueries {
+        statuses: "b".to_owned(),
+        reasons: vec![reasons(0, 1), reasons(0, 1)],
+    };
+    sample_queries(&mut e, "twice", &twice, None);
+    let control = SampleQueries {
+        statuses: "b".to_owned(),
+        reasons: vec![QueryReasons {
+            query: 0,
+            reasons: vec!["bell\u{7}".to_owned()],
+        }],
+    };
+    sample_queries(&mut e, "ctl", &control, None);
+    let long = SampleQueries {
+        statuses: "a".repeat(crate::queries::MAX_EXPERIMENT_QUERIES + 1),
+        reasons: Vec::new(),
+    };
+    sample_queries(&mut e, "long", &long, None);
+    assert_eq!(
+        paths(&e),
+        [
+            "count.statuses",
+            "letter.statuses",
+            "why.reasons[0].query",
+            "why.reasons[1].reasons",
+            "why.reasons[2].query",
+            "twice.reasons[1].query",
+            "ctl.reasons[0].reasons[0]",
+            "long.statuses",
         ]
     );
 }

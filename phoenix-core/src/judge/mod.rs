@@ -35,6 +35,9 @@ pub enum KpiName {
     CriticalCoveragePct,
     /// Extra agent CPU the candidate costs relative to the baseline, percent.
     AgentCpuOverheadPct,
+    /// Inventoried queries the candidate breaks (a count, not a percentage): queries that
+    /// return nothing, on any host's sample, where the baseline returned something.
+    QueriesBroken,
     /// Extra agent memory the candidate costs relative to the baseline, percent.
     /// **Withdrawn**: no agent measures it (see [`KpiName::offered`]), so
     /// `ExperimentSpec::validate` refuses a criterion on it and no KPI reports it. The name
@@ -77,7 +80,39 @@ impl KpiName {
             Self::CriticalCoveragePct => "critical_coverage_pct",
             Self::AgentCpuOverheadPct => "agent_cpu_overhead_pct",
             Self::AgentRssOverheadPct => "agent_rss_overhead_pct",
+            Self::QueriesBroken => "queries_broken",
         }
+    }
+
+    /// Whether the KPI is a percentage (every KPI but `queries_broken`, a count).
+    #[must_use]
+    pub fn is_percent(self) -> bool {
+        self != Self::QueriesBroken
+    }
+
+    /// The unit written after a value: `%`, or nothing for a count.
+    #[must_use]
+    pub fn unit(self) -> &'static str {
+        if self.is_percent() { "%" } else { "" }
+    }
+
+    /// `value` in the KPI's unit, for reasons: `12.50%`, or `3` for a count.
+    #[must_use]
+    pub fn format(self, value: f64) -> String {
+        if self.is_percent() {
+            format!("{value:.2}%")
+        } else {
+            format!("{value}")
+        }
+    }
+
+    /// Whether a criterion on this KPI is decided on every host's samples pooled rather
+    /// than on the median of the hosts' own values: a query broken on any host is broken
+    /// (the count of distinct queries broken anywhere), so that no majority of hosts
+    /// whose outputs happen to keep a query can hide the host where it broke.
+    #[must_use]
+    pub fn decided_pooled(self) -> bool {
+        self == Self::QueriesBroken
     }
 }
 
@@ -164,6 +199,13 @@ impl Criterion {
             Self::at_least(KpiName::FidelityPct, 80.0, false),
             Self::at_most(KpiName::AgentCpuOverheadPct, 50.0, false),
         ]
+    }
+
+    /// The criterion added to an experiment created with a query inventory (unless its
+    /// spec states one on `queries_broken`): no inventoried query broken, critical.
+    #[must_use]
+    pub fn queries_kept() -> Self {
+        Self::at_most(KpiName::QueriesBroken, 0.0, true)
     }
 }
 

@@ -472,3 +472,68 @@ fn hosts_with_too_few_samples_do_not_vote() {
     assert!(c.reason.contains("median of 3 host(s)"), "{}", c.reason);
     assert_eq!(v.hosts_passing_critical(), 3);
 }
+
+#[test]
+fn an_inventory_adds_the_queries_kept_criterion_decided_on_every_hosts_samples() {
+    use crate::kpi::tests::{reporting, with_queries};
+    let e = with_queries(experiment(&["web-1", "web-2", "web-3"]));
+    let added = e
+        .spec
+        .criteria
+        .iter()
+        .find(|c| c.kpi == KpiName::QueriesBroken)
+        .unwrap();
+    assert_eq!(added, &Criterion::queries_kept());
+    assert!(added.critical);
+    assert_eq!(e.spec.criteria.len(), Criterion::defaults().len() + 1);
+
+    // One host of three breaks a query: the median would hide it, the pooled count not.
+    let (v, k) = verdict_of(&e, &reporting(run(&e, 10, BASE, GOOD), &e, 2, "baa"));
+    assert_eq!(v.outcome, VerdictOutcome::Fail);
+    let r = result(&v, KpiName::QueriesBroken);
+    assert_eq!((r.passed, r.measured), (Some(false), Some(1.0)));
+    assert!(
+        r.reason
+            .starts_with("queries_broken = 1 (threshold <= 0, critical"),
+        "{}",
+        r.reason
+    );
+    assert!(v.reasons.iter().any(|s| s.contains("queries_broken = 1")));
+    assert!(
+        r.reason.contains("broken: `NodeFsSpace` (node.rules.yml: "),
+        "{}",
+        r.reason
+    );
+    assert_eq!(k.queries.unwrap().affected[0].name, "NodeFsSpace");
+    assert_eq!(v.hosts_passing_critical(), 2);
+
+    // Changed is not broken: the candidate passes.
+    let (v, _) = verdict_of(&e, &reporting(run(&e, 10, BASE, GOOD), &e, 2, "aca"));
+    assert_eq!(v.outcome, VerdictOutcome::Pass, "{:?}", v.reasons);
+    let r = result(&v, KpiName::QueriesBroken);
+    assert_eq!((r.passed, r.measured), (Some(true), Some(0.0)));
+
+    // Agents that do not evaluate the queries: a critical criterion unmeasured.
+    let (v, _) = verdict_of(&e, &run(&e, 10, BASE, GOOD));
+    assert_eq!(v.outcome, VerdictOutcome::Inconclusive);
+}
+
+#[test]
+fn a_stated_queries_criterion_replaces_the_default() {
+    use crate::kpi::tests::{reporting, with_queries};
+    let mut e = experiment(&["web-1", "web-2"]);
+    e.spec
+        .criteria
+        .push(Criterion::at_most(KpiName::QueriesBroken, 1.0, false));
+    let e = with_queries(e);
+    let on_queries: Vec<&Criterion> = e
+        .spec
+        .criteria
+        .iter()
+        .filter(|c| c.kpi == KpiName::QueriesBroken)
+        .collect();
+    assert_eq!(on_queries.len(), 1);
+    assert!(!on_queries[0].critical);
+    let (v, _) = verdict_of(&e, &reporting(run(&e, 10, BASE, GOOD), &e, 0, "bab"));
+    assert_eq!(v.outcome, VerdictOutcome::Marginal);
+}

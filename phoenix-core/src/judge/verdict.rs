@@ -181,9 +181,10 @@ fn find(kpis: &[crate::kpi::KpiValue], kpi: KpiName) -> Option<&crate::kpi::KpiV
 /// value, the pooled one for the fleet's.
 fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) -> CriterionResult {
     let wanted = format!(
-        "threshold {} {}%",
+        "threshold {} {}{}",
         criterion.comparison.symbol(),
-        criterion.threshold
+        criterion.threshold,
+        criterion.kpi.unit()
     );
     let kind = if criterion.critical {
         "critical"
@@ -238,7 +239,12 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
         .filter(|h| h.voting)
         .filter_map(|h| h.measured)
         .collect();
-    let measured = fleet_median(&votes, criterion.comparison);
+    let pooled_decides = criterion.kpi.decided_pooled();
+    let measured = if pooled_decides {
+        pooled.value
+    } else {
+        fleet_median(&votes, criterion.comparison)
+    };
     // Nothing to take the median of: say why with the pooled KPI's reason, or a voting
     // host's when the pooled figure has a value none of the voters has.
     let undefined = pooled.undefined.or_else(|| {
@@ -255,13 +261,20 @@ fn assess(criterion: &Criterion, kpis: &ExperimentKpis, config: &JudgeConfig) ->
     let (passed, verdict_words) =
         decide(criterion, measured, undefined, paired_test.as_ref(), config);
     let reason = match measured {
-        Some(v) => format!(
-            "{} = {v:.2}% ({wanted}, {kind}; median of {} host(s){}): {verdict_words}",
+        Some(v) if pooled_decides => format!(
+            "{} = {} ({wanted}, {kind}; over every host's samples: {}): {verdict_words}",
             criterion.kpi,
+            criterion.kpi.format(v),
+            pooled.basis
+        ),
+        Some(v) => format!(
+            "{} = {} ({wanted}, {kind}; median of {} host(s){}): {verdict_words}",
+            criterion.kpi,
+            criterion.kpi.format(v),
             votes.len(),
             pooled
                 .value
-                .map(|p| format!(", all samples pooled {p:.2}%"))
+                .map(|p| format!(", all samples pooled {}", criterion.kpi.format(p)))
                 .unwrap_or_default()
         ),
         None => format!("{} {verdict_words} ({wanted}, {kind})", criterion.kpi),
@@ -378,7 +391,7 @@ pub fn judge_with(
                 h.host,
                 r.criterion.kpi,
                 h.measured
-                    .map_or_else(|| "unmeasured".to_owned(), |v| format!("{v:.2}%"))
+                    .map_or_else(|| "unmeasured".to_owned(), |v| r.criterion.kpi.format(v))
             ));
         }
     }

@@ -4,6 +4,8 @@
 //! Every KPI says how it was computed (`basis`) and, when it has no value, why
 //! ([`Undefined`]): a zero baseline is never reported as a 100% reduction.
 
+mod queries;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,19 +16,21 @@ use crate::experiment::{Experiment, TargetState};
 use crate::ids::{AgentId, ExperimentId};
 use crate::judge::{KpiName, SignedRank, wilcoxon_signed_rank};
 use crate::measure::{MeasurementSample, VariantStats};
+use crate::queries::{ExperimentQuery, QueriesKept};
 
 /// Most points in a KPI time series; buckets widen to stay under it.
 pub const MAX_TIME_POINTS: i64 = 240;
 
 /// Every KPI reported, in report order: every offered [`KpiName`] (the withdrawn
 /// `agent_rss_overhead_pct` is measured by no agent and not reported).
-pub const ALL_KPIS: [KpiName; 6] = [
+pub const ALL_KPIS: [KpiName; 7] = [
     KpiName::CardinalityReductionPct,
     KpiName::DataPointReductionPct,
     KpiName::CostReductionPct,
     KpiName::FidelityPct,
     KpiName::CriticalCoveragePct,
     KpiName::AgentCpuOverheadPct,
+    KpiName::QueriesBroken,
 ];
 
 /// Why a KPI has no value.
@@ -229,6 +233,11 @@ pub struct ExperimentKpis {
     pub cost: Option<ExperimentCost>,
     /// Critical processes or patterns the candidate missed.
     pub critical_missing: Vec<CriticalMiss>,
+    /// How the experiment's queries fared (each query's most severe status over the judged
+    /// samples, the broken and changed ones with their reasons); `None` when the
+    /// experiment has no query inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<QueriesKept>,
     /// Both variants over time (warm-up included, flagged).
     pub time_series: Vec<TimePoint>,
     /// Per-host breakdown, by agent id.
@@ -293,17 +302,26 @@ pub fn compute(
     }
 
     let model = catalogue.get(&experiment.spec.pricing_model).ok();
-    let overall = measure(&judged, model, &experiment.spec.pricing_model);
     let host_name = |agent: AgentId| {
         targets
             .get(&agent)
             .map_or_else(|| agent.to_string(), |t| t.host.clone())
     };
+    let measure = |hosts: &HostSamples<'_>| {
+        measure(
+            hosts,
+            model,
+            &experiment.spec.pricing_model,
+            &experiment.queries,
+            &host_name,
+        )
+    };
+    let overall = measure(&judged);
     let per_host = judged
         .iter()
         .map(|(&agent, list)| {
             let one: HostSamples<'_> = [(agent, list.clone())].into();
-            let own = measure(&one, model, &experiment.spec.pricing_model);
+            let own = measure(&one);
             HostKpis {
                 host: HostRef {
                     agent_id: agent,
@@ -352,6 +370,7 @@ pub fn compute(
         agent_cpu_test: overall.cpu_test,
         cost: overall.cost,
         critical_missing: overall.critical_missing,
+        queries: overall.queries,
         time_series: time_series(experiment, &charted),
         per_host,
     }
@@ -364,6 +383,7 @@ struct Measured {
     cpu_test: Option<SignedRank>,
     cost: Option<ExperimentCost>,
     critical_missing: Vec<CriticalMiss>,
+    queries: Option<QueriesKept>,
 }
 
 #[allow(
@@ -432,7 +452,13 @@ fn summary(
     }
 }
 
-fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str) -> Measured {
+fn measure(
+    hosts: &HostSamples<'_>,
+    model: Option<&PricingModel>,
+    model_id: &str,
+    queries: &[ExperimentQuery],
+    host_name: &dyn Fn(AgentId) -> String,
+) -> Measured {
     let all: Vec<&MeasurementSample> = hosts.values().flatten().copied().collect();
     let n = all.len() as u64;
     let sum =
@@ -632,6 +658,39 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
         },
     );
 
+    // Queries kept: a count, decided on every host's samples pooled (see
+    // `KpiName::decided_pooled`).
+    let kept = queries::kept(queries, &all, host_name);
+    let (value, undefined, basis) = match &kept {
+        None => (
+            None,
+            Undefined::NotMeasured,
+            "not measured: the experiment has no query inventory (import rule files or dashboards before creating it)".to_owned(),
+        ),
+        Some(k) if k.samples == 0 => (
+            None,
+            Undefined::NotMeasured,
+            format!(
+                "not measured: none of the {basis_hosts} evaluated the experiment's {} queries (agents that predate query evaluation)",
+                group_digits(queries.len() as u64)
+            ),
+        ),
+        Some(k) => (
+            Some(f64::from(k.kept.broken)),
+            Undefined::NotMeasured,
+            format!(
+                "inventoried queries (of {}) that return nothing in the candidate's output where the baseline's had their series, in any of the {} of {basis_hosts} that evaluated them; {} answered, {} changed, {} unobserved{}",
+                group_digits(queries.len() as u64),
+                group_digits(k.samples),
+                k.kept.answered,
+                k.kept.changed,
+                k.kept.unobserved,
+                queries::broken_names(&k.kept)
+            ),
+        ),
+    };
+    push(KpiName::QueriesBroken, value, undefined, None, value, basis);
+
     let mut misses: BTreeMap<&str, u64> = BTreeMap::new();
     for s in &all {
         for m in &s.candidate.critical.missing {
@@ -651,6 +710,7 @@ fn measure(hosts: &HostSamples<'_>, model: Option<&PricingModel>, model_id: &str
                 samples,
             })
             .collect(),
+        queries: kept.map(|k| k.kept),
     }
 }
 

@@ -87,6 +87,7 @@ pub(crate) fn sample(
         baseline: stats(b, &[]),
         candidate: stats(c, &[]),
         host: crate::measure::HostStats::default(),
+        queries: None,
     }
 }
 
@@ -408,4 +409,105 @@ fn time_series_buckets_sum_hosts() {
     let back: ExperimentKpis = serde_json::from_str(&json).unwrap();
     assert_eq!(back.samples, k.samples);
     assert_eq!(back.cost, k.cost);
+}
+
+/// `e` judged on three frozen queries (`NodeFsSpace`, `NodeDown`, `CpuByMode`).
+pub(crate) fn with_queries(e: Experiment) -> Experiment {
+    let rules = "groups:\n  - name: node\n    rules:\n      - alert: NodeFsSpace\n        expr: node_filesystem_avail_bytes{fstype!=\"\"} < 5\n      - alert: NodeDown\n        expr: up == 0\n      - record: cpu:by_mode\n        expr: sum by (mode) (rate(node_cpu_seconds_total[5m]))\n";
+    let source = crate::queries::QuerySource::import(
+        "node.rules.yml",
+        crate::queries::SourceKind::RuleFile,
+        rules,
+        "alice",
+        t0(),
+    )
+    .unwrap();
+    e.with_queries(crate::queries::freeze(&[source]).unwrap())
+}
+
+/// `samples` with every sample of `host` reporting `statuses` (and a reason for each
+/// broken or changed query), the others `aaa`.
+pub(crate) fn reporting(
+    mut samples: Vec<MeasurementSample>,
+    e: &Experiment,
+    host: usize,
+    statuses: &str,
+) -> Vec<MeasurementSample> {
+    for s in &mut samples {
+        let own = s.agent_id == e.targets[host].agent_id;
+        let statuses = if own { statuses } else { "aaa" };
+        s.queries = Some(crate::queries::SampleQueries {
+            statuses: statuses.to_owned(),
+            reasons: statuses
+                .chars()
+                .enumerate()
+                .filter(|(_, c)| matches!(c, 'b' | 'c'))
+                .map(|(i, _)| crate::queries::QueryReasons {
+                    query: u32::try_from(i).unwrap(),
+                    reasons: vec![format!("query {i} lost `fstype`")],
+                })
+                .collect(),
+        });
+    }
+    samples
+}
+
+#[test]
+fn a_query_broken_on_any_host_is_broken() {
+    let e = with_queries(experiment(&["web-1", "web-2", "web-3"]));
+    let samples = reporting(run(&e, 10, BASE, GOOD), &e, 1, "bac");
+    let k = compute(&e, &samples, &Catalogue::builtin());
+    let broken = kpi(&k, KpiName::QueriesBroken);
+    assert_eq!(broken.value, Some(1.0));
+    assert!(broken.basis.contains("of 3"), "{}", broken.basis);
+    let q = k.queries.as_ref().unwrap();
+    assert_eq!(
+        (q.answered, q.changed, q.broken, q.unobserved),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(q.affected[0].name, "NodeFsSpace");
+    assert_eq!(q.affected[0].status, crate::queries::QueryStatus::Broken);
+    assert!(q.affected[0].location.starts_with("node.rules.yml"));
+    assert!(q.affected[0].reasons[0].contains("lost `fstype`"));
+    assert!(
+        q.affected[0].reasons[1].contains("in 10 of 30 samples, on web-2"),
+        "{:?}",
+        q.affected[0].reasons
+    );
+    assert_eq!(q.affected[1].name, "cpu:by_mode");
+    // Each host's own value: only web-2 broke it.
+    let own: Vec<Option<f64>> = k
+        .per_host
+        .iter()
+        .map(|h| {
+            h.kpis
+                .iter()
+                .find(|v| v.kpi == KpiName::QueriesBroken)
+                .unwrap()
+                .value
+        })
+        .collect();
+    assert_eq!(own.iter().filter(|v| **v == Some(1.0)).count(), 1);
+    assert_eq!(own.iter().filter(|v| **v == Some(0.0)).count(), 2);
+}
+
+#[test]
+fn queries_are_not_measured_without_an_inventory_or_without_reports() {
+    let e = experiment(&["web-1"]);
+    let k = compute(&e, &run(&e, 5, BASE, GOOD), &Catalogue::builtin());
+    let q = kpi(&k, KpiName::QueriesBroken);
+    assert_eq!((q.value, q.undefined), (None, Some(Undefined::NotMeasured)));
+    assert!(q.basis.contains("no query inventory"), "{}", q.basis);
+    assert!(k.queries.is_none());
+    // Samples of agents that predate query evaluation carry none.
+    let e = with_queries(experiment(&["web-1"]));
+    let k = compute(&e, &run(&e, 5, BASE, GOOD), &Catalogue::builtin());
+    let q = kpi(&k, KpiName::QueriesBroken);
+    assert_eq!((q.value, q.undefined), (None, Some(Undefined::NotMeasured)));
+    assert!(q.basis.contains("predate"), "{}", q.basis);
+    // A sample without the field still reads.
+    let mut json = serde_json::to_value(&run(&e, 1, BASE, GOOD)[0]).unwrap();
+    json.as_object_mut().unwrap().remove("queries");
+    let old: MeasurementSample = serde_json::from_value(json).unwrap();
+    assert!(old.queries.is_none());
 }

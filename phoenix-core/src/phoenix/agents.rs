@@ -1,6 +1,6 @@
 //! Agents, user tokens and measurements.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Phoenix, PhoenixError};
 use crate::agent::{
@@ -211,6 +211,7 @@ impl Phoenix {
         errors.into_result()?;
         let mut errors = ValidationErrors::new();
         let mut checked = BTreeSet::new();
+        let mut queries = BTreeMap::new();
         for (i, sample) in samples.iter().enumerate() {
             if sample.agent_id != agent {
                 errors.push(
@@ -223,7 +224,9 @@ impl Phoenix {
                 continue;
             }
             match self.stores().experiments.get(sample.experiment_id).await {
-                Ok(experiment) if experiment.target(agent).is_some() => {}
+                Ok(experiment) if experiment.target(agent).is_some() => {
+                    queries.insert(sample.experiment_id, experiment.queries.len());
+                }
                 Ok(_) => errors.push(
                     format!("samples[{i}].experiment_id"),
                     "the experiment does not target this agent",
@@ -232,6 +235,26 @@ impl Phoenix {
                     errors.push(format!("samples[{i}].experiment_id"), "no such experiment");
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        // What a sample says of the queries must fit its experiment's frozen list.
+        for (i, sample) in samples.iter().enumerate() {
+            let (Some(q), Some(&count)) = (&sample.queries, queries.get(&sample.experiment_id))
+            else {
+                continue;
+            };
+            if count == 0 {
+                errors.push(
+                    format!("samples[{i}].queries"),
+                    "the experiment has no queries to evaluate",
+                );
+            } else {
+                inputs::sample_queries(
+                    &mut errors,
+                    &format!("samples[{i}].queries"),
+                    q,
+                    Some(count),
+                );
             }
         }
         errors.into_result()?;

@@ -73,8 +73,23 @@ impl Phoenix {
                 ),
             );
         }
+        // The inventory as it is now is what the experiment is judged on.
+        let sources = self.stores().queries.list_query_sources().await?;
+        let queries = match crate::queries::freeze(&sources) {
+            Ok(queries) => queries,
+            Err(too_large) => {
+                errors.push("spec", too_large.to_string());
+                Vec::new()
+            }
+        };
+        if queries.is_empty() && !sources.iter().any(|s| !s.queries.is_empty()) {
+            request
+                .spec
+                .criteria_without_queries_into("spec", &mut errors);
+        }
         errors.into_result()?;
         let (experiment, event) = Experiment::create(request, actor, self.now());
+        let experiment = experiment.with_queries(queries);
         self.stores()
             .experiments
             .create(&experiment, &event)

@@ -15,7 +15,7 @@
 //!   output series relabelled).
 //! - otherwise **answered**.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,57 @@ pub enum QueryStatus {
     Unobserved,
 }
 
+impl QueryStatus {
+    /// Every status, from the least to the most severe for a query's keeper: a query's
+    /// status over many samples is the most severe it had in any ([`QueryStatus::severity`]).
+    pub const ALL: [QueryStatus; 4] = [
+        QueryStatus::Unobserved,
+        QueryStatus::Answered,
+        QueryStatus::Changed,
+        QueryStatus::Broken,
+    ];
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Changed => "changed",
+            Self::Broken => "broken",
+            Self::Unobserved => "unobserved",
+        }
+    }
+
+    /// The letter a sample reports it by (`a`, `c`, `b`, `u`).
+    #[must_use]
+    pub fn letter(self) -> char {
+        match self {
+            Self::Answered => 'a',
+            Self::Changed => 'c',
+            Self::Broken => 'b',
+            Self::Unobserved => 'u',
+        }
+    }
+
+    /// The status a sample's letter names.
+    #[must_use]
+    pub fn from_letter(letter: char) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.letter() == letter)
+    }
+
+    /// Rank from unobserved (0) to broken (3): broken anywhere is broken, changed anywhere
+    /// (and broken nowhere) is changed, observed and never affected is answered.
+    #[must_use]
+    pub fn severity(self) -> u8 {
+        match self {
+            Self::Unobserved => 0,
+            Self::Answered => 1,
+            Self::Changed => 2,
+            Self::Broken => 3,
+        }
+    }
+}
+
 /// The status of one query, with the reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryVerdict {
@@ -80,8 +131,34 @@ fn matches(selector: &CompiledSelector, series: &Series) -> bool {
     selector.matches(&series.metric, |l| series.labels.get(l).map(String::as_str))
 }
 
-fn matching<'s>(selector: &CompiledSelector, series: &'s [Series]) -> Vec<&'s Series> {
-    series.iter().filter(|s| matches(selector, s)).collect()
+/// A set of series indexed by metric name, so that a selector naming its metric looks at
+/// that metric's series only.
+#[derive(Debug)]
+pub(crate) struct SeriesIndex<'s> {
+    all: &'s [Series],
+    by_metric: HashMap<&'s str, Vec<&'s Series>>,
+}
+
+impl<'s> SeriesIndex<'s> {
+    pub(crate) fn new(all: &'s [Series]) -> Self {
+        let mut by_metric: HashMap<&str, Vec<&Series>> = HashMap::new();
+        for s in all {
+            by_metric.entry(s.metric.as_str()).or_default().push(s);
+        }
+        Self { all, by_metric }
+    }
+
+    fn of_metric(&self, metric: &str) -> &[&'s Series] {
+        self.by_metric.get(metric).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn matching<'s>(selector: &CompiledSelector, series: &SeriesIndex<'s>) -> Vec<&'s Series> {
+    let hit = |s: &&Series| matches(selector, s);
+    match &selector.need.metric {
+        Some(metric) => series.of_metric(metric).iter().copied().filter(hit).collect(),
+        None => series.all.iter().filter(hit).collect(),
+    }
 }
 
 /// The labels `series` carry. A label with an empty value is no label: Prometheus drops it
@@ -109,13 +186,13 @@ fn quote_all(labels: &BTreeSet<&str>) -> String {
 
 pub(crate) fn evaluate_compiled(
     compiled: &Compiled,
-    baseline: &[Series],
-    candidate: &[Series],
+    baseline: &SeriesIndex<'_>,
+    candidate: &SeriesIndex<'_>,
 ) -> (QueryStatus, Vec<String>) {
     let observed: Vec<bool> = compiled
         .selectors
         .iter()
-        .map(|selector| baseline.iter().any(|s| matches(selector, s)))
+        .map(|selector| !matching(selector, baseline).is_empty())
         .collect();
     // A query that returns nothing from the baseline has nothing to lose: every selector
     // of `a * on (x) b` must match for it to answer, one of `a or b`.
@@ -174,12 +251,12 @@ pub(crate) fn evaluate_compiled(
 }
 
 /// Why a selector that matched baseline series matches none of the candidate's.
-fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &[Series]) -> String {
+fn why_gone(selector: &CompiledSelector, b: &[&Series], candidate: &SeriesIndex<'_>) -> String {
     let text = &selector.need.text;
     let metrics: BTreeSet<&str> = b.iter().map(|s| s.metric.as_str()).collect();
-    let same_metric: Vec<&Series> = candidate
+    let same_metric: Vec<&Series> = metrics
         .iter()
-        .filter(|s| metrics.contains(s.metric.as_str()))
+        .flat_map(|m| candidate.of_metric(m).iter().copied())
         .collect();
     if same_metric.is_empty() {
         let names: BTreeSet<&str> = metrics.iter().copied().collect();
@@ -294,7 +371,11 @@ pub fn kept<'q>(
     candidate: &[Series],
 ) -> QueriesKept {
     let mut out = QueriesKept::default();
-    for verdict in evaluate_all(queries, baseline, candidate) {
+    let (baseline, candidate) = (SeriesIndex::new(baseline), SeriesIndex::new(candidate));
+    for verdict in queries
+        .into_iter()
+        .map(|q| evaluate_indexed(q, &baseline, &candidate))
+    {
         match verdict.status {
             QueryStatus::Answered => out.answered += 1,
             QueryStatus::Changed => out.changed += 1,
@@ -312,14 +393,36 @@ pub fn kept<'q>(
 /// The status of `query` under `candidate`, compared with `baseline`.
 #[must_use]
 pub fn evaluate(query: &InventoryQuery, baseline: &[Series], candidate: &[Series]) -> QueryVerdict {
-    let (status, reasons) = match compile(&query.promql) {
-        Ok(compiled) => evaluate_compiled(&compiled, baseline, candidate),
+    evaluate_indexed(
+        query,
+        &SeriesIndex::new(baseline),
+        &SeriesIndex::new(candidate),
+    )
+}
+
+/// The status of a parsed (or unparseable) query; an error is reported, not hidden.
+pub(crate) fn status_of(
+    compiled: Result<&Compiled, &String>,
+    baseline: &SeriesIndex<'_>,
+    candidate: &SeriesIndex<'_>,
+) -> (QueryStatus, Vec<String>) {
+    match compiled {
+        Ok(compiled) => evaluate_compiled(compiled, baseline, candidate),
         // Imported queries parsed; a stored one that no longer does is reported, not hidden.
         Err(e) => (
             QueryStatus::Broken,
             vec![format!("the query no longer parses: {e}")],
         ),
-    };
+    }
+}
+
+fn evaluate_indexed(
+    query: &InventoryQuery,
+    baseline: &SeriesIndex<'_>,
+    candidate: &SeriesIndex<'_>,
+) -> QueryVerdict {
+    let compiled = compile(&query.promql);
+    let (status, reasons) = status_of(compiled.as_ref(), baseline, candidate);
     QueryVerdict {
         name: query.name.clone(),
         location: query.location.clone(),
@@ -335,8 +438,9 @@ pub fn evaluate_all<'q>(
     baseline: &[Series],
     candidate: &[Series],
 ) -> Vec<QueryVerdict> {
+    let (baseline, candidate) = (SeriesIndex::new(baseline), SeriesIndex::new(candidate));
     queries
         .into_iter()
-        .map(|q| evaluate(q, baseline, candidate))
+        .map(|q| evaluate_indexed(q, &baseline, &candidate))
         .collect()
 }

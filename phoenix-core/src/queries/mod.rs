@@ -13,8 +13,11 @@
 //!   copies by.
 //! - [`eval`] decides, from the series of a baseline and of a candidate, whether each query
 //!   is answered, broken or changed, with the reason.
+//! - [`frozen`] holds an experiment's copy of the inventory, the agent's compiled form of
+//!   it and what one sample reports of it.
 
 pub mod eval;
+pub mod frozen;
 pub mod needs;
 pub mod source;
 
@@ -28,6 +31,10 @@ use uuid::Uuid;
 pub use eval::{
     QueriesKept, QueryStatus, QueryVerdict, Series, evaluate, evaluate_all, kept, series_of,
     series_of_snapshot, snapshot_label_name, snapshot_metric_name,
+};
+pub use frozen::{
+    ExperimentQuery, MAX_EXPERIMENT_QUERIES, MAX_EXPERIMENT_QUERY_BYTES, QueryReasons, QuerySet,
+    SampleQueries, TooLarge, freeze,
 };
 pub use needs::{LabelMatch, MatchKind, QueryNeeds, SelectorNeed, needs_of};
 pub use source::{ParseError, parse_source};

@@ -435,3 +435,77 @@ fn preview_reports_the_inventory_on_a_recorded_host() {
     .unwrap();
     assert!(plain.queries.is_none());
 }
+
+fn frozen_rules() -> Vec<ExperimentQuery> {
+    let source = QuerySource::import(
+        "node.rules.yml",
+        SourceKind::RuleFile,
+        RULES,
+        "alice",
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    freeze(&[source]).unwrap()
+}
+
+#[test]
+fn a_frozen_inventory_names_its_source_and_is_bounded() {
+    let frozen = frozen_rules();
+    assert_eq!(frozen.len(), 3);
+    assert_eq!(frozen[2].name, "NodeDown");
+    assert!(
+        frozen[2].location.starts_with("node.rules.yml: "),
+        "{}",
+        frozen[2].location
+    );
+    let many = (0..=MAX_EXPERIMENT_QUERIES)
+        .map(|i| format!("up{{job=\"j{i}\"}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let big = QuerySource::import(
+        "big",
+        SourceKind::PromqlList,
+        &many,
+        "a",
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let err = freeze(&[big]).unwrap_err();
+    assert_eq!(err.queries, MAX_EXPERIMENT_QUERIES + 1);
+    assert!(err.to_string().contains("at most 1000 queries"), "{err}");
+}
+
+#[test]
+fn a_query_set_reports_one_status_per_query_with_the_reasons_of_the_affected() {
+    let set = QuerySet::new(&frozen_rules());
+    assert_eq!(set.len(), 3);
+    let same = set.evaluate(
+        &fs_series("node", Some("ext4")),
+        &fs_series("node", Some("ext4")),
+    );
+    assert_eq!(same.statuses, "aaa");
+    assert!(same.reasons.is_empty());
+    // The candidate drops `fstype`: the filesystem alert breaks, the others answer.
+    let out = set.evaluate(&fs_series("node", Some("ext4")), &fs_series("node", None));
+    assert_eq!(out.statuses, "baa");
+    assert_eq!(out.count(QueryStatus::Broken), 1);
+    assert_eq!(out.count(QueryStatus::Answered), 2);
+    assert_eq!(out.reasons.len(), 1);
+    assert_eq!(out.reasons[0].query, 0);
+    assert!(
+        out.reasons_of(0)[0].contains("drops label `fstype`"),
+        "{:?}",
+        out.reasons
+    );
+    // The same rule as `evaluate`, query by query.
+    let verdicts = evaluate_all(
+        &rules(),
+        &fs_series("node", Some("ext4")),
+        &fs_series("node", None),
+    );
+    let letters: String = verdicts.iter().map(|v| v.status.letter()).collect();
+    assert_eq!(letters, out.statuses);
+    // Nothing in the baseline: unobserved.
+    let none = set.evaluate(&[], &[]);
+    assert_eq!(none.statuses, "uuu");
+}

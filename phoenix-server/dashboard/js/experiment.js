@@ -226,7 +226,7 @@ export async function experimentView(scope, id) {
       table([
         { label: 'Criterion', cell: (c) => fmt.kpiLabel(c.criterion.kpi) },
         { label: 'Threshold', cell: (c) => `${c.criterion.comparison === 'at_least' ? '≥' : '≤'} ${fmt.num(c.criterion.threshold)} ${unit(c.criterion.kpi)}` },
-        { label: 'Measured (host median)', num: true, cell: (c) => (c.measured === null || c.measured === undefined ? '–' : `${fmt.num(c.measured)} ${unit(c.criterion.kpi)}`) },
+        { label: 'Measured (host median; queries: every host)', num: true, cell: (c) => (c.measured === null || c.measured === undefined ? '–' : `${fmt.num(c.measured)} ${unit(c.criterion.kpi)}`) },
         { label: 'Per host', cell: (c) => (c.per_host || []).map((p) => `${p.host} ${p.measured === undefined || p.measured === null ? '–' : fmt.num(p.measured)}${p.passed === false ? ' ✗' : ''}${p.voting ? '' : ' (no vote)'}`).join(', ') || '–' },
         { label: 'Result', cell: (c) => (c.passed === true ? h('span', { class: 'pass' }, 'pass') : c.passed === false ? h('span', { class: 'fail' }, 'fail') : 'n/a') },
         { label: 'Critical', cell: (c) => (c.criterion.critical ? 'yes' : 'no') },
@@ -274,7 +274,28 @@ export async function experimentView(scope, id) {
         { label: 'Critical coverage (min)', num: true, cell: (r) => fmt.pct(r[1].critical_coverage_min_pct) },
         { label: 'Eval time (mean)', num: true, cell: (r) => `${fmt.num(r[1].eval_nanos_mean / 1000)} µs` },
       ], [['baseline', b], ['candidate', c]], { id: 'variants' }),
-      k.critical_missing.length ? errorBox({ message: `critical processes missing from the candidate: ${k.critical_missing.map((m) => `${m.name} (${m.samples} samples)`).join(', ')}` }) : null);
+      k.critical_missing.length ? errorBox({ message: `critical processes missing from the candidate: ${k.critical_missing.map((m) => `${m.name} (${m.samples} samples)`).join(', ')}` }) : null,
+      queriesKept(k.queries));
+  }
+
+  /** How the experiment's frozen queries fared: counts, then every broken or changed query. */
+  function queriesKept(q) {
+    if (!q) {
+      return h('p', { class: 'muted small', id: 'queries' },
+        'Queries kept: not judged (the experiment was created without a query inventory).');
+    }
+    return h('div', { id: 'queries' },
+      h('h3', 'Queries kept'),
+      h('p', { class: 'muted small', id: 'queries-counts' },
+        `${fmt.int(q.answered)} answered, ${fmt.int(q.changed)} changed, ${fmt.int(q.broken)} broken, ${fmt.int(q.unobserved)} unobserved`),
+      q.affected.length
+        ? table([
+          { label: 'Status', cell: (a) => h('span', { class: a.status === 'broken' ? 'fail' : 'muted' }, a.status) },
+          { label: 'Query', cell: (a) => a.name },
+          { label: 'Where', cell: (a) => a.location },
+          { label: 'Why', cell: (a) => h('ul', a.reasons.map((r) => h('li', r))) },
+        ], q.affected, { id: 'queries-affected' })
+        : null);
   }
 
   function drawCharts() {

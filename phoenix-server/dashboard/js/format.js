@@ -79,6 +79,7 @@ const KPI_LABELS = {
   fidelity_pct: ['Fidelity', '%'],
   critical_coverage_pct: ['Critical coverage', '%'],
   agent_cpu_overhead_pct: ['Agent CPU overhead', '%'],
+  queries_broken: ['Queries broken', 'queries'],
 };
 
 export function kpiLabel(kpi) {

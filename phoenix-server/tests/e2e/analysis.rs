@@ -90,6 +90,7 @@ async fn reported_measurements_become_kpis_cost_and_cardinality() {
             baseline: stats(400),
             candidate: stats(40),
             host: HostStats::default(),
+            queries: None,
         })
         .collect();
     let receipt = agent
@@ -127,6 +128,7 @@ async fn reported_measurements_become_kpis_cost_and_cardinality() {
         baseline: stats(1),
         candidate: stats(1),
         host: HostStats::default(),
+        queries: None,
     });
     let refused = agent.client.report_metrics(&foreign).await.unwrap_err();
     assert_eq!(refused.status(), Some(422));

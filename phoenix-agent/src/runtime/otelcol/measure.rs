@@ -10,6 +10,7 @@ use phoenix_core::measure::{MeasurementSample, Variant, VariantStats};
 use phoenix_core::pipeline::Engine;
 use phoenix_core::pipeline::render::tap::TapStream;
 use phoenix_core::pipeline::spec::{ReceiverSpec, Stage};
+use phoenix_core::queries::{QuerySet, series_of};
 use tokio::process::Child;
 
 use super::{Inner, lock};
@@ -24,6 +25,8 @@ pub(super) struct Measuring {
     pub(super) experiment_id: ExperimentId,
     /// Measures outputs against the experiment's critical lists.
     pub(super) engine: Engine,
+    /// The experiment's queries, evaluated on both outputs of every window.
+    pub(super) queries: Option<Arc<QuerySet>>,
     /// Reported only once the input has CPU utilisation (the process scraper's second scrape).
     pub(super) needs_utilization: bool,
     pub(super) interval_secs: u32,
@@ -116,6 +119,7 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         return;
     }
     let engine = m.engine.clone();
+    let query_set = m.queries.clone();
     let computed = tokio::task::spawn_blocking(move || {
         let stats = |v: Variant| -> VariantStats {
             let stream = TapStream::Variant(v);
@@ -125,6 +129,13 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         };
         let baseline = stats(Variant::Baseline);
         let candidate = stats(Variant::Candidate);
+        // The queries, on the series each variant's output carries as Prometheus names them.
+        let queries = query_set.map(|set| {
+            set.evaluate(
+                &series_of(window.sample(TapStream::Variant(Variant::Baseline))),
+                &series_of(window.sample(TapStream::Variant(Variant::Candidate))),
+            )
+        });
         let input = window.sample(TapStream::Input);
         let processes = (0..input.resources().len())
             .filter(|r| {
@@ -138,10 +149,17 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
             samples: [input, _, _],
             ..
         } = window;
-        (baseline, candidate, Arc::new(input), processes, at_ms)
+        (
+            baseline,
+            candidate,
+            queries,
+            Arc::new(input),
+            processes,
+            at_ms,
+        )
     })
     .await;
-    let Ok((baseline, candidate, input, processes, at_ms)) = computed else {
+    let Ok((baseline, candidate, queries, input, processes, at_ms)) = computed else {
         return;
     };
     let mut host = lock(&inner.measure.probe).host_stats((processes > 0).then_some(processes));
@@ -166,6 +184,7 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         baseline,
         candidate,
         host,
+        queries,
     });
     *lock(&inner.last_input) = Some(input);
 }
@@ -195,6 +214,7 @@ mod tests {
             critical_processes: Vec::new(),
             critical_metrics: Vec::new(),
             collector_yaml: rendered.collector_yaml.clone(),
+            queries: Vec::new(),
         };
         // 30 s scrapes; the templates' batch timeout is the interval capped at 10 s.
         assert_eq!(window_of(&d), (30, 12, true));

@@ -47,6 +47,7 @@ pub(super) fn apply_command(b: &mut Builder<'_>, command: &Command) -> Result<()
                             sample_interval_secs: spec.sample_interval_secs,
                             critical_processes: spec.critical_processes.clone(),
                             critical_metrics: spec.critical_metrics.clone(),
+                            queries: b.next.queries.clone(),
                         },
                         priority::DEPLOY,
                     )

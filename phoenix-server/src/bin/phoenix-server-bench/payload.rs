@@ -82,6 +82,7 @@ impl HostPayload {
             baseline: self.baseline.clone(),
             candidate: self.candidate.clone(),
             host: self.host.clone(),
+            queries: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod analysis;
 mod engine;
 mod interner;
 mod recommend;
+mod shipped;
 mod table;
 
 pub use analysis::{
@@ -19,6 +20,7 @@ pub use analysis::{
 };
 pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
 pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
+pub use shipped::{FlowTotals, RawVsShipped, raw_vs_shipped};
 pub use table::{CardinalityError, SeriesTable};
 
 use crate::cost::{CostError, PricingModel};

@@ -152,10 +152,8 @@ mod tests {
         assert_eq!(r.shipped.series, 100);
         assert_eq!(r.shipped.points_per_minute, 100);
         assert_eq!(r.series_reduction_pct, Some(75.0));
-        assert_eq!(
-            r.points_reduction_pct,
-            Some(100.0 - 100.0 * 100.0 / 2_400.0)
-        );
+        // 2,400 points a minute in, 100 out.
+        assert!((r.points_reduction_pct.unwrap() - 95.833_333_333).abs() < 1e-6);
         // $50 per million series: 400 -> $0.02, 100 -> $0.005.
         assert_eq!(r.raw.cost.gross_monthly.micros(), 20_000);
         assert_eq!(r.shipped.cost.gross_monthly.micros(), 5_000);

@@ -7,13 +7,13 @@
 //! carries its sequence number, and the server stores each (experiment, agent, seq) once:
 //! a batch retried after a lost answer is acknowledged as duplicates, never counted twice.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::inputs;
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use tokio::sync::{Notify, watch};
 
 use phoenix_core::backoff::Backoff;
@@ -65,7 +65,8 @@ pub struct ReportStats {
 #[derive(Debug, Default)]
 struct Buffer {
     samples: VecDeque<MeasurementSample>,
-    snapshot: Option<CardinalitySnapshot>,
+    /// The latest snapshot of each source not sent yet (one per request, input first).
+    snapshots: BTreeMap<SnapshotSource, CardinalitySnapshot>,
     stats: ReportStats,
 }
 
@@ -104,12 +105,12 @@ impl Reporter {
         self.notify.notify_one();
     }
 
-    /// Replaces the snapshot to send with the next request.
+    /// Replaces the snapshot of its source to send with the next requests.
     pub fn set_snapshot(&self, mut snapshot: CardinalitySnapshot) {
         // Label values are whatever processes carry (command lines of thousands of
         // characters): fit them into what the server accepts rather than lose the snapshot.
         inputs::fit_snapshot(&mut snapshot);
-        self.lock().snapshot = Some(snapshot);
+        self.lock().snapshots.insert(snapshot.source, snapshot);
         self.notify.notify_one();
     }
 
@@ -134,7 +135,7 @@ impl Reporter {
     /// and the pending snapshot.
     fn next_batch(&self) -> Option<(Vec<MeasurementSample>, Option<CardinalitySnapshot>)> {
         let mut b = self.lock();
-        let snapshot = b.snapshot.take();
+        let snapshot = b.snapshots.pop_first().map(|(_, s)| s);
         let batch: Vec<MeasurementSample> = match b.samples.front() {
             Some(first) => {
                 let experiment = first.experiment_id;
@@ -154,6 +155,14 @@ impl Reporter {
         }
     }
 
+    /// Puts back a snapshot that was not sent, unless a newer one of its source came.
+    fn keep(&self, snapshot: CardinalitySnapshot) {
+        self.lock()
+            .snapshots
+            .entry(snapshot.source)
+            .or_insert(snapshot);
+    }
+
     fn settle(&self, sent: &[MeasurementSample]) {
         let ids: BTreeSet<(ExperimentId, u64)> =
             sent.iter().map(|s| (s.experiment_id, s.seq)).collect();
@@ -171,7 +180,7 @@ impl Reporter {
                 .is_err()
             {
                 if let Some(s) = snapshot {
-                    self.lock().snapshot.get_or_insert(s);
+                    self.keep(s);
                 }
                 return;
             }
@@ -231,7 +240,7 @@ impl Reporter {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
                     if let Some(s) = snapshot {
-                        self.lock().snapshot.get_or_insert(s);
+                        self.keep(s);
                     }
                     let delay = match &e {
                         ControlError::RateLimited {

@@ -2,8 +2,10 @@
 //! reduces them, taken on the server's schedule whatever runs on the host.
 //!
 //! Inputs: the runtime's view of the host (the native runtime's last input or a fresh
-//! process scan in the hostmetrics shape; the otelcol runtime's tap window or its
-//! exporter) and every Prometheus target configured as an input of the host (`scrape`).
+//! process scan in the hostmetrics shape; the otelcol runtime's tap window or a process
+//! scan) and every Prometheus target configured as an input of the host (`scrape`).
+//! Beside it, when a pipeline is deployed or promoted on the host, a second snapshot of
+//! what that pipeline ships ([`SnapshotSource::Shipped`]), taken at the same moment.
 //! A snapshot covers `interval` (the snapshot period); each series carries the points its
 //! input produces in that period at the input's own collection interval (`host_interval`
 //! or the deployed pipeline's interval for the host view, `scrape_interval` for scrape
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries};
+use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
 use phoenix_core::pipeline::SampleBuilder;
 use phoenix_core::pipeline::exposition::parse_exposition;
 
@@ -141,13 +143,39 @@ impl Snapshotter {
         let mut seen = BTreeSet::new();
         series.retain(|s| seen.insert((s.metric.clone(), s.labels.clone())));
         let count = series.len();
+        let taken_at = Utc::now();
+        let interval_secs = u32::try_from(period.as_secs()).unwrap_or(u32::MAX);
         self.reporter.set_snapshot(CardinalitySnapshot {
             agent_id: self.config.agent_id,
+            source: SnapshotSource::Input,
             host: self.config.host.clone(),
-            taken_at: Utc::now(),
-            interval_secs: u32::try_from(period.as_secs()).unwrap_or(u32::MAX),
+            taken_at,
+            interval_secs,
             series,
         });
+        // What the host's own pipeline ships, on the same schedule: its output is produced
+        // once per pipeline interval, so its series carry the host view's points.
+        match runtime.shipped().await {
+            Ok(Some(shipped)) => self.reporter.set_snapshot(CardinalitySnapshot {
+                agent_id: self.config.agent_id,
+                source: SnapshotSource::Shipped,
+                host: self.config.host.clone(),
+                taken_at,
+                interval_secs,
+                series: shipped
+                    .into_iter()
+                    .map(|s| SnapshotSeries {
+                        points: host_points,
+                        ..s
+                    })
+                    .collect(),
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                // Not an input: the input snapshot stands; the stored shipped one ages out.
+                tracing::warn!(error = %e, "cannot read what the host pipeline ships; no shipped snapshot this time");
+            }
+        }
         Ok((count, failed))
     }
 }

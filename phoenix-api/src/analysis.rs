@@ -634,6 +634,40 @@ wire_struct! {
         oldest_snapshot_at: Option<DateTime<Utc>>,
         /// Its age when the view was computed, seconds.
         oldest_snapshot_age_secs: Option<u64>,
+        /// Hosts of the set reporting a current shipped output (what the pipeline deployed
+        /// or promoted on them ships).
+        reporting_shipped: u64,
+    }
+}
+
+wire_struct! {
+    /// One side of a raw vs shipped comparison.
+    FlowTotals <= card::FlowTotals {
+        /// Series.
+        series: u64,
+        /// Data points per minute, at each series' own interval.
+        points_per_minute: u64,
+        /// Their bill under the pricing model.
+        cost: CostBreakdown,
+    }
+}
+
+wire_struct! {
+    /// The hosts that report a shipped output: their raw input beside what their pipeline
+    /// ships, priced under the same model.
+    RawVsShipped <= card::RawVsShipped {
+        /// Hosts compared (each reports both).
+        hosts: u64,
+        /// Their input, before any pipeline.
+        raw: FlowTotals,
+        /// What they ship.
+        shipped: FlowTotals,
+        /// `(1 - shipped / raw) x 100` of the series (absent when raw has none).
+        series_reduction_pct: Option<f64>,
+        /// The same of the data points per minute.
+        points_reduction_pct: Option<f64>,
+        /// The same of the gross monthly list price.
+        cost_reduction_pct: Option<f64>,
     }
 }
 
@@ -710,7 +744,11 @@ impl From<phoenix_core::phoenix::SnapshotRefresh> for SnapshotRefresh {
 
 /// `GET /metrics/cost-flow`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
 pub struct CostFlowReport {
     /// Hosts whose snapshots were analysed.
     pub hosts: u64,
@@ -722,6 +760,9 @@ pub struct CostFlowReport {
     pub cost_flow: CostFlow,
     /// Best savings first.
     pub recommendations: Vec<Recommendation>,
+    /// Raw vs shipped on the hosts that report a shipped output (absent when none does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped: Option<RawVsShipped>,
 }
 
 mirror_enum! {

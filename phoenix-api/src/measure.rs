@@ -292,7 +292,25 @@ fn one() -> u64 {
     1
 }
 
-/// Every series a host emits before reduction.
+mirror_enum! {
+    /// What a snapshot describes; the server keeps one current snapshot per agent and
+    /// source.
+    SnapshotSource => core::SnapshotSource {
+        /// The host's raw input: every series before any pipeline reduces it.
+        Input,
+        /// The output of the pipeline deployed or promoted on the host: what it ships.
+        Shipped,
+    }
+}
+
+impl Default for SnapshotSource {
+    fn default() -> Self {
+        core::SnapshotSource::default().into()
+    }
+}
+
+/// Every series a host emits before reduction (its input), or what its deployed pipeline
+/// ships (its output).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 #[serde(deny_unknown_fields)]
@@ -300,6 +318,10 @@ fn one() -> u64 {
 pub struct CardinalitySnapshot {
     /// The reporting agent's own id.
     pub agent_id: Uuid,
+    /// What it describes (default: the input).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub source: SnapshotSource,
     /// Host name.
     pub host: String,
     /// When it was taken.
@@ -314,6 +336,7 @@ impl From<core::CardinalitySnapshot> for CardinalitySnapshot {
     fn from(s: core::CardinalitySnapshot) -> Self {
         Self {
             agent_id: s.agent_id.0,
+            source: s.source.into(),
             host: s.host,
             taken_at: s.taken_at,
             interval_secs: s.interval_secs,
@@ -334,6 +357,7 @@ impl From<CardinalitySnapshot> for core::CardinalitySnapshot {
     fn from(s: CardinalitySnapshot) -> Self {
         Self {
             agent_id: AgentId(s.agent_id),
+            source: s.source.into(),
             host: s.host,
             taken_at: s.taken_at,
             interval_secs: s.interval_secs,

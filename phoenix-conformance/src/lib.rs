@@ -196,6 +196,7 @@ macro_rules! conformance_tests {
         $crate::__stamp_case!($factory, metrics, metric_samples_idempotent_and_ordered);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_latest_per_agent);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_delete);
+        $crate::__stamp_case!($factory, metrics, metric_snapshots_per_source);
         $crate::__stamp_case!($factory, metrics, deployment_create_and_compare_and_set);
         $crate::__stamp_case!($factory, flows, flow_experiment_runs_to_completion);
         $crate::__stamp_case!($factory, flows, flow_rollback_graceful_and_instant);

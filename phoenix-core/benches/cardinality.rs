@@ -165,6 +165,7 @@ fn snapshots() -> Vec<CardinalitySnapshot> {
             }
             CardinalitySnapshot {
                 agent_id: AgentId::new(),
+                source: phoenix_core::measure::SnapshotSource::Input,
                 host,
                 taken_at,
                 interval_secs: 10,

@@ -216,12 +216,62 @@ fn one() -> u64 {
     1
 }
 
-/// Every series a host emits before any reduction, as seen by its agent. Feeds the
-/// cardinality explorer, the cost flow and recommendations.
+/// What a snapshot describes. Stores keep one current snapshot per agent and source.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotSource {
+    /// The host's raw input: every series before any pipeline reduces it. The fleet views'
+    /// host set, and what samples are held to.
+    #[default]
+    Input,
+    /// The output of the pipeline deployed or promoted on the host: what it ships.
+    Shipped,
+}
+
+impl SnapshotSource {
+    /// Both sources, input first.
+    pub const ALL: [SnapshotSource; 2] = [SnapshotSource::Input, SnapshotSource::Shipped];
+
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Shipped => "shipped",
+        }
+    }
+}
+
+impl fmt::Display for SnapshotSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SnapshotSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "input" => Ok(Self::Input),
+            "shipped" => Ok(Self::Shipped),
+            other => Err(format!("unknown snapshot source `{other}`")),
+        }
+    }
+}
+
+/// Every series a host emits before any reduction (its input), or what its deployed
+/// pipeline ships (its output), as seen by its agent. Inputs feed the cardinality
+/// explorer, the cost flow and recommendations; shipped outputs the cost flow's raw vs
+/// shipped comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardinalitySnapshot {
     /// The agent that took it.
     pub agent_id: AgentId,
+    /// What it describes (absent in JSON written before sources existed: the input).
+    #[serde(default)]
+    pub source: SnapshotSource,
     /// The host name.
     pub host: String,
     /// When it was taken.

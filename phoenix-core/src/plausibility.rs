@@ -176,6 +176,7 @@ mod tests {
     fn snapshot(agent: AgentId, series: usize) -> CardinalitySnapshot {
         CardinalitySnapshot {
             agent_id: agent,
+            source: crate::measure::SnapshotSource::Input,
             host: "web-1".to_owned(),
             taken_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
             interval_secs: 10,

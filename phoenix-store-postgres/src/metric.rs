@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use phoenix_core::store::{
     AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, StoreError,
 };
@@ -169,10 +169,11 @@ impl MetricStore for PgStore {
 
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO snapshots (agent_id, body) VALUES ($1, $2) \
-             ON CONFLICT (agent_id) DO UPDATE SET body = excluded.body",
+            "INSERT INTO snapshots (agent_id, source, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent_id, source) DO UPDATE SET body = excluded.body",
         )
         .bind(snapshot.agent_id.0)
+        .bind(snapshot.source.as_str())
         .bind(Json(codec::body(snapshot)?))
         .execute(self.pool_ref())
         .await
@@ -182,7 +183,7 @@ impl MetricStore for PgStore {
 
     async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
         let rows: Vec<Json<serde_json::Value>> =
-            sqlx::query_scalar("SELECT body FROM snapshots ORDER BY agent_id")
+            sqlx::query_scalar("SELECT body FROM snapshots ORDER BY agent_id, source")
                 .fetch_all(self.pool_ref())
                 .await
                 .map_err(store_error)?;
@@ -193,8 +194,9 @@ impl MetricStore for PgStore {
 
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
         let body: Option<Json<serde_json::Value>> =
-            sqlx::query_scalar("SELECT body FROM snapshots WHERE agent_id = $1")
+            sqlx::query_scalar("SELECT body FROM snapshots WHERE agent_id = $1 AND source = $2")
                 .bind(agent.0)
+                .bind(SnapshotSource::Input.as_str())
                 .fetch_optional(self.pool_ref())
                 .await
                 .map_err(store_error)?;

@@ -18,6 +18,7 @@ async fn refused_values_are_invalid_without_driver_text() {
     };
     let snapshot = CardinalitySnapshot {
         agent_id: AgentId::new(),
+        source: phoenix_core::measure::SnapshotSource::Input,
         host: "web\0".to_owned(),
         taken_at: backend.clock().now(),
         interval_secs: 10,

@@ -4,8 +4,9 @@
 //! Redis orders them by (taken_at, agent, seq) lexically; `smpseen:<experiment>` remembers
 //! `<agent>:<seq>` for idempotence; `smprc:<experiment>` is a hash of agent -> JSON array
 //! of that agent's [`RECENT_SAMPLES`] members with the highest `seq` (kept by the append
-//! script, for the plausibility check's history); `snap` is a hash of the latest snapshot
-//! per agent.
+//! script, for the plausibility check's history); `snap` is a hash of the current snapshot
+//! per agent and source: field `<agent>` for the input (the only field written before
+//! sources existed), `<agent>:shipped` for the shipped output ([`snap_field`]).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use phoenix_core::store::{AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
 
 use crate::RedisStore;
@@ -33,6 +34,14 @@ fn sort_key(taken_at: DateTime<Utc>, agent: AgentId, seq: u64) -> String {
         "{seconds:020}.{:09}|{agent}|{seq:020}|",
         taken_at.timestamp_subsec_nanos()
     )
+}
+
+/// The `snap` field of an agent's snapshot of `source`.
+fn snap_field(agent: AgentId, source: SnapshotSource) -> String {
+    match source {
+        SnapshotSource::Input => agent.to_string(),
+        SnapshotSource::Shipped => format!("{agent}:shipped"),
+    }
 }
 
 /// Members kept per agent and experiment in `smprc` (what `recent_samples` can return).
@@ -153,7 +162,7 @@ impl MetricStore for RedisStore {
             .query(
                 redis::cmd("HSET")
                     .arg(self.key(&["snap"]))
-                    .arg(snapshot.agent_id.to_string())
+                    .arg(snap_field(snapshot.agent_id, snapshot.source))
                     .arg(json),
             )
             .await?;
@@ -168,7 +177,7 @@ impl MetricStore for RedisStore {
             .iter()
             .map(|(_, json)| decode_json::<CardinalitySnapshot>(json))
             .collect::<Result<Vec<_>, _>>()?;
-        snapshots.sort_by_key(|s| s.agent_id);
+        snapshots.sort_by_key(|s| (s.agent_id, s.source));
         Ok(snapshots)
     }
 
@@ -177,7 +186,7 @@ impl MetricStore for RedisStore {
             .query(
                 redis::cmd("HGET")
                     .arg(self.key(&["snap"]))
-                    .arg(agent.to_string()),
+                    .arg(snap_field(agent, SnapshotSource::Input)),
             )
             .await?;
         json.as_deref().map(decode_json).transpose()
@@ -190,7 +199,9 @@ impl MetricStore for RedisStore {
         let mut cmd = redis::cmd("HDEL");
         cmd.arg(self.key(&["snap"]));
         for agent in agents {
-            cmd.arg(agent.to_string());
+            for source in SnapshotSource::ALL {
+                cmd.arg(snap_field(*agent, source));
+            }
         }
         let deleted: u64 = self.query(&cmd).await?;
         Ok(deleted)

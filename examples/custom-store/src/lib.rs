@@ -10,7 +10,8 @@
 //! Run: `cargo test -p example-custom-store`.
 //!
 //! Layout under the directory: `samples.jsonl` (one JSON sample per line, appended and
-//! flushed to disk before an append is acknowledged) and `snapshots/<agent>.json` (written
+//! flushed to disk before an append is acknowledged) and `snapshots/<agent>.json` (the input snapshot;
+//! `<agent>.shipped.json` the shipped output; each written
 //! to a temporary file, synced, then renamed over the old one). Opening the directory
 //! replays both, so an acknowledged sample survives a restart. Single process only: a
 //! store shared by replicas needs a database (see the PostgreSQL and Redis backends). The
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use phoenix_core::MemoryStore;
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use phoenix_core::store::{
     AppendReport, BusEvent, EventBus, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, StoreError, Stores,
 };
@@ -42,7 +43,7 @@ struct Log {
 struct State {
     file: File,
     logs: HashMap<ExperimentId, Log>,
-    snapshots: BTreeMap<AgentId, CardinalitySnapshot>,
+    snapshots: BTreeMap<(AgentId, SnapshotSource), CardinalitySnapshot>,
 }
 
 /// Measurements and snapshots in files under one directory.
@@ -99,7 +100,7 @@ impl FileMetricStore {
                 let text = std::fs::read_to_string(&p).map_err(io)?;
                 let s: CardinalitySnapshot =
                     serde_json::from_str(&text).map_err(|e| corrupt(&p, 1, e))?;
-                snapshots.insert(s.agent_id, s);
+                snapshots.insert((s.agent_id, s.source), s);
             }
         }
         let file = OpenOptions::new()
@@ -130,6 +131,16 @@ impl FileMetricStore {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `<agent>.json` for the input (the name it had before sources existed),
+    /// `<agent>.shipped.json` for the shipped output.
+    fn snapshot_path(&self, agent: AgentId, source: SnapshotSource) -> PathBuf {
+        let name = match source {
+            SnapshotSource::Input => format!("{agent}.json"),
+            SnapshotSource::Shipped => format!("{agent}.shipped.json"),
+        };
+        self.dir.join("snapshots").join(name)
     }
 }
 
@@ -230,10 +241,7 @@ impl MetricStore for FileMetricStore {
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         let text = serde_json::to_vec(snapshot).map_err(io)?;
         let mut state = self.lock();
-        let path = self
-            .dir
-            .join("snapshots")
-            .join(format!("{}.json", snapshot.agent_id));
+        let path = self.snapshot_path(snapshot.agent_id, snapshot.source);
         let tmp = path.with_extension("json.tmp");
         {
             let mut f = File::create(&tmp).map_err(io)?;
@@ -241,7 +249,9 @@ impl MetricStore for FileMetricStore {
             f.sync_data().map_err(io)?;
         }
         std::fs::rename(&tmp, &path).map_err(io)?;
-        state.snapshots.insert(snapshot.agent_id, snapshot.clone());
+        state
+            .snapshots
+            .insert((snapshot.agent_id, snapshot.source), snapshot.clone());
         Ok(())
     }
 
@@ -250,17 +260,22 @@ impl MetricStore for FileMetricStore {
     }
 
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
-        Ok(self.lock().snapshots.get(&agent).cloned())
+        Ok(self
+            .lock()
+            .snapshots
+            .get(&(agent, SnapshotSource::Input))
+            .cloned())
     }
 
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
         let mut state = self.lock();
         let mut deleted = 0;
         for agent in agents {
-            if state.snapshots.remove(agent).is_some() {
-                let path = self.dir.join("snapshots").join(format!("{agent}.json"));
-                std::fs::remove_file(&path).map_err(io)?;
-                deleted += 1;
+            for source in SnapshotSource::ALL {
+                if state.snapshots.remove(&(*agent, source)).is_some() {
+                    std::fs::remove_file(self.snapshot_path(*agent, source)).map_err(io)?;
+                    deleted += 1;
+                }
             }
         }
         Ok(deleted)

@@ -230,6 +230,12 @@ pub trait PipelineRuntime: Send + Sync + 'static {
     /// Takes a sample of the host now and returns its cardinality snapshot series.
     async fn snapshot(&self) -> Result<Vec<phoenix_core::measure::SnapshotSeries>, RuntimeError>;
 
+    /// The series the host's own pipeline (promoted or quick-deployed) last shipped, its
+    /// output; `None` while no host pipeline runs or before it produced output.
+    async fn shipped(
+        &self,
+    ) -> Result<Option<Vec<phoenix_core::measure::SnapshotSeries>>, RuntimeError>;
+
     /// Stops every pipeline.
     async fn shutdown(&self);
 }

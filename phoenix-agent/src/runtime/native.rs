@@ -74,6 +74,8 @@ struct Shared {
     started_unix_nano: u64,
     health: Mutex<Health>,
     last_input: Mutex<Option<Arc<Sample>>>,
+    /// The host pipeline's last output (what the host ships), with its config hash.
+    last_shipped: Mutex<Option<(String, Arc<Sample>)>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -101,6 +103,8 @@ struct Output {
 
 struct TickOutput {
     input: Arc<Sample>,
+    /// The host pipeline's output, with its config hash.
+    shipped: Option<(String, Sample)>,
     complete: bool,
     host: HostStats,
     outputs: Vec<Output>,
@@ -168,6 +172,7 @@ impl NativeRuntime {
             started_unix_nano,
             health: Mutex::new(BTreeMap::new()),
             last_input: Mutex::new(None),
+            last_shipped: Mutex::new(None),
         });
         let sampler = tokio::spawn(sampler(Arc::clone(&shared)));
         Self {
@@ -299,8 +304,9 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
         let mut outputs = Vec::new();
         let query_sets = lock(&worker.queries).clone();
         let mut variant_series: BTreeMap<PipelineKey, Vec<Series>> = BTreeMap::new();
+        let mut shipped = None;
         let mut engines = lock(&worker.engines);
-        for (key, (_, engine)) in engines.iter_mut() {
+        for (key, (hash, engine)) in engines.iter_mut() {
             let before = thread_cpu_nanos();
             let evaluation = engine.evaluate(&input);
             let mut stats = evaluation.stats;
@@ -330,6 +336,9 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
                     endpoints.iter().map(|e| (e.clone(), body.clone())).collect()
                 })
                 .unwrap_or_default();
+            if *key == PipelineKey::Host {
+                shipped = Some((hash.clone(), evaluation.output));
+            }
             outputs.push(Output {
                 key: *key,
                 stats,
@@ -348,6 +357,7 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
             .collect();
         TickOutput {
             input,
+            shipped,
             complete,
             host,
             outputs,
@@ -438,6 +448,14 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
         });
     }
     *lock(&shared.last_input) = Some(output.input);
+    if let Some((hash, sample)) = output.shipped
+        && desired_now
+            .host
+            .as_ref()
+            .is_some_and(|h| h.pipeline.config_hash == hash)
+    {
+        *lock(&shared.last_shipped) = Some((hash, Arc::new(sample)));
+    }
     shared.ticks.send_modify(|t| {
         t.seq += 1;
         t.complete = output.complete;
@@ -504,6 +522,13 @@ impl PipelineRuntime for NativeRuntime {
         self.shared
             .expositions
             .retain(&keys, desired.latest_experiment());
+        // A removed or replaced host pipeline's output is no longer what the host ships.
+        lock(&self.shared.last_shipped).take_if(|(hash, _)| {
+            desired
+                .host
+                .as_ref()
+                .is_none_or(|h| &h.pipeline.config_hash != hash)
+        });
         self.shared.desired.send_replace(desired.clone());
         Ok(())
     }
@@ -565,6 +590,25 @@ impl PipelineRuntime for NativeRuntime {
         })
         .await
         .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))
+    }
+
+    async fn shipped(&self) -> Result<Option<Vec<SnapshotSeries>>, RuntimeError> {
+        let current = self
+            .shared
+            .desired
+            .borrow()
+            .host
+            .as_ref()
+            .map(|h| h.pipeline.config_hash.clone());
+        let last = lock(&self.shared.last_shipped)
+            .clone()
+            .filter(|(hash, _)| current.as_ref() == Some(hash));
+        let Some((_, sample)) = last else {
+            return Ok(None);
+        };
+        tokio::task::spawn_blocking(move || Some(sample.snapshot_series()))
+            .await
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))
     }
 
     async fn shutdown(&self) {

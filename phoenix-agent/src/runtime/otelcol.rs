@@ -674,6 +674,48 @@ impl PipelineRuntime for OtelcolRuntime {
         .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))
     }
 
+    async fn shipped(&self) -> Result<Option<Vec<SnapshotSeries>>, RuntimeError> {
+        // What the host pipeline ships, read where it ships it: its Prometheus exporter.
+        // Only while it is the config that runs (an experiment's config replaces it), and
+        // only when it exports to Prometheus (OTLP exports cannot be read back).
+        let endpoint = {
+            let desired = self.inner.desired.borrow();
+            let Some(host) = desired
+                .host
+                .as_ref()
+                .filter(|_| desired.experiments.is_empty())
+            else {
+                return Ok(None);
+            };
+            host.pipeline.spec.exporters.iter().find_map(|e| match e {
+                phoenix_core::pipeline::spec::ExporterSpec::Prometheus { endpoint } => {
+                    Some(endpoint.replace("0.0.0.0", "127.0.0.1"))
+                }
+                phoenix_core::pipeline::spec::ExporterSpec::OtlpHttp { .. } => None,
+            })
+        };
+        let Some(endpoint) = endpoint else {
+            return Ok(None);
+        };
+        if lock(&self.inner.health).0 != PipelineHealth::Healthy {
+            return Ok(None);
+        }
+        let text = crate::snapshot::scrape(&self.inner.http, &endpoint, Duration::from_secs(5))
+            .await
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?;
+        tokio::task::spawn_blocking(move || {
+            phoenix_core::pipeline::exposition::sample_from_exposition(
+                &text,
+                chrono::Utc::now().timestamp_millis(),
+                std::iter::empty::<(&str, &str)>(),
+            )
+            .map(|sample| Some(sample.snapshot_series()))
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e.to_string())))
+        })
+        .await
+        .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))?
+    }
+
     async fn shutdown(&self) {
         let mut s = self.inner.supervised.lock().await;
         self.inner.stop(&mut s).await;

@@ -2,7 +2,7 @@
 
 use phoenix_api::analysis::{
     Breakdown, CardinalityReport, CostFigure, CostFlow, CostFlowReport, CostHistory, Coverage,
-    PriceSource, Recommendation,
+    PriceSource, RawVsShipped, Recommendation,
 };
 use phoenix_client::HistoryParams;
 
@@ -274,7 +274,45 @@ fn coverage(c: &Coverage) -> String {
     if let Some(age) = c.oldest_snapshot_age_secs {
         out.push_str(&format!(", oldest snapshot {age} s old"));
     }
+    if c.reporting_shipped > 0 {
+        out.push_str(&format!(
+            ", {} reporting a shipped output",
+            c.reporting_shipped
+        ));
+    }
     out
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}%"))
+}
+
+/// Raw vs shipped on the hosts that report a shipped output.
+fn shipped_table(s: &RawVsShipped, out: &mut String) {
+    let cur = &s.raw.cost.price_source.currency;
+    let mut t = Table::new(&["", "SERIES", "POINTS/MIN", "LIST/MONTH", "COST/MONTH"]);
+    for (name, side) in [("raw", &s.raw), ("shipped", &s.shipped)] {
+        t.row(vec![
+            name.to_owned(),
+            side.series.to_string(),
+            side.points_per_minute.to_string(),
+            format!("{} {cur}", side.cost.gross_monthly),
+            format!("{} {cur}", side.cost.per_month),
+        ]);
+    }
+    t.row(vec![
+        "reduction".to_owned(),
+        pct(s.series_reduction_pct),
+        pct(s.points_reduction_pct),
+        pct(s.cost_reduction_pct),
+        String::new(),
+    ]);
+    out.push_str(&format!(
+        "\nRaw vs shipped ({} host{} reporting a shipped output)\n",
+        s.hosts,
+        if s.hosts == 1 { "" } else { "s" }
+    ));
+    out.push_str(&t.render());
 }
 
 fn flow_view(r: &CostFlowReport) -> String {
@@ -297,6 +335,10 @@ fn flow_view(r: &CostFlowReport) -> String {
         ),
         ("driver", wire(&r.cost_flow.driver)),
     ]);
+    match &r.shipped {
+        Some(s) => shipped_table(s, &mut out),
+        None => out.push_str("\nRaw vs shipped: no host reports a shipped output\n"),
+    }
     flow_tables(&r.cost_flow, &mut out);
     if !r.recommendations.is_empty() {
         out.push_str("\nRecommendations\n");

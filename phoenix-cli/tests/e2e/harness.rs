@@ -315,6 +315,7 @@ impl Server {
                 samples,
                 snapshot: Some(CardinalitySnapshot {
                     agent_id: agent.id,
+                    source: phoenix_client::api::measure::SnapshotSource::Input,
                     host: "web-1".to_owned(),
                     taken_at: start,
                     interval_secs: 10,

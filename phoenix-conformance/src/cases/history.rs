@@ -186,6 +186,7 @@ fn snapshot(agent: phoenix_core::ids::AgentId, host: &str, n: usize) -> Cardinal
         host: host.to_owned(),
         taken_at: Utc::now(),
         interval_secs: 60,
+        source: phoenix_core::measure::SnapshotSource::Input,
         series: (0..n)
             .map(|i| SnapshotSeries {
                 metric: if i % 2 == 0 { "up" } else { "http_requests" }.to_owned(),

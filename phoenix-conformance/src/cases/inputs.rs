@@ -223,6 +223,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
 
     let snapshot = CardinalitySnapshot {
         agent_id: agent.id,
+        source: phoenix_core::measure::SnapshotSource::Input,
         host: "web-1".to_owned(),
         taken_at: now + Duration::hours(1),
         interval_secs: 10,
@@ -346,6 +347,7 @@ pub async fn inputs_implausible_samples_refused_alike(backend: &dyn TestBackend)
     let now = backend.clock().now();
     let snapshot = CardinalitySnapshot {
         agent_id: agent.id,
+        source: phoenix_core::measure::SnapshotSource::Input,
         host: "web-1".to_owned(),
         taken_at: now,
         interval_secs: 10,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries};
+use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
 use phoenix_core::page::PageRequest;
 use phoenix_core::pipeline::{PipelineRef, RenderContext, TemplateRegistry};
 use phoenix_core::store::{AppendReport, BusEvent, StoreError};
@@ -107,6 +107,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     let b = AgentId::new();
     let snap = |agent: AgentId, n: usize| CardinalitySnapshot {
         agent_id: agent,
+        source: SnapshotSource::Input,
         host: format!("h-{agent}"),
         taken_at: backend.clock().now(),
         interval_secs: 10,
@@ -137,6 +138,7 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
     let (a, b, c) = (AgentId::new(), AgentId::new(), AgentId::new());
     let snap = |agent: AgentId| CardinalitySnapshot {
         agent_id: agent,
+        source: SnapshotSource::Input,
         host: format!("h-{agent}"),
         taken_at: backend.clock().now(),
         interval_secs: 60,
@@ -161,6 +163,91 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
     assert_eq!(m.snapshot(b).await.unwrap().unwrap().series[0].points, 4);
     m.put_snapshot(&snap(a)).await.unwrap();
     assert_eq!(m.snapshots().await.unwrap().len(), 2);
+}
+
+/// One current snapshot per agent and source: a shipped output replaces only the agent's
+/// shipped output, the input only its input; `snapshot` is the input; the list holds
+/// both, ordered by agent then source (input first); deleting an agent removes all its
+/// sources and counts each.
+pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    let (a, b) = (AgentId::new(), AgentId::new());
+    let snap = |agent: AgentId, source: SnapshotSource, n: usize| CardinalitySnapshot {
+        agent_id: agent,
+        source,
+        host: format!("h-{agent}"),
+        taken_at: backend.clock().now(),
+        interval_secs: 60,
+        series: (0..n)
+            .map(|i| SnapshotSeries {
+                metric: "process.memory.usage".to_owned(),
+                labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
+                points: 6,
+            })
+            .collect(),
+    };
+    m.put_snapshot(&snap(a, SnapshotSource::Shipped, 2))
+        .await
+        .unwrap();
+    // A shipped output alone is no input.
+    assert!(m.snapshot(a).await.unwrap().is_none());
+    m.put_snapshot(&snap(a, SnapshotSource::Input, 9))
+        .await
+        .unwrap();
+    m.put_snapshot(&snap(b, SnapshotSource::Input, 4))
+        .await
+        .unwrap();
+    // Replacing the shipped output leaves the input alone, and the other way round.
+    m.put_snapshot(&snap(a, SnapshotSource::Shipped, 3))
+        .await
+        .unwrap();
+    let input = m.snapshot(a).await.unwrap().unwrap();
+    assert_eq!(input.source, SnapshotSource::Input);
+    assert_eq!(input.series.len(), 9);
+    m.put_snapshot(&snap(a, SnapshotSource::Input, 8))
+        .await
+        .unwrap();
+    let all = m.snapshots().await.unwrap();
+    let mut expected = vec![
+        (a, SnapshotSource::Input, 8),
+        (a, SnapshotSource::Shipped, 3),
+        (b, SnapshotSource::Input, 4),
+    ];
+    expected.sort_by_key(|(agent, source, _)| (*agent, *source));
+    assert_eq!(
+        all.iter()
+            .map(|s| (s.agent_id, s.source, s.series.len()))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(all, {
+        let mut v = vec![
+            snap(a, SnapshotSource::Input, 8),
+            snap(a, SnapshotSource::Shipped, 3),
+            snap(b, SnapshotSource::Input, 4),
+        ];
+        v.sort_by_key(|s| (s.agent_id, s.source));
+        // Times are the backend clock's at each call; compare the rest.
+        for (stored, want) in all.iter().zip(v.iter_mut()) {
+            want.taken_at = stored.taken_at;
+        }
+        v
+    });
+    // Retention removes every source of the agents named, each counted.
+    assert_eq!(m.delete_snapshots(&[a]).await.unwrap(), 2);
+    assert_eq!(m.delete_snapshots(&[a]).await.unwrap(), 0);
+    let left = m.snapshots().await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|s| (s.agent_id, s.source))
+            .collect::<Vec<_>>(),
+        vec![(b, SnapshotSource::Input)]
+    );
+    m.put_snapshot(&snap(b, SnapshotSource::Shipped, 1))
+        .await
+        .unwrap();
+    assert_eq!(m.delete_snapshots(&[a, b]).await.unwrap(), 2);
+    assert!(m.snapshots().await.unwrap().is_empty());
 }
 
 /// Deployments are created with their first tasks and updated by compare-and-set.

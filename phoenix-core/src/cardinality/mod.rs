@@ -11,6 +11,7 @@ mod engine;
 mod interner;
 mod queries;
 mod recommend;
+mod shipped;
 mod table;
 
 pub use analysis::{
@@ -21,6 +22,7 @@ pub use analysis::{
 pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
 pub use queries::{KEPT_QUERIES_LISTED, QueryImpact};
 pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
+pub use shipped::{FlowTotals, RawVsShipped, raw_vs_shipped};
 pub use table::{CardinalityError, SeriesTable};
 
 use crate::cost::{CostError, PricingModel};

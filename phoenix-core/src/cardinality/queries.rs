@@ -133,6 +133,7 @@ impl SeriesTable {
                 host: h.host.clone(),
                 taken_at: h.taken_at,
                 interval_secs: h.interval_secs,
+                source: crate::measure::SnapshotSource::Input,
                 series: Vec::new(),
             })
             .collect();

@@ -67,6 +67,7 @@ fn demo_fleet() -> Vec<CardinalitySnapshot> {
                 host: (*host).to_owned(),
                 taken_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
                 interval_secs: 60,
+                source: Default::default(), // the host's input
                 series,
             }
         })
@@ -284,6 +285,7 @@ fn arb_fleet() -> impl Strategy<Value = Vec<CardinalitySnapshot>> {
             host: "h".to_owned(),
             taken_at: Utc.timestamp_opt(1_767_225_600, 0).unwrap(),
             interval_secs: 10,
+            source: Default::default(), // the host's input
             series: s,
         }
     });

@@ -27,6 +27,7 @@ fn series(metric: &str, labels: &[(&str, &str)]) -> SnapshotSeries {
 fn snapshot(host: &str, series: Vec<SnapshotSeries>) -> CardinalitySnapshot {
     CardinalitySnapshot {
         agent_id: AgentId::new(),
+        source: crate::measure::SnapshotSource::Input,
         host: host.to_owned(),
         taken_at: at(0),
         interval_secs: 10,
@@ -443,6 +444,7 @@ fn arb_snapshots() -> impl Strategy<Value = Vec<CardinalitySnapshot>> {
             s.retain(|x| seen.insert((x.metric.clone(), x.labels.clone())));
             CardinalitySnapshot {
                 agent_id: AgentId::new(),
+                source: crate::measure::SnapshotSource::Input,
                 host: "h".to_owned(),
                 taken_at: at(0),
                 interval_secs: interval,

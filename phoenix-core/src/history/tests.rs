@@ -31,6 +31,7 @@ fn snapshot(host: &str, metrics: &[(&str, &str, usize)]) -> CardinalitySnapshot 
         host: host.to_owned(),
         taken_at: at(0, 0),
         interval_secs: 60,
+        source: Default::default(), // the host's input
         series,
     }
 }

@@ -141,6 +141,7 @@ fn reported_times_must_be_near_the_servers_clock() {
 fn a_real_hosts_command_lines_are_fitted_not_refused() {
     let mut snapshot = CardinalitySnapshot {
         agent_id: AgentId::new(),
+        source: crate::measure::SnapshotSource::Input,
         host: "web-1".to_owned(),
         taken_at: now(),
         interval_secs: 10,
@@ -167,6 +168,7 @@ fn a_real_hosts_command_lines_are_fitted_not_refused() {
 fn snapshots_and_heartbeats_are_bounded() {
     let snapshot = CardinalitySnapshot {
         agent_id: AgentId::new(),
+        source: crate::measure::SnapshotSource::Input,
         host: "web-1".to_owned(),
         taken_at: now(),
         interval_secs: 0,

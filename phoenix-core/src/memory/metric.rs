@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ExperimentId};
-use crate::measure::{CardinalitySnapshot, MeasurementSample};
+use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use crate::store::{AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
 
 #[async_trait]
@@ -81,7 +81,7 @@ impl MetricStore for MemoryStore {
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         self.lock()
             .snapshots
-            .insert(snapshot.agent_id, snapshot.clone());
+            .insert((snapshot.agent_id, snapshot.source), snapshot.clone());
         Ok(())
     }
 
@@ -90,14 +90,21 @@ impl MetricStore for MemoryStore {
     }
 
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
-        Ok(self.lock().snapshots.get(&agent).cloned())
+        Ok(self
+            .lock()
+            .snapshots
+            .get(&(agent, SnapshotSource::Input))
+            .cloned())
     }
 
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
         let mut state = self.lock();
-        Ok(agents
-            .iter()
-            .filter(|a| state.snapshots.remove(a).is_some())
-            .count() as u64)
+        let mut deleted = 0;
+        for agent in agents {
+            for source in SnapshotSource::ALL {
+                deleted += u64::from(state.snapshots.remove(&(*agent, source)).is_some());
+            }
+        }
+        Ok(deleted)
     }
 }

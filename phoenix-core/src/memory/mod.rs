@@ -30,7 +30,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::deployment::Deployment;
 use crate::experiment::{Experiment, ExperimentEvent};
 use crate::ids::{AgentId, DeploymentId, ExperimentId, LeaseToken, TaskId};
-use crate::measure::{CardinalitySnapshot, MeasurementSample};
+use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use crate::store::{BusEvent, Stores};
 use crate::task::Task;
 
@@ -71,7 +71,7 @@ struct State {
     leases: BTreeSet<(DateTime<Utc>, TaskId)>,
     agents: BTreeMap<AgentId, (Agent, SecretHash)>,
     samples: HashMap<ExperimentId, SampleLog>,
-    snapshots: BTreeMap<AgentId, CardinalitySnapshot>,
+    snapshots: BTreeMap<(AgentId, SnapshotSource), CardinalitySnapshot>,
     rollups: BTreeMap<(crate::history::Granularity, DateTime<Utc>), crate::history::RollupBucket>,
     deployments: BTreeMap<DeploymentId, Deployment>,
     tokens: Vec<ApiToken>,

@@ -8,7 +8,7 @@ use crate::agent::{
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
-use crate::measure::{CardinalitySnapshot, MeasurementSample};
+use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use crate::page::{Page, PageRequest};
 use crate::store::{AppendReport, StoreError};
 use crate::validation::ValidationErrors;
@@ -261,7 +261,9 @@ impl Phoenix {
 
         let mut errors = ValidationErrors::new();
         let stored;
-        let snapshot = match snapshot {
+        // Samples are held to the host's input (a pipeline cannot output more series than it
+        // receives), never to a shipped output.
+        let snapshot = match snapshot.filter(|s| s.source == SnapshotSource::Input) {
             Some(s) => Some(s),
             None => {
                 stored = self.stores().metrics.snapshot(agent).await?;
@@ -354,7 +356,7 @@ impl Phoenix {
         errors
     }
 
-    /// Every agent's latest snapshot.
+    /// Every agent's current snapshot of each source (input, shipped), ordered by agent.
     pub async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, PhoenixError> {
         Ok(self.stores().metrics.snapshots().await?)
     }

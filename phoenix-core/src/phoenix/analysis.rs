@@ -11,13 +11,14 @@ use chrono::{DateTime, Utc};
 
 use crate::agent::{Agent, AgentFilter, AgentStatus, PipelineHealth};
 use crate::cardinality::{
-    self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, RecommendOptions, Recommendation,
+    self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, RawVsShipped, RecommendOptions,
+    Recommendation,
 };
 use crate::cost::{FleetProjection, PricingModel, Savings, project_fleet};
 use crate::experiment::{DEFAULT_PRICING_MODEL, Experiment, Phase};
 use crate::ids::{AgentId, ExperimentId};
 use crate::kpi::{self, ExperimentKpis};
-use crate::measure::CardinalitySnapshot;
+use crate::measure::{CardinalitySnapshot, SnapshotSource};
 use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT};
 use crate::task::{EnqueueResult, NewTask, TaskPayload};
 use crate::validation::ValidationErrors;
@@ -65,13 +66,19 @@ pub struct Coverage {
     pub oldest_snapshot_at: Option<DateTime<Utc>>,
     /// Its age when the view was computed, seconds.
     pub oldest_snapshot_age_secs: Option<u64>,
+    /// Hosts of the set that report a current shipped output (the output of the pipeline
+    /// deployed or promoted on them, [`shipped_is_current`]).
+    pub reporting_shipped: u64,
 }
 
 /// The snapshots a fleet view uses and the coverage they give.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetSnapshots {
-    /// One per host of the set that has one, ordered by agent id.
+    /// One input snapshot per host of the set that has one, ordered by agent id.
     pub snapshots: Vec<CardinalitySnapshot>,
+    /// The current shipped outputs of those hosts ([`shipped_is_current`]), ordered by
+    /// agent id.
+    pub shipped: Vec<CardinalitySnapshot>,
     /// What they cover.
     pub coverage: Coverage,
 }
@@ -85,10 +92,20 @@ pub struct CardinalityView {
     pub coverage: Coverage,
 }
 
-/// Which snapshots a fleet view keeps, decided once: a snapshot counts while its agent
-/// exists and is live, or, for an agent no longer live, while the snapshot is younger than
-/// `retention`. Returns the snapshots kept, the coverage, and the agents whose snapshots
-/// are out (deleted agents, retention passed): the controller deletes those.
+/// Whether a host's shipped snapshot describes what it ships now: taken no more than one
+/// snapshot interval before its input snapshot (both are taken on the same schedule, so a
+/// host whose pipeline was removed stops counting one interval after).
+#[must_use]
+pub fn shipped_is_current(input: &CardinalitySnapshot, shipped: &CardinalitySnapshot) -> bool {
+    shipped.taken_at + chrono::Duration::seconds(i64::from(input.interval_secs.max(1)))
+        >= input.taken_at
+}
+
+/// Which snapshots a fleet view keeps, decided once: a host's input snapshot counts while
+/// its agent exists and is live, or, for an agent no longer live, while the snapshot is
+/// younger than `retention`; its shipped output counts with it while current
+/// ([`shipped_is_current`]). Returns the snapshots kept, the coverage, and the agents whose
+/// snapshots are out (deleted agents, retention passed): the controller deletes those.
 #[must_use]
 pub fn select_snapshots(
     agents: &[Agent],
@@ -102,8 +119,16 @@ pub fn select_snapshots(
         live_hosts: agents.iter().filter(|a| live.matches(a)).count() as u64,
         ..Coverage::default()
     };
+    let (snapshots, shipped): (Vec<_>, Vec<_>) = snapshots
+        .into_iter()
+        .partition(|s| s.source == SnapshotSource::Input);
     let mut kept = Vec::new();
     let mut out = Vec::new();
+    for snapshot in &shipped {
+        if !by_id.contains_key(&snapshot.agent_id) {
+            out.push(snapshot.agent_id);
+        }
+    }
     for snapshot in snapshots {
         let Some(agent) = by_id.get(&snapshot.agent_id) else {
             out.push(snapshot.agent_id);
@@ -118,6 +143,20 @@ pub fn select_snapshots(
         kept.push(snapshot);
     }
     kept.sort_by_key(|s| s.agent_id);
+    out.sort();
+    out.dedup();
+    let inputs: BTreeMap<AgentId, &CardinalitySnapshot> =
+        kept.iter().map(|s| (s.agent_id, s)).collect();
+    let mut shipped: Vec<CardinalitySnapshot> = shipped
+        .into_iter()
+        .filter(|s| {
+            inputs
+                .get(&s.agent_id)
+                .is_some_and(|input| shipped_is_current(input, s))
+        })
+        .collect();
+    shipped.sort_by_key(|s| s.agent_id);
+    coverage.reporting_shipped = shipped.len() as u64;
     coverage.reporting = kept.len() as u64;
     coverage.hosts = coverage.live_hosts + (coverage.reporting - coverage.reporting_live);
     coverage.percent = (coverage.live_hosts > 0)
@@ -129,6 +168,7 @@ pub fn select_snapshots(
     (
         FleetSnapshots {
             snapshots: kept,
+            shipped,
             coverage,
         },
         out,
@@ -157,6 +197,9 @@ pub struct CostFlowView {
     pub cost_flow: CostFlow,
     /// Best savings first.
     pub recommendations: Vec<Recommendation>,
+    /// The hosts that report a shipped output: their raw input beside what they ship,
+    /// priced under the same model (`None` when no host reports one).
+    pub shipped: Option<RawVsShipped>,
 }
 
 /// Totals over the fleet.
@@ -324,6 +367,7 @@ impl Phoenix {
         let FleetSnapshots {
             snapshots: fleet_snapshots,
             coverage,
+            ..
         } = self.fleet_snapshots().await?;
         let fleet_size = fleet_hosts.unwrap_or(coverage.hosts);
         let fleet = match (pricing, measured) {
@@ -389,6 +433,7 @@ impl Phoenix {
         let FleetSnapshots {
             snapshots,
             coverage,
+            ..
         } = self.fleet_snapshots().await?;
         let report = cardinality::analyze(&snapshots, options, model)
             .map_err(|e| invalid("snapshots", e.to_string()))?;
@@ -413,9 +458,12 @@ impl Phoenix {
         }
         let FleetSnapshots {
             snapshots,
+            shipped,
             coverage,
         } = self.fleet_snapshots().await?;
         let report = cardinality::analyze(&snapshots, &options, Some(model))
+            .map_err(|e| invalid("snapshots", e.to_string()))?;
+        let shipped = cardinality::raw_vs_shipped(&snapshots, &shipped, model)
             .map_err(|e| invalid("snapshots", e.to_string()))?;
         let recommendations = if snapshots.is_empty() {
             Vec::new()
@@ -440,6 +488,7 @@ impl Phoenix {
             total_series: report.total_series,
             cost_flow,
             recommendations,
+            shipped,
         })
     }
 
@@ -520,6 +569,7 @@ mod tests {
     fn snap(agent: &Agent, taken_at: DateTime<Utc>) -> CardinalitySnapshot {
         CardinalitySnapshot {
             agent_id: agent.id,
+            source: SnapshotSource::Input,
             host: agent.host.clone(),
             taken_at,
             interval_secs: 60,
@@ -571,5 +621,62 @@ mod tests {
         assert_eq!(c.percent, Some(50.0));
         assert_eq!(c.oldest_snapshot_at, Some(now - chrono::Duration::hours(2)));
         assert_eq!(c.oldest_snapshot_age_secs, Some(7200));
+        assert_eq!(c.reporting_shipped, 0);
+    }
+
+    #[test]
+    fn a_shipped_output_counts_with_its_hosts_current_input_only() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let retention = chrono::Duration::minutes(15);
+        let shipping = agent("shipping", AgentStatus::Healthy, false, now);
+        let stopped = agent("stopped", AgentStatus::Healthy, false, now);
+        let no_input = agent("no-input", AgentStatus::Healthy, false, now);
+        let lost_old = agent("lost-old", AgentStatus::Lost, false, now);
+        let deleted = agent("deleted", AgentStatus::Healthy, false, now);
+        let shipped = |a: &Agent, at| CardinalitySnapshot {
+            source: SnapshotSource::Shipped,
+            ..snap(a, at)
+        };
+        let agents = vec![
+            shipping.clone(),
+            stopped.clone(),
+            no_input.clone(),
+            lost_old.clone(),
+        ];
+        let snapshots = vec![
+            snap(&shipping, now),
+            // One interval (60 s) behind its input: still what the host ships.
+            shipped(&shipping, now - chrono::Duration::seconds(60)),
+            snap(&stopped, now),
+            // Older than one interval: the pipeline was removed since.
+            shipped(&stopped, now - chrono::Duration::seconds(61)),
+            shipped(&no_input, now),
+            snap(&lost_old, now - chrono::Duration::minutes(16)),
+            shipped(&lost_old, now - chrono::Duration::minutes(16)),
+            shipped(&deleted, now),
+        ];
+        let (set, out) = select_snapshots(&agents, snapshots, now, retention);
+        assert_eq!(
+            set.snapshots.iter().map(|s| s.agent_id).collect::<Vec<_>>(),
+            {
+                let mut v = vec![shipping.id, stopped.id];
+                v.sort();
+                v
+            }
+        );
+        assert!(
+            set.snapshots
+                .iter()
+                .all(|s| s.source == SnapshotSource::Input)
+        );
+        assert_eq!(set.shipped.len(), 1);
+        assert_eq!(set.shipped[0].agent_id, shipping.id);
+        assert_eq!(set.shipped[0].source, SnapshotSource::Shipped);
+        assert_eq!(set.coverage.reporting, 2);
+        assert_eq!(set.coverage.reporting_shipped, 1);
+        // Each agent named once, whatever number of its snapshots are out.
+        let mut gone = vec![lost_old.id, deleted.id];
+        gone.sort();
+        assert_eq!(out, gone);
     }
 }

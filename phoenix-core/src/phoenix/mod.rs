@@ -13,7 +13,7 @@ mod tasks;
 
 pub use analysis::{
     CardinalityView, CostAnalysis, CostFlowView, Coverage, FleetOverview, FleetSnapshots,
-    FleetSummary, SnapshotRefresh, select_snapshots,
+    FleetSummary, SnapshotRefresh, select_snapshots, shipped_is_current,
 };
 pub use group_commit::MAX_GROUP as MAX_COMPLETION_GROUP;
 pub use history::{

@@ -156,7 +156,12 @@ impl<'s> SeriesIndex<'s> {
 fn matching<'s>(selector: &CompiledSelector, series: &SeriesIndex<'s>) -> Vec<&'s Series> {
     let hit = |s: &&Series| matches(selector, s);
     match &selector.need.metric {
-        Some(metric) => series.of_metric(metric).iter().copied().filter(hit).collect(),
+        Some(metric) => series
+            .of_metric(metric)
+            .iter()
+            .copied()
+            .filter(hit)
+            .collect(),
         None => series.all.iter().filter(hit).collect(),
     }
 }

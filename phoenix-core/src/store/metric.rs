@@ -46,16 +46,19 @@ pub trait MetricStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<MeasurementSample>, StoreError>;
 
-    /// Replaces the agent's latest snapshot.
+    /// Replaces the agent's current snapshot of `snapshot.source` (one per agent and
+    /// source; the other source is left alone).
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError>;
 
-    /// The latest snapshot of every agent that sent one, ordered by agent id.
+    /// The current snapshot of every agent and source that sent one, ordered by agent id,
+    /// then source (input first).
     async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError>;
 
-    /// The latest snapshot of one agent.
+    /// The current input snapshot of one agent ([`SnapshotSource::Input`](crate::measure::SnapshotSource::Input)).
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError>;
 
-    /// Deletes the snapshots of `agents` (the facade's retention decides which). Idempotent:
-    /// an agent without a snapshot is skipped. Returns how many were deleted.
+    /// Deletes every snapshot (all sources) of `agents` (the facade's retention decides
+    /// which). Idempotent: an agent without a snapshot is skipped. Returns how many
+    /// snapshots were deleted.
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError>;
 }

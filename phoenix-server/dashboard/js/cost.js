@@ -33,6 +33,32 @@ function metricLabels(rows) {
     rows.length > first ? h('details', h('summary', `all ${rows.length}`), table(columns, rows.slice(first))) : null);
 }
 
+// Raw vs shipped: on the hosts that report what their deployed pipeline ships, their raw
+// input beside that output, priced alike by the server.
+function rawVsShipped(flow, cov, cur) {
+  const s = flow.shipped;
+  const section = h('section', { id: 'raw-vs-shipped' }, h('h2', 'Raw vs shipped'));
+  if (!s) {
+    section.append(h('p', { class: 'empty' }, `No host reports a shipped output yet: a host does once a pipeline is deployed or promoted on it (${fmt.int(cov.reporting_shipped)} of ${fmt.int(cov.reporting)} hosts).`));
+    return section;
+  }
+  const reduction = (p) => (p == null ? '–' : fmt.pct(p));
+  section.append(
+    h('p', { class: 'muted small' }, `${fmt.int(s.hosts)} of ${fmt.int(cov.reporting)} hosts report a shipped output; the figures below are theirs only.`),
+    table([
+      { label: '', cell: (r) => r.name },
+      { label: 'Series', num: true, cell: (r) => (r.side ? fmt.int(r.side.series) : reduction(r.series)) },
+      { label: 'Points / min', num: true, cell: (r) => (r.side ? fmt.int(r.side.points_per_minute) : reduction(r.points)) },
+      { label: 'List / month', num: true, cell: (r) => (r.side ? fmt.money(r.side.cost.gross_monthly, cur) : reduction(r.cost)) },
+      { label: 'Cost / month', num: true, cell: (r) => (r.side ? fmt.money(r.side.cost.per_month, cur) : '') },
+    ], [
+      { name: 'Raw input', side: s.raw },
+      { name: 'Shipped', side: s.shipped },
+      { name: 'Reduction', series: s.series_reduction_pct, points: s.points_reduction_pct, cost: s.cost_reduction_pct },
+    ], { id: 'raw-vs-shipped-table' }));
+  return section;
+}
+
 export async function costView(scope) {
   const chosen = new Set(BASE_DIMENSIONS);
   const model = h('input', { name: 'pricing_model', id: 'pricing-model', value: 'grafana-cloud-pro', size: 22, 'aria-label': 'pricing model' });
@@ -181,6 +207,7 @@ export async function costView(scope) {
       h('h2', 'Cost over time'),
       h('label', { class: 'small' }, 'Buckets ', granularity),
       historyBox,
+      rawVsShipped(flow, c.coverage, cur),
       h('h2', 'Where the money goes'),
       h('div', { class: 'grid two', id: 'cost-flows' }, cf.flows.map((f) => h('div', { 'data-dimension': f.dimension },
         h('h3', `By ${dimensionTitle(f)}`),

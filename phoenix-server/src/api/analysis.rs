@@ -190,6 +190,7 @@ impl AnalysisApi {
             total_series: view.total_series,
             cost_flow: view.cost_flow.into(),
             recommendations: FromCore::from_core(view.recommendations),
+            shipped: FromCore::from_core(view.shipped),
         }))
     }
     /// Cost history

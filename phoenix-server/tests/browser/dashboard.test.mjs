@@ -420,6 +420,11 @@ try {
   check(flows >= 1, 'cost flows by dimension');
   const keys = await page.locator('#label-keys tbody tr').count();
   check(keys >= 1, 'label keys listed');
+  // Raw vs shipped: the table when a host reports what its pipeline ships, else why not.
+  const shipping = (await api('GET', 'metrics/cost-flow?pricing_model=grafana-cloud-pro')).shipped;
+  check(shipping
+    ? (await page.locator('#raw-vs-shipped-table tbody tr').count()) === 3
+    : (await page.locator('#raw-vs-shipped .empty').count()) === 1, 'raw vs shipped section shown');
   const firstKey = (await page.locator('#label-keys tbody tr').first().locator('td').first().textContent()).trim();
   await page.locator('#label-keys tbody tr').first().locator('button').click();
   await page.waitForSelector(`#breakdowns [data-dimension="label:${firstKey}"]`, { timeout: 15000 });

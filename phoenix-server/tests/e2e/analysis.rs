@@ -44,6 +44,7 @@ fn snapshot(agent: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Cardinality
     }
     CardinalitySnapshot {
         agent_id: agent,
+        source: phoenix_client::api::measure::SnapshotSource::Input,
         host: "kpi-1".to_owned(),
         taken_at: at,
         interval_secs: 10,

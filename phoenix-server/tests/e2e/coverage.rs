@@ -31,6 +31,7 @@ async fn coverage_retention_and_refresh(backend: Backend) {
             samples: Vec::new(),
             snapshot: Some(CardinalitySnapshot {
                 agent_id: a.id,
+                source: phoenix_client::api::measure::SnapshotSource::Input,
                 host: "cov-a".to_owned(),
                 taken_at: now,
                 interval_secs: 60,

@@ -30,6 +30,7 @@ async fn record_one(server: &TestServer) {
                 host: "hist-a".to_owned(),
                 taken_at: now,
                 interval_secs: 60,
+                source: Default::default(), // the host's input
                 series: (0..6)
                     .map(|i| SnapshotSeries {
                         metric: if i < 4 { "node_cpu" } else { "up" }.to_owned(),

@@ -49,6 +49,7 @@ impl HostPayload {
         let series = sample.snapshot_series();
         let mut snapshot = phoenix_core::measure::CardinalitySnapshot {
             agent_id: AgentId::new(),
+            source: phoenix_core::measure::SnapshotSource::Input,
             host: String::new(),
             taken_at: Utc::now(),
             interval_secs: 60,

@@ -38,6 +38,8 @@ pub struct TickReport {
     pub pruned: u64,
     /// Snapshots deleted (their agent deleted, or not live past the snapshot retention).
     pub snapshots_pruned: u64,
+    /// Agent health points deleted (older than the health retention).
+    pub health_pruned: u64,
 }
 
 /// Runs the controller's duties on a [`Phoenix`].
@@ -116,6 +118,7 @@ impl Controller {
         let before = now - p.config().task_retention;
         report.pruned = p.stores().queue.prune(before, PRUNE_BATCH).await?;
         report.snapshots_pruned = p.prune_snapshots().await?;
+        report.health_pruned = p.prune_health().await?;
         Ok(report)
     }
 

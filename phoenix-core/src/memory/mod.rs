@@ -71,6 +71,8 @@ struct State {
     agents: BTreeMap<AgentId, (Agent, SecretHash)>,
     samples: HashMap<ExperimentId, SampleLog>,
     snapshots: BTreeMap<AgentId, CardinalitySnapshot>,
+    /// Health history per agent, oldest first.
+    health: HashMap<AgentId, std::collections::VecDeque<crate::agent::HealthPoint>>,
     deployments: BTreeMap<DeploymentId, Deployment>,
     tokens: Vec<ApiToken>,
     query_sources: BTreeMap<uuid::Uuid, crate::queries::QuerySource>,

@@ -63,6 +63,9 @@ pub struct PhoenixConfig {
     /// A host that is not live (lost, revoked) keeps its last snapshot in the fleet's views
     /// this long after taking it; then the controller deletes it. Deleted agents leave at once.
     pub snapshot_retention: Duration,
+    /// An agent's health history keeps the points of this long (and at most
+    /// [`crate::store::MAX_HEALTH_POINTS_PER_AGENT`]); the controller deletes older ones.
+    pub health_retention: Duration,
 }
 
 impl Default for PhoenixConfig {
@@ -77,6 +80,7 @@ impl Default for PhoenixConfig {
             task_retention: Duration::hours(24),
             snapshot_interval: Duration::seconds(60),
             snapshot_retention: Duration::minutes(15),
+            health_retention: Duration::hours(1),
         }
     }
 }

@@ -183,6 +183,7 @@ mod tests {
                     metric: format!("m{i}"),
                     labels: std::collections::BTreeMap::new(),
                     points: 1,
+                    value: None,
                 })
                 .collect(),
         }

@@ -139,11 +139,19 @@ pub struct ServeArgs {
     /// this long after its last snapshot, seconds [default: 900].
     #[arg(long, env = "PHOENIX_SNAPSHOT_RETENTION_SECS")]
     pub snapshot_retention_secs: Option<u64>,
+    /// An agent's health history keeps its heartbeats of this long (at most 360 per agent),
+    /// seconds [default: 3600].
+    #[arg(long, env = "PHOENIX_HEALTH_RETENTION_SECS")]
+    pub health_retention_secs: Option<u64>,
     /// Pricing catalogue file (TOML, the built-in format): its entries replace built-ins
     /// with the same `id` and add the others [default: the built-in catalogue].
     #[arg(long, env = "PHOENIX_PRICING_FILE")]
     pub pricing_file: Option<PathBuf>,
 }
+
+/// Longest health retention accepted, seconds (a week; the per-agent cap bounds the
+/// history anyway).
+pub const MAX_HEALTH_RETENTION_SECS: u64 = 7 * 86_400;
 
 /// Options of `dev`.
 #[derive(Debug, Clone, Args)]
@@ -209,6 +217,7 @@ pub struct FileConfig {
     agent_heartbeat_secs: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_retention_secs: Option<u64>,
+    health_retention_secs: Option<u64>,
     pricing_file: Option<PathBuf>,
 }
 
@@ -380,6 +389,15 @@ impl ServeArgs {
                     }
                     phoenix.snapshot_retention =
                         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                if let Some(secs) = pick!(health_retention_secs) {
+                    if !(1..=MAX_HEALTH_RETENTION_SECS).contains(&secs) {
+                        return Err(CliError::Invalid(format!(
+                            "health_retention_secs must be between 1 and {MAX_HEALTH_RETENTION_SECS}"
+                        )));
+                    }
+                    phoenix.health_retention =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(0));
                 }
                 phoenix
             },

@@ -150,6 +150,7 @@ fn a_real_hosts_command_lines_are_fitted_not_refused() {
                 format!("rustc \u{1b}[1m{}", "--extern x ".repeat(1000)),
             )]),
             points: 1,
+            value: None,
         }],
     };
     let mut e = ValidationErrors::new();
@@ -173,6 +174,7 @@ fn snapshots_and_heartbeats_are_bounded() {
             metric: "m\0".to_owned(),
             labels: BTreeMap::from([("k".to_owned(), "v\u{7}".to_owned())]),
             points: u64::MAX,
+            value: None,
         }],
     };
     let mut e = ValidationErrors::new();

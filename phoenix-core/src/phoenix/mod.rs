@@ -7,8 +7,11 @@ mod analysis;
 mod deployments;
 mod experiments;
 mod group_commit;
+mod preview;
 mod queries;
 mod tasks;
+
+pub use preview::{PreviewRequest, PreviewSource};
 
 pub use analysis::{
     CardinalityView, CostAnalysis, CostFlowView, Coverage, FleetOverview, FleetSnapshots,
@@ -104,6 +107,10 @@ pub enum PhoenixError {
     /// The caller may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request is well formed but what it needs is not there yet (an agent that has
+    /// sent no snapshot); asking again later may succeed.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// A quick deployment refused the input.
     #[error("deployment refused the input")]
     Deployment(#[source] crate::deployment::DeploymentError),

@@ -376,7 +376,7 @@ pub struct PreviewArgs {
     pub agent: Option<uuid::Uuid>,
     /// With `--sample`: the seconds the sample covers (one point per series), needed to
     /// price it.
-    #[arg(long, value_name = "SECONDS", requires = "sample")]
+    #[arg(long, value_name = "SECONDS", conflicts_with = "agent")]
     pub interval: Option<u32>,
     /// Price the input and the output under this pricing model (a catalogue id, e.g.
     /// `grafana_cloud`).

@@ -285,7 +285,7 @@ export async function newExperimentView(scope) {
         { label: input, num: true, cell: (r) => fmt.money(r[1].input[r[2]], costs.cur) },
         { label: 'Baseline', num: true, cell: (r) => fmt.money(r[1].output[r[2]], costs.cur) },
         { label: 'Candidate', num: true, cell: (r) => fmt.money(costs.c.output[r[2]], costs.cur) },
-      ], [['per month (730 h)', costs.b, 'per_month'], ['per year', costs.b, 'per_year']], { id: 'new-preview-cost' }) : null,
+      ], [['per month (730 h)', costs.b, 'per_month'], ['per year', costs.b, 'per_year'], ['list price per month, before allotments', costs.b, 'gross_monthly']], { id: 'new-preview-cost' }) : null,
       costs ? h('p', { class: 'muted small' }, `Billed quantity: ${costs.c.output.quantity_rule}. Usage: ${costs.c.output.usage_basis}.`) : null,
       ['baseline', 'candidate'].map((which) => h('details', { 'data-variant': which },
         h('summary', `${fmt.label(which)} Collector configuration (YAML)`),

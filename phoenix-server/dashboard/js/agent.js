@@ -81,7 +81,7 @@ export async function agentView(scope, id) {
           { id: 'chart-agent-cpu', title: 'CPU', yLabel: 'percent', unit: '%', yMin: 0 }),
         lineChart([series('agent RSS', 'baseline', (x) => x.rss / (1024 * 1024))],
           { id: 'chart-agent-rss', title: 'Agent resident memory', yLabel: 'MiB', unit: 'MiB', yMin: 0 }),
-        lineChart([series('healthy', 'candidate', (x) => x.healthy), series('starting', 'fidelity', (x) => x.starting), series('unhealthy', 'reduction', (x) => x.unhealthy)],
+        lineChart([series('healthy', 'reduction', (x) => x.healthy), series('starting', 'fidelity', (x) => x.starting), series('unhealthy', 'candidate', (x) => x.unhealthy)],
           { id: 'chart-agent-pipelines', title: 'Pipelines by health', yLabel: 'pipelines', unit: '', yMin: 0, tickFormat: (v) => fmt.int(v) })),
       table([
         { label: 'Since', cell: (x) => fmt.time(x.at) },

@@ -193,6 +193,51 @@ impl From<core::Agent> for Agent {
     }
 }
 
+/// One heartbeat in an agent's health history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct HealthPoint {
+    /// When the server received the heartbeat.
+    pub at: DateTime<Utc>,
+    /// The status it implied (`degraded` when a pipeline was unhealthy).
+    pub status: AgentStatus,
+    /// Pipelines reported healthy.
+    pub pipelines_healthy: u32,
+    /// Pipelines reported starting.
+    pub pipelines_starting: u32,
+    /// Pipelines reported unhealthy.
+    pub pipelines_unhealthy: u32,
+    /// Host and agent resources as reported.
+    pub resources: HostStats,
+}
+
+impl From<core::HealthPoint> for HealthPoint {
+    fn from(p: core::HealthPoint) -> Self {
+        Self {
+            at: p.at,
+            status: p.status.into(),
+            pipelines_healthy: p.pipelines_healthy,
+            pipelines_starting: p.pipelines_starting,
+            pipelines_unhealthy: p.pipelines_unhealthy,
+            resources: p.resources.into(),
+        }
+    }
+}
+
+/// `GET /agents/{id}/health`: the agent's recent heartbeats, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+pub struct AgentHealth {
+    /// The agent.
+    pub agent_id: Uuid,
+    /// How far back the server keeps health points, seconds.
+    pub retention_secs: u64,
+    /// The most points the server keeps per agent.
+    pub max_points: u32,
+    /// One point per heartbeat within the retention, oldest first (the newest `limit`).
+    pub items: Vec<HealthPoint>,
+}
+
 page_type!(
     /// A page of agents.
     AgentPage,

@@ -271,7 +271,7 @@ impl From<MeasurementSample> for core::MeasurementSample {
 }
 
 /// One series of a cardinality snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
@@ -286,6 +286,10 @@ pub struct SnapshotSeries {
     #[serde(default = "one")]
     #[cfg_attr(feature = "openapi", oai(default = "one"))]
     pub points: u64,
+    /// The series' value when the snapshot was taken (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+    pub value: Option<f64>,
 }
 
 fn one() -> u64 {
@@ -311,7 +315,7 @@ impl Default for SnapshotSource {
 
 /// Every series a host emits before reduction (its input), or what its deployed pipeline
 /// ships (its output).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
@@ -347,6 +351,7 @@ impl From<core::CardinalitySnapshot> for CardinalitySnapshot {
                     metric: x.metric,
                     labels: x.labels,
                     points: x.points,
+                    value: x.value,
                 })
                 .collect(),
         }
@@ -368,6 +373,7 @@ impl From<CardinalitySnapshot> for core::CardinalitySnapshot {
                     metric: x.metric,
                     labels: x.labels,
                     points: x.points,
+                    value: x.value,
                 })
                 .collect(),
         }

@@ -282,7 +282,7 @@ pub struct TemplateList {
     pub items: Vec<TemplateInfo>,
 }
 
-/// Body of `POST /pipelines/render` and `POST /pipelines/preview`.
+/// Body of `POST /pipelines/render`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(
     feature = "openapi",
@@ -302,10 +302,113 @@ pub struct RenderRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", oai(default))]
     pub critical_metrics: Vec<String>,
-    /// Preview only: a recorded sample as Prometheus text exposition (e.g. scraped from an
-    /// agent's `/metrics/baseline`).
+}
+
+impl RenderRequest {
+    /// The render context (critical processes and metrics).
+    #[must_use]
+    pub fn context(&self) -> core::RenderContext {
+        core::RenderContext {
+            variant: None,
+            critical_processes: self.critical_processes.clone(),
+            critical_metrics: self.critical_metrics.clone(),
+        }
+    }
+}
+
+/// Body of `POST /pipelines/preview`: a pipeline and what to evaluate it on, exactly one
+/// of a pasted sample (`exposition`) and an agent's recorded snapshot (`agent_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Object),
+    oai(skip_serializing_if_is_none)
+)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
+pub struct PreviewRequest {
+    /// Template and parameters.
+    pub pipeline: PipelineRef,
+    /// Processes that must always pass.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub critical_processes: Vec<String>,
+    /// Metric patterns that must always pass.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub critical_metrics: Vec<String>,
+    /// A recorded sample as Prometheus text exposition (e.g. scraped from an agent's
+    /// `/metrics/baseline`). Exactly one of `exposition` and `agent_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposition: Option<String>,
+    /// With `exposition` only: the seconds the sample covers (one point per series),
+    /// needed to price it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_secs: Option<u32>,
+    /// Preview on this agent's latest cardinality snapshot (what it sends the server on
+    /// its schedule). Exactly one of `exposition` and `agent_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<uuid::Uuid>,
+    /// Price the input and the pipeline's output under this pricing model (a catalogue
+    /// id, as `ExperimentSpec.pricing_model` lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing_model: Option<String>,
+}
+
+impl PreviewRequest {
+    /// The core request; every shape problem as a field error.
+    pub fn into_core(self) -> Result<phoenix_core::phoenix::PreviewRequest, Vec<FieldError>> {
+        use phoenix_core::phoenix::PreviewSource;
+        let mut errors = Vec::new();
+        let source = match (self.exposition, self.agent_id) {
+            (Some(text), None) => Some(PreviewSource::Exposition {
+                text,
+                interval_secs: self.interval_secs,
+            }),
+            (None, Some(id)) => {
+                if self.interval_secs.is_some() {
+                    errors.push(FieldError::new(
+                        "interval_secs",
+                        "only with `exposition`: an agent's snapshot states its own interval",
+                    ));
+                }
+                Some(PreviewSource::Agent(phoenix_core::ids::AgentId(id)))
+            }
+            (both, _) => {
+                let why = if both.is_some() {
+                    "give exactly one of `exposition` and `agent_id`, not both"
+                } else {
+                    "required: exactly one of `exposition` (a recorded sample in Prometheus text exposition format) and `agent_id` (an agent whose recorded snapshot to use)"
+                };
+                errors.push(FieldError::new("exposition", why));
+                errors.push(FieldError::new("agent_id", why));
+                None
+            }
+        };
+        let context = core::RenderContext {
+            variant: None,
+            critical_processes: self.critical_processes,
+            critical_metrics: self.critical_metrics,
+        };
+        let pipeline = match self.pipeline.into_core("pipeline") {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
+        match (source, pipeline) {
+            (Some(source), Some(pipeline)) if errors.is_empty() => {
+                Ok(phoenix_core::phoenix::PreviewRequest {
+                    pipeline,
+                    context,
+                    source,
+                    pricing_model: self.pricing_model,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
 }
 
 /// One problem in a Collector config.
@@ -444,6 +547,45 @@ pub struct Preview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
     pub queries: Option<crate::query::QueriesKept>,
+    /// The agent snapshot the preview ran on (absent for a pasted sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+    pub snapshot: Option<PreviewSnapshot>,
+    /// The input and the output priced (absent without `pricing_model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+    pub cost: Option<PreviewCost>,
+}
+
+wire_struct! {
+    /// The agent snapshot a preview ran on.
+    PreviewSnapshot <= core::preview::SnapshotRef {
+        /// The agent.
+        agent_id: uuid::Uuid,
+        /// Its host.
+        host: String,
+        /// When the snapshot was taken.
+        taken_at: chrono::DateTime<chrono::Utc>,
+        /// Seconds it covers.
+        interval_secs: u32,
+    }
+}
+
+wire_struct! {
+    /// The preview's input and output priced as a month of that host's traffic, by the
+    /// same calculator as the cost views. Money is a decimal string.
+    PreviewCost <= core::preview::PreviewCost {
+        /// The pricing model.
+        pricing_model: String,
+        /// The input as recorded.
+        input: crate::analysis::CostBreakdown,
+        /// What the pipeline would emit.
+        output: crate::analysis::CostBreakdown,
+        /// Input minus output, per month (negative: the output costs more).
+        saving_per_month: String,
+        /// The saving in percent of the input's bill (absent when that bill is zero).
+        reduction_pct: Option<f64>,
+    }
 }
 
 impl From<core::preview::Preview> for Preview {
@@ -464,6 +606,8 @@ impl From<core::preview::Preview> for Preview {
             critical_coverage_pct: p.critical_coverage_pct,
             collector_yaml: p.collector_yaml,
             queries: p.queries.map(Into::into),
+            snapshot: p.snapshot.map(Into::into),
+            cost: p.cost.map(Into::into),
         }
     }
 }

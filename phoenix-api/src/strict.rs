@@ -195,6 +195,12 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("Criterion", "threshold", json!({"minimum": -100.0})),
         ("PipelineRef", "template", json!({"minLength": 1})),
         (
+            "PreviewRequest",
+            "interval_secs",
+            between(1, u64::from(i::MAX_SNAPSHOT_INTERVAL_SECS)),
+        ),
+        ("PreviewRequest", "pricing_model", name(i::MAX_TOKEN_CHARS)),
+        (
             "TargetSelector",
             "labels",
             labels(i::MAX_LABELS, i::MAX_TOKEN_CHARS),
@@ -309,6 +315,11 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("SnapshotSeries", "metric", name(i::MAX_TOKEN_CHARS)),
         ("SnapshotSeries", "labels", entries(i::MAX_SERIES_LABELS)),
         ("SnapshotSeries", "points", upto(i::MAX_POINTS)),
+        (
+            "SnapshotSeries",
+            "value",
+            json!({"minimum": -i::MAX_SERIES_VALUE, "maximum": i::MAX_SERIES_VALUE}),
+        ),
         ("TaskStatusReport", "error", free(i::MAX_DETAIL_CHARS)),
     ]
 }

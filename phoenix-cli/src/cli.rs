@@ -325,7 +325,8 @@ pub enum PipelineCommand {
         /// The file.
         file: String,
     },
-    /// Project a template's effect on a recorded sample (Prometheus text exposition).
+    /// Project a template's effect on a recorded sample (Prometheus text exposition) or on
+    /// an agent's recorded snapshot, optionally priced.
     Preview(PreviewArgs),
     /// Roll a pipeline out to the agents of a selector in growing batches.
     Deploy(Box<DeployArgs>),
@@ -364,8 +365,25 @@ pub struct PreviewArgs {
     pub pipeline: PipelineArgs,
     /// A recorded sample in Prometheus text exposition format (e.g. saved from an agent's
     /// `/metrics/baseline`; `-`: standard input).
-    #[arg(long, value_name = "FILE")]
-    pub sample: String,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "agent",
+        conflicts_with = "agent"
+    )]
+    pub sample: Option<String>,
+    /// Preview on this agent's recorded input instead: the latest cardinality snapshot it
+    /// sent the server.
+    #[arg(long, value_name = "AGENT_ID")]
+    pub agent: Option<uuid::Uuid>,
+    /// With `--sample`: the seconds the sample covers (one point per series), needed to
+    /// price it.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "agent")]
+    pub interval: Option<u32>,
+    /// Price the input and the output under this pricing model (a catalogue id, e.g.
+    /// `grafana_cloud`).
+    #[arg(long, value_name = "MODEL")]
+    pub pricing_model: Option<String>,
 }
 
 /// `pipeline deploy`.

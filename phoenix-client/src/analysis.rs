@@ -6,7 +6,8 @@ use phoenix_api::analysis::{
     HistoryGranularity, KpiReport,
 };
 use phoenix_api::pipeline::{
-    Preview, RenderRequest, RenderResponse, TemplateList, ValidateRequest, ValidationResult,
+    Preview, PreviewRequest, RenderRequest, RenderResponse, TemplateList, ValidateRequest,
+    ValidationResult,
 };
 use reqwest::Method;
 use uuid::Uuid;
@@ -153,7 +154,7 @@ impl Client {
     }
 
     /// `POST /api/v1/pipelines/preview`.
-    pub async fn preview_pipeline(&self, request: &RenderRequest) -> Result<Preview, ClientError> {
+    pub async fn preview_pipeline(&self, request: &PreviewRequest) -> Result<Preview, ClientError> {
         self.json(
             self.request(Method::POST, "api/v1/pipelines/preview")?
                 .json(request),

@@ -1,6 +1,6 @@
 //! User routes.
 
-use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
+use phoenix_api::agent::{Agent, AgentHealth, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
 use phoenix_api::analysis::SnapshotRefresh;
 use phoenix_api::experiment::{
     EventPage, Experiment, ExperimentPage, NewExperiment, Phase, PhaseInfo, PromoteRequest,
@@ -208,6 +208,20 @@ impl Client {
     pub async fn get_agent(&self, id: Uuid) -> Result<Agent, ClientError> {
         self.json(self.request(Method::GET, &format!("api/v1/agents/{id}"))?)
             .await
+    }
+
+    /// `GET /api/v1/agents/{id}/health`: the agent's recent heartbeats, oldest first (the
+    /// newest `limit` when given).
+    pub async fn agent_health(
+        &self,
+        id: Uuid,
+        limit: Option<u32>,
+    ) -> Result<AgentHealth, ClientError> {
+        let mut request = self.request(Method::GET, &format!("api/v1/agents/{id}/health"))?;
+        if let Some(limit) = limit {
+            request = request.query(&[("limit", limit)]);
+        }
+        self.json(request).await
     }
 
     /// `POST /api/v1/agents/matching`: the live agents `selector` picks now.

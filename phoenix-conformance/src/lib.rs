@@ -205,6 +205,7 @@ macro_rules! conformance_tests {
         $crate::__stamp_case!($factory, flows, flow_controller_repairs_missed_task_outcome);
         $crate::__stamp_case!($factory, flows, flow_history_check_small);
         $crate::__stamp_case!($factory, agents, agents_refused_reports_counted);
+        $crate::__stamp_case!($factory, agents, agent_health_history_bounded);
         $crate::__stamp_case!($factory, inputs, inputs_bad_text_refused_alike);
         $crate::__stamp_case!($factory, inputs, inputs_implausible_samples_refused_alike);
         $crate::__stamp_case!($factory, metrics, metric_recent_samples_per_agent);

@@ -108,6 +108,7 @@ fn process_series(host: &str, pid: u32, exe: &str, namespace: &str, out: &mut Ve
                 metric: name.to_owned(),
                 labels: resource.clone(),
                 points: 1,
+                value: None,
             }),
             Some((key, values)) => {
                 for value in values {
@@ -117,6 +118,7 @@ fn process_series(host: &str, pid: u32, exe: &str, namespace: &str, out: &mut Ve
                         metric: name.to_owned(),
                         labels,
                         points: 1,
+                        value: None,
                     });
                 }
             }
@@ -161,6 +163,7 @@ fn snapshots() -> Vec<CardinalitySnapshot> {
                     metric: "http_server_requests_total".to_owned(),
                     labels,
                     points: 1,
+                    value: None,
                 });
             }
             CardinalitySnapshot {

@@ -254,6 +254,48 @@ pub fn heartbeat_status(heartbeat: &Heartbeat) -> AgentStatus {
     }
 }
 
+/// One heartbeat as an agent's health history keeps it: when the server received it, the
+/// status it implied and what the agent reported (every figure already within
+/// [`crate::inputs::heartbeat`]'s bounds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthPoint {
+    /// When the heartbeat was received (server time).
+    pub at: DateTime<Utc>,
+    /// The status the heartbeat implied ([`heartbeat_status`]).
+    pub status: AgentStatus,
+    /// Pipelines reported healthy.
+    pub pipelines_healthy: u32,
+    /// Pipelines reported starting.
+    pub pipelines_starting: u32,
+    /// Pipelines reported unhealthy.
+    pub pipelines_unhealthy: u32,
+    /// Host and agent resources as reported.
+    pub resources: HostStats,
+}
+
+impl HealthPoint {
+    /// The point a heartbeat received at `at` adds to the history.
+    #[must_use]
+    pub fn of(heartbeat: &Heartbeat, at: DateTime<Utc>) -> Self {
+        let count = |health: PipelineHealth| {
+            let n = heartbeat
+                .pipelines
+                .iter()
+                .filter(|p| p.health == health)
+                .count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        Self {
+            at,
+            status: heartbeat_status(heartbeat),
+            pipelines_healthy: count(PipelineHealth::Healthy),
+            pipelines_starting: count(PipelineHealth::Starting),
+            pipelines_unhealthy: count(PipelineHealth::Unhealthy),
+            resources: heartbeat.resources.clone(),
+        }
+    }
+}
+
 /// Selects agents for listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentFilter {

@@ -44,6 +44,8 @@ pub struct TickReport {
     pub history_folded: u64,
     /// History buckets deleted by retention.
     pub history_pruned: u64,
+    /// Agent health points deleted (older than the health retention).
+    pub health_pruned: u64,
 }
 
 /// Runs the controller's duties on a [`Phoenix`].
@@ -128,6 +130,9 @@ impl Controller {
         report.history_recorded = history.recorded;
         report.history_folded = history.folded;
         report.history_pruned = history.pruned;
+
+        // 7. Agent health history: retention.
+        report.health_pruned = p.prune_health().await?;
         Ok(report)
     }
 

@@ -73,6 +73,8 @@ pub const MAX_SNAPSHOT_INTERVAL_SECS: u32 = 86_400;
 pub const MAX_METRICS: usize = 10_000;
 /// Most entries in one variant's `top_labels` or critical lists.
 pub const MAX_LIST_ENTRIES: usize = 256;
+/// Largest magnitude of a snapshot series' value (a byte counter of an exabyte fits).
+pub const MAX_SERIES_VALUE: f64 = 1e18;
 /// Most labels on one snapshot series.
 pub const MAX_SERIES_LABELS: usize = 128;
 /// How far ahead of the server's clock a reported time may be, seconds.
@@ -570,6 +572,14 @@ pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: Dat
             series.points,
             0..=MAX_POINTS,
         );
+        if let Some(value) = series.value {
+            float(
+                errors,
+                &format!("{p}.value"),
+                value,
+                -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
+            );
+        }
     }
 }
 

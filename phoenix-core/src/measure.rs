@@ -201,7 +201,7 @@ impl MeasurementSample {
 
 /// One series in a cardinality snapshot: metric name and its full label set
 /// (resource and point attributes merged), with the points it produced in the interval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotSeries {
     /// Metric name.
     pub metric: String,
@@ -210,6 +210,20 @@ pub struct SnapshotSeries {
     /// Data points in the interval.
     #[serde(default = "one")]
     pub points: u64,
+    /// The series' value when the snapshot was taken (what a preview on the snapshot ranks
+    /// processes by and measures fidelity with); absent from snapshots of agents that
+    /// predate it, and for values that are not finite or beyond
+    /// [`crate::inputs::MAX_SERIES_VALUE`] in magnitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+impl SnapshotSeries {
+    /// `value` as a snapshot carries it: `None` when not finite or out of bounds.
+    #[must_use]
+    pub fn value_of(value: f64) -> Option<f64> {
+        (value.is_finite() && value.abs() <= crate::inputs::MAX_SERIES_VALUE).then_some(value)
+    }
 }
 
 fn one() -> u64 {

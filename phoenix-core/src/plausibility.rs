@@ -185,6 +185,7 @@ mod tests {
                     metric: format!("m{i}"),
                     labels: std::collections::BTreeMap::new(),
                     points: 1,
+                    value: None,
                 })
                 .collect(),
         }

@@ -150,11 +150,19 @@ pub struct ServeArgs {
     /// Cost history: daily buckets are kept this many days (1 to 3660) [default: 400].
     #[arg(long, env = "PHOENIX_HISTORY_DAILY_RETENTION_DAYS")]
     pub history_daily_retention_days: Option<u64>,
+    /// An agent's health history keeps its heartbeats of this long (at most 360 per agent),
+    /// seconds [default: 3600].
+    #[arg(long, env = "PHOENIX_HEALTH_RETENTION_SECS")]
+    pub health_retention_secs: Option<u64>,
     /// Pricing catalogue file (TOML, the built-in format): its entries replace built-ins
     /// with the same `id` and add the others [default: the built-in catalogue].
     #[arg(long, env = "PHOENIX_PRICING_FILE")]
     pub pricing_file: Option<PathBuf>,
 }
+
+/// Longest health retention accepted, seconds (a week; the per-agent cap bounds the
+/// history anyway).
+pub const MAX_HEALTH_RETENTION_SECS: u64 = 7 * 86_400;
 
 /// Options of `dev`.
 #[derive(Debug, Clone, Args)]
@@ -223,6 +231,7 @@ pub struct FileConfig {
     history_interval_secs: Option<u64>,
     history_hourly_retention_days: Option<u64>,
     history_daily_retention_days: Option<u64>,
+    health_retention_secs: Option<u64>,
     pricing_file: Option<PathBuf>,
 }
 
@@ -420,6 +429,15 @@ impl ServeArgs {
                         ));
                     }
                     phoenix.history.daily_retention = chrono::Duration::days(days as i64);
+                }
+                if let Some(secs) = pick!(health_retention_secs) {
+                    if !(1..=MAX_HEALTH_RETENTION_SECS).contains(&secs) {
+                        return Err(CliError::Invalid(format!(
+                            "health_retention_secs must be between 1 and {MAX_HEALTH_RETENTION_SECS}"
+                        )));
+                    }
+                    phoenix.health_retention =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(0));
                 }
                 phoenix
             },

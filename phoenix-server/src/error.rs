@@ -183,6 +183,7 @@ impl From<PhoenixError> for ApiError {
             }
             PhoenixError::Validation(errors) => Self::validation(errors.errors),
             PhoenixError::Deployment(e) => Self::new(ErrorCode::Conflict, e.to_string()),
+            PhoenixError::NotReady(why) => Self::new(ErrorCode::Conflict, why),
             PhoenixError::Unauthenticated => Self::unauthenticated("invalid credential"),
             PhoenixError::Forbidden(why) => Self::forbidden(why),
             other => {

@@ -2,14 +2,17 @@
 //!
 //! The agent is a JSONB body; `status` and `revoked` are also columns (filters) and are
 //! always written together with the body. Heartbeats merge the reported fields into the
-//! body in one statement, so a heartbeat costs one round trip.
+//! body in one statement, so a heartbeat costs one round trip. The health history is the
+//! `agent_health` table: an append inserts, then trims the agent's rows to the newest
+//! [`MAX_HEALTH_POINTS_PER_AGENT`] in a second statement, whose fresh snapshot sees every
+//! append committed before it (concurrent appends each trim; the last one leaves the cap).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phoenix_core::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use phoenix_core::agent::{Agent, AgentFilter, AgentStatus, HealthPoint, Heartbeat, SecretHash};
 use phoenix_core::ids::AgentId;
 use phoenix_core::page::{Page, PageRequest};
-use phoenix_core::store::{AgentRegistry, BusEvent, StoreError};
+use phoenix_core::store::{AgentRegistry, BusEvent, MAX_HEALTH_POINTS_PER_AGENT, StoreError};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -229,5 +232,62 @@ impl AgentRegistry for PgStore {
             .map(|Json(body)| codec::from_body("agent", body))
             .collect::<Result<Vec<Agent>, _>>()?;
         Ok(Page::from_overfetch(agents, limit, |a| a.id.to_string()))
+    }
+
+    async fn append_health(&self, id: AgentId, point: &HealthPoint) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO agent_health (agent_id, at, body) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM agents WHERE id = $1)",
+        )
+        .bind(id.0)
+        .bind(point.at)
+        .bind(Json(codec::body(point)?))
+        .execute(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::not_found("agent", id));
+        }
+        sqlx::query(
+            "DELETE FROM agent_health WHERE id IN (SELECT id FROM agent_health \
+                 WHERE agent_id = $1 ORDER BY at DESC, id DESC OFFSET $2)",
+        )
+        .bind(id.0)
+        .bind(i64::try_from(MAX_HEALTH_POINTS_PER_AGENT).unwrap_or(i64::MAX))
+        .execute(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn health_history(
+        &self,
+        id: AgentId,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HealthPoint>, StoreError> {
+        let rows: Vec<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT body FROM (SELECT id, at, body FROM agent_health \
+                 WHERE agent_id = $1 AND at >= $2 ORDER BY at DESC, id DESC LIMIT $3) newest \
+             ORDER BY at, id",
+        )
+        .bind(id.0)
+        .bind(since)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|Json(body)| codec::from_body("health point", body))
+            .collect()
+    }
+
+    async fn prune_health(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM agent_health WHERE at < $1")
+            .bind(before)
+            .execute(self.pool_ref())
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
     }
 }

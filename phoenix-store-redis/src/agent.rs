@@ -6,14 +6,20 @@
 //! reports counted with `HINCRBY`, `rfr` and `rfa` the last refusal's reason and time).
 //! Keeping them
 //! apart lets the scripts update an agent without rewriting (or parsing) its JSON.
+//!
+//! `hl:<id>` is the agent's health history, a sorted set of point JSON scored by time
+//! (ms), trimmed to [`MAX_HEALTH_POINTS_PER_AGENT`] by the script that appends; `hl` is
+//! the set of agents that have one (the retention's walk).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phoenix_core::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, RefusedReports, SecretHash};
+use phoenix_core::agent::{
+    Agent, AgentFilter, AgentStatus, HealthPoint, Heartbeat, RefusedReports, SecretHash,
+};
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::AgentId;
 use phoenix_core::page::{Page, PageRequest};
-use phoenix_core::store::AgentRegistry;
+use phoenix_core::store::{AgentRegistry, MAX_HEALTH_POINTS_PER_AGENT};
 
 use crate::RedisStore;
 use crate::codec::{Fields, Status, corrupt, encode_json, parse_cursor};
@@ -203,5 +209,66 @@ impl AgentRegistry for RedisStore {
             .await?;
         let items = records.iter().map(agent).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+    }
+
+    async fn append_health(&self, id: AgentId, point: &HealthPoint) -> Result<(), StoreError> {
+        let json = encode_json(point)?;
+        let reply = self
+            .run(&SCRIPTS.agent_health_append, |inv| {
+                inv.arg(MAX_HEALTH_POINTS_PER_AGENT)
+                    .arg(id.to_string())
+                    .arg(point.at.timestamp_millis())
+                    .arg(&json);
+            })
+            .await?;
+        match reply.status {
+            Status::Ok => Ok(()),
+            ref other => Err(status_error(other, id)),
+        }
+    }
+
+    async fn health_history(
+        &self,
+        id: AgentId,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HealthPoint>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut newest: Vec<String> = self
+            .query(
+                redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(self.key(&["hl", &id.to_string()]))
+                    .arg("+inf")
+                    .arg(since.timestamp_millis())
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(i64::try_from(limit).unwrap_or(i64::MAX)),
+            )
+            .await?;
+        newest.reverse();
+        newest
+            .iter()
+            .map(|json| {
+                let point: HealthPoint = serde_json::from_str(json)
+                    .map_err(|e| corrupt(format!("health point: {e}")))?;
+                Ok(point)
+            })
+            // A point within the same millisecond as `since` but before it.
+            .filter(|p| p.as_ref().map_or(true, |p| p.at >= since))
+            .collect()
+    }
+
+    async fn prune_health(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut reply = self
+            .run(&SCRIPTS.agent_health_prune, |inv| {
+                inv.arg(before.timestamp_millis());
+            })
+            .await?;
+        match reply.status {
+            Status::Ok => Ok(u64::try_from(reply.next_int()?).unwrap_or(0)),
+            other => Err(corrupt(format!("unexpected script status {other:?}"))),
+        }
     }
 }

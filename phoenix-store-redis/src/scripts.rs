@@ -23,6 +23,8 @@ macro_rules! scripts {
 }
 
 scripts!(
+    agent_health_append,
+    agent_health_prune,
     agent_heartbeat,
     agent_mark_lost,
     agent_refusal,

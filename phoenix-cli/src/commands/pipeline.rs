@@ -3,8 +3,8 @@
 use phoenix_api::deployment::{Deployment, DeploymentPage, NewDeployment, RolloutStrategy};
 use phoenix_api::experiment::TargetSelector;
 use phoenix_api::pipeline::{
-    PipelineRef, Preview, RenderRequest, RenderResponse, TemplateInfo, TemplateList,
-    ValidationResult,
+    PipelineRef, Preview, PreviewRequest, RenderRequest, RenderResponse, TemplateInfo,
+    TemplateList, ValidationResult,
 };
 use phoenix_client::DeploymentCommand;
 
@@ -35,7 +35,7 @@ pub(crate) async fn run(cx: &Context, command: PipelineCommand) -> Result<(), Cl
         }
         PipelineCommand::Render(args) => {
             let response = client
-                .render_pipeline(&render_request(&args, None))
+                .render_pipeline(&render_request(&args))
                 .await
                 .map_err(|e| cx.err(e))?;
             cx.printer.show(&response, |r: &RenderResponse| {
@@ -61,9 +61,18 @@ pub(crate) async fn run(cx: &Context, command: PipelineCommand) -> Result<(), Cl
             invalid_is_failure(&result)
         }
         PipelineCommand::Preview(args) => {
-            let sample = read_input(&args.sample)?;
+            let exposition = args.sample.as_deref().map(read_input).transpose()?;
+            let request = PreviewRequest {
+                pipeline: pipeline_ref(&args.pipeline.template, &args.pipeline.param),
+                critical_processes: args.pipeline.critical_process.clone(),
+                critical_metrics: args.pipeline.critical_metric.clone(),
+                exposition,
+                interval_secs: args.interval,
+                agent_id: args.agent,
+                pricing_model: args.pricing_model.clone(),
+            };
             let preview = client
-                .preview_pipeline(&render_request(&args.pipeline, Some(sample)))
+                .preview_pipeline(&request)
                 .await
                 .map_err(|e| cx.err(e))?;
             cx.printer.show(&preview, preview_view);
@@ -134,12 +143,11 @@ fn invalid_is_failure(v: &ValidationResult) -> Result<(), CliError> {
     }
 }
 
-fn render_request(args: &PipelineArgs, exposition: Option<String>) -> RenderRequest {
+fn render_request(args: &PipelineArgs) -> RenderRequest {
     RenderRequest {
         pipeline: pipeline_ref(&args.template, &args.param),
         critical_processes: args.critical_process.clone(),
         critical_metrics: args.critical_metric.clone(),
-        exposition,
     }
 }
 
@@ -303,6 +311,37 @@ fn preview_view(p: &Preview) -> String {
     ]);
     out.push('\n');
     out.push_str(&t.render());
+    if let Some(s) = &p.snapshot {
+        out.push_str(&format!(
+            "\non agent {} ({})'s snapshot of {} ({} s)\n",
+            s.agent_id,
+            s.host,
+            time(&s.taken_at),
+            s.interval_secs
+        ));
+    }
+    if let Some(c) = &p.cost {
+        let mut t = Table::new(&["COST", "PER MONTH", "PER YEAR", "BILLED QUANTITY"]);
+        for (what, b) in [("input", &c.input), ("output", &c.output)] {
+            t.row(vec![
+                what.to_owned(),
+                b.per_month.clone(),
+                b.per_year.clone(),
+                format!("{} {}", b.quantity, b.unit),
+            ]);
+        }
+        out.push_str(&format!(
+            "\ncost under {} ({} {}): saving {} per month{}\n{}",
+            c.pricing_model,
+            c.input.price_source.vendor,
+            c.input.price_source.currency,
+            c.saving_per_month,
+            c.reduction_pct
+                .map(|r| format!(" ({})", pct(Some(r))))
+                .unwrap_or_default(),
+            t.render()
+        ));
+    }
     if let Some(q) = &p.queries {
         out.push_str(&format!(
             "\nqueries kept: {} answered, {} changed, {} broken, {} unobserved\n",

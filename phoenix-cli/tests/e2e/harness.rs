@@ -307,6 +307,7 @@ impl Server {
                         ("service.name".to_owned(), "web".to_owned()),
                     ]),
                     points: 1,
+                    value: None,
                 });
             }
         }

@@ -100,8 +100,122 @@ fn templates_render_validate_preview() {
         ])
         .json();
     assert_eq!(preview.input.series, 30);
-    // --sample is required: a usage error.
+    // --sample or --agent is required, not both: usage errors.
     server.run(&["pipeline", "preview", "-t", "topk"]).fails(2);
+    server
+        .run(&[
+            "pipeline",
+            "preview",
+            "-t",
+            "topk",
+            "--sample",
+            &sample,
+            "--agent",
+            &uuid::Uuid::now_v7().to_string(),
+        ])
+        .fails(2);
+    // A pasted sample priced over its interval.
+    let priced: Preview = server
+        .run(&[
+            "pipeline",
+            "preview",
+            "-t",
+            "baseline",
+            "--sample",
+            &sample,
+            "--interval",
+            "15",
+            "--pricing-model",
+            "generic-per-million",
+            "-o",
+            "json",
+        ])
+        .json();
+    assert_eq!(priced.cost.unwrap().pricing_model, "generic-per-million");
+}
+
+#[test]
+fn preview_on_an_agents_snapshot() {
+    use phoenix_client::api::measure::{CardinalitySnapshot, MetricsReport, SnapshotSeries};
+
+    let server = Server::start();
+    let agent = server.agent("web-1", &[]);
+    let id = agent.id.to_string();
+    // No snapshot yet: the server's 409, a failure (exit 1) saying why.
+    let early = server.run(&["pipeline", "preview", "-t", "topk", "--agent", &id]);
+    assert!(
+        early.fails(1).contains("no cardinality snapshot"),
+        "{}",
+        early.stderr
+    );
+    let series = (0..40)
+        .flat_map(|pid| {
+            [
+                ("process.cpu.time", f64::from(pid)),
+                ("process.memory.usage", 1e6),
+            ]
+            .map(|(metric, value)| SnapshotSeries {
+                metric: metric.to_owned(),
+                labels: [
+                    ("process.pid".to_owned(), pid.to_string()),
+                    ("process.executable.name".to_owned(), format!("p{pid}")),
+                ]
+                .into(),
+                points: 4,
+                value: Some(value),
+            })
+        })
+        .collect();
+    server
+        .block_on(agent.client.report_metrics(&MetricsReport {
+            samples: Vec::new(),
+            snapshot: Some(CardinalitySnapshot {
+                agent_id: agent.id,
+                host: "web-1".to_owned(),
+                taken_at: server.now(),
+                interval_secs: 60,
+                source: Default::default(), // the host's input
+                series,
+            }),
+        }))
+        .unwrap();
+    let args = [
+        "pipeline",
+        "preview",
+        "-t",
+        "topk",
+        "--param",
+        "k=5",
+        "--agent",
+        &id,
+        "--pricing-model",
+        "generic-per-million",
+    ];
+    let table = server.run(&args);
+    let text = table.ok();
+    assert!(text.contains("snapshot of"), "{text}");
+    assert!(text.contains("cost under generic-per-million"), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.extend(["-o", "json"]);
+    let preview: Preview = server.run(&json_args).json();
+    assert_eq!(preview.input.series, 80);
+    assert!(preview.output.series < 80);
+    assert_eq!(preview.snapshot.unwrap().agent_id, agent.id);
+    let cost = preview.cost.unwrap();
+    assert!(cost.reduction_pct.unwrap() > 0.0, "{cost:?}");
+    // `--interval` belongs to `--sample`.
+    server
+        .run(&[
+            "pipeline",
+            "preview",
+            "-t",
+            "topk",
+            "--agent",
+            &id,
+            "--interval",
+            "5",
+        ])
+        .fails(2);
 }
 
 #[test]

@@ -321,3 +321,145 @@ pub async fn agents_refused_reports_counted(backend: &dyn TestBackend) {
         "{missing:?}"
     );
 }
+
+/// The health history: one point per heartbeat with what it reported, oldest first,
+/// capped per agent at the append (also across replicas), read by time and limit, pruned
+/// by age; unknown agents have none and cannot get one.
+pub async fn agent_health_history_bounded(backend: &dyn TestBackend) {
+    use phoenix_core::agent::HealthPoint;
+    use phoenix_core::store::MAX_HEALTH_POINTS_PER_AGENT;
+
+    let p = phoenix(backend);
+    let agents = backend.stores().agents;
+    let a = enroll(&p, "web-1").await;
+    let b = enroll(&p, "web-2").await;
+    let start = backend.clock().now();
+    let since_enroll = start - Duration::minutes(1);
+    // `enroll` heartbeats once: one point.
+    let first = agents.health_history(a.id, since_enroll, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].status, AgentStatus::Healthy);
+
+    // Every heartbeat adds one point carrying what it reported and the status it implied.
+    let mut hb = Heartbeat::default();
+    hb.resources.cpu_pct = 42.5;
+    hb.resources.agent_rss_bytes = 12_345_678;
+    hb.resources.agent_cpu_pct = 1.25;
+    for (i, health) in [
+        PipelineHealth::Healthy,
+        PipelineHealth::Starting,
+        PipelineHealth::Unhealthy,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        hb.pipelines.push(ActivePipeline {
+            name: format!("p{i}"),
+            experiment_id: None,
+            template: "topk".to_owned(),
+            config_hash: "abc".to_owned(),
+            health,
+            detail: None,
+        });
+    }
+    backend.advance(Duration::seconds(10));
+    p.heartbeat(a.id, hb.clone()).await.unwrap();
+    let history = p.agent_health(a.id, 100).await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    let last = &history[1];
+    assert_eq!(last.status, AgentStatus::Degraded);
+    assert_eq!(
+        (
+            last.pipelines_healthy,
+            last.pipelines_starting,
+            last.pipelines_unhealthy
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(last.resources, hb.resources);
+    assert!(last.at > start && last.at <= backend.clock().now());
+    assert!(history[0].at < history[1].at, "oldest first");
+    assert_eq!(
+        agents
+            .health_history(b.id, since_enroll, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Unknown agents: nothing to read, nothing appended.
+    let stranger = phoenix_core::ids::AgentId::new();
+    assert!(matches!(
+        agents
+            .append_health(stranger, &HealthPoint::of(&hb, start))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        agents
+            .health_history(stranger, since_enroll, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        p.agent_health(stranger, 10).await,
+        Err(PhoenixError::Store(StoreError::NotFound { .. }))
+    ));
+
+    // The cap holds at the append: the newest points stay, in order. Half of the appends
+    // go through a second replica when the backend has one.
+    let replica = backend.replica().await;
+    let base = backend.clock().now() + Duration::seconds(1);
+    let extra = MAX_HEALTH_POINTS_PER_AGENT + 5;
+    for i in 0..extra {
+        let mut point = HealthPoint::of(&Heartbeat::default(), base + Duration::seconds(i as i64));
+        point.resources.process_count = i as u64;
+        let store = match &replica {
+            Some(r) if i % 2 == 1 => r.agents.clone(),
+            _ => agents.clone(),
+        };
+        store.append_health(a.id, &point).await.unwrap();
+    }
+    let kept = agents
+        .health_history(a.id, since_enroll, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), MAX_HEALTH_POINTS_PER_AGENT);
+    let counts: Vec<u64> = kept.iter().map(|p| p.resources.process_count).collect();
+    let expected: Vec<u64> = (5..extra as u64).collect();
+    assert_eq!(counts, expected, "the newest points, oldest first");
+    // A limit gives the newest; `since` cuts the older ones.
+    let newest = agents.health_history(a.id, since_enroll, 3).await.unwrap();
+    let newest: Vec<u64> = newest.iter().map(|p| p.resources.process_count).collect();
+    assert_eq!(
+        newest,
+        vec![extra as u64 - 3, extra as u64 - 2, extra as u64 - 1]
+    );
+    let recent = agents
+        .health_history(a.id, base + Duration::seconds(extra as i64 - 2), 100)
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 2);
+
+    // Retention: points before the cut go, on every agent; again is a no-op.
+    let cut = base + Duration::seconds(100);
+    let pruned = agents.prune_health(cut).await.unwrap();
+    // Agent a: points 5..=99 (95) before the cut; agent b: its enrollment point.
+    assert_eq!(pruned, 95 + 1);
+    assert_eq!(agents.prune_health(cut).await.unwrap(), 0);
+    let left = agents
+        .health_history(a.id, since_enroll, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), extra - 100);
+    assert!(left.iter().all(|p| p.at >= cut));
+    assert!(
+        agents
+            .health_history(b.id, since_enroll, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -192,6 +192,7 @@ fn snapshot(agent: phoenix_core::ids::AgentId, host: &str, n: usize) -> Cardinal
                 metric: if i % 2 == 0 { "up" } else { "http_requests" }.to_owned(),
                 labels: BTreeMap::from([("id".to_owned(), i.to_string())]),
                 points: 1,
+                value: None,
             })
             .collect(),
     }

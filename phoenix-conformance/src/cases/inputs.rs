@@ -231,6 +231,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
             metric: "process.cpu.time\0".to_owned(),
             labels: BTreeMap::from([("process.pid".to_owned(), "1\0".to_owned())]),
             points: u64::MAX,
+            value: None,
         }],
     };
     assert_eq!(
@@ -356,6 +357,7 @@ pub async fn inputs_implausible_samples_refused_alike(backend: &dyn TestBackend)
                 metric: format!("process.cpu.time{i}"),
                 labels: BTreeMap::new(),
                 points: 1,
+                value: None,
             })
             .collect(),
     };

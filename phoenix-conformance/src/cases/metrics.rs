@@ -116,6 +116,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
                 metric: "process.memory.usage".to_owned(),
                 labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
                 points: 1,
+                value: None,
             })
             .collect(),
     };
@@ -146,6 +147,7 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
             metric: "node_load1".to_owned(),
             labels: BTreeMap::new(),
             points: 4,
+            value: None,
         }],
     };
     for agent in [a, b, c] {
@@ -183,6 +185,7 @@ pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
                 metric: "process.memory.usage".to_owned(),
                 labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
                 points: 6,
+                value: None,
             })
             .collect(),
     };

@@ -161,6 +161,9 @@ impl SeriesTable {
                                 metric: name.to_owned(),
                                 labels,
                                 points: self.series_points[i],
+                                // The table keeps no values; what a query needs of the
+                                // applied series is their names and labels.
+                                value: None,
                             });
                     }
                 }

@@ -276,6 +276,7 @@ fn arb_fleet() -> impl Strategy<Value = Vec<CardinalitySnapshot>> {
                 .map(|(k, v)| (KEYS[k].to_owned(), VALUES[v].to_owned()))
                 .collect(),
             points: 1,
+            value: None,
         });
     let snap = proptest::collection::vec(series, 0..30).prop_map(|mut s| {
         let mut seen = BTreeSet::new();

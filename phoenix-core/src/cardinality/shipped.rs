@@ -129,6 +129,7 @@ mod tests {
                     metric: "process.memory.usage".to_owned(),
                     labels: BTreeMap::from([("process.pid".to_owned(), pid.to_string())]),
                     points,
+                    value: None,
                 })
                 .collect(),
         }

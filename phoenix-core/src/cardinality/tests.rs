@@ -21,6 +21,7 @@ fn series(metric: &str, labels: &[(&str, &str)]) -> SnapshotSeries {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         points: 1,
+        value: None,
     }
 }
 
@@ -436,6 +437,7 @@ fn arb_snapshots() -> impl Strategy<Value = Vec<CardinalitySnapshot>> {
                 .map(|(k, v)| (format!("k{k}"), format!("v{v}")))
                 .collect(),
             points,
+            value: None,
         });
     let snap =
         (proptest::collection::vec(series, 0..40), 1_u32..61).prop_map(|(mut s, interval)| {

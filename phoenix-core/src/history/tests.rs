@@ -23,6 +23,7 @@ fn snapshot(host: &str, metrics: &[(&str, &str, usize)]) -> CardinalitySnapshot 
                     ("id".to_owned(), i.to_string()),
                 ]),
                 points: 1,
+                value: None,
             });
         }
     }

@@ -152,6 +152,7 @@ fn a_real_hosts_command_lines_are_fitted_not_refused() {
                 format!("rustc \u{1b}[1m{}", "--extern x ".repeat(1000)),
             )]),
             points: 1,
+            value: None,
         }],
     };
     let mut e = ValidationErrors::new();
@@ -176,6 +177,7 @@ fn snapshots_and_heartbeats_are_bounded() {
             metric: "m\0".to_owned(),
             labels: BTreeMap::from([("k".to_owned(), "v\u{7}".to_owned())]),
             points: u64::MAX,
+            value: Some(-2e18),
         }],
     };
     let mut e = ValidationErrors::new();
@@ -186,9 +188,14 @@ fn snapshots_and_heartbeats_are_bounded() {
             "interval_secs",
             "series[0].metric",
             "series[0].labels.k",
-            "series[0].points"
+            "series[0].points",
+            "series[0].value"
         ]
     );
+    // The agent leaves out what the bounds refuse.
+    assert_eq!(SnapshotSeries::value_of(f64::NAN), None);
+    assert_eq!(SnapshotSeries::value_of(2e18), None);
+    assert_eq!(SnapshotSeries::value_of(-12.5), Some(-12.5));
     let heartbeat = Heartbeat {
         resources: HostStats {
             agent_cpu_pct: f64::INFINITY,

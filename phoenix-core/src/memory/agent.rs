@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
 use super::queue::parse_cursor;
-use crate::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use crate::agent::{Agent, AgentFilter, AgentStatus, HealthPoint, Heartbeat, SecretHash};
 use crate::error::StoreError;
 use crate::ids::AgentId;
 use crate::page::{Page, PageRequest};
-use crate::store::{AgentRegistry, BusEvent};
+use crate::store::{AgentRegistry, BusEvent, MAX_HEALTH_POINTS_PER_AGENT};
 
 #[async_trait]
 impl AgentRegistry for MemoryStore {
@@ -165,5 +165,47 @@ impl AgentRegistry for MemoryStore {
             .cloned()
             .collect();
         Ok(Page::from_overfetch(items, limit, |a| a.id.to_string()))
+    }
+
+    async fn append_health(&self, id: AgentId, point: &HealthPoint) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.agents.contains_key(&id) {
+            return Err(StoreError::not_found("agent", id));
+        }
+        let history = state.health.entry(id).or_default();
+        // Ordered by time even when two replicas' points arrive out of order.
+        let at = history.partition_point(|p| p.at <= point.at);
+        history.insert(at, point.clone());
+        while history.len() > MAX_HEALTH_POINTS_PER_AGENT {
+            history.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn health_history(
+        &self,
+        id: AgentId,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HealthPoint>, StoreError> {
+        let state = self.lock();
+        let Some(history) = state.health.get(&id) else {
+            return Ok(Vec::new());
+        };
+        let from = history.partition_point(|p| p.at < since);
+        let skip = (history.len() - from).saturating_sub(limit);
+        Ok(history.iter().skip(from + skip).cloned().collect())
+    }
+
+    async fn prune_health(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let mut deleted = 0_u64;
+        state.health.retain(|_, history| {
+            let old = history.partition_point(|p| p.at < before);
+            history.drain(..old);
+            deleted += old as u64;
+            !history.is_empty()
+        });
+        Ok(deleted)
     }
 }

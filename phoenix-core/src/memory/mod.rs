@@ -73,6 +73,8 @@ struct State {
     samples: HashMap<ExperimentId, SampleLog>,
     snapshots: BTreeMap<(AgentId, SnapshotSource), CardinalitySnapshot>,
     rollups: BTreeMap<(crate::history::Granularity, DateTime<Utc>), crate::history::RollupBucket>,
+    /// Health history per agent, oldest first.
+    health: HashMap<AgentId, std::collections::VecDeque<crate::agent::HealthPoint>>,
     deployments: BTreeMap<DeploymentId, Deployment>,
     tokens: Vec<ApiToken>,
     query_sources: BTreeMap<uuid::Uuid, crate::queries::QuerySource>,

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Phoenix, PhoenixError};
 use crate::agent::{
-    Agent, AgentCredential, AgentFilter, AgentRegistration, Heartbeat, SecretHash, heartbeat_status,
+    Agent, AgentCredential, AgentFilter, AgentRegistration, HealthPoint, Heartbeat, SecretHash,
+    heartbeat_status,
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
 use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use crate::page::{Page, PageRequest};
-use crate::store::{AppendReport, StoreError};
+use crate::store::{AppendReport, MAX_HEALTH_POINTS_PER_AGENT, StoreError};
 use crate::validation::ValidationErrors;
 use crate::{inputs, plausibility};
 
@@ -71,11 +72,39 @@ impl Phoenix {
         self.count_refusal(agent, errors.into_result().map_err(Into::into))
             .await?;
         let status = heartbeat_status(&heartbeat);
+        let now = self.now();
+        let recorded = self
+            .stores()
+            .agents
+            .record_heartbeat(agent, &heartbeat, status, now)
+            .await?;
+        self.stores()
+            .agents
+            .append_health(agent, &HealthPoint::of(&heartbeat, now))
+            .await?;
+        Ok(recorded)
+    }
+
+    /// The agent's health history within the retention, oldest first, at most `limit`
+    /// points (the newest). `NotFound` for an unknown agent.
+    pub async fn agent_health(
+        &self,
+        id: AgentId,
+        limit: usize,
+    ) -> Result<Vec<HealthPoint>, PhoenixError> {
+        self.stores().agents.get_agent(id).await?;
+        let since = self.now() - self.config().health_retention;
         Ok(self
             .stores()
             .agents
-            .record_heartbeat(agent, &heartbeat, status, self.now())
+            .health_history(id, since, limit.min(MAX_HEALTH_POINTS_PER_AGENT))
             .await?)
+    }
+
+    /// Deletes health points older than the retention; returns how many.
+    pub async fn prune_health(&self) -> Result<u64, PhoenixError> {
+        let before = self.now() - self.config().health_retention;
+        Ok(self.stores().agents.prune_health(before).await?)
     }
 
     /// One agent.

@@ -8,8 +8,11 @@ mod deployments;
 mod experiments;
 mod group_commit;
 mod history;
+mod preview;
 mod queries;
 mod tasks;
+
+pub use preview::{PreviewRequest, PreviewSource};
 
 pub use analysis::{
     CardinalityView, CostAnalysis, CostFlowView, Coverage, FleetOverview, FleetSnapshots,
@@ -69,6 +72,9 @@ pub struct PhoenixConfig {
     pub snapshot_retention: Duration,
     /// Cost history: recording interval, retention and bound ([`crate::history`]).
     pub history: crate::history::HistoryConfig,
+    /// An agent's health history keeps the points of this long (and at most
+    /// [`crate::store::MAX_HEALTH_POINTS_PER_AGENT`]); the controller deletes older ones.
+    pub health_retention: Duration,
 }
 
 impl Default for PhoenixConfig {
@@ -84,6 +90,7 @@ impl Default for PhoenixConfig {
             snapshot_interval: Duration::seconds(60),
             snapshot_retention: Duration::minutes(15),
             history: crate::history::HistoryConfig::default(),
+            health_retention: Duration::hours(1),
         }
     }
 }
@@ -107,6 +114,10 @@ pub enum PhoenixError {
     /// The caller may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request is well formed but what it needs is not there yet (an agent that has
+    /// sent no snapshot); asking again later may succeed.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// A quick deployment refused the input.
     #[error("deployment refused the input")]
     Deployment(#[source] crate::deployment::DeploymentError),

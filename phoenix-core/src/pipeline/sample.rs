@@ -340,6 +340,7 @@ impl Sample {
                     metric: self.resolve(s.metric).to_owned(),
                     labels,
                     points: 1,
+                    value: SnapshotSeries::value_of(s.value),
                 }
             })
             .collect()

@@ -3,10 +3,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::agent::{Agent, AgentFilter, AgentStatus, Heartbeat, SecretHash};
+use crate::agent::{Agent, AgentFilter, AgentStatus, HealthPoint, Heartbeat, SecretHash};
 use crate::error::StoreError;
 use crate::ids::AgentId;
 use crate::page::{Page, PageRequest};
+
+/// Health points kept per agent (one per heartbeat, newest kept): an hour of heartbeats at
+/// the default 10 s interval. Older ones also go with the facade's health retention.
+pub const MAX_HEALTH_POINTS_PER_AGENT: usize = 360;
 
 /// The agent registry.
 #[async_trait]
@@ -59,4 +63,23 @@ pub trait AgentRegistry: Send + Sync + 'static {
         filter: &AgentFilter,
         page: &PageRequest,
     ) -> Result<Page<Agent>, StoreError>;
+
+    /// Appends one point to the agent's health history (the facade calls it once per
+    /// heartbeat) and drops the agent's oldest points beyond
+    /// [`MAX_HEALTH_POINTS_PER_AGENT`], atomically with the append: whichever replica
+    /// records it, the history never holds more. `NotFound` if the agent is absent.
+    async fn append_health(&self, id: AgentId, point: &HealthPoint) -> Result<(), StoreError>;
+
+    /// The agent's health points at or after `since`, oldest first; the newest `limit` when
+    /// there are more. An agent without points (or unknown) has none.
+    async fn health_history(
+        &self,
+        id: AgentId,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HealthPoint>, StoreError>;
+
+    /// Deletes every agent's health points taken before `before` (the facade's retention
+    /// decides it). Idempotent. Returns how many were deleted.
+    async fn prune_health(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -21,7 +21,7 @@ mod token;
 
 use std::sync::Arc;
 
-pub use agent::AgentRegistry;
+pub use agent::{AgentRegistry, MAX_HEALTH_POINTS_PER_AGENT};
 pub use bus::{BusEvent, EventBus};
 pub use deployment::DeploymentStore;
 pub use experiment::{Commit, CommitReceipt, ExperimentFilter, ExperimentStore};

@@ -1,6 +1,7 @@
-// One agent: identity and labels, its health and resources as observed while the page is
-// open (each `agent.status` event and a 10 s poll re-read `GET agents/{id}`; the server
-// keeps no history of heartbeats), its pipelines with their health, its recent tasks
+// One agent: identity and labels, its health over time (the server's history of its
+// heartbeats, `GET agents/{id}/health`, read when the page opens and extended with the
+// newest points on each `agent.status` event and every 10 s), its pipelines with their
+// health, its recent tasks
 // (`GET tasks?agent_id=`, re-read every 10 s) and the experiments and deployments they belong to, and, for
 // admins, revoking its credential.
 
@@ -10,7 +11,7 @@ import { lineChart } from './charts.js';
 import * as fmt from './format.js';
 
 const STATUS_CLASS = { healthy: 'ok', degraded: 'warn', lost: 'bad' };
-const HISTORY = 360; // readings kept (an hour at one per 10 s)
+const REFRESH_POINTS = 30; // newest history points asked for on each refresh
 
 function statusBadge(a) {
   return h('span', { class: `badge ${a.revoked ? 'bad' : STATUS_CLASS[a.status] || ''}`, 'data-status': a.revoked ? 'revoked' : a.status },
@@ -19,8 +20,30 @@ function statusBadge(a) {
 
 export async function agentView(scope, id) {
   const sections = { head: h('div'), health: h('div'), pipelines: h('div'), tasks: h('div'), revoke: h('div') };
-  const readings = []; // {t, status, cpu, agentCpu, rss, heartbeat}
+  let readings = []; // the server's health points, oldest first: {t, at, status, cpu, agentCpu, rss, healthy, starting, unhealthy}
+  let history = null; // {retention_secs, max_points} of the last answer
   let agent = null;
+
+  function reading(p) {
+    const r = p.resources;
+    return { t: Date.parse(p.at), at: p.at, status: p.status, cpu: r.cpu_pct, agentCpu: r.agent_cpu_pct, rss: r.agent_rss_bytes,
+      healthy: p.pipelines_healthy, starting: p.pipelines_starting, unhealthy: p.pipelines_unhealthy };
+  }
+
+  // The whole history when the page opens, then the newest points appended.
+  async function loadHealth(full) {
+    const answer = await get(`agents/${id}/health`, full ? null : { limit: REFRESH_POINTS }, scope.signal);
+    history = answer;
+    const points = answer.items.map(reading);
+    if (full) {
+      readings = points;
+    } else {
+      const last = readings.length ? readings[readings.length - 1].t : -Infinity;
+      readings.push(...points.filter((x) => x.t > last));
+      const oldest = Date.now() - answer.retention_secs * 1000;
+      readings = readings.filter((x) => x.t >= oldest).slice(-answer.max_points);
+    }
+  }
 
   function drawHead() {
     const a = agent;
@@ -50,17 +73,20 @@ export async function agentView(scope, id) {
   function drawHealth() {
     const series = (name, cls, pick) => ({ name, cls, points: readings.map((x) => ({ t: x.t, v: pick(x) })) });
     const changes = readings.filter((x, i) => i === 0 || x.status !== readings[i - 1].status);
+    const kept = history ? `the last ${fmt.duration(history.retention_secs)}, at most ${fmt.int(history.max_points)} heartbeats` : '';
     replace(sections.health,
-      h('p', { class: 'muted small' }, `Observed while this page is open (${readings.length} reading${readings.length === 1 ? '' : 's'}, on every status event and every 10 s; the server keeps only the latest heartbeat).`),
+      h('p', { class: 'muted small', id: 'agent-health-count' }, `${readings.length} heartbeat${readings.length === 1 ? '' : 's'} recorded by the server (it keeps ${kept}); updated live.`),
       h('div', { class: 'grid two' },
         lineChart([series('host CPU', 'reduction', (x) => x.cpu), series('agent CPU', 'fidelity', (x) => x.agentCpu)],
           { id: 'chart-agent-cpu', title: 'CPU', yLabel: 'percent', unit: '%', yMin: 0 }),
         lineChart([series('agent RSS', 'baseline', (x) => x.rss / (1024 * 1024))],
-          { id: 'chart-agent-rss', title: 'Agent resident memory', yLabel: 'MiB', unit: 'MiB', yMin: 0 })),
+          { id: 'chart-agent-rss', title: 'Agent resident memory', yLabel: 'MiB', unit: 'MiB', yMin: 0 }),
+        lineChart([series('healthy', 'reduction', (x) => x.healthy), series('starting', 'fidelity', (x) => x.starting), series('unhealthy', 'candidate', (x) => x.unhealthy)],
+          { id: 'chart-agent-pipelines', title: 'Pipelines by health', yLabel: 'pipelines', unit: '', yMin: 0, tickFormat: (v) => fmt.int(v) })),
       table([
-        { label: 'Since', cell: (x) => fmt.time(new Date(x.t).toISOString()) },
+        { label: 'Since', cell: (x) => fmt.time(x.at) },
         { label: 'Status', cell: (x) => h('span', { class: `badge ${STATUS_CLASS[x.status] || ''}` }, x.status) },
-        { label: 'Last heartbeat then', cell: (x) => fmt.time(x.heartbeat) },
+        { label: 'Pipelines (healthy / starting / unhealthy)', cell: (x) => `${x.healthy} / ${x.starting} / ${x.unhealthy}` },
       ], changes.slice().reverse(), { id: 'agent-status-history' }));
   }
 
@@ -116,17 +142,14 @@ export async function agentView(scope, id) {
     }
   }
 
-  async function load() {
+  async function load(full = false) {
     try {
-      agent = await get(`agents/${id}`, null, scope.signal);
+      [agent] = await Promise.all([get(`agents/${id}`, null, scope.signal), loadHealth(full)]);
     } catch (err) {
       if (err.name !== 'AbortError' && scope.alive) replace(sections.head, errorBox(err));
       return;
     }
     if (!scope.alive) return;
-    const r = agent.resources;
-    readings.push({ t: Date.now(), status: agent.revoked ? 'revoked' : agent.status, cpu: r.cpu_pct, agentCpu: r.agent_cpu_pct, rss: r.agent_rss_bytes, heartbeat: agent.last_heartbeat });
-    if (readings.length > HISTORY) readings.shift();
     drawHead();
     drawHealth();
     drawPipelines();
@@ -134,9 +157,9 @@ export async function agentView(scope, id) {
   }
 
   scope.on('agent.status', (m) => { if (m.agent_id === id) load(); });
-  scope.on('resync', () => { load(); loadTasks(); });
+  scope.on('resync', () => { load(true); loadTasks(); });
   scope.every(10000, () => { load(); loadTasks(); });
-  await Promise.all([load(), loadTasks()]);
+  await Promise.all([load(true), loadTasks()]);
   if (!agent) return h('section', { class: 'panel' }, sections.head);
   return h('div', { 'data-agent': id },
     h('section', { class: 'panel' }, sections.head),

@@ -137,9 +137,9 @@ export function showFailure(form, status, err, remap = (f) => f) {
 /**
  * Target selector inputs (labels, hosts) with the live agents they pick, asked of the
  * server (`POST agents/matching`) as the user types. `path` is the selector's request
- * field (`spec.targets`, `selector`).
+ * field (`spec.targets`, `selector`); `onMatch` receives each answer's agents.
  */
-export function selectorFields(scope, prefix, path, describe) {
+export function selectorFields(scope, prefix, path, describe, onMatch = () => {}) {
   const labels = h('input', { type: 'text', id: `${prefix}-labels`, name: 'labels', 'data-path': `${path}.labels`, size: 40, placeholder: 'env=prod, role=web' });
   const hosts = h('input', { type: 'text', id: `${prefix}-hosts`, name: 'hosts', 'data-path': `${path}.hosts`, size: 40, placeholder: 'host names or agent ids' });
   const matching = h('div', { id: `${prefix}-matching`, class: 'matching', 'aria-live': 'polite' });
@@ -165,6 +165,7 @@ export function selectorFields(scope, prefix, path, describe) {
     try {
       const { items } = await post('agents/matching', selector);
       if (mine !== seq || !scope.alive) return;
+      onMatch(items);
       replace(matching, items.length
         ? h('div', h('span', { class: 'small match-count' }, `${items.length} live agent${items.length === 1 ? '' : 's'} ${describe}: `),
           h('ul', { class: 'chips' }, items.map((a) => h('li', { 'data-agent': a.id },

@@ -2,9 +2,10 @@
 // schemas from `GET pipelines/templates`; every other field's type, bounds, default,
 // choices and description from the server's OpenAPI document, schema `ExperimentSpec`),
 // the live list of agents the targets pick (`POST agents/matching`), a preview of both
-// variants (`POST pipelines/preview` on a recorded sample, or `POST pipelines/render`
-// without one), then create. The server validates; its field errors (422, each with the
-// path of its field) are shown next to their fields.
+// variants (`POST pipelines/preview` on one of those agents' recorded snapshot, priced
+// under the form's pricing model, or on a pasted sample; `POST pipelines/render` without
+// either), then create. The server validates; its field errors (422, each with the path
+// of its field) are shown next to their fields.
 
 import { get, post } from './api.js';
 import { card, h, replace, table } from './dom.js';
@@ -78,8 +79,22 @@ export async function newExperimentView(scope) {
       labelled(id, 'Template', picker, spec[which].description), about, params);
   }
 
+  // What the preview runs on: one of the agents the targets pick now (its recorded
+  // snapshot, stored by the server), or a pasted sample.
+  const previewOn = h('select', { id: 'preview-agent', name: 'agent_id', 'data-path': 'agent_id' });
+  function offerAgents(items) {
+    const chosen = previewOn.value;
+    const keep = previewOn.dataset.pasted === 'yes' ? ''
+      : items.some((a) => a.id === chosen) ? chosen : (items[0] ? items[0].id : '');
+    replace(previewOn,
+      items.map((a) => h('option', { value: a.id, selected: a.id === keep }, `${a.host} (its recorded snapshot)`)),
+      h('option', { value: '', selected: keep === '' }, 'a pasted sample (below)'));
+    previewOn.value = keep;
+    showSample();
+  }
+
   // Targets, with the agents they pick now (asked of the server as the user types).
-  const targets = selectorFields(scope, 'targets', 'spec.targets', 'match now');
+  const targets = selectorFields(scope, 'targets', 'spec.targets', 'match now', offerAgents);
 
   // Criteria: rows of KPI, comparison, threshold, critical; the defaults are the schema's.
   const criteriaBody = h('tbody');
@@ -125,6 +140,15 @@ export async function newExperimentView(scope) {
     id: 'preview-exposition', name: 'exposition', 'data-path': 'exposition', rows: 6,
     placeholder: '# A recorded sample (Prometheus text exposition), e.g. an agent\u2019s /metrics/baseline',
   });
+  const sampleField = labelled('preview-exposition', 'Recorded sample', exposition);
+  function showSample() {
+    sampleField.hidden = previewOn.value !== '';
+  }
+  previewOn.addEventListener('change', () => {
+    previewOn.dataset.pasted = previewOn.value === '' ? 'yes' : 'no';
+    showSample();
+  });
+  offerAgents([]);
 
   const previewButton = h('button', { type: 'button', id: 'preview-button' }, 'Preview');
   const createButton = h('button', { type: 'submit', class: 'primary', id: 'create-button' }, 'Create');
@@ -147,9 +171,10 @@ export async function newExperimentView(scope) {
         labelled('spec-pricing_model', 'Pricing model', pricing, help(pricingProp)))),
     h('fieldset', h('legend', 'Must stay visible'),
       textList('critical_processes', 'postgres, nginx*'), textList('critical_metrics', 'system.cpu.*')),
-    h('fieldset', h('legend', 'Preview'),
-      h('p', { class: 'muted small' }, 'Both variants are rendered and validated; with a recorded sample pasted here (Prometheus text exposition, such as an agent\u2019s /metrics/baseline), the server also evaluates them on it and projects series, data points, bytes, fidelity and critical coverage.'),
-      labelled('preview-exposition', 'Recorded sample', exposition)),
+    h('fieldset', { id: 'preview-fieldset' }, h('legend', 'Preview'),
+      h('p', { class: 'muted small' }, 'Both variants are rendered and validated, and evaluated by the server on a recorded input: the cardinality snapshot a target agent last sent (projected series, data points, bytes, fidelity, critical coverage, and the cost under the pricing model above), or a sample pasted here (Prometheus text exposition, such as an agent\u2019s /metrics/baseline; not priced, its interval is unknown).'),
+      labelled('preview-agent', 'Preview on', previewOn, 'The agents the targets pick now.'),
+      sampleField),
     h('div', { class: 'row' }, previewButton, createButton),
     status);
 
@@ -184,7 +209,9 @@ export async function newExperimentView(scope) {
     clearErrors(form);
     replace(status, h('span', { class: 'muted' }, 'rendering…'));
     replace(output);
-    const sample = exposition.value.trim();
+    const agentId = previewOn.value;
+    const sample = agentId ? '' : exposition.value.trim();
+    const evaluate = Boolean(agentId || sample);
     const results = {};
     for (const which of ['baseline', 'candidate']) {
       const body = {
@@ -193,11 +220,13 @@ export async function newExperimentView(scope) {
         critical_metrics: req.spec.critical_metrics,
       };
       const remap = (f) => (f.startsWith('pipeline') ? `spec.${which}${f.slice('pipeline'.length)}`
-        : f.startsWith('critical_') ? `spec.${f}` : f);
+        : f.startsWith('critical_') || f === 'pricing_model' ? `spec.${f}` : f);
       try {
-        results[which] = sample
-          ? { preview: await post('pipelines/preview', { ...body, exposition: sample }) }
-          : { render: await post('pipelines/render', body) };
+        results[which] = agentId
+          ? { preview: await post('pipelines/preview', { ...body, agent_id: agentId, pricing_model: req.spec.pricing_model }) }
+          : sample
+            ? { preview: await post('pipelines/preview', { ...body, exposition: sample }) }
+            : { render: await post('pipelines/render', body) };
       } catch (err) {
         if (scope.alive) showFailure(form, status, err, remap);
         return;
@@ -205,13 +234,13 @@ export async function newExperimentView(scope) {
     }
     if (!scope.alive) return;
     replace(status);
-    replace(output, sample ? drawPreview(results) : drawRender(results));
+    replace(output, evaluate ? drawPreview(results) : drawRender(results));
   });
 
   function drawRender(results) {
     return h('section', { class: 'panel', id: 'preview-result' },
       h('h2', 'Rendered pipelines'),
-      h('p', { class: 'muted small' }, 'Paste a recorded sample above to project series, cost drivers and fidelity.'),
+      h('p', { class: 'muted small' }, 'Pick a target agent or paste a recorded sample above to project series, cost and fidelity.'),
       ['baseline', 'candidate'].map((which) => {
         const r = results[which].render;
         return h('div', { 'data-variant': which },
@@ -230,19 +259,34 @@ export async function newExperimentView(scope) {
       ['Encoded bytes', 'bytes', 'bytes_reduction_pct'],
     ];
     const out = (p, key, pct) => `${fmt.int(p.output[key])} (${fmt.pct(p[pct])} fewer)`;
+    const snap = c.snapshot;
+    const input = snap ? 'Recorded input' : 'Sample';
+    const costs = b.cost && c.cost ? { b: b.cost, c: c.cost, cur: c.cost.output.price_source.currency } : null;
+    const saving = costs ? Number(costs.b.output.per_month) - Number(costs.c.output.per_month) : null;
     return h('section', { class: 'panel', id: 'preview-result' },
-      h('h2', 'Preview on the recorded sample'),
+      h('h2', snap ? `Preview on ${snap.host}\u2019s recorded snapshot` : 'Preview on the pasted sample'),
+      snap ? h('p', { class: 'muted small', id: 'preview-source' },
+        `The cardinality snapshot agent ${snap.host} sent at ${fmt.time(snap.taken_at)}, covering ${fmt.duration(snap.interval_secs)}.`) : null,
       h('div', { class: 'grid cards' },
-        card('Candidate series', fmt.int(c.output.series), `baseline ${fmt.int(b.output.series)}, sample ${fmt.int(c.input.series)}`),
+        card('Candidate series', fmt.int(c.output.series), `baseline ${fmt.int(b.output.series)}, ${input.toLowerCase()} ${fmt.int(c.input.series)}`),
         card('Candidate bytes', fmt.bytes(c.output.bytes), `baseline ${fmt.bytes(b.output.bytes)}`),
         card('Candidate fidelity (CPU / memory)', `${fmt.pct(c.fidelity.cpu_pct)} / ${fmt.pct(c.fidelity.memory_pct)}`),
-        card('Candidate critical coverage', fmt.pct(c.critical_coverage_pct))),
+        card('Candidate critical coverage', fmt.pct(c.critical_coverage_pct)),
+        costs ? card('Baseline cost / month', fmt.money(costs.b.output.per_month, costs.cur), `${costs.b.pricing_model}; the input ${fmt.money(costs.b.input.per_month, costs.cur)}`) : null,
+        costs ? card('Candidate cost / month', fmt.money(costs.c.output.per_month, costs.cur), `saving ${fmt.money(saving.toFixed(6), costs.cur)} a month against the baseline`) : null),
       table([
         { label: 'Measure', cell: (r) => r[0] },
-        { label: 'Sample', num: true, cell: (r) => fmt.int(c.input[r[1]]) },
-        { label: 'Baseline (vs sample)', num: true, cell: (r) => out(b, r[1], r[2]) },
-        { label: 'Candidate (vs sample)', num: true, cell: (r) => out(c, r[1], r[2]) },
+        { label: input, num: true, cell: (r) => fmt.int(c.input[r[1]]) },
+        { label: `Baseline (vs ${input.toLowerCase()})`, num: true, cell: (r) => out(b, r[1], r[2]) },
+        { label: `Candidate (vs ${input.toLowerCase()})`, num: true, cell: (r) => out(c, r[1], r[2]) },
       ], rows, { id: 'new-preview-table' }),
+      costs ? table([
+        { label: `Cost under ${costs.c.pricing_model}`, cell: (r) => r[0] },
+        { label: input, num: true, cell: (r) => fmt.money(r[1].input[r[2]], costs.cur) },
+        { label: 'Baseline', num: true, cell: (r) => fmt.money(r[1].output[r[2]], costs.cur) },
+        { label: 'Candidate', num: true, cell: (r) => fmt.money(costs.c.output[r[2]], costs.cur) },
+      ], [['per month (730 h)', costs.b, 'per_month'], ['per year', costs.b, 'per_year'], ['list price per month, before allotments', costs.b, 'gross_monthly']], { id: 'new-preview-cost' }) : null,
+      costs ? h('p', { class: 'muted small' }, `Billed quantity: ${costs.c.output.quantity_rule}. Usage: ${costs.c.output.usage_basis}.`) : null,
       ['baseline', 'candidate'].map((which) => h('details', { 'data-variant': which },
         h('summary', `${fmt.label(which)} Collector configuration (YAML)`),
         h('pre', results[which].preview.collector_yaml))));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use phoenix_api::agent::{Agent, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
+use phoenix_api::agent::{Agent, AgentHealth, AgentPage, AgentStatus, FleetStatus, SelectedAgents};
 use phoenix_api::analysis::SnapshotRefresh;
 use phoenix_api::experiment::TargetSelector;
 use phoenix_core::agent::AgentFilter;
@@ -29,6 +29,9 @@ impl FleetApi {
         Self { state }
     }
 }
+
+// The `limit` bound of `GET /agents/{id}/health` is written as a literal below.
+const _: () = assert!(phoenix_core::store::MAX_HEALTH_POINTS_PER_AGENT == 360);
 
 /// 204.
 #[derive(Debug, ApiResponse)]
@@ -124,6 +127,38 @@ impl FleetApi {
     async fn get(&self, auth: UserToken, id: Path<Uuid>) -> ApiResult<Json<Agent>> {
         self.state.user(&auth, Role::Viewer).await?;
         Ok(Json(self.state.phoenix.agent(AgentId(id.0)).await?.into()))
+    }
+
+    /// An agent's health over time
+    ///
+    /// One point per heartbeat the server received (status, pipelines by health, host and
+    /// agent resources), oldest first, within the server's health retention and at most
+    /// `max_points` per agent; `limit` keeps the newest. 404 for an unknown agent.
+    #[oai(
+        path = "/agents/:id/health",
+        method = "get",
+        operation_id = "agent_health"
+    )]
+    async fn health(
+        &self,
+        auth: UserToken,
+        id: Path<Uuid>,
+        /// The newest points to return (default: all kept).
+        #[oai(validator(minimum(value = "1"), maximum(value = "360")))]
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<AgentHealth>> {
+        self.state.user(&auth, Role::Viewer).await?;
+        let max = phoenix_core::store::MAX_HEALTH_POINTS_PER_AGENT;
+        let limit = limit.0.map_or(max, |l| l as usize);
+        let phoenix = &self.state.phoenix;
+        let items = phoenix.agent_health(AgentId(id.0), limit).await?;
+        Ok(Json(AgentHealth {
+            agent_id: id.0,
+            retention_secs: u64::try_from(phoenix.config().health_retention.num_seconds())
+                .unwrap_or(0),
+            max_points: u32::try_from(max).unwrap_or(u32::MAX),
+            items: items.into_iter().map(Into::into).collect(),
+        }))
     }
 
     /// Revoke an agent's credential

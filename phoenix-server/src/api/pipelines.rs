@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use phoenix_api::pipeline::{
-    Preview, RenderRequest, RenderResponse, TemplateList, ValidateRequest, ValidationResult,
+    Preview, PreviewRequest, RenderRequest, RenderResponse, TemplateList, ValidateRequest,
+    ValidationResult,
 };
 use phoenix_core::auth::Role;
-use phoenix_core::pipeline::{RenderContext, exposition, preview, validate};
-use phoenix_core::validation::FieldError;
+use phoenix_core::pipeline::validate;
 use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
 
@@ -25,14 +25,6 @@ pub struct PipelinesApi {
 impl PipelinesApi {
     pub(crate) fn new(state: Arc<AppState>) -> Self {
         Self { state }
-    }
-}
-
-fn context(request: &RenderRequest) -> RenderContext {
-    RenderContext {
-        variant: None,
-        critical_processes: request.critical_processes.clone(),
-        critical_metrics: request.critical_metrics.clone(),
     }
 }
 
@@ -87,7 +79,7 @@ impl PipelinesApi {
     ) -> ApiResult<Json<RenderResponse>> {
         self.state.user(&auth, Role::Viewer).await?;
         let request = body.0;
-        let ctx = context(&request);
+        let ctx = request.context();
         let reference = request
             .pipeline
             .into_core("pipeline")
@@ -126,11 +118,16 @@ impl PipelinesApi {
         ))
     }
 
-    /// Preview a pipeline on a sample
+    /// Preview a pipeline on a recorded sample or an agent's snapshot
     ///
-    /// Evaluates the pipeline with the native engine on a recorded sample (Prometheus text
-    /// exposition) and reports projected series, points, bytes, fidelity and critical
-    /// coverage; with a query inventory, which queries the output still answers.
+    /// Evaluates the pipeline with the native engine on exactly one of a pasted sample
+    /// (`exposition`, Prometheus text) and an agent's latest cardinality snapshot
+    /// (`agent_id`, what the agent sends on its schedule), and reports projected series,
+    /// points, bytes, fidelity and critical coverage; with a query inventory, which queries
+    /// the output still answers; with `pricing_model`, the input and the output priced.
+    /// 404: unknown agent; 409: the agent has sent no snapshot yet; 422: anything else
+    /// wrong with the request (both or neither source, unknown pricing model, a pipeline
+    /// that ranks by value on a snapshot without values).
     #[oai(
         path = "/pipelines/preview",
         method = "post",
@@ -139,36 +136,11 @@ impl PipelinesApi {
     async fn preview(
         &self,
         auth: UserToken,
-        body: StrictJson<RenderRequest>,
+        body: StrictJson<PreviewRequest>,
     ) -> ApiResult<Json<Preview>> {
         self.state.user(&auth, Role::Viewer).await?;
-        let request = body.0;
-        let ctx = context(&request);
-        let Some(text) = request.exposition.as_deref() else {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "exposition",
-                "required: a recorded sample in Prometheus text exposition format",
-            )]));
-        };
-        let sample = exposition::sample_from_exposition(
-            text,
-            self.state.phoenix.clock().now().timestamp_millis(),
-            std::iter::empty::<(&str, &str)>(),
-        )
-        .map_err(|e| ApiError::validation(vec![FieldError::new("exposition", e.to_string())]))?;
-        let reference = request
-            .pipeline
-            .into_core("pipeline")
-            .map_err(ApiError::validation)?;
-        let inventory = self.state.phoenix.query_inventory().await?;
-        let result = preview::preview_with_queries(
-            self.state.phoenix.templates(),
-            &reference,
-            &ctx,
-            &sample,
-            &inventory,
-        )
-        .map_err(pipeline_error)?;
+        let request = body.0.into_core().map_err(ApiError::validation)?;
+        let result = self.state.phoenix.preview_pipeline(request).await?;
         Ok(Json(result.into()))
     }
 }

@@ -289,12 +289,29 @@ try {
     await page.keyboard.press('Enter');
   }
   check(await page.locator('#criteria-form tbody tr.criterion [name=kpi]').inputValue() === 'cardinality_reduction_pct', 'the cardinality criterion kept');
-  await page.locator('#preview-exposition').fill(await (await fetch(printed.baselineUrl)).text());
+  // The preview runs on a target agent's recorded snapshot (offered as the targets
+  // match), priced under the form's pricing model; the sample field is for pasting only.
+  check(await page.locator('#preview-agent').inputValue() === agent.id, 'the matching agent offered for the preview');
+  check(await page.locator('#preview-exposition').isHidden(), 'no sample to paste when previewing on an agent');
+  const formPricing = await page.locator('#spec-pricing_model').inputValue();
+  const onSnapshot = { pipeline: { template: 'topk', params: { k: 3 } }, agent_id: agent.id, pricing_model: formPricing };
+  // The agent sends its first snapshot shortly after it starts; wait for the server to have it.
+  await waitFor('the agent\'s first snapshot', async () => (await fetch(`${base}/api/v1/pipelines/preview`, {
+    method: 'POST', headers: { Authorization: `Bearer ${printed.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(onSnapshot),
+  })).ok, 90000);
   await page.locator('#preview-button').click();
   await page.waitForSelector('#new-preview-table', { timeout: 15000 });
   const previewCells = await page.locator('#new-preview-table tbody tr').first().locator('td').allTextContents();
   log(`form preview (series): ${previewCells.join(' | ')}`);
-  check(/fewer/.test(previewCells[3]), `candidate projected on the sample: ${previewCells}`);
+  check(/fewer/.test(previewCells[3]), `candidate projected on the snapshot: ${previewCells}`);
+  check((await page.locator('#preview-source').textContent()).includes(agent.host), 'the preview names the agent\'s snapshot');
+  const costRows = await page.locator('#new-preview-cost tbody tr').evaluateAll((rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  log(`form preview (cost): ${costRows.map((r) => r.join(' | ')).join('; ')}`);
+  check((await page.locator('#new-preview-cost thead').textContent()).includes(formPricing), 'priced under the form\'s pricing model');
+  const amount = (t) => Number(t.replace(/[^0-9.-]/g, ''));
+  const list = costRows.find((r) => r[0].startsWith('list price'));
+  check(amount(list[3]) > 0 && amount(list[3]) < amount(list[2]), `the candidate lists for less than the baseline: ${list}`);
   check(await page.locator('#preview-result details[data-variant=candidate] pre').textContent().then((t) => t.includes('processors')), 'the candidate\'s Collector config shown');
   await shot('new-experiment-preview');
   await page.locator('#create-button').click();
@@ -390,8 +407,14 @@ try {
     check((await page.locator(`#agent-labels [data-label="${k}"]`).textContent()) === `${k}=${v}`, `label ${k} shown`);
   }
   await waitFor('the agent\'s recent tasks', async () => (await page.locator('#agent-tasks tbody tr').count()) > 0, 15000);
+  // Health over time: the server's history of the agent's heartbeats, drawn at once.
+  const health = await api('GET', `agents/${agent.id}/health`);
+  check(health.items.length >= 5, `the server kept the agent's heartbeats: ${health.items.length}`);
+  const recorded = Number((await page.locator('#agent-health-count').textContent()).match(/^(\d+)/)[1]);
+  check(recorded >= health.items.length - 2, `the page shows the history (${recorded} of ${health.items.length})`);
   check(await page.locator('#agent-status-history tbody tr').count() >= 1, 'a health reading shown');
-  check(await page.locator('#chart-agent-cpu').count() === 1, 'CPU over time charted');
+  check(await page.locator('#chart-agent-cpu circle').count() >= 5, 'CPU over time charted from the history');
+  check(await page.locator('#chart-agent-pipelines [data-series=healthy] circle').count() >= 5, 'pipelines by health charted');
   const pipelinesShown = await page.locator('#agent-pipelines tbody tr').count();
   check(pipelinesShown === agentNow.pipelines.length, `pipelines shown ${pipelinesShown}, has ${agentNow.pipelines.length}`);
   log(`agent detail: ${await page.locator('#agent-tasks tbody tr').count()} recent tasks, ${pipelinesShown} pipelines`);

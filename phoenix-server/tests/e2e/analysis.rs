@@ -10,7 +10,7 @@ use phoenix_client::api::experiment::{KpiName, Phase};
 use phoenix_client::api::measure::{
     CardinalitySnapshot, HostStats, MeasurementSample, MetricsReport, SnapshotSeries, VariantStats,
 };
-use phoenix_client::api::pipeline::{PipelineRef, RenderRequest};
+use phoenix_client::api::pipeline::{PipelineRef, PreviewRequest, RenderRequest};
 use phoenix_client::api::token::Role;
 
 use crate::harness::{TestServer, new_experiment};
@@ -39,6 +39,7 @@ fn snapshot(agent: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Cardinality
                     ("service.name".to_owned(), "web".to_owned()),
                 ]),
                 points: 1,
+                value: None,
             });
         }
     }
@@ -49,6 +50,22 @@ fn snapshot(agent: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Cardinality
         taken_at: at,
         interval_secs: 10,
         series,
+    }
+}
+
+fn preview_request(
+    template: &str,
+    exposition: Option<String>,
+    agent_id: Option<uuid::Uuid>,
+) -> PreviewRequest {
+    PreviewRequest {
+        pipeline: PipelineRef::new(template),
+        critical_processes: Vec::new(),
+        critical_metrics: Vec::new(),
+        exposition,
+        interval_secs: None,
+        agent_id,
+        pricing_model: None,
     }
 }
 
@@ -202,7 +219,6 @@ async fn templates_render_validate_and_preview() {
             pipeline: PipelineRef::new("topk"),
             critical_processes: vec!["postgres".to_owned()],
             critical_metrics: Vec::new(),
-            exposition: None,
         })
         .await
         .unwrap();
@@ -215,7 +231,6 @@ async fn templates_render_validate_and_preview() {
             pipeline: PipelineRef::new("topk").with_param("k", serde_json::json!(-5)),
             critical_processes: Vec::new(),
             critical_metrics: Vec::new(),
-            exposition: None,
         })
         .await
         .unwrap_err();
@@ -243,25 +258,214 @@ async fn templates_render_validate_and_preview() {
         ));
     }
     let preview = viewer
-        .preview_pipeline(&RenderRequest {
-            pipeline: PipelineRef::new("baseline"),
-            critical_processes: Vec::new(),
-            critical_metrics: Vec::new(),
-            exposition: Some(exposition),
-        })
+        .preview_pipeline(&preview_request("baseline", Some(exposition), None))
         .await
         .unwrap();
     assert_eq!(preview.input.series, 30);
+    assert!(preview.cost.is_none() && preview.snapshot.is_none());
     let missing = viewer
-        .preview_pipeline(&RenderRequest {
-            pipeline: PipelineRef::new("topk"),
-            critical_processes: Vec::new(),
-            critical_metrics: Vec::new(),
-            exposition: None,
-        })
+        .preview_pipeline(&preview_request("topk", None, None))
         .await
         .unwrap_err();
     assert_eq!(missing.status(), Some(422));
+    server.stop().await;
+}
+
+/// 50 processes with CPU and memory values, as a current agent sends its snapshot.
+fn snapshot_with_values(
+    agent: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> CardinalitySnapshot {
+    let mut s = snapshot(agent, at);
+    for (i, series) in s.series.iter_mut().enumerate() {
+        series.points = 6;
+        series.value = Some(if series.metric == "process.cpu.time" {
+            (i * i) as f64
+        } else {
+            1e6 * (i + 1) as f64
+        });
+    }
+    s.interval_secs = 60;
+    s
+}
+
+#[tokio::test]
+async fn preview_on_an_agents_snapshot_priced() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let agent = server.agent("kpi-1").await;
+    let at = agent
+        .client
+        .heartbeat(&Heartbeat::default())
+        .await
+        .unwrap()
+        .server_time;
+    let status = |e: phoenix_client::ClientError| (e.status(), e);
+    let fields_of = |e: &phoenix_client::ClientError| {
+        e.api_error()
+            .and_then(|a| a.details.fields.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.path)
+            .collect::<Vec<_>>()
+    };
+
+    // Unknown agent: 404. No snapshot yet: 409 saying so.
+    let (code, _) = status(
+        viewer
+            .preview_pipeline(&preview_request("topk", None, Some(uuid::Uuid::now_v7())))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, Some(404));
+    let (code, e) = status(
+        viewer
+            .preview_pipeline(&preview_request("topk", None, Some(agent.id)))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, Some(409));
+    assert!(e.to_string().contains("no cardinality snapshot"), "{e}");
+
+    // Both sources, or an interval with an agent: 422 at the fields.
+    let both = viewer
+        .preview_pipeline(&preview_request(
+            "topk",
+            Some("up 1\n".to_owned()),
+            Some(agent.id),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(both.status(), Some(422));
+    assert_eq!(fields_of(&both), ["exposition", "agent_id"]);
+    let mut with_interval = preview_request("topk", None, Some(agent.id));
+    with_interval.interval_secs = Some(10);
+    let e = viewer.preview_pipeline(&with_interval).await.unwrap_err();
+    assert_eq!(fields_of(&e), ["interval_secs"]);
+
+    // A snapshot without values (an older agent): what ranks by value is refused, the
+    // rest previews.
+    let stored = agent
+        .client
+        .report_metrics(&MetricsReport {
+            samples: Vec::new(),
+            snapshot: Some(snapshot(agent.id, at)),
+        })
+        .await
+        .unwrap();
+    assert!(stored.snapshot_stored);
+    let e = viewer
+        .preview_pipeline(&preview_request("topk", None, Some(agent.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(fields_of(&e), ["agent_id"]);
+    let why = &e.api_error().unwrap().details.fields.as_ref().unwrap()[0].message;
+    assert!(why.contains("ranks series by value"), "{why}");
+    let plain = viewer
+        .preview_pipeline(&preview_request("baseline", None, Some(agent.id)))
+        .await
+        .unwrap();
+    assert_eq!(plain.input.series, 100);
+    assert_eq!(plain.fidelity.cpu_pct, None, "no value, no fidelity");
+
+    // A current agent's snapshot: topk on it, priced.
+    agent
+        .client
+        .report_metrics(&MetricsReport {
+            samples: Vec::new(),
+            snapshot: Some(snapshot_with_values(agent.id, at)),
+        })
+        .await
+        .unwrap();
+    let mut priced = preview_request("topk", None, Some(agent.id));
+    priced.pipeline = PipelineRef::new("topk").with_param("k", serde_json::json!(5));
+    priced.pricing_model = Some("generic-per-million".to_owned());
+    let p = viewer.preview_pipeline(&priced).await.unwrap();
+    let snap = p.snapshot.as_ref().expect("ran on the snapshot");
+    assert_eq!((snap.agent_id, snap.interval_secs), (agent.id, 60));
+    assert_eq!(snap.host, "kpi-1");
+    assert_eq!(p.input.series, 100);
+    assert!(p.output.series < p.input.series, "{:?}", p.output);
+    let cpu = p.fidelity.cpu_pct.expect("values give fidelity");
+    assert!(cpu > 0.0 && cpu < 100.0, "{cpu}");
+    let cost = p.cost.as_ref().expect("priced");
+    assert_eq!(cost.pricing_model, "generic-per-million");
+    // 100 series x 6 points a minute.
+    assert!(
+        cost.input.usage_basis.contains("kpi-1"),
+        "{}",
+        cost.input.usage_basis
+    );
+    let month = |s: &str| s.parse::<f64>().unwrap();
+    assert!(
+        month(&cost.output.per_month) < month(&cost.input.per_month),
+        "{cost:?}"
+    );
+    assert!(cost.reduction_pct.unwrap() > 0.0);
+
+    // An unknown pricing model: 422 at the field, nothing else changes.
+    let mut unknown = priced.clone();
+    unknown.pricing_model = Some("no-such-model".to_owned());
+    let e = viewer.preview_pipeline(&unknown).await.unwrap_err();
+    assert_eq!(fields_of(&e), ["pricing_model"]);
+
+    // A pasted sample is priced with its interval, and needs one to be.
+    let text: String = (0..30)
+        .map(|pid| format!("process_cpu_time{{process_pid=\"{pid}\"}} {pid}\n"))
+        .collect();
+    let mut pasted = preview_request("baseline", Some(text), None);
+    pasted.pricing_model = Some("generic-per-million".to_owned());
+    let e = viewer.preview_pipeline(&pasted).await.unwrap_err();
+    assert_eq!(fields_of(&e), ["interval_secs"]);
+    pasted.interval_secs = Some(15);
+    let p = viewer.preview_pipeline(&pasted).await.unwrap();
+    assert!(p.snapshot.is_none());
+    assert!(p.cost.unwrap().input.quantity > 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn agent_health_history_over_the_api() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let agent = server.agent("health-1").await;
+    for cpu in [10.0, 20.0, 30.0] {
+        server.advance(Duration::seconds(10));
+        let mut hb = Heartbeat::default();
+        hb.resources.cpu_pct = cpu;
+        hb.resources.agent_rss_bytes = 50_000_000;
+        agent.client.heartbeat(&hb).await.unwrap();
+    }
+    let health = viewer.agent_health(agent.id, None).await.unwrap();
+    assert_eq!(health.agent_id, agent.id);
+    assert_eq!(health.max_points, 360);
+    assert_eq!(health.retention_secs, 3600);
+    // The enrollment's heartbeat and three more, oldest first.
+    let cpus: Vec<f64> = health.items.iter().map(|p| p.resources.cpu_pct).collect();
+    assert_eq!(cpus, [0.0, 10.0, 20.0, 30.0]);
+    assert!(health.items.windows(2).all(|w| w[0].at < w[1].at));
+    let newest = viewer.agent_health(agent.id, Some(2)).await.unwrap();
+    assert_eq!(newest.items.len(), 2);
+    assert_eq!(newest.items[1].resources.cpu_pct, 30.0);
+    // Past the retention the controller prunes them.
+    server.advance(Duration::hours(2));
+    server.tick().await;
+    assert!(
+        viewer
+            .agent_health(agent.id, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Unknown agent 404; a limit out of range 4xx.
+    let e = viewer
+        .agent_health(uuid::Uuid::now_v7(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let e = viewer.agent_health(agent.id, Some(0)).await.unwrap_err();
+    assert!(matches!(e.status(), Some(400 | 422)), "{e}");
     server.stop().await;
 }
 

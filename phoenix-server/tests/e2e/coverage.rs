@@ -40,6 +40,7 @@ async fn coverage_retention_and_refresh(backend: Backend) {
                         metric: "node_cpu_seconds_total".to_owned(),
                         labels: BTreeMap::from([("cpu".to_owned(), i.to_string())]),
                         points: 4,
+                        value: None,
                     })
                     .collect(),
             }),

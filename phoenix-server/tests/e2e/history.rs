@@ -36,6 +36,7 @@ async fn record_one(server: &TestServer) {
                         metric: if i < 4 { "node_cpu" } else { "up" }.to_owned(),
                         labels: BTreeMap::from([("cpu".to_owned(), i.to_string())]),
                         points: 1,
+                        value: None,
                     })
                     .collect(),
             }),

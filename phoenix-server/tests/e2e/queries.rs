@@ -1,6 +1,6 @@
 //! `/api/v1/queries`: the query inventory over HTTP, on every backend.
 
-use phoenix_client::api::pipeline::{PipelineRef, RenderRequest};
+use phoenix_client::api::pipeline::{PipelineRef, PreviewRequest};
 use phoenix_client::api::query::{NewQuerySource, QueryRole, QueryStatus, SourceKind};
 use phoenix_client::api::token::Role;
 use phoenix_server::ServerConfig;
@@ -100,11 +100,14 @@ async fn query_sources_import_list_delete(backend: Backend) {
         ))
         .await
         .unwrap();
-    let preview = |template: &str| RenderRequest {
+    let preview = |template: &str| PreviewRequest {
         pipeline: PipelineRef::new(template),
         critical_processes: Vec::new(),
         critical_metrics: Vec::new(),
         exposition: Some(exposition.clone()),
+        interval_secs: None,
+        agent_id: None,
+        pricing_model: None,
     };
     let aggregated = viewer
         .preview_pipeline(&preview("aggregate"))

@@ -68,6 +68,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/new-experiment.js", JS),
     asset!("js/deployments.js", JS),
     asset!("js/agent.js", JS),
+    asset!("js/queries.js", JS),
 ];
 
 /// The asset at `path` (below `ui/`), if there is one.

@@ -12,6 +12,7 @@ import { templatesView } from './templates.js';
 import { newExperimentView } from './new-experiment.js';
 import { deploymentsView } from './deployments.js';
 import { agentView } from './agent.js';
+import { queriesView } from './queries.js';
 
 const view = document.getElementById('view');
 const nav = document.getElementById('nav');
@@ -70,6 +71,7 @@ const VIEWS = {
   fleet: (sc, args) => (args[0] ? agentView(sc, args[0]) : fleetView(sc)),
   cost: (sc) => costView(sc),
   templates: (sc) => templatesView(sc),
+  queries: (sc) => queriesView(sc),
 };
 
 function render() {

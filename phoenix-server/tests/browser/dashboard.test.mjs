@@ -507,6 +507,37 @@ try {
   log(`preview on the agent's exposition: ${previewRow.replace(/\s+/g, ' ')}`);
   await shot('templates');
 
+  // 8b. Queries: import a rule file from a file input; a query that does not parse is
+  //     shown at the content field, naming the rule and position; corrected, it imports.
+  step = 'queries';
+  await page.locator('nav a[data-view=queries]').click();
+  await page.waitForSelector('#import-form', { timeout: 15000 });
+  const rules = (expr) => `groups:\n  - name: browser\n    rules:\n      - alert: ProcessMemoryHigh\n        expr: ${expr}\n`;
+  await page.locator('#import-file').setInputFiles({
+    name: 'browser.rules.yml', mimeType: 'text/yaml', buffer: Buffer.from(rules('sum by (process_executable_name) (process_memory_usage > 1e9')),
+  });
+  await page.waitForFunction(() => document.querySelector('#import-content').value.includes('ProcessMemoryHigh'));
+  check(await page.locator('#import-name').inputValue() === 'browser.rules.yml', 'the file name fills the name');
+  check(await page.locator('#import-kind').inputValue() === 'rule_file', 'a .yml file is a rule file');
+  await page.locator('#import-button').click();
+  const parseError = page.locator('.field-error[data-for=content]');
+  await parseError.waitFor({ timeout: 15000 });
+  const why = await parseError.textContent();
+  check(/ProcessMemoryHigh/.test(why) && /does not parse/.test(why), `the parse error names the rule: ${why}`);
+  await shot('queries-error');
+  await page.locator('#import-content').fill(rules('sum by (process_executable_name) (process_memory_usage) > 1e9'));
+  await page.locator('#import-button').click();
+  await page.waitForSelector('#import-done', { timeout: 15000 });
+  check(await page.locator('.field-error').count() === 0, 'the corrected file imports without errors');
+  const source = page.locator('details[data-source="browser.rules.yml"]');
+  await source.waitFor({ timeout: 15000 });
+  await source.locator('summary').click();
+  check((await source.textContent()).includes('process_executable_name'), 'the source lists what its query needs');
+  const stored = (await api('GET', 'queries')).items.find((q) => q.name === 'browser.rules.yml');
+  check(stored && stored.queries.length === 1, 'the API stores the imported source');
+  log('queries: a parse error shown at its field, corrected, imported');
+  await shot('queries');
+
   // 9. A viewer sees no action: the server allows it none.
   step = 'viewer';
   const viewer = await api('POST', 'tokens', { name: 'browser-test-viewer', role: 'viewer' });
@@ -532,6 +563,10 @@ try {
   await page.goto(`${printed.ui}#/fleet/${agent.id}`);
   await page.waitForSelector('#agent-host', { timeout: 15000 });
   check(await page.locator('#agent-revoke').count() === 0, 'a viewer is offered no revoke');
+  await page.goto(`${printed.ui}#/queries`);
+  await page.waitForSelector('#query-sources', { timeout: 15000 });
+  check(await page.locator('#import-form').count() === 0, 'a viewer is offered no import');
+  check(await page.locator('[data-delete]').count() === 0, 'a viewer is offered no delete');
   log('viewer: read-only');
 
   check(problems.length === 0, `browser problems:\n${problems.join('\n')}`);

@@ -28,8 +28,12 @@
 //! (`PHOENIX_NODE_EXPORTER` or `/usr/bin/prometheus-node-exporter`). Without them the test
 //! skips loudly, or fails under `PHOENIX_REQUIRE_PROMETHEUS=1`.
 //!
-//! The setup is in helpers (`Stand`, `Prometheus`, `import_corpus`, `classify`) so that a
-//! test running an experiment to its verdict can reuse it.
+//! The experiment then runs to its verdict: its inventory, frozen when it was created, is
+//! evaluated by the agent on every sample, and the "queries kept" KPI names exactly the
+//! queries Prometheus confirmed broken and changed; the verdict fails on the default
+//! critical criterion (`queries_broken <= 0`), naming a broken alert. A second experiment,
+//! top-K with K above the host's process count, keeps every query: Prometheus answers
+//! each under it as under the baseline, and the criterion passes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -45,6 +49,7 @@ use phoenix_core::experiment::{ExperimentSpec, TargetSelector};
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::pipeline::encode::write_prometheus_text;
 use phoenix_core::pipeline::exposition::sample_from_exposition;
+use phoenix_core::pipeline::spec::MAX_TOPK;
 use phoenix_core::pipeline::{ParamValue, PipelineRef, ProcessRecord, Sample};
 use phoenix_core::queries::{InventoryQuery, QueryStatus, Series, evaluate, series_of};
 use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
@@ -63,6 +68,9 @@ const JOB: &str = "phoenix";
 const SCRAPE_SECS: u64 = 1;
 /// The experiment's sample interval (the agent re-scrapes its inputs this often), seconds.
 const SAMPLE_SECS: u32 = 2;
+/// The experiment's run: longer than the wait for a consistent view of both variants in
+/// both Prometheus servers (at most 30 tries of a few scrapes).
+const EXPERIMENT_SECS: u64 = 150;
 /// What a dashboard template variable becomes inside a quoted label value in an
 /// inventoried query (`phoenix_core::queries::needs`): "this label, any value".
 const VARIABLE_MARKER: &str = "__phoenix_var__";
@@ -891,10 +899,12 @@ async fn phoenix_classifies_queries_as_a_real_prometheus_answers_them() {
         "{promtool}"
     );
 
-    stand
+    // Long enough for both Prometheus servers to hold a consistent view of both variants;
+    // then the experiment ends and is judged, its inventory frozen at creation.
+    let experiment = stand
         .run_experiment(
             "aggregate under Prometheus",
-            stand.spec("baseline", "aggregate", 3600),
+            stand.spec("baseline", "aggregate", EXPERIMENT_SECS),
         )
         .await;
     let prom_b =
@@ -1051,6 +1061,156 @@ async fn phoenix_classifies_queries_as_a_real_prometheus_answers_them() {
             o.query.name
         );
     }
+
+    // The experiment's "queries kept" KPI, from the agent's evaluation of every sample,
+    // names exactly the queries Prometheus confirmed broken and changed, and its verdict
+    // fails on them, naming the broken alert.
+    let confirmed = |status: QueryStatus| -> BTreeSet<(String, String)> {
+        outcomes
+            .iter()
+            .filter(|o| o.status == status)
+            // An experiment's frozen copy places a query in its source.
+            .map(|o| {
+                (
+                    o.query.name.clone(),
+                    format!("{}: {}", o.source, o.query.location),
+                )
+            })
+            .collect()
+    };
+    let done = eventually(
+        "the experiment's verdict",
+        EXPERIMENT_SECS + 180,
+        async || {
+            let e = stand.phoenix.experiment(experiment).await.ok()?;
+            e.verdict.is_some().then_some(e)
+        },
+    )
+    .await;
+    let kpis = stand
+        .client
+        .experiment_kpis(experiment.0)
+        .await
+        .expect("the experiment's KPIs");
+    let kept = kpis
+        .kpis
+        .queries
+        .expect("the experiment froze the inventory");
+    let named = |status: phoenix_api::query::QueryStatus| -> BTreeSet<(String, String)> {
+        kept.affected
+            .iter()
+            .filter(|v| v.status == status)
+            .map(|v| (v.name.clone(), v.location.clone()))
+            .collect()
+    };
+    assert_eq!(
+        named(phoenix_api::query::QueryStatus::Broken),
+        confirmed(QueryStatus::Broken),
+        "the KPI's broken queries are those Prometheus confirmed"
+    );
+    assert_eq!(
+        named(phoenix_api::query::QueryStatus::Changed),
+        confirmed(QueryStatus::Changed),
+        "the KPI's changed queries are those Prometheus confirmed"
+    );
+    let verdict = done.verdict.expect("judged");
+    assert_eq!(
+        verdict.outcome,
+        phoenix_core::judge::VerdictOutcome::Fail,
+        "{verdict:#?}"
+    );
+    let criterion = verdict
+        .criteria
+        .iter()
+        .find(|c| c.criterion.kpi == phoenix_core::judge::KpiName::QueriesBroken)
+        .expect("the default queries kept criterion");
+    assert!(criterion.criterion.critical);
+    assert_eq!(criterion.passed, Some(false), "{criterion:#?}");
+    let broken_alert = outcomes
+        .iter()
+        .find(|o| o.status == QueryStatus::Broken && o.query.location.contains("alert \""))
+        .expect("a broken alert");
+    assert!(
+        criterion
+            .reason
+            .contains(&format!("`{}`", broken_alert.query.name)),
+        "the verdict names the broken alert {}: {}",
+        broken_alert.query.name,
+        criterion.reason
+    );
+    println!(
+        "verdict: {:?}; queries kept: {}",
+        verdict.outcome, criterion.reason
+    );
+
+    // A candidate that keeps every query: top-K with K above the host's process count
+    // keeps every process with all its labels. Prometheus answers every query under it as
+    // under the baseline, and the experiment's queries kept criterion passes.
+    let mut spec = stand.spec("baseline", "topk", EXPERIMENT_SECS);
+    spec.candidate = spec
+        .candidate
+        .with_param("k", ParamValue::Int(i64::from(MAX_TOPK)));
+    let keeper = stand
+        .run_experiment("top-K keeps every query under Prometheus", spec)
+        .await;
+    // The agent serves the new candidate (the aggregate's candidate had no pids).
+    eventually("the top-K candidate served", 120, async || {
+        let c = stand.exposition("candidate").await?;
+        c.contains("process_pid=").then_some(())
+    })
+    .await;
+    let (baseline, candidate, time) = consistent_view(&stand, &prom_b, &prom_c).await;
+    let outcomes = classify(
+        &inventory,
+        (&baseline, &candidate),
+        (&prom_b, &prom_c),
+        time,
+    )
+    .await;
+    let disagreements: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let e = o.agreement.as_ref().err()?;
+            Some(format!(
+                "{} {}: Phoenix says {}, Prometheus: {e}",
+                o.source,
+                o.query.name,
+                status_name(o.status)
+            ))
+        })
+        .collect();
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    let affected: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, QueryStatus::Broken | QueryStatus::Changed))
+        .map(|o| o.query.name.as_str())
+        .collect();
+    assert!(affected.is_empty(), "top-K affects {affected:?}");
+    let answered = outcomes
+        .iter()
+        .filter(|o| o.status == QueryStatus::Answered && o.agreement == Ok("the same label sets"))
+        .count();
+    assert!(answered >= 50, "only {answered} queries answered with data");
+    let done = eventually("the keeper's verdict", EXPERIMENT_SECS + 180, async || {
+        let e = stand.phoenix.experiment(keeper).await.ok()?;
+        e.verdict.is_some().then_some(e)
+    })
+    .await;
+    let verdict = done.verdict.expect("judged");
+    let criterion = verdict
+        .criteria
+        .iter()
+        .find(|c| c.criterion.kpi == phoenix_core::judge::KpiName::QueriesBroken)
+        .expect("the default queries kept criterion");
+    assert_eq!(
+        (criterion.passed, criterion.measured),
+        (Some(true), Some(0.0)),
+        "{criterion:#?}"
+    );
+    println!(
+        "top-K: {answered} queries answered with the same label sets under both Prometheus servers; queries kept: {}",
+        criterion.reason
+    );
     stand.stop().await;
 }
 

@@ -28,9 +28,9 @@ use crate::error::ApiError;
 /// The limits, built once from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct BodyLimits {
-    /// Cap on every route but the metrics route.
+    /// Cap on every route but those of `sample_paths`.
     pub(crate) max_body_bytes: usize,
-    /// Cap on the metrics route.
+    /// Cap on the routes that carry a host's sample (`sample_paths`).
     pub(crate) max_metrics_body_bytes: usize,
     /// The full paths (with the API's base path) of the routes that carry a host's
     /// sample and take `max_metrics_body_bytes`.

@@ -194,11 +194,14 @@ pub(crate) fn evaluate_compiled(
     baseline: &SeriesIndex<'_>,
     candidate: &SeriesIndex<'_>,
 ) -> (QueryStatus, Vec<String>) {
-    let observed: Vec<bool> = compiled
+    // Each selector's baseline series, matched once (agents evaluate every query on every
+    // sample).
+    let in_baseline: Vec<Vec<&Series>> = compiled
         .selectors
         .iter()
-        .map(|selector| !matching(selector, baseline).is_empty())
+        .map(|selector| matching(selector, baseline))
         .collect();
+    let observed: Vec<bool> = in_baseline.iter().map(|b| !b.is_empty()).collect();
     // A query that returns nothing from the baseline has nothing to lose: every selector
     // of `a * on (x) b` must match for it to answer, one of `a or b`.
     if !compiled.data.returns_series(&observed) {
@@ -206,8 +209,7 @@ pub(crate) fn evaluate_compiled(
     }
     let mut broken = Vec::new();
     let mut changed = Vec::new();
-    for selector in &compiled.selectors {
-        let b = matching(selector, baseline);
+    for (selector, b) in compiled.selectors.iter().zip(in_baseline) {
         if b.is_empty() {
             continue;
         }

@@ -14,54 +14,29 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
+use phoenix_core::PhoenixConfig;
 use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::judge::{Criterion, KpiName, VerdictOutcome};
 use phoenix_core::kpi::Undefined;
 use phoenix_core::pipeline::{ParamValue, PipelineRef, TemplateRegistry};
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 mod support;
 use support::collector::collector_binary;
 use support::processes::NamedProcesses;
+use support::stand::{Stand, eventually};
 
-const ADMIN: &str = "phx_admin_otelcol_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_otelcol_0123456789abcdef";
-
-fn start_agent(server: &str, state_dir: &Path, label: &str, collector: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-        .args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args(["--listen", "127.0.0.1:0", "--host-name", "otelcol-e2e"])
+fn start_agent(stand: &Stand, state_dir: &Path, label: &str, collector: &Path) -> Child {
+    stand
+        .agent(state_dir, "otelcol-e2e")
+        .listen("127.0.0.1:0")
         .args(["--label", &format!("e2e={label}")])
         .args(["--runtime", "otelcol", "--otelcol-binary"])
-        .arg(collector)
-        .args([
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-            "--shutdown-grace-secs",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
+        .args([collector])
         .spawn()
-        .expect("agent binary starts")
 }
 
 /// A free loopback port for a Collector exporter (outside the ephemeral range: see
@@ -86,17 +61,6 @@ fn collectors_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolled_back_or_promoted()
 {
@@ -108,42 +72,19 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     processes.spawn(&critical, 1);
     processes.fill_host_to(&NamedProcesses::unique_name("pxofil"), 100);
 
-    let store = MemoryStore::new();
-    let phoenix = Phoenix::new(
-        store.stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            lease: chrono::Duration::seconds(5),
-            heartbeat_interval: chrono::Duration::seconds(2),
-            safety_poll: chrono::Duration::milliseconds(200),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        lease: chrono::Duration::seconds(5),
+        heartbeat_interval: chrono::Duration::seconds(2),
+        safety_poll: chrono::Duration::milliseconds(200),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (&stand.client, &stand.phoenix);
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("agent");
     let label = uuid::Uuid::new_v4().to_string();
-    let mut agent = start_agent(&base, &state_dir, &label, &collector);
-    wait_for("the agent enrolled", async || {
+    let mut agent = start_agent(&stand, &state_dir, &label, &collector);
+    eventually("the agent enrolled", 180, async || {
         state_dir.join("credential.json").exists().then_some(())
     })
     .await;
@@ -192,13 +133,18 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     let rendered = TemplateRegistry::builtin()
         .render_experiment(&baseline, &candidate, std::slice::from_ref(&critical), &[])
         .unwrap();
-    wait_for("the combined config running with the tap", async || {
-        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
-        (config == rendered.collector_yaml && otelcol_dir.join("tap.yaml").exists()).then_some(())
-    })
+    eventually(
+        "the combined config running with the tap",
+        180,
+        async || {
+            let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+            (config == rendered.collector_yaml && otelcol_dir.join("tap.yaml").exists())
+                .then_some(())
+        },
+    )
     .await;
 
-    let done = wait_for("a final phase", async || {
+    let done = eventually("a final phase", 180, async || {
         let e = phoenix.experiment(id).await.unwrap();
         matches!(
             e.phase,
@@ -271,7 +217,7 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
 
     // Rolled back: the Collector runs the baseline's own config, without the tap.
     let baseline_yaml = rendered.baseline.collector_yaml.clone();
-    wait_for("the baseline config running alone", async || {
+    eventually("the baseline config running alone", 180, async || {
         let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
         (config == baseline_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
     })
@@ -286,7 +232,7 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
             _ => None,
         })
         .unwrap();
-    let text = wait_for("the baseline exporter serving", async || {
+    let text = eventually("the baseline exporter serving", 180, async || {
         let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
             .await
             .ok()?
@@ -317,8 +263,8 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     // A fresh agent (one experiment per Collector; the first one stays rolled back there).
     let state_dir = dir.path().join("agent-2");
     let label = uuid::Uuid::new_v4().to_string();
-    let mut agent = start_agent(&base, &state_dir, &label, &collector);
-    wait_for("the agent enrolled", async || {
+    let mut agent = start_agent(&stand, &state_dir, &label, &collector);
+    eventually("the agent enrolled", 180, async || {
         state_dir.join("credential.json").exists().then_some(())
     })
     .await;
@@ -353,7 +299,7 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
         .expect("created");
     client.start_experiment(created.id).await.expect("started");
     let id = ExperimentId(created.id);
-    let done = wait_for("a final phase", async || {
+    let done = eventually("a final phase", 180, async || {
         let e = phoenix.experiment(id).await.unwrap();
         matches!(e.phase, Phase::Promoted | Phase::RolledBack | Phase::Failed).then_some(e)
     })
@@ -372,10 +318,14 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
         .unwrap();
     let otelcol_dir = state_dir.join("otelcol");
     let candidate_yaml = rendered.candidate.collector_yaml.clone();
-    wait_for("the promoted candidate config running alone", async || {
-        let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
-        (config == candidate_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
-    })
+    eventually(
+        "the promoted candidate config running alone",
+        180,
+        async || {
+            let config = std::fs::read_to_string(otelcol_dir.join("config.yaml")).ok()?;
+            (config == candidate_yaml && !otelcol_dir.join("tap.yaml").exists()).then_some(())
+        },
+    )
     .await;
     // `kill -9` of the agent: nothing runs its shutdown, and the Collector still dies with
     // it (the parent-death signal), so no orphan keeps running the pipeline or its ports.
@@ -386,11 +336,10 @@ async fn experiments_on_the_real_collector_are_judged_from_its_output_then_rolle
     agent.start_kill().unwrap();
     let status = agent.wait().await.unwrap();
     assert!(!status.success(), "{status}");
-    wait_for("the Collector gone with its agent", async || {
+    eventually("the Collector gone with its agent", 180, async || {
         collectors_under(&otelcol_dir).is_empty().then_some(())
     })
     .await;
 
-    let _ = stop_server.send(());
-    let _ = server.await;
+    stand.stop().await;
 }

@@ -11,28 +11,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use phoenix_api::experiment::Experiment;
 use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
 use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
 use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::judge::{Criterion, KpiName, VerdictOutcome};
 use phoenix_core::page::PageRequest;
 use phoenix_core::pipeline::{ParamValue, PipelineRef};
 use phoenix_core::task::{TaskFilter, TaskKind, TaskState};
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
-use tokio::process::{Child, Command};
+use phoenix_core::{Phoenix, PhoenixConfig};
+use tokio::process::Child;
 
 mod support;
 use support::processes::NamedProcesses;
-
-const ADMIN: &str = "phx_admin_e2e_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_e2e_0123456789abcdef";
+use support::stand::Stand;
 
 struct AgentProcess {
     child: Child,
@@ -40,34 +34,12 @@ struct AgentProcess {
     label: String,
 }
 
-async fn start_agent(server: &str, state_dir: &Path, label: &str, name: &str) -> AgentProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-        .args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--host-name",
-            name,
-            "--label",
-            &format!("e2e={label}"),
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-            "--shutdown-grace-secs",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("agent binary starts");
+async fn start_agent(stand: &Stand, state_dir: &Path, label: &str, name: &str) -> AgentProcess {
+    let child = stand
+        .agent(state_dir, name)
+        .listen("127.0.0.1:0")
+        .args(["--label", &format!("e2e={label}")])
+        .spawn();
     AgentProcess {
         child,
         state_dir: state_dir.to_path_buf(),
@@ -195,45 +167,22 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     let critical = NamedProcesses::unique_name("pxcrit");
     processes.spawn(&critical, 1);
     processes.fill_host_to(&NamedProcesses::unique_name("pxfill"), 300);
-    let store = MemoryStore::new();
-    let phoenix = Phoenix::new(
-        store.stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            // Longer than the test: a task held by the killed agent must come back through
-            // the restarted agent's release, not through expiry.
-            lease: chrono::Duration::seconds(120),
-            heartbeat_interval: chrono::Duration::seconds(2),
-            safety_poll: chrono::Duration::milliseconds(200),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        // Longer than the test: a task held by the killed agent must come back through
+        // the restarted agent's release, not through expiry.
+        lease: chrono::Duration::seconds(120),
+        heartbeat_interval: chrono::Duration::seconds(2),
+        safety_poll: chrono::Duration::milliseconds(200),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (stand.client.clone(), stand.phoenix.clone());
     let dirs = tempfile::tempdir().unwrap();
     let label = uuid::Uuid::new_v4().to_string();
 
     // Two agent processes.
-    let mut a = start_agent(&base, &dirs.path().join("a"), &label, "e2e-a").await;
-    let mut b = start_agent(&base, &dirs.path().join("b"), &label, "e2e-b").await;
+    let mut a = start_agent(&stand, &dirs.path().join("a"), &label, "e2e-a").await;
+    let mut b = start_agent(&stand, &dirs.path().join("b"), &label, "e2e-b").await;
     let (id_a, id_b) = (a.agent_id().await, b.agent_id().await);
     let listen_a = a.listen().await;
 
@@ -359,7 +308,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     // 3. kill -9 mid-deploy: a fresh agent (idle sampler, so its deploy takes an interval).
     let kill_label = uuid::Uuid::new_v4().to_string();
     let c_dir = dirs.path().join("c");
-    let mut c = start_agent(&base, &c_dir, &kill_label, "e2e-c").await;
+    let mut c = start_agent(&stand, &c_dir, &kill_label, "e2e-c").await;
     let id_c = c.agent_id().await;
     let third = create_and_start(
         &client,
@@ -420,7 +369,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     assert_eq!(leased.attempts, 1);
     c.child.start_kill().unwrap(); // SIGKILL
     c.child.wait().await.unwrap();
-    let mut c2 = start_agent(&base, &c_dir, &c.label, "e2e-c").await;
+    let mut c2 = start_agent(&stand, &c_dir, &c.label, "e2e-c").await;
     assert_eq!(
         c2.agent_id().await,
         id_c,
@@ -462,8 +411,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
             .unwrap();
         assert!(status.success(), "agent exited with {status}");
     }
-    let _ = stop_server.send(());
-    server.await.unwrap().unwrap();
+    stand.stop().await;
 }
 
 /// An alert on per-process memory (it needs `process_pid`) and a dashboard totalling memory
@@ -477,36 +425,13 @@ const QUERY_DASHBOARD: &str = r#"{"title": "Processes", "panels": [{"title": "Me
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_kept_fails_a_candidate_that_drops_a_label_an_alert_uses() {
     use phoenix_api::query::{NewQuerySource, SourceKind};
-    let store = MemoryStore::new();
-    let phoenix = Phoenix::new(
-        store.stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            heartbeat_interval: chrono::Duration::seconds(2),
-            safety_poll: chrono::Duration::milliseconds(200),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        heartbeat_interval: chrono::Duration::seconds(2),
+        safety_poll: chrono::Duration::milliseconds(200),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (stand.client.clone(), stand.phoenix.clone());
     for (name, kind, content) in [
         ("processes.rules.yml", SourceKind::RuleFile, QUERY_RULES),
         (
@@ -526,7 +451,7 @@ async fn queries_kept_fails_a_candidate_that_drops_a_label_an_alert_uses() {
     }
     let dirs = tempfile::tempdir().unwrap();
     let label = uuid::Uuid::new_v4().to_string();
-    let mut agent = start_agent(&base, &dirs.path().join("q"), &label, "e2e-q").await;
+    let mut agent = start_agent(&stand, &dirs.path().join("q"), &label, "e2e-q").await;
     agent.agent_id().await;
 
     let run = |candidate: PipelineRef, name: &'static str| {
@@ -619,6 +544,5 @@ async fn queries_kept_fails_a_candidate_that_drops_a_label_an_alert_uses() {
         rustix::process::Pid::from_raw(i32::try_from(agent.child.id().unwrap()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(20), agent.child.wait()).await;
-    let _ = stop_server.send(());
-    server.await.unwrap().unwrap();
+    stand.stop().await;
 }

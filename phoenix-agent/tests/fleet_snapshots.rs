@@ -9,19 +9,15 @@
 //! (`scripts/node-exporter` installs it); without it the test skips loudly, or fails under
 //! `PHOENIX_REQUIRE_NODE_EXPORTER=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
-use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
+use phoenix_core::PhoenixConfig;
 use tokio::process::{Child, Command};
 
-const ADMIN: &str = "phx_admin_snap_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_snap_0123456789abcdef";
+mod support;
+use support::stand::{Stand, eventually};
+
 /// The server's snapshot interval (told to agents in heartbeat answers).
 const SNAPSHOT_SECS: i64 = 30;
 /// node_exporter's scrape interval on the agent.
@@ -47,57 +43,20 @@ fn node_exporter() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_agent(server: &str, state_dir: &Path, name: &str, scrape: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phoenix-agent"));
-    cmd.args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args([
-            "--listen",
-            "off",
-            "--host-name",
-            name,
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-            "--scrape-interval-secs",
-            &SCRAPE_SECS.to_string(),
-        ]);
+fn start_agent(
+    stand: &Stand,
+    state_dir: &std::path::Path,
+    name: &str,
+    scrape: Option<&str>,
+) -> Child {
+    let scrape_interval = SCRAPE_SECS.to_string();
+    let mut agent = stand
+        .agent(state_dir, name)
+        .args(["--scrape-interval-secs", &scrape_interval]);
     if let Some(target) = scrape {
-        cmd.args(["--scrape", target]);
+        agent = agent.args(["--scrape", target]);
     }
-    cmd.env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("agent binary starts")
-}
-
-async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.spawn()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +64,7 @@ async fn every_host_reports_with_nothing_deployed_and_lost_hosts_leave_after_ret
     let Some(exporter) = node_exporter() else {
         return;
     };
-    let port = free_port();
+    let port = support::harness::free_port();
     let _exporter = Command::new(exporter)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdin(Stdio::null())
@@ -126,41 +85,19 @@ async fn every_host_reports_with_nothing_deployed_and_lost_hosts_leave_after_ret
     .await;
 
     let retention = chrono::Duration::seconds(5);
-    let phoenix = Phoenix::new(
-        MemoryStore::new().stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            heartbeat_interval: chrono::Duration::seconds(1),
-            safety_poll: chrono::Duration::milliseconds(200),
-            snapshot_interval: chrono::Duration::seconds(SNAPSHOT_SECS),
-            snapshot_retention: retention,
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        heartbeat_interval: chrono::Duration::seconds(1),
+        safety_poll: chrono::Duration::milliseconds(200),
+        snapshot_interval: chrono::Duration::seconds(SNAPSHOT_SECS),
+        snapshot_retention: retention,
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (&stand.client, &stand.phoenix);
     let dirs = tempfile::tempdir().unwrap();
-    let _a = start_agent(&base, &dirs.path().join("a"), "snap-a", Some(&target));
-    let _b = start_agent(&base, &dirs.path().join("b"), "snap-b", None);
-    let mut c = start_agent(&base, &dirs.path().join("c"), "snap-c", None);
+    let _a = start_agent(&stand, &dirs.path().join("a"), "snap-a", Some(&target));
+    let _b = start_agent(&stand, &dirs.path().join("b"), "snap-b", None);
+    let mut c = start_agent(&stand, &dirs.path().join("c"), "snap-c", None);
 
     // Nothing is deployed anywhere, yet every host reports.
     let flow = eventually("every host to report", 60, async || {
@@ -263,6 +200,5 @@ async fn every_host_reports_with_nothing_deployed_and_lost_hosts_leave_after_ret
     })
     .await;
 
-    let _ = stop_server.send(());
-    let _ = server.await;
+    stand.stop().await;
 }

@@ -44,7 +44,6 @@ use std::time::Duration;
 
 use phoenix_api::query::{NewQuerySource, SourceKind};
 use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
 use phoenix_core::experiment::{ExperimentSpec, TargetSelector};
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::pipeline::encode::write_prometheus_text;
@@ -52,16 +51,14 @@ use phoenix_core::pipeline::exposition::sample_from_exposition;
 use phoenix_core::pipeline::spec::MAX_TOPK;
 use phoenix_core::pipeline::{ParamValue, PipelineRef, ProcessRecord, Sample};
 use phoenix_core::queries::{InventoryQuery, QueryStatus, Series, evaluate, series_of};
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
+use phoenix_core::{Phoenix, PhoenixConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 mod support;
 use support::harness::free_port;
+use support::stand::{self, eventually};
 
-const ADMIN: &str = "phx_admin_prom_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_prom_0123456789abcdef";
 /// The job name both Prometheus servers scrape their variant under.
 const JOB: &str = "phoenix";
 /// Prometheus's scrape interval, seconds.
@@ -120,20 +117,6 @@ fn tools() -> Option<Tools> {
     );
     eprintln!("SKIPPED: {what} not all there; the query check against a real Prometheus not run");
     None
-}
-
-async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 // --- Inputs ---------------------------------------------------------------------------
@@ -198,8 +181,7 @@ struct Stand {
     label: String,
     /// The Prometheus targets of every pipeline (`host:port`).
     targets: Vec<String>,
-    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    server: stand::Stand,
     _agent: Child,
     _node_exporter: Child,
     _replay: tokio::task::JoinHandle<()>,
@@ -229,66 +211,21 @@ impl Stand {
         .await;
         let (replay, replay_task) = serve_exposition(web_01_exposition()).await;
 
-        let phoenix = Phoenix::new(
-            MemoryStore::new().stores(),
-            Arc::new(SystemClock),
-            PhoenixConfig {
-                heartbeat_interval: chrono::Duration::seconds(1),
-                safety_poll: chrono::Duration::milliseconds(200),
-                ..PhoenixConfig::default()
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-        let serve = phoenix_server::serve_with(
-            listener,
-            phoenix.clone(),
-            ServerConfig {
-                admin_token: Some(ADMIN.to_owned()),
-                enrollment_token: Some(ENROLL.to_owned()),
-                controller_interval_ms: 100,
-                agent_rate_per_sec: 1000.0,
-                agent_rate_burst: 1000,
-                ..ServerConfig::default()
-            },
-            phoenix_server::ServeOptions::default(),
-            async {
-                let _ = server_stopped.await;
-            },
-        );
-        let server = tokio::spawn(async move {
-            serve.await.expect("the server runs");
-        });
-        let client = Client::new(&base).unwrap().with_token(ADMIN);
+        let server = stand::Stand::start(PhoenixConfig {
+            heartbeat_interval: chrono::Duration::seconds(1),
+            safety_poll: chrono::Duration::milliseconds(200),
+            ..PhoenixConfig::default()
+        })
+        .await;
+        let (phoenix, client) = (server.phoenix.clone(), server.client.clone());
         let dirs = tempfile::tempdir().unwrap();
         let state_dir = dirs.path().join("agent");
         let label = uuid::Uuid::new_v4().to_string();
-        let agent = Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-            .args(["--server", &base, "--enrollment-token", ENROLL])
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--host-name",
-                "prom-check",
-                "--label",
-                &format!("prom={label}"),
-                "--heartbeat-interval-secs",
-                "1",
-                "--poll-wait-secs",
-                "2",
-                "--backoff-initial-ms",
-                "100",
-                "--backoff-max-ms",
-                "1000",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("agent binary starts");
+        let agent = server
+            .agent(&state_dir, "prom-check")
+            .listen("127.0.0.1:0")
+            .args(["--label", &format!("prom={label}")])
+            .spawn();
         let listen_file = state_dir.join("listen.addr");
         let agent_listen = eventually("the agent to listen", 30, async || {
             std::fs::read_to_string(&listen_file).ok()
@@ -300,8 +237,7 @@ impl Stand {
             agent_listen,
             label,
             targets: vec![node, replay],
-            stop_server: Some(stop_server),
-            server: Some(server),
+            server,
             _agent: agent,
             _node_exporter: node_exporter,
             _replay: replay_task,
@@ -369,13 +305,8 @@ impl Stand {
         r.text().await.ok()
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop_server.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -6,101 +6,32 @@
 //! with its shipped output (fewer series, priced lower), stating its coverage.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
 use phoenix_api::deployment::NewDeployment;
 use phoenix_api::experiment::TargetSelector;
-use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
+use phoenix_core::PhoenixConfig;
 use phoenix_core::measure::SnapshotSource;
 use phoenix_core::pipeline::PipelineRef;
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
-use tokio::process::{Child, Command};
 
-const ADMIN: &str = "phx_admin_ship_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_ship_0123456789abcdef";
+mod support;
+use support::stand::{Stand, eventually};
+
 /// The server's snapshot interval (told to agents in heartbeat answers).
 const SNAPSHOT_SECS: i64 = 3;
 
-fn start_agent(server: &str, state_dir: &Path, name: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-        .args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args([
-            "--listen",
-            "off",
-            "--host-name",
-            name,
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("agent binary starts")
-}
-
-async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_pipeline_reports_what_it_ships_beside_the_raw_input() {
-    let phoenix = Phoenix::new(
-        MemoryStore::new().stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            heartbeat_interval: chrono::Duration::seconds(1),
-            safety_poll: chrono::Duration::milliseconds(200),
-            snapshot_interval: chrono::Duration::seconds(SNAPSHOT_SECS),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        heartbeat_interval: chrono::Duration::seconds(1),
+        safety_poll: chrono::Duration::milliseconds(200),
+        snapshot_interval: chrono::Duration::seconds(SNAPSHOT_SECS),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (&stand.client, &stand.phoenix);
     let dirs = tempfile::tempdir().unwrap();
-    let _shipping = start_agent(&base, &dirs.path().join("a"), "ship-a");
-    let _raw_only = start_agent(&base, &dirs.path().join("b"), "ship-b");
+    let _shipping = stand.agent(&dirs.path().join("a"), "ship-a").spawn();
+    let _raw_only = stand.agent(&dirs.path().join("b"), "ship-b").spawn();
 
     // Before anything is deployed, both hosts report their input and nothing shipped.
     let flow = eventually("both hosts to report", 60, async || {
@@ -191,6 +122,5 @@ async fn a_deployed_pipeline_reports_what_it_ships_beside_the_raw_input() {
         "the aggregated output still carries process ids"
     );
 
-    let _ = stop_server.send(());
-    let _ = server.await;
+    stand.stop().await;
 }

@@ -5,3 +5,4 @@
 pub mod collector;
 pub mod harness;
 pub mod processes;
+pub mod stand;

@@ -22,6 +22,7 @@ pub mod http;
 pub mod in_process;
 pub mod leases;
 pub mod otlp;
+pub mod otlp_receiver;
 pub mod report;
 pub mod runtime;
 pub mod seq;

@@ -378,3 +378,54 @@ async fn otlp_through_the_agent_is_measured_in_the_host_snapshot_and_forwarded_u
     let _ = stop_server.send(());
     let _ = server.await;
 }
+
+/// The agent binary's exit status and standard error, run with `args` (no server needed:
+/// both failures come before the agent reaches one).
+async fn agent_fails(state_dir: &Path, args: &[&str]) -> String {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
+            .args([
+                "--server",
+                "http://127.0.0.1:9",
+                "--enrollment-token",
+                ENROLL,
+            ])
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(["--listen", "off"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the agent exits at once")
+    .unwrap();
+    assert!(!output.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_receiver_that_cannot_run_stops_the_agent_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let stderr = agent_fails(
+        dir.path(),
+        &["--otlp-receiver", &addr, "--otlp-receiver-forward", "off"],
+    )
+    .await;
+    assert!(
+        stderr.contains(&format!("cannot start the OTLP receiver on {addr}"))
+            && stderr.contains("in use"),
+        "{stderr}"
+    );
+    // A receiver without a decision on where its data goes is refused, naming the choice.
+    let stderr = agent_fails(dir.path(), &["--otlp-receiver", "127.0.0.1:0"]).await;
+    assert!(
+        stderr.contains("otlp_receiver_forward") && stderr.contains("measurement-only"),
+        "{stderr}"
+    );
+}

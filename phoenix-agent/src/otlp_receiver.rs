@@ -124,6 +124,8 @@ pub struct OtlpTake {
     pub over_cap_points: u64,
     /// Points of series left out because the server could not hold them.
     pub unfit_points: u64,
+    /// The series cap they were held under.
+    pub max_series: usize,
 }
 
 impl OtlpTake {
@@ -132,8 +134,8 @@ impl OtlpTake {
     pub fn partial(&self) -> Option<String> {
         (self.over_cap_points > 0 || self.unfit_points > 0).then(|| {
             format!(
-                "otlp receiver: {} points of series beyond the cap of {MAX_SERIES} series per period and {} points of series the server cannot hold (metric name or label key too long, too many labels) are not in this snapshot",
-                self.over_cap_points, self.unfit_points
+                "otlp receiver: {} points of series beyond the cap of {} series per period and {} points of series the server cannot hold (metric name or label key too long, too many labels) are not in this snapshot",
+                self.over_cap_points, self.max_series, self.unfit_points
             )
         })
     }
@@ -257,6 +259,7 @@ impl OtlpInputs {
             series,
             over_cap_points: taken.over_cap,
             unfit_points: taken.unfit,
+            max_series: self.max_series,
         }
     }
 }
@@ -365,8 +368,9 @@ fn unavailable(message: String) -> Response<Full<Bytes>> {
 }
 
 /// Headers that belong to one connection, not to the request: never forwarded.
-const HOP_BY_HOP: [&str; 9] = [
+const HOP_BY_HOP: [&str; 10] = [
     "connection",
+    "expect",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",

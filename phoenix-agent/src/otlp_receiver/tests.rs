@@ -176,7 +176,7 @@ fn series_beyond_the_caps_or_the_servers_bounds_are_left_out_and_counted() {
     assert_eq!(take.unfit_points, 1);
     let why = take.partial().unwrap();
     assert!(
-        why.contains("3 points") && why.contains("1 points"),
+        why.contains("3 points") && why.contains("cap of 2 series") && why.contains("1 points"),
         "{why}"
     );
 

@@ -20,6 +20,7 @@ use crate::config::{AgentConfig, RuntimeKind, backoff_sequence};
 use crate::control::{ControlError, ControlPlane};
 use crate::host::HostProbe;
 use crate::leases::HeldLeases;
+use crate::otlp_receiver::{self, OtlpInputs, OtlpReceiver};
 use crate::report::{ReportConfig, Reporter};
 use crate::runtime::PipelineRuntime;
 use crate::runtime::native::{NativeConfig, NativeRuntime};
@@ -56,6 +57,15 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    /// The OTLP receiver could not be bound.
+    #[error("cannot start the OTLP receiver on {addr} (--otlp-receiver)")]
+    OtlpReceiver {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The pipeline runtime could not start.
     #[error("pipeline runtime failed to start")]
     Runtime(#[source] crate::runtime::RuntimeError),
@@ -75,6 +85,8 @@ pub struct AgentStatus {
     pub agent_id: Option<AgentId>,
     /// The exposition listener's address.
     pub listen: Option<std::net::SocketAddr>,
+    /// The OTLP receiver's address, when it runs.
+    pub otlp_receiver: Option<std::net::SocketAddr>,
 }
 
 /// The agent. Build it with [`Agent::new`], then [`run`](Agent::run) it.
@@ -121,6 +133,7 @@ impl Agent {
             status: watch::channel(AgentStatus {
                 agent_id: None,
                 listen: None,
+                otlp_receiver: None,
             })
             .0,
         }
@@ -177,6 +190,17 @@ impl Agent {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::pin!(shutdown);
         let state = StateDir::open(&self.config.state_dir)?;
+        // The OTLP receiver runs from the start, before the server is reached: applications
+        // whose data goes through it must not wait on Phoenix's server.
+        let otlp = match self.config.otlp_receiver {
+            Some(addr) => {
+                Some(start_otlp_receiver(&self.config, addr, &state, stop_rx.clone()).await?)
+            }
+            None => None,
+        };
+        let otlp_addr = otlp.as_ref().map(|(addr, _)| *addr);
+        let otlp_inputs = otlp.map(|(_, inputs)| inputs);
+        self.status.send_modify(|s| s.otlp_receiver = otlp_addr);
         let registration = self.registration();
         let identity = tokio::select! {
             identity = identify(&self.config, self.control.as_ref(), &state, &registration) => identity?,
@@ -209,6 +233,7 @@ impl Agent {
         self.status.send_replace(AgentStatus {
             agent_id: Some(identity.agent_id),
             listen: listen_addr,
+            otlp_receiver: otlp_addr,
         });
 
         let reporter = Arc::new(Reporter::new(ReportConfig {
@@ -262,6 +287,7 @@ impl Agent {
                     scrape_interval: self.config.scrape_interval,
                     host_interval: self.config.host_interval,
                     io_timeout: self.config.io_timeout,
+                    otlp: otlp_inputs,
                 },
                 Arc::clone(&reporter),
             ),
@@ -339,6 +365,47 @@ impl Agent {
         tracing::info!(stats = ?running.reporter.stats(), "agent stopped");
         Ok(())
     }
+}
+
+/// Binds the OTLP receiver on `addr` (a failure stops the agent: a receiver asked for that
+/// cannot run is not silently left out) and serves it until `stop`; its address is written
+/// to `otlp.addr` in the state directory (useful with port 0).
+async fn start_otlp_receiver(
+    config: &AgentConfig,
+    addr: std::net::SocketAddr,
+    state: &StateDir,
+    stop: watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, Arc<OtlpInputs>), AgentError> {
+    let bind_error = |source| AgentError::OtlpReceiver {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = otlp_receiver::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    crate::state::write_private(
+        &state.path().join("otlp.addr"),
+        bound.to_string().as_bytes(),
+    )?;
+    let forward = config
+        .otlp_receiver_forward
+        .clone()
+        .unwrap_or(otlp_receiver::Forward::Off);
+    match &forward {
+        otlp_receiver::Forward::Off => {
+            tracing::warn!(addr = %bound, "OTLP receiver is a measurement-only sink: what it accepts is measured and dropped, not forwarded")
+        }
+        otlp_receiver::Forward::To(upstream) => {
+            tracing::info!(addr = %bound, %upstream, "OTLP receiver measuring and forwarding")
+        }
+    }
+    let inputs = Arc::new(OtlpInputs::new());
+    let receiver = Arc::new(OtlpReceiver::new(
+        Arc::clone(&inputs),
+        forward,
+        config.io_timeout,
+    ));
+    tokio::spawn(otlp_receiver::serve(listener, receiver, stop));
+    Ok((bound, inputs))
 }
 
 /// Loads the saved credential or enrolls (retrying while the server is unreachable).

@@ -13,6 +13,8 @@ use std::time::Duration;
 use phoenix_core::backoff::{Backoff, Sequence};
 use serde::Deserialize;
 
+pub use crate::otlp_receiver::Forward;
+
 /// The agent's retry and reconnect delays: the core [`Backoff`] (doubling, equal jitter:
 /// each wait is drawn at random from `[ceiling / 2, ceiling]`) from `initial` up to `max`.
 /// `initial` is at least 1 ms, so a zero flag never spins, and `max` at least `initial`.
@@ -107,6 +109,12 @@ pub struct AgentConfig {
     pub snapshot_interval: Duration,
     /// OTLP/HTTP endpoint every pipeline also exports to.
     pub otlp_endpoint: Option<String>,
+    /// The OTLP/HTTP metrics receiver's address (`None`: no receiver, the default). What it
+    /// receives is an input of the host, in every cardinality snapshot.
+    pub otlp_receiver: Option<SocketAddr>,
+    /// Where the receiver passes what it accepts (required with a receiver: a base URL, or
+    /// [`Forward::Off`] for a measurement-only sink).
+    pub otlp_receiver_forward: Option<Forward>,
     /// First backoff delay after a failed call.
     pub backoff_initial: Duration,
     /// Longest backoff delay.
@@ -140,6 +148,8 @@ impl Default for AgentConfig {
             host_interval: Duration::from_secs(10),
             snapshot_interval: Duration::from_secs(60),
             otlp_endpoint: None,
+            otlp_receiver: None,
+            otlp_receiver_forward: None,
             backoff_initial: Backoff::default().initial(),
             backoff_max: Backoff::default().max(),
             shutdown_grace: Duration::from_secs(10),
@@ -202,6 +212,8 @@ pub struct FileConfig {
     scrape_interval_secs: Option<u64>,
     host_interval_secs: Option<u64>,
     otlp_endpoint: Option<String>,
+    otlp_receiver: Option<String>,
+    otlp_receiver_forward: Option<String>,
     backoff_initial_ms: Option<u64>,
     backoff_max_ms: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -292,6 +304,15 @@ pub struct AgentArgs {
     /// OTLP/HTTP endpoint every pipeline also exports to.
     #[arg(long, env = "PHOENIX_AGENT_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// OTLP/HTTP metrics receiver address (`host:port`; `off`, the default, disables it):
+    /// what applications send there is an input of this host in its cardinality snapshots.
+    #[arg(long, env = "PHOENIX_AGENT_OTLP_RECEIVER")]
+    pub otlp_receiver: Option<String>,
+    /// Where the OTLP receiver passes what it accepts, unchanged: the upstream's base URL
+    /// (posted to `<url>/v1/metrics`), or `off` for a measurement-only sink that forwards
+    /// nothing. Required with `--otlp-receiver`.
+    #[arg(long, env = "PHOENIX_AGENT_OTLP_RECEIVER_FORWARD")]
+    pub otlp_receiver_forward: Option<String>,
     /// First backoff delay, milliseconds.
     #[arg(long, env = "PHOENIX_AGENT_BACKOFF_INITIAL_MS")]
     pub backoff_initial_ms: Option<u64>,
@@ -314,13 +335,25 @@ fn parse_label(s: &str) -> Result<(String, String), ConfigError> {
 }
 
 fn parse_listen(s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    parse_address("listen", s)
+}
+
+fn parse_address(key: &'static str, s: &str) -> Result<Option<SocketAddr>, ConfigError> {
     if s.eq_ignore_ascii_case("off") || s.is_empty() {
         return Ok(None);
     }
     s.parse().map(Some).map_err(|_| ConfigError::Invalid {
-        key: "listen",
+        key,
         message: format!("`{s}` is not host:port (an IP address and a port) or `off`"),
     })
+}
+
+fn parse_forward(s: &str) -> Forward {
+    if s.eq_ignore_ascii_case("off") {
+        Forward::Off
+    } else {
+        Forward::To(s.to_owned())
+    }
 }
 
 impl AgentArgs {
@@ -353,6 +386,19 @@ impl AgentArgs {
             Some(s) => parse_listen(s)?,
             None => d.listen,
         };
+        let otlp_receiver = match self
+            .otlp_receiver
+            .as_deref()
+            .or(file.otlp_receiver.as_deref())
+        {
+            Some(s) => parse_address("otlp_receiver", s)?,
+            None => None,
+        };
+        let otlp_receiver_forward = self
+            .otlp_receiver_forward
+            .as_deref()
+            .or(file.otlp_receiver_forward.as_deref())
+            .map(parse_forward);
         let config = AgentConfig {
             server_url: self.server.clone().or(file.server).unwrap_or(d.server_url),
             enrollment_token: self.enrollment_token.clone().or(file.enrollment_token),
@@ -427,6 +473,8 @@ impl AgentArgs {
                 .map_or(d.host_interval, secs),
             snapshot_interval: d.snapshot_interval,
             otlp_endpoint: self.otlp_endpoint.clone().or(file.otlp_endpoint),
+            otlp_receiver,
+            otlp_receiver_forward,
             backoff_initial: self
                 .backoff_initial_ms
                 .or(file.backoff_initial_ms)
@@ -501,6 +549,45 @@ impl AgentConfig {
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
             return invalid("otlp_endpoint", "must be an http:// or https:// URL");
+        }
+        match (self.otlp_receiver, &self.otlp_receiver_forward) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return invalid(
+                    "otlp_receiver_forward",
+                    "has no effect without otlp_receiver: set the receiver's address too",
+                );
+            }
+            (Some(_), None) => {
+                return invalid(
+                    "otlp_receiver_forward",
+                    "required with otlp_receiver: the base URL of the OTLP receiver the applications' data goes on to (a tee that loses nothing), or `off` for a measurement-only sink that drops what it measured",
+                );
+            }
+            (Some(_), Some(Forward::Off)) => {}
+            (Some(addr), Some(Forward::To(url))) => {
+                let parsed = reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+                let Some(parsed) = parsed else {
+                    return invalid(
+                        "otlp_receiver_forward",
+                        "must be an http:// or https:// URL, or `off`",
+                    );
+                };
+                let host = parsed
+                    .host_str()
+                    .unwrap_or_default()
+                    .trim_matches(['[', ']']);
+                if parsed.port_or_known_default() == Some(addr.port())
+                    && host.parse::<std::net::IpAddr>().ok() == Some(addr.ip())
+                {
+                    return invalid(
+                        "otlp_receiver_forward",
+                        "points at the receiver itself: requests would loop",
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -589,6 +676,77 @@ binary = "/opt/otelcol"
         let bad_file =
             AgentArgs::parse_from(["phoenix-agent", "--config", path.to_str().unwrap()]).resolve();
         assert!(matches!(bad_file, Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn the_otlp_receiver_needs_an_explicit_forward_choice() {
+        let off = AgentArgs::parse_from(["phoenix-agent"]).resolve().unwrap();
+        assert_eq!(off.otlp_receiver, None);
+        let parse =
+            |args: &[&str]| AgentArgs::parse_from(["phoenix-agent"].iter().chain(args)).resolve();
+        let tee = parse(&[
+            "--otlp-receiver",
+            "127.0.0.1:4318",
+            "--otlp-receiver-forward",
+            "http://collector:4318",
+        ])
+        .unwrap();
+        assert_eq!(tee.otlp_receiver, Some("127.0.0.1:4318".parse().unwrap()));
+        assert_eq!(
+            tee.otlp_receiver_forward,
+            Some(Forward::To("http://collector:4318".to_owned()))
+        );
+        let sink = parse(&[
+            "--otlp-receiver",
+            "0.0.0.0:4318",
+            "--otlp-receiver-forward",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!(sink.otlp_receiver_forward, Some(Forward::Off));
+        for bad in [
+            &["--otlp-receiver", "127.0.0.1:4318"][..],
+            &["--otlp-receiver-forward", "http://collector:4318"],
+            &[
+                "--otlp-receiver",
+                "nowhere",
+                "--otlp-receiver-forward",
+                "off",
+            ],
+            &[
+                "--otlp-receiver",
+                "127.0.0.1:4318",
+                "--otlp-receiver-forward",
+                "collector:4318",
+            ],
+            &[
+                "--otlp-receiver",
+                "127.0.0.1:4318",
+                "--otlp-receiver-forward",
+                "http://127.0.0.1:4318/",
+            ],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        key: "otlp_receiver" | "otlp_receiver_forward",
+                        ..
+                    }
+                ),
+                "{bad:?}: {e}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "otlp_receiver = \"127.0.0.1:4318\"\notlp_receiver_forward = \"off\"\n",
+        )
+        .unwrap();
+        let file = parse(&["--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(file.otlp_receiver_forward, Some(Forward::Off));
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! baseline and the candidate on the same sample every interval and serves each on the
 //! agent's own listener ([`serve`]); the otelcol one supervises a real Collector.
 //!
-//! Invariants: the agent only opens outbound connections, except its one exposition
-//! listener (loopback by default); nothing reads the environment but `main.rs`.
+//! Invariants: the agent only opens outbound connections, except its exposition listener
+//! (loopback by default), the otelcol runtime's loopback measurement tap and, when
+//! configured, the OTLP receiver ([`otlp_receiver`]); nothing reads the environment but
+//! `main.rs`.
 
 pub mod agent;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod http;
 pub mod in_process;
 pub mod leases;
 pub mod otlp;
+pub mod otlp_receiver;
 pub mod report;
 pub mod runtime;
 pub mod seq;

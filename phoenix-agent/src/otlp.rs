@@ -235,6 +235,27 @@ fn millis(time_unix_nano: u64) -> i64 {
     i64::try_from(time_unix_nano / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// Calls `f` with each data point of `request` and its resource's attributes (as text),
+/// flattened as [`for_each_point`] does: the one OTLP to series conversion of the agent,
+/// which the otelcol runtime's measurement tap and the OTLP receiver both use.
+pub fn for_each_request_point<'a>(
+    request: &'a ExportMetricsServiceRequest,
+    mut f: impl FnMut(&[(String, String)], DecodedPoint<'a>),
+) {
+    for rm in &request.resource_metrics {
+        let resource = rm
+            .resource
+            .as_ref()
+            .map(|r| attributes_text(&r.attributes))
+            .unwrap_or_default();
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                for_each_point(metric, |p| f(&resource, p));
+            }
+        }
+    }
+}
+
 /// The "no recorded value" data point flag (a staleness marker, not a value).
 const NO_RECORDED_VALUE: u32 = 1;
 

@@ -3,13 +3,15 @@
 //!
 //! Inputs: the runtime's view of the host (the native runtime's last input or a fresh
 //! process scan in the hostmetrics shape; the otelcol runtime's tap window or a process
-//! scan) and every Prometheus target configured as an input of the host (`scrape`).
+//! scan), every Prometheus target configured as an input of the host (`scrape`), and the
+//! OTLP the agent's receiver accepted since the previous snapshot ([`OtlpInputs`]).
 //! Beside it, when a pipeline is deployed or promoted on the host, a second snapshot of
 //! what that pipeline ships ([`SnapshotSource::Shipped`]), taken at the same moment.
 //! A snapshot covers `interval` (the snapshot period); each series carries the points its
 //! input produces in that period at the input's own collection interval (`host_interval`
 //! or the deployed pipeline's interval for the host view, `scrape_interval` for scrape
-//! targets), so points per minute are the input's real rate, not the snapshot's.
+//! targets, the points actually received for OTLP series), so points per minute are the
+//! input's real rate, not the snapshot's.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource}
 use phoenix_core::pipeline::SampleBuilder;
 use phoenix_core::pipeline::exposition::parse_exposition;
 
+use crate::otlp_receiver::OtlpInputs;
 use crate::report::Reporter;
 use crate::runtime::{PipelineRuntime, RuntimeError};
 
@@ -39,6 +42,8 @@ pub struct SnapshotConfig {
     pub host_interval: Duration,
     /// Timeout of one scrape.
     pub io_timeout: Duration,
+    /// What the OTLP receiver received since the last snapshot (when it runs).
+    pub otlp: Option<Arc<OtlpInputs>>,
 }
 
 /// Takes snapshots and hands them to the reporter (the one writer of the agent's snapshot).
@@ -79,8 +84,8 @@ impl Snapshotter {
 
     /// Takes a snapshot covering `period` and queues it for the next report. The host view
     /// comes from `runtime`, collected every `pipeline_interval` when a pipeline sets one.
-    /// Returns the series count and the scrape targets that failed (their series are
-    /// missing from this snapshot).
+    /// Returns the series count and the inputs that failed or are partial (scrape targets
+    /// whose series are missing, OTLP series left out beyond the receiver's caps).
     ///
     /// # Errors
     /// When the runtime cannot give its view of the host.
@@ -138,6 +143,16 @@ impl Snapshotter {
                     failed.push(format!("{target}: {e}"));
                 }
             }
+        }
+        // What applications sent the OTLP receiver since the last snapshot, at the rate it
+        // arrived (OTLP has no configured interval).
+        if let Some(otlp) = &self.config.otlp {
+            let taken = otlp.take(period);
+            if let Some(why) = taken.partial() {
+                tracing::warn!(%why, "OTLP input is partial in this snapshot");
+                failed.push(why);
+            }
+            series.extend(taken.series);
         }
         // A target both configured and scraped by a deployed pipeline is one input.
         let mut seen = BTreeSet::new();

@@ -21,7 +21,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::agent::{ActivePipeline, AgentRegistration, Heartbeat};
 use crate::experiment::TargetSelector;
-use crate::measure::{CardinalitySnapshot, HostStats, MeasurementSample, VariantStats};
+use crate::measure::{
+    CardinalitySnapshot, HostStats, MeasurementSample, SnapshotSeries, VariantStats,
+};
 use crate::queries::SampleQueries;
 use crate::validation::ValidationErrors;
 
@@ -153,10 +155,15 @@ pub fn fit_free_text(value: &str, max: usize) -> String {
 /// process's command line may be longer than [`MAX_DETAIL_CHARS`] or hold escapes.
 pub fn fit_snapshot(snapshot: &mut CardinalitySnapshot) {
     for series in &mut snapshot.series {
-        for value in series.labels.values_mut() {
-            if value.len() > MAX_DETAIL_CHARS || value.chars().any(not_free_text) {
-                *value = fit_free_text(value, MAX_DETAIL_CHARS);
-            }
+        fit_series(series);
+    }
+}
+
+/// One series' label values made acceptable as free text (see [`fit_snapshot`]).
+pub fn fit_series(series: &mut SnapshotSeries) {
+    for value in series.labels.values_mut() {
+        if value.len() > MAX_DETAIL_CHARS || value.chars().any(not_free_text) {
+            *value = fit_free_text(value, MAX_DETAIL_CHARS);
         }
     }
 }
@@ -547,39 +554,45 @@ pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: Dat
         if errors.errors.len() >= 100 {
             break;
         }
-        let p = format!("series[{i}]");
-        name(
-            errors,
-            &format!("{p}.metric"),
-            &series.metric,
-            MAX_TOKEN_CHARS,
+        snapshot_series(errors, &format!("series[{i}]"), series);
+    }
+}
+
+/// One series of a cardinality snapshot, its fields under `p`. Senders that take series
+/// from elsewhere (the agent's OTLP receiver) ask it too, to leave out a series the server
+/// would refuse rather than lose the whole snapshot.
+pub fn snapshot_series(errors: &mut ValidationErrors, p: &str, series: &SnapshotSeries) {
+    name(
+        errors,
+        &format!("{p}.metric"),
+        &series.metric,
+        MAX_TOKEN_CHARS,
+    );
+    if series.labels.len() > MAX_SERIES_LABELS {
+        errors.push(
+            format!("{p}.labels"),
+            format!("at most {MAX_SERIES_LABELS} labels"),
         );
-        if series.labels.len() > MAX_SERIES_LABELS {
-            errors.push(
-                format!("{p}.labels"),
-                format!("at most {MAX_SERIES_LABELS} labels"),
-            );
-        }
-        for (key, value) in &series.labels {
-            let lp = format!("{p}.labels.{}", key.escape_debug());
-            name(errors, &lp, key, MAX_LABEL_KEY_CHARS);
-            // Values are whatever the host's processes carry (command lines included).
-            free_text(errors, &lp, value, MAX_DETAIL_CHARS);
-        }
-        int(
+    }
+    for (key, value) in &series.labels {
+        let lp = format!("{p}.labels.{}", key.escape_debug());
+        name(errors, &lp, key, MAX_LABEL_KEY_CHARS);
+        // Values are whatever the host's processes carry (command lines included).
+        free_text(errors, &lp, value, MAX_DETAIL_CHARS);
+    }
+    int(
+        errors,
+        &format!("{p}.points"),
+        series.points,
+        0..=MAX_POINTS,
+    );
+    if let Some(value) = series.value {
+        float(
             errors,
-            &format!("{p}.points"),
-            series.points,
-            0..=MAX_POINTS,
+            &format!("{p}.value"),
+            value,
+            -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
         );
-        if let Some(value) = series.value {
-            float(
-                errors,
-                &format!("{p}.value"),
-                value,
-                -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
-            );
-        }
     }
 }
 

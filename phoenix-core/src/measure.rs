@@ -219,6 +219,21 @@ pub struct SnapshotSeries {
 }
 
 impl SnapshotSeries {
+    /// A series' labels in a snapshot: its resource's attributes, then its own (which win
+    /// on a key both carry). The one rule for every input (a sample's series, an OTLP data
+    /// point the agent receives).
+    #[must_use]
+    pub fn labels_of<'a>(
+        resource: impl IntoIterator<Item = (&'a str, &'a str)>,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> BTreeMap<String, String> {
+        resource
+            .into_iter()
+            .chain(attributes)
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     /// `value` as a snapshot carries it: `None` when not finite or out of bounds.
     #[must_use]
     pub fn value_of(value: f64) -> Option<f64> {

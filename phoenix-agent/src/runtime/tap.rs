@@ -191,20 +191,7 @@ impl TapWindows {
     pub fn ingest(&mut self, stream: TapStream, request: &ExportMetricsServiceRequest) {
         self.stats.requests += 1;
         let s = index_of(stream);
-        for rm in &request.resource_metrics {
-            let resource_attrs = rm
-                .resource
-                .as_ref()
-                .map(|r| otlp::attributes_text(&r.attributes))
-                .unwrap_or_default();
-            for sm in &rm.scope_metrics {
-                for metric in &sm.metrics {
-                    otlp::for_each_point(metric, |p| {
-                        self.add(s, &resource_attrs, &p);
-                    });
-                }
-            }
-        }
+        otlp::for_each_request_point(request, |resource, p| self.add(s, resource, &p));
     }
 
     fn add(&mut self, s: usize, resource: &[(String, String)], p: &otlp::DecodedPoint<'_>) {

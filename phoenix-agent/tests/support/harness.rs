@@ -144,6 +144,24 @@ impl RunningCollector {
         }
     }
 
+    /// Stops the Collector gracefully (SIGTERM: it flushes what its exporters hold) and
+    /// waits for it to exit.
+    ///
+    /// # Panics
+    /// When it does not exit within 30 seconds.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().and_then(|id| {
+            rustix::process::Pid::from_raw(i32::try_from(id).expect("a pid fits i32"))
+        });
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the Collector did not stop:\n{}", self.log()))
+            .expect("wait for the Collector")
+    }
+
     /// What the Collector logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -329,16 +329,19 @@ impl Sample {
         self.series
             .iter()
             .map(|s| {
-                let mut labels = BTreeMap::new();
-                for (k, v) in self.resource(s.resource).pairs() {
-                    labels.insert(self.resolve(*k).to_owned(), self.resolve(*v).to_owned());
-                }
-                for (k, v) in s.attributes.pairs() {
-                    labels.insert(self.resolve(*k).to_owned(), self.resolve(*v).to_owned());
-                }
+                let pairs = |labels: &Labels| {
+                    labels
+                        .pairs()
+                        .iter()
+                        .map(|(k, v)| (self.resolve(*k), self.resolve(*v)))
+                        .collect::<Vec<_>>()
+                };
                 SnapshotSeries {
                     metric: self.resolve(s.metric).to_owned(),
-                    labels,
+                    labels: SnapshotSeries::labels_of(
+                        pairs(self.resource(s.resource)),
+                        pairs(&s.attributes),
+                    ),
                     points: 1,
                     value: SnapshotSeries::value_of(s.value),
                 }

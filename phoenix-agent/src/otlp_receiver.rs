@@ -6,8 +6,9 @@
 //! /v1/metrics` with a protobuf `ExportMetricsServiceRequest`, answered `200` with an
 //! `ExportMetricsServiceResponse`. Refused, each with a `google.rpc.Status` body whose
 //! message says why (what OTLP exporters log): a body that is not such a request (400), a
-//! body over [`MAX_BODY_BYTES`] (413), a content type other than protobuf or a content
-//! encoding other than identity (415: OTLP/JSON and gzip are not decoded); another path is
+//! body over [`MAX_BODY_BYTES`], sent or inflated (413), a content type other than protobuf
+//! or a content encoding other than gzip, deflate or identity (415: OTLP/JSON is not
+//! decoded); another path is
 //! 404 (traces and logs included), another method 405.
 //!
 //! **Forwarding.** With a forward URL the receiver is a tee: every request it accepts is
@@ -407,13 +408,13 @@ fn refuse_head(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     }
     let headers = req.headers();
     if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+        && Encoding::of(encoding.as_bytes()).is_none()
     {
         return Some(status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             INVALID_ARGUMENT,
             format!(
-                "content encoding {:?} is not supported: send uncompressed protobuf (set the exporter's compression to none)",
+                "content encoding {:?} is not supported: send gzip, deflate or uncompressed protobuf (the otlphttp exporter's compression gzip or none)",
                 String::from_utf8_lossy(encoding.as_bytes())
             ),
         ));
@@ -441,6 +442,67 @@ fn refuse_head(req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
         return Some(too_large());
     }
     None
+}
+
+/// A request body's content encoding: what the Collector's `otlphttp` exporter sends by
+/// default (`gzip`), zlib (`deflate`) or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// Why a compressed body could not be inflated.
+#[derive(Debug)]
+enum Inflate {
+    /// Inflated, it is over [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// It is not valid data of its encoding.
+    Invalid(std::io::Error),
+}
+
+impl Encoding {
+    fn of(value: &[u8]) -> Option<Self> {
+        let value = std::str::from_utf8(value).ok()?.trim();
+        if value.is_empty() || value.eq_ignore_ascii_case("identity") {
+            Some(Self::Identity)
+        } else if value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip") {
+            Some(Self::Gzip)
+        } else if value.eq_ignore_ascii_case("deflate") {
+            Some(Self::Deflate)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Identity => "protobuf",
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+        }
+    }
+
+    /// The body inflated, at most [`MAX_BODY_BYTES`] (a small body must not inflate into
+    /// an unbounded one).
+    fn decode(self, body: &Bytes) -> Result<Bytes, Inflate> {
+        use std::io::Read as _;
+        let reader: Box<dyn std::io::Read + '_> = match self {
+            Self::Identity => return Ok(body.clone()),
+            Self::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+            Self::Deflate => Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        };
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(MAX_BODY_BYTES));
+        reader
+            .take(MAX_BODY_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(Inflate::Invalid)?;
+        if out.len() > MAX_BODY_BYTES {
+            return Err(Inflate::TooLarge);
+        }
+        Ok(Bytes::from(out))
+    }
 }
 
 fn too_large() -> Response<Full<Bytes>> {
@@ -496,7 +558,23 @@ async fn answer(
             ));
         }
     };
-    let request = match ExportMetricsServiceRequest::decode(body.clone()) {
+    let encoding = head
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|e| Encoding::of(e.as_bytes()))
+        .unwrap_or(Encoding::Identity);
+    let decoded = match encoding.decode(&body) {
+        Ok(decoded) => decoded,
+        Err(Inflate::TooLarge) => return Err(too_large()),
+        Err(Inflate::Invalid(e)) => {
+            return Err(status(
+                StatusCode::BAD_REQUEST,
+                INVALID_ARGUMENT,
+                format!("the body is not valid {} data: {e}", encoding.name()),
+            ));
+        }
+    };
+    let request = match ExportMetricsServiceRequest::decode(decoded) {
         Ok(r) => r,
         Err(e) => {
             return Err(status(

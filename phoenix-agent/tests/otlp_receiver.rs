@@ -25,19 +25,15 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
+use phoenix_core::PhoenixConfig;
 use phoenix_core::measure::SnapshotSource;
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
 use tokio::process::{Child, Command};
 
 mod support;
 use support::collector::collector_binary;
 use support::harness::{RunningCollector, free_port};
+use support::stand::{ENROLL, Stand, eventually};
 
-const ADMIN: &str = "phx_admin_otlpin_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_otlpin_0123456789abcdef";
 /// The server's snapshot interval (told to agents in heartbeat answers).
 const SNAPSHOT_SECS: u64 = 20;
 /// The Collector's collection interval.
@@ -90,36 +86,21 @@ async fn recording_sink() -> (SocketAddr, Received, tokio::task::JoinHandle<()>)
     (addr, received, task)
 }
 
-fn start_agent(server: &str, state_dir: &Path, receiver: SocketAddr, forward: SocketAddr) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-        .args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args([
-            "--listen",
-            "off",
-            "--host-name",
-            HOST,
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-        ])
+fn start_agent(
+    stand: &Stand,
+    state_dir: &Path,
+    receiver: SocketAddr,
+    forward: SocketAddr,
+) -> Child {
+    stand
+        .agent(state_dir, HOST)
         .args(["--otlp-receiver", &receiver.to_string()])
         .args(["--otlp-receiver-forward", &format!("http://{forward}")])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
-        .expect("agent binary starts")
 }
 
 /// The application: the Collector's host metrics, named as a service, exported over
-/// OTLP/HTTP (protobuf, uncompressed, no queue so that each collection is one request to
+/// OTLP/HTTP (protobuf, gzip as the exporter sends by default, no queue so that each collection is one request to
 /// each exporter) through the agent and straight to the reference sink.
 fn collector_config(agent: SocketAddr, direct: SocketAddr, health_port: u16) -> String {
     format!(
@@ -141,12 +122,10 @@ processors:
 exporters:
   otlphttp/agent:
     endpoint: http://{agent}
-    compression: none
     sending_queue:
       enabled: false
   otlphttp/direct:
     endpoint: http://{direct}
-    compression: none
     sending_queue:
       enabled: false
 extensions:
@@ -166,20 +145,6 @@ service:
     )
 }
 
-async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_through_the_agent_is_measured_in_the_host_snapshot_and_forwarded_unchanged() {
     let Some(collector) = collector_binary() else {
@@ -188,39 +153,17 @@ async fn otlp_through_the_agent_is_measured_in_the_host_snapshot_and_forwarded_u
     let (forward_addr, forwarded, _forward_sink) = recording_sink().await;
     let (direct_addr, direct, _direct_sink) = recording_sink().await;
 
-    let phoenix = Phoenix::new(
-        MemoryStore::new().stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            heartbeat_interval: chrono::Duration::seconds(1),
-            safety_poll: chrono::Duration::milliseconds(200),
-            snapshot_interval: chrono::Duration::seconds(i64::try_from(SNAPSHOT_SECS).unwrap()),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        heartbeat_interval: chrono::Duration::seconds(1),
+        safety_poll: chrono::Duration::milliseconds(200),
+        snapshot_interval: chrono::Duration::seconds(i64::try_from(SNAPSHOT_SECS).unwrap()),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (&stand.client, &stand.phoenix);
     let dir = tempfile::tempdir().unwrap();
     let receiver: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut agent = start_agent(&base, &dir.path().join("agent"), receiver, forward_addr);
+    let mut agent = start_agent(&stand, &dir.path().join("agent"), receiver, forward_addr);
     eventually("the agent's OTLP receiver to listen", 60, async || {
         tokio::net::TcpStream::connect(receiver).await.ok()
     })
@@ -370,13 +313,13 @@ async fn otlp_through_the_agent_is_measured_in_the_host_snapshot_and_forwarded_u
             headers[http::header::CONTENT_TYPE],
             "application/x-protobuf"
         );
+        assert_eq!(headers[http::header::CONTENT_ENCODING], "gzip");
         let agent = headers[http::header::USER_AGENT].to_str().unwrap();
         assert!(agent.contains("OpenTelemetry Collector"), "{agent}");
     }
 
     let _ = agent.kill().await;
-    let _ = stop_server.send(());
-    let _ = server.await;
+    stand.stop().await;
 }
 
 /// The agent binary's exit status and standard error, run with `args` (no server needed:

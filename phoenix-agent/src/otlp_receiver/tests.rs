@@ -280,6 +280,13 @@ async fn start(forward: Forward) -> (SocketAddr, Arc<OtlpReceiver>, watch::Sende
     (addr, receiver, stop)
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
 fn rpc_message(body: &[u8]) -> String {
     RpcStatus::decode(body).unwrap().message
 }
@@ -312,7 +319,18 @@ async fn status_codes_follow_otlp_http() {
         .unwrap();
     assert_eq!(json.status(), 415);
     assert!(rpc_message(&json.bytes().await.unwrap()).contains("OTLP/JSON"));
-    let gzip = client
+    let zstd = client
+        .post(&url)
+        .header(header::CONTENT_TYPE, PROTOBUF)
+        .header(header::CONTENT_ENCODING, "zstd")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zstd.status(), 415);
+    assert!(rpc_message(&zstd.bytes().await.unwrap()).contains("compression gzip or none"));
+    // Declared gzip but not gzip data.
+    let not_gzip = client
         .post(&url)
         .header(header::CONTENT_TYPE, PROTOBUF)
         .header(header::CONTENT_ENCODING, "gzip")
@@ -320,8 +338,18 @@ async fn status_codes_follow_otlp_http() {
         .send()
         .await
         .unwrap();
-    assert_eq!(gzip.status(), 415);
-    assert!(rpc_message(&gzip.bytes().await.unwrap()).contains("compression to none"));
+    assert_eq!(not_gzip.status(), 400);
+    assert!(rpc_message(&not_gzip.bytes().await.unwrap()).contains("not valid gzip"));
+    // A small body that inflates beyond the cap.
+    let bomb = client
+        .post(&url)
+        .header(header::CONTENT_TYPE, PROTOBUF)
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(gzip(&vec![0u8; MAX_BODY_BYTES + 1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bomb.status(), 413);
 
     let garbage = client
         .post(&url)
@@ -352,7 +380,7 @@ async fn status_codes_follow_otlp_http() {
             .series
             .is_empty()
     );
-    assert_eq!(receiver.stats().refused.load(Ordering::Relaxed), 6);
+    assert_eq!(receiver.stats().refused.load(Ordering::Relaxed), 8);
 
     let ok = client
         .post(&url)
@@ -403,6 +431,27 @@ async fn a_tee_forwards_bodies_unchanged_and_answers_what_the_upstream_answered(
         receiver.inputs().take(Duration::from_secs(10)).series.len(),
         1
     );
+    // What the Collector's otlphttp exporter sends by default: gzip, measured inflated and
+    // forwarded as sent.
+    let compressed = gzip(&body);
+    let ok = client
+        .post(&url)
+        .header(header::CONTENT_TYPE, PROTOBUF)
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(compressed.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    {
+        let got = lock(&up.got);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].1.as_ref(), compressed.as_slice(), "byte for byte");
+        assert_eq!(got[1].0[header::CONTENT_ENCODING], "gzip");
+    }
+    let take = receiver.inputs().take(Duration::from_secs(10));
+    assert_eq!(take.series.len(), 1);
+    assert_eq!(take.series[0].labels["service.name"], "api");
     // A refused request is not forwarded.
     let bad = client
         .post(&url)
@@ -412,7 +461,7 @@ async fn a_tee_forwards_bodies_unchanged_and_answers_what_the_upstream_answered(
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    assert_eq!(lock(&up.got).len(), 1);
+    assert_eq!(lock(&up.got).len(), 2);
 }
 
 #[tokio::test]

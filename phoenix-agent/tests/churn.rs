@@ -123,20 +123,25 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
     let label = uuid::Uuid::new_v4().to_string();
     let _agent = start_agent(&base, &dirs.path().join("a"), &label);
 
-    // The churning process: restarted every 700 ms for as long as the test runs.
+    // The churning processes: 30 of them, all restarted every 500 ms (so every 1 s sample
+    // sees new pids) for as long as the test runs.
     let name = NamedProcesses::unique_name("churn");
     let restarts = tokio::spawn({
         let name = name.clone();
         async move {
             let mut processes = NamedProcesses::new();
             loop {
-                processes.replace(&name, 1);
-                tokio::time::sleep(Duration::from_millis(700)).await;
+                processes.replace(&name, 30);
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     });
 
-    for model in ["grafana-cloud-pro", "datadog-pro"] {
+    // Datadog bills each hour's distinct series, whatever the data points. Grafana bills
+    // max(P95 active series, P95 DPM / 1 included DPM per series): a series scraped every
+    // second is 60 DPM, so the active series outweigh the DPM term only once more than a
+    // minute of restarts is inside the 20-minute window, hence the longer run.
+    for (model, duration_secs) in [("datadog-pro", 20), ("grafana-cloud-pro", 100)] {
         // Baseline: every process summed by executable (no pid: the restarts do not change
         // its series). Candidate: the process with the most memory and the critical one,
         // each with its pid.
@@ -147,7 +152,7 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
             .with_param("collection_interval", every("1s"))
             .with_param("rank_by", every("memory"))
             .with_param("k", ParamValue::Int(1));
-        let mut spec = ExperimentSpec::new(baseline, candidate, 20);
+        let mut spec = ExperimentSpec::new(baseline, candidate, duration_secs);
         spec.targets = TargetSelector {
             labels: BTreeMap::from([("churn".to_owned(), label.clone())]),
             hosts: Vec::new(),
@@ -155,10 +160,10 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
         spec.sample_interval_secs = 1;
         spec.critical_processes = vec![name.clone()];
         spec.pricing_model = model.to_owned();
-        // Informational: the verdict carries the cost KPI it measured.
+        // Informational (non-critical): the verdict carries the cost KPI it measured.
         spec.criteria = vec![Criterion::at_least(
             KpiName::CostReductionPct,
-            -1_000_000.0,
+            -100.0,
             false,
         )];
         let created = client
@@ -176,7 +181,11 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
         // Every sample carries both figures for both variants, within their bounds.
         let samples: Vec<MeasurementSample> =
             phoenix.stores().metrics.samples(id, 10_000).await.unwrap();
-        assert!(samples.len() >= 10, "{} samples", samples.len());
+        assert!(
+            samples.len() as u64 >= duration_secs / 2,
+            "{} samples",
+            samples.len()
+        );
         for s in &samples {
             for v in [&s.baseline, &s.candidate] {
                 for figure in [v.active_series, v.hour_distinct_series] {
@@ -231,21 +240,25 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
         );
         // What the per-sample count alone would have cost (the rule for samples without
         // the figures): less.
-        let counted: Vec<Observation> = samples
-            .iter()
-            .map(|s| Observation {
-                taken_at: Some(s.taken_at),
-                series: s.candidate.series,
-                points: s.candidate.points,
-                bytes: s.candidate.bytes,
-                interval_secs: s.interval_secs,
-                active_series: None,
-                hour_distinct_series: None,
-            })
-            .collect();
-        let by_count = Catalogue::builtin()
-            .price(model, &Usage::from_hosts([counted.as_slice()], "counts"))
-            .unwrap();
+        let by_count = |pick: fn(&MeasurementSample) -> &phoenix_core::measure::VariantStats| {
+            let counted: Vec<Observation> = samples
+                .iter()
+                .map(|s| Observation {
+                    taken_at: Some(s.taken_at),
+                    series: pick(s).series,
+                    points: pick(s).points,
+                    bytes: pick(s).bytes,
+                    interval_secs: s.interval_secs,
+                    active_series: None,
+                    hour_distinct_series: None,
+                })
+                .collect();
+            Catalogue::builtin()
+                .price(model, &Usage::from_hosts([counted.as_slice()], "counts"))
+                .unwrap()
+        };
+        let base_by_count = by_count(|s| &s.baseline);
+        let by_count = by_count(|s| &s.candidate);
         assert!(by_count.quantity_rule.contains("no sample carried"));
         assert!(
             candidate.gross_monthly > by_count.gross_monthly,
@@ -266,17 +279,15 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
             .find(|c| c.criterion.kpi == KpiName::CostReductionPct)
             .and_then(|c| c.measured)
             .expect("the verdict measured the cost KPI");
-        // One host: the verdict's figure is that host's cost KPI over the samples judged
-        // (the first `verdict.samples` of the agent's; one may arrive after the verdict).
-        let judged: Vec<MeasurementSample> = by_seq
-            .iter()
-            .take(usize::try_from(verdict.samples).unwrap())
-            .map(|s| (*s).clone())
-            .collect();
-        let at_verdict = phoenix_core::kpi::compute(&done, &judged, phoenix.catalogue());
-        let judged_cost = at_verdict.cost.as_ref().unwrap();
-        assert!(judged_cost.measured.candidate.quantity >= 2 * at_verdict.candidate.series_p95);
-        assert_eq!(Some(measured), judged_cost.measured.gross_reduction_pct);
+        // The verdict judged the candidate by the vendor's window too: its cost reduction is
+        // far below what both variants' per-sample counts would give.
+        let count_reduction = (1.0
+            - by_count.gross_monthly.as_f64_units() / base_by_count.gross_monthly.as_f64_units())
+            * 100.0;
+        assert!(
+            measured < count_reduction,
+            "{model}: verdict {measured} %, by counts {count_reduction} %"
+        );
     }
     restarts.abort();
     let _ = stop_server.send(());

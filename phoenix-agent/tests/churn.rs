@@ -1,7 +1,7 @@
 //! Churn billed as the vendors bill it, with a real agent: the real server (in-process on
 //! 127.0.0.1:0) and a real `phoenix-agent` process (native runtime) run an experiment whose
-//! candidate keeps a critical process that this test restarts every 700 ms (the same
-//! executable under a new pid each time, so new series identities), beside the one
+//! candidate keeps the critical processes that this test restarts every 500 ms (30 of the
+//! same executable under new pids each time, so new series identities), beside the one
 //! process with the most memory (`topk`, K=1). Its output holds a handful of series in
 //! every sample, but under Grafana's 20-minute activity window and Datadog's hourly
 //! distinct count every restarted process's series stay billed. The agent measures that

@@ -149,6 +149,16 @@ pub struct VariantStats {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", oai(default))]
     pub eval_nanos: u64,
+    /// Series with a data point in the last 20 minutes of this variant's output, at the
+    /// sample's time, this interval's included (Grafana Cloud's active series). At least
+    /// `series`, at most `series` plus the agent's tracking cap. Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_series: Option<u64>,
+    /// Distinct series of this variant's output so far in the sample's clock hour (UTC),
+    /// this interval's included (Datadog's and CloudWatch's hourly count). Same bounds.
+    /// Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour_distinct_series: Option<u64>,
 }
 
 impl From<core::VariantStats> for VariantStats {
@@ -176,6 +186,8 @@ impl From<core::VariantStats> for VariantStats {
                 missing: v.critical.missing,
             },
             eval_nanos: v.eval_nanos,
+            active_series: v.active_series,
+            hour_distinct_series: v.hour_distinct_series,
         }
     }
 }
@@ -205,6 +217,8 @@ impl From<VariantStats> for core::VariantStats {
                 missing: v.critical.missing,
             },
             eval_nanos: v.eval_nanos,
+            active_series: v.active_series,
+            hour_distinct_series: v.hour_distinct_series,
         }
     }
 }

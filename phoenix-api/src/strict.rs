@@ -280,6 +280,12 @@ pub fn stated_limits() -> Vec<StatedLimit> {
         ("VariantStats", "points", upto(i::MAX_POINTS)),
         ("VariantStats", "bytes", upto(i::MAX_BYTES)),
         ("VariantStats", "eval_nanos", upto(i::MAX_EVAL_NANOS)),
+        ("VariantStats", "active_series", upto(i::MAX_CHURN_SERIES)),
+        (
+            "VariantStats",
+            "hour_distinct_series",
+            upto(i::MAX_CHURN_SERIES),
+        ),
         (
             "VariantStats",
             "series_by_metric",

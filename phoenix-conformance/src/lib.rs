@@ -218,6 +218,11 @@ macro_rules! conformance_tests {
         );
         $crate::__stamp_case!($factory, inputs, inputs_absurd_agent_reports_refused_alike);
         $crate::__stamp_case!($factory, inputs, inputs_task_reports_refused_alike);
+        $crate::__stamp_case!(
+            $factory,
+            inputs,
+            inputs_churn_figures_round_trip_and_bounded
+        );
     };
 }
 

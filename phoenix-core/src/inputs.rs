@@ -53,6 +53,10 @@ pub const MAX_PIPELINES: usize = 64;
 
 /// Most distinct output series one variant may report for one interval.
 pub const MAX_SERIES: u64 = 100_000_000;
+/// Largest churn figure (`active_series`, `hour_distinct_series`) one variant may report:
+/// [`MAX_SERIES`] plus the agent's tracking cap. A sample's own figure is bounded tighter,
+/// by its `series` plus the cap ([`churn_figure_limit`]).
+pub const MAX_CHURN_SERIES: u64 = MAX_SERIES + crate::cost::churn::MAX_TRACKED_SERIES as u64;
 /// Most data points one variant (or one snapshot series) may report for one interval.
 pub const MAX_POINTS: u64 = 10_000_000_000;
 /// Most encoded output bytes one variant may report for one interval (1 TiB).
@@ -366,6 +370,16 @@ fn list(errors: &mut ValidationErrors, path: &str, items: &[String]) {
     }
 }
 
+/// Most a churn figure of a variant reporting `series` series may be: a tracker counts at
+/// most its [`crate::cost::churn::MAX_TRACKED_SERIES`] remembered identities plus the
+/// interval's own series.
+#[must_use]
+pub fn churn_figure_limit(series: u64) -> u64 {
+    series
+        .saturating_add(crate::cost::churn::MAX_TRACKED_SERIES as u64)
+        .min(MAX_CHURN_SERIES)
+}
+
 /// One variant's statistics.
 pub fn variant_stats(errors: &mut ValidationErrors, path: &str, v: &VariantStats) {
     int(errors, &format!("{path}.series"), v.series, 0..=MAX_SERIES);
@@ -377,6 +391,23 @@ pub fn variant_stats(errors: &mut ValidationErrors, path: &str, v: &VariantStats
         v.eval_nanos,
         0..=MAX_EVAL_NANOS,
     );
+    for (figure, value) in [
+        ("active_series", v.active_series),
+        ("hour_distinct_series", v.hour_distinct_series),
+    ] {
+        let Some(value) = value else { continue };
+        let limit = churn_figure_limit(v.series);
+        if value < v.series || value > limit {
+            errors.push(
+                format!("{path}.{figure}"),
+                format!(
+                    "must be between the sample's series ({}: the interval's own series are active and seen in its hour) and {limit} (its series plus the {} series identities an agent tracks), got {value}",
+                    v.series,
+                    crate::cost::churn::MAX_TRACKED_SERIES
+                ),
+            );
+        }
+    }
     if v.series_by_metric.len() > MAX_METRICS {
         errors.push(
             format!("{path}.series_by_metric"),

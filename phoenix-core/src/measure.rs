@@ -143,6 +143,16 @@ pub struct VariantStats {
     /// CPU time the agent spent evaluating this variant, in nanoseconds.
     #[serde(default)]
     pub eval_nanos: u64,
+    /// Series active at the sample's time under Grafana Cloud's rule: a data point in the
+    /// last 20 minutes of this variant's output, this interval's series included
+    /// ([`crate::cost::churn::ChurnTracker`]). `None` from agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_series: Option<u64>,
+    /// Distinct series of this variant's output so far in the sample's clock hour (UTC),
+    /// this interval's included: Datadog's and CloudWatch's hourly count. `None` from
+    /// agents that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hour_distinct_series: Option<u64>,
 }
 
 /// Host-level figures taken with the sample.

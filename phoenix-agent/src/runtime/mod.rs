@@ -239,3 +239,43 @@ pub trait PipelineRuntime: Send + Sync + 'static {
     /// Stops every pipeline.
     async fn shutdown(&self);
 }
+
+/// Each experiment variant's churn tracker: the vendors' activity windows over the series
+/// identities of the variant's actual output, sample after sample. Every reported
+/// sample's `active_series` and `hour_distinct_series` come from here (both runtimes).
+#[derive(Debug, Default)]
+pub(crate) struct ChurnTrackers {
+    trackers: BTreeMap<(ExperimentId, Variant), phoenix_core::cost::churn::ChurnTracker>,
+}
+
+impl ChurnTrackers {
+    /// Records the output series `identities` of `variant` of experiment `id` at `at`,
+    /// and fills the variant's churn figures in `stats`.
+    pub(crate) fn record(
+        &mut self,
+        id: ExperimentId,
+        variant: Variant,
+        at: chrono::DateTime<chrono::Utc>,
+        identities: &[u64],
+        stats: &mut phoenix_core::measure::VariantStats,
+    ) {
+        let tracker = self.trackers.entry((id, variant)).or_default();
+        let untracked = tracker.untracked();
+        let f = tracker.observe(at, identities.iter().copied());
+        if untracked == 0 && tracker.untracked() > 0 {
+            tracing::warn!(
+                experiment = %id,
+                variant = variant.as_str(),
+                cap = phoenix_core::cost::churn::MAX_TRACKED_SERIES,
+                "more series than the churn tracker remembers: active and hourly distinct series are lower bounds from now on"
+            );
+        }
+        stats.active_series = Some(f.active);
+        stats.hour_distinct_series = Some(f.hour_distinct);
+    }
+
+    /// Forgets the trackers of experiments `keep` refuses.
+    pub(crate) fn retain(&mut self, keep: impl Fn(ExperimentId) -> bool) {
+        self.trackers.retain(|(id, _), _| keep(*id));
+    }
+}

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use chrono::Utc;
 use phoenix_core::agent::{ActivePipeline, PipelineHealth};
+use phoenix_core::cost::churn::sample_identities;
 use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::{HostStats, MeasurementSample, SnapshotSeries, Variant, VariantStats};
 use phoenix_core::pipeline::exposition::parse_exposition;
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Deployments, PipelineKey, PipelineRuntime, RuntimeError};
+use super::{ChurnTrackers, Deployments, PipelineKey, PipelineRuntime, RuntimeError};
 use crate::exposition;
 use crate::host::{HostProbe, thread_cpu_nanos};
 use crate::otlp;
@@ -76,6 +77,8 @@ struct Shared {
     last_input: Mutex<Option<Arc<Sample>>>,
     /// The host pipeline's last output (what the host ships), with its config hash.
     last_shipped: Mutex<Option<(String, Arc<Sample>)>>,
+    /// Each experiment variant's churn tracker.
+    churn: Mutex<ChurnTrackers>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -97,6 +100,8 @@ pub struct NativeRuntime {
 struct Output {
     key: PipelineKey,
     stats: VariantStats,
+    /// An experiment variant's output series identities (for its churn tracker).
+    identities: Vec<u64>,
     text: String,
     otlp: Vec<(String, Vec<u8>)>,
 }
@@ -173,6 +178,7 @@ impl NativeRuntime {
             health: Mutex::new(BTreeMap::new()),
             last_input: Mutex::new(None),
             last_shipped: Mutex::new(None),
+            churn: Mutex::new(ChurnTrackers::default()),
         });
         let sampler = tokio::spawn(sampler(Arc::clone(&shared)));
         Self {
@@ -336,12 +342,17 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
                     endpoints.iter().map(|e| (e.clone(), body.clone())).collect()
                 })
                 .unwrap_or_default();
+            let identities = match key {
+                PipelineKey::Experiment(..) => sample_identities(&evaluation.output),
+                PipelineKey::Host => Vec::new(),
+            };
             if *key == PipelineKey::Host {
                 shipped = Some((hash.clone(), evaluation.output));
             }
             outputs.push(Output {
                 key: *key,
                 stats,
+                identities,
                 text,
                 otlp,
             });
@@ -371,11 +382,18 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
     let mut queries = output.queries;
     let mut produced = BTreeSet::new();
     let mut stats: BTreeMap<PipelineKey, VariantStats> = BTreeMap::new();
+    let taken_at = Utc::now();
     {
         let mut health = lock(&shared.health);
-        for out in output.outputs {
+        let mut churn = lock(&shared.churn);
+        churn.retain(|id| desired_now.experiments.contains_key(&id));
+        for mut out in output.outputs {
             if desired_now.get(out.key).is_none() {
                 continue;
+            }
+            // Every served output counts, reported or not: the vendor would bill it.
+            if let PipelineKey::Experiment(id, variant) = out.key {
+                churn.record(id, variant, taken_at, &out.identities, &mut out.stats);
             }
             shared.expositions.publish(out.key, out.text);
             produced.insert(out.key);
@@ -412,7 +430,6 @@ async fn tick(shared: &Arc<Shared>, current: &Deployments) -> Result<(), Runtime
             stats.insert(out.key, out.stats);
         }
     }
-    let taken_at = Utc::now();
     // A scan without CPU utilisation (the first one: utilisation is a difference between
     // two scans) is served but not reported: a candidate ranking processes by CPU has no
     // input then and keeps them all, which would measure the scan, not the pipeline.

@@ -131,6 +131,8 @@ struct Inner {
     tap: Arc<TapSink>,
     tap_addr: SocketAddr,
     last_input: Mutex<Option<Arc<Sample>>>,
+    /// The measured experiment's churn trackers, one per variant.
+    churn: Mutex<super::ChurnTrackers>,
 }
 
 /// The otelcol runtime.
@@ -220,6 +222,7 @@ impl OtelcolRuntime {
             tap,
             tap_addr,
             last_input: Mutex::new(None),
+            churn: Mutex::new(super::ChurnTrackers::default()),
         });
         let watcher = tokio::spawn(watch_crashes(Arc::clone(&inner)));
         let measurer = tokio::spawn(measure_windows(Arc::clone(&inner)));

@@ -48,6 +48,15 @@ impl NamedProcesses {
         }
     }
 
+    /// Stops every process started so far and starts `count` new ones named `name`: the
+    /// same executable under new process ids (a restarted service, a short-lived job).
+    pub fn replace(&mut self, name: &str, count: usize) {
+        for mut child in self.children.drain(..) {
+            let _ = child.start_kill();
+        }
+        self.spawn(name, count);
+    }
+
     /// Starts enough sleeping processes named `name` for the agent to see at least `total`
     /// processes on the host (a quiet container may run only a handful), and returns how
     /// many it started.

@@ -434,3 +434,61 @@ pub async fn inputs_implausible_samples_refused_alike(backend: &dyn TestBackend)
     p.ingest_samples(agent.id, &[points]).await.unwrap();
     assert_eq!(stored().await, 6);
 }
+
+/// The churn figures of a sample (`active_series`, `hour_distinct_series`) are stored with
+/// it and read back intact on every backend, absent ones included (older agents); one
+/// below the sample's own series or above its series plus the agent's tracking cap is
+/// refused with the same field errors, and the report changes nothing but the refusal
+/// counter.
+pub async fn inputs_churn_figures_round_trip_and_bounded(backend: &dyn TestBackend) {
+    use phoenix_core::cost::churn::MAX_TRACKED_SERIES;
+    let p = phoenix(backend);
+    let agent = enroll(&p, "web-1").await;
+    let experiment = p
+        .create_experiment(new_experiment("churn"), &operator())
+        .await
+        .unwrap();
+    p.start(experiment.id, &operator()).await.unwrap();
+    let now = backend.clock().now();
+    let cap = MAX_TRACKED_SERIES as u64;
+    let mut churning = sample(now, experiment.id, agent.id, 1);
+    churning.baseline.active_series = Some(churning.baseline.series);
+    churning.baseline.hour_distinct_series = Some(churning.baseline.series + cap);
+    churning.candidate.active_series = Some(500);
+    churning.candidate.hour_distinct_series = Some(1_200);
+    let older_agent = sample(now, experiment.id, agent.id, 2);
+    assert_eq!(older_agent.candidate.active_series, None);
+    p.ingest_samples(agent.id, &[churning.clone(), older_agent.clone()])
+        .await
+        .unwrap();
+    let stored = || async {
+        backend
+            .stores()
+            .metrics
+            .samples(experiment.id, 100)
+            .await
+            .unwrap()
+    };
+    assert_eq!(stored().await, [churning, older_agent], "stored intact");
+
+    let mut below = sample(now, experiment.id, agent.id, 3);
+    below.candidate.active_series = Some(below.candidate.series - 1);
+    below.candidate.hour_distinct_series = Some(below.candidate.series);
+    let mut above = sample(now, experiment.id, agent.id, 4);
+    above.baseline.hour_distinct_series = Some(above.baseline.series + cap + 1);
+    above.candidate.active_series = Some(u64::MAX);
+    assert_eq!(
+        refused(p.ingest_samples(agent.id, &[below, above]).await),
+        [
+            "samples[0].candidate.active_series",
+            "samples[1].baseline.hour_distinct_series",
+            "samples[1].candidate.active_series",
+        ]
+    );
+    assert_eq!(
+        stored().await.len(),
+        2,
+        "nothing of the refused report stored"
+    );
+    assert_eq!(p.agent(agent.id).await.unwrap().refused.count, 1);
+}

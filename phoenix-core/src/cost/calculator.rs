@@ -49,6 +49,32 @@ pub struct Observation {
     pub bytes: u64,
     /// Length of the interval, seconds.
     pub interval_secs: u32,
+    /// Series active at the interval's end under Grafana's 20-minute window, when measured
+    /// (`VariantStats::active_series`); at least `series`.
+    #[serde(default)]
+    pub active_series: Option<u64>,
+    /// Distinct series so far in the interval's clock hour, when measured
+    /// (`VariantStats::hour_distinct_series`); at least `series`.
+    #[serde(default)]
+    pub hour_distinct_series: Option<u64>,
+}
+
+impl Observation {
+    /// The active series the Grafana rule bills: measured, or else the interval's own
+    /// series count (a lower bound when series churn).
+    #[must_use]
+    pub fn billed_active(&self) -> u64 {
+        self.active_series.unwrap_or(self.series).max(self.series)
+    }
+
+    /// The hourly distinct series the Datadog and CloudWatch rules bill: measured, or else
+    /// the interval's own series count (a lower bound when series churn).
+    #[must_use]
+    pub fn billed_hour_distinct(&self) -> u64 {
+        self.hour_distinct_series
+            .unwrap_or(self.series)
+            .max(self.series)
+    }
 }
 
 /// What a set of hosts produces per month, the input of every price. Quantities are summed
@@ -59,12 +85,18 @@ pub struct Usage {
     pub hosts: u64,
     /// Sum over hosts of each host's 95th percentile (nearest rank) series count.
     pub series_p95: u64,
+    /// Sum over hosts of each host's 95th percentile (nearest rank) of active series: the
+    /// measured `active_series` of each observation (Grafana's 20-minute window), its
+    /// `series` where not measured. Equal to `series_p95` without churn.
+    #[serde(default)]
+    pub active_series_p95: u64,
     /// Sum over hosts of each host's mean series count, rounded up.
     pub series_mean: u64,
     /// Sum over hosts of the mean, over the clock hours the host was measured in, of the
-    /// hour's highest series count, rounded up. The highest count of an hour is the
-    /// smallest its distinct count can be (exact when no series starts or stops within
-    /// the hour; counts carry no series identity, see `cost::churn`).
+    /// hour's distinct series, rounded up: the hour's highest measured
+    /// `hour_distinct_series` (exact: it only grows within the hour), or, for observations
+    /// without it, the hour's highest series count (the smallest the distinct count can
+    /// be; exact when no series starts or stops within the hour).
     #[serde(default)]
     pub series_hourly_mean: u64,
     /// Data points per minute (sum over hosts of each host's rate, rounded up).
@@ -80,8 +112,45 @@ pub struct Usage {
     /// over the billing window, and a price says so.
     #[serde(default)]
     pub samples_per_host: u64,
+    /// Observations in all, and those that carried a measured `active_series` and
+    /// `hour_distinct_series`: says which rule the series quantities follow.
+    #[serde(default)]
+    pub churn: ChurnCoverage,
     /// Where these figures came from, in words.
     pub basis: String,
+}
+
+/// How many observations behind a [`Usage`] carried the agents' churn figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChurnCoverage {
+    /// Observations in all.
+    pub observations: u64,
+    /// Those with a measured `active_series`.
+    pub active: u64,
+    /// Those with a measured `hour_distinct_series`.
+    pub hour_distinct: u64,
+}
+
+impl ChurnCoverage {
+    /// How the figure measured on `measured` of the observations entered the quantity.
+    fn describe(self, measured: u64, figure: &str, fallback: &str) -> String {
+        if self.observations == 0 {
+            String::new()
+        } else if measured == self.observations {
+            format!(
+                "; {figure} measured by the agents on every sample ({})",
+                group_digits(measured)
+            )
+        } else if measured == 0 {
+            format!("; {fallback} (no sample carried {figure}: a lower bound when series churn)")
+        } else {
+            format!(
+                "; {figure} measured by the agents on {} of {} samples, {fallback} on the others (a lower bound when series churn)",
+                group_digits(measured),
+                group_digits(self.observations)
+            )
+        }
+    }
 }
 
 impl Usage {
@@ -97,12 +166,14 @@ impl Usage {
         Self {
             hosts,
             series_p95: series,
+            active_series_p95: series,
             series_mean: series,
             series_hourly_mean: series,
             points_per_minute,
             points_per_minute_p95: points_per_minute,
             bytes_per_month,
             samples_per_host: 1,
+            churn: ChurnCoverage::default(),
             basis: basis.into(),
         }
     }
@@ -119,6 +190,7 @@ impl Usage {
             ..Self::default()
         };
         let mut counts = Vec::new();
+        let mut active = Vec::new();
         let mut dpm = Vec::new();
         for observations in hosts {
             if observations.is_empty() {
@@ -135,6 +207,21 @@ impl Usage {
             counts.extend(observations.iter().map(|o| o.series));
             counts.sort_unstable();
             usage.series_p95 = usage.series_p95.saturating_add(nearest_rank(&counts, 95));
+            active.clear();
+            active.extend(observations.iter().map(Observation::billed_active));
+            active.sort_unstable();
+            usage.active_series_p95 = usage
+                .active_series_p95
+                .saturating_add(nearest_rank(&active, 95));
+            usage.churn.observations += n_obs;
+            usage.churn.active += observations
+                .iter()
+                .filter(|o| o.active_series.is_some())
+                .count() as u64;
+            usage.churn.hour_distinct += observations
+                .iter()
+                .filter(|o| o.hour_distinct_series.is_some())
+                .count() as u64;
             let n = counts.len() as u128;
             let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
             usage.series_mean = usage.series_mean.saturating_add(to_u64(div_ceil(total, n)));
@@ -190,12 +277,14 @@ impl Usage {
         Ok(Usage {
             hosts,
             series_p95: scale(self.series_p95),
+            active_series_p95: scale(self.active_series_p95),
             series_mean: scale(self.series_mean),
             series_hourly_mean: scale(self.series_hourly_mean),
             points_per_minute: scale(self.points_per_minute),
             points_per_minute_p95: scale(self.points_per_minute_p95),
             bytes_per_month: scale(self.bytes_per_month),
             samples_per_host: self.samples_per_host,
+            churn: self.churn,
             basis: format!(
                 "{}, scaled from {} to {} hosts",
                 self.basis,
@@ -206,9 +295,10 @@ impl Usage {
     }
 }
 
-/// The mean over clock hours of each hour's highest series count, rounded up. An
-/// observation belongs to the hour its interval ended in (`taken_at`); observations
-/// without a time are taken as consecutive and placed by their cumulative length.
+/// The mean over clock hours of each hour's distinct series (its highest
+/// [`Observation::billed_hour_distinct`]), rounded up. An observation belongs to the hour
+/// its interval ended in (`taken_at`); observations without a time are taken as
+/// consecutive and placed by their cumulative length.
 fn hourly_mean_of_max(observations: &[Observation]) -> u64 {
     let mut hours: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
     let mut elapsed: i64 = 0;
@@ -222,7 +312,7 @@ fn hourly_mean_of_max(observations: &[Observation]) -> u64 {
             }
         };
         let max = hours.entry(hour).or_default();
-        *max = (*max).max(o.series);
+        *max = (*max).max(o.billed_hour_distinct());
     }
     if hours.is_empty() {
         return 0;
@@ -310,8 +400,15 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
     let (measured, measured_rule) = if model.meter.counts_series() {
         match model.aggregation {
             Aggregation::P95 => (
-                usage.series_p95,
-                format!("95th percentile of {unit} per host, summed"),
+                usage.active_series_p95,
+                format!(
+                    "95th percentile of {unit} per host, summed{}",
+                    usage.churn.describe(
+                        usage.churn.active,
+                        "series active within the last 20 minutes",
+                        "each sample's own series count"
+                    )
+                ),
             ),
             Aggregation::Mean => (
                 usage.series_mean,
@@ -320,7 +417,12 @@ pub fn price(model: &PricingModel, usage: &Usage) -> Result<CostBreakdown, CostE
             Aggregation::HourlyMean => (
                 usage.series_hourly_mean,
                 format!(
-                    "mean over the clock hours of each hour's {unit} per host (rounded up), summed"
+                    "mean over the clock hours of each hour's {unit} per host (rounded up), summed{}",
+                    usage.churn.describe(
+                        usage.churn.hour_distinct,
+                        "each hour's distinct series",
+                        "each hour's highest series count"
+                    )
                 ),
             ),
         }

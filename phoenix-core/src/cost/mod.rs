@@ -12,9 +12,9 @@ pub mod churn;
 mod money;
 
 pub use calculator::{
-    CostBreakdown, CostError, FleetProjection, HOURS_PER_MONTH, MINUTES_PER_MONTH, MONTHS_PER_YEAR,
-    Observation, SECONDS_PER_MONTH, Savings, TierCharge, Usage, allocate, allocate_units,
-    group_digits, nearest_rank, price, project_fleet, reduction_pct, savings,
+    ChurnCoverage, CostBreakdown, CostError, FleetProjection, HOURS_PER_MONTH, MINUTES_PER_MONTH,
+    MONTHS_PER_YEAR, Observation, SECONDS_PER_MONTH, Savings, TierCharge, Usage, allocate,
+    allocate_units, group_digits, nearest_rank, price, project_fleet, reduction_pct, savings,
 };
 pub use catalogue::{
     Aggregation, BUILTIN_CATALOGUE_TOML, Catalogue, CatalogueError, MAX_MODELS, MAX_TIERS, Meter,

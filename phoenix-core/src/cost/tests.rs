@@ -463,11 +463,13 @@ fn usage_strategy() -> impl Strategy<Value = Usage> {
             hosts,
             series_mean: mean,
             series_p95: mean + extra,
+            active_series_p95: mean + extra + extra / 3,
             series_hourly_mean: mean + extra / 2,
             points_per_minute: ppm,
             points_per_minute_p95: ppm + extra,
             bytes_per_month: bytes,
             samples_per_host: 1 + extra % 7,
+            churn: crate::cost::ChurnCoverage::default(),
             basis: "generated".to_owned(),
         })
 }
@@ -482,6 +484,7 @@ proptest! {
         let more = Usage {
             series_mean: u.series_mean + d.0,
             series_p95: u.series_p95 + d.0 + d1(d.1),
+            active_series_p95: u.active_series_p95 + d.0 + d1(d.1),
             series_hourly_mean: u.series_hourly_mean + d.0,
             points_per_minute: u.points_per_minute + d.2,
             points_per_minute_p95: u.points_per_minute_p95 + d.2,
@@ -527,6 +530,7 @@ proptest! {
     fn fleet_projection_keeps_the_order(u in usage_strategy(), n in 1_u64..100_000) {
         prop_assume!(u.hosts > 0);
         let less = Usage { series_mean: u.series_mean / 2, series_p95: u.series_p95 / 2,
+            active_series_p95: u.active_series_p95 / 2,
             series_hourly_mean: u.series_hourly_mean / 2,
             points_per_minute: u.points_per_minute / 2, points_per_minute_p95: u.points_per_minute_p95 / 2,
             bytes_per_month: u.bytes_per_month / 2, ..u.clone() };
@@ -604,4 +608,104 @@ proptest! {
 
 fn d1(x: u64) -> u64 {
     x / 2
+}
+
+/// Two hours of one host's 1-minute samples, one series per sample, fed through the
+/// agent's churn tracker: `replaced_every` minutes the series gets a new identity (a new
+/// pid), or never (`None`, a steady series).
+fn churning_host(replaced_every: Option<i64>) -> Vec<Observation> {
+    use crate::cost::churn::ChurnTracker;
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(); // an hour boundary
+    let mut tracker = ChurnTracker::default();
+    (1..=120)
+        .map(|minute| {
+            let at = start + chrono::Duration::minutes(minute) - chrono::Duration::seconds(1);
+            let id = replaced_every.map_or(0, |every| (minute - 1) / every);
+            let f = tracker.observe(at, [u64::try_from(id).unwrap()]);
+            Observation {
+                taken_at: Some(at),
+                series: 1,
+                points: 1,
+                bytes: 100,
+                interval_secs: 60,
+                active_series: Some(f.active),
+                hour_distinct_series: Some(f.hour_distinct),
+            }
+        })
+        .collect()
+}
+
+// The vendors' worked semantics (docs/cost-model.md, Churn): a series replaced every 5
+// minutes counts 1 in each sample, but Grafana bills the series still inside their 20
+// minutes (4 to 5, P95 5) and Datadog the 12 distinct ones of each hour; a steady series is
+// 1 under both. Without the agents' figures the count rule applies, and the rule says so.
+#[test]
+fn churn_is_billed_from_the_agents_figures() {
+    let catalogue = builtin();
+    let quantity = |model: &str, obs: &[Observation]| {
+        let c = catalogue
+            .price(model, &Usage::from_hosts([obs], "churn example"))
+            .unwrap();
+        (c.quantity, c.quantity_rule)
+    };
+    let churning = churning_host(Some(5));
+    assert!(churning.iter().all(|o| o.series == 1));
+    let usage = Usage::from_hosts([churning.as_slice()], "x");
+    assert_eq!(usage.series_p95, 1, "the per-sample count");
+    assert_eq!(usage.active_series_p95, 5);
+    assert_eq!(usage.series_hourly_mean, 12);
+    let (q, rule) = quantity("grafana-cloud-pro", &churning);
+    assert_eq!(q, 5);
+    assert!(
+        rule.contains(
+            "series active within the last 20 minutes measured by the agents on every sample (120)"
+        ),
+        "{rule}"
+    );
+    let (q, rule) = quantity("datadog-pro", &churning);
+    assert_eq!(q, 12);
+    assert!(
+        rule.contains("each hour's distinct series measured by the agents on every sample"),
+        "{rule}"
+    );
+    assert_eq!(quantity("aws-cloudwatch-us-east-1", &churning).0, 12);
+
+    let steady = churning_host(None);
+    assert_eq!(quantity("grafana-cloud-pro", &steady).0, 1);
+    assert_eq!(quantity("datadog-pro", &steady).0, 1);
+
+    // Samples of older agents carry no figures: each sample's count, said to be a lower bound.
+    let unmeasured: Vec<Observation> = churning
+        .iter()
+        .map(|o| Observation {
+            active_series: None,
+            hour_distinct_series: None,
+            ..*o
+        })
+        .collect();
+    let (q, rule) = quantity("grafana-cloud-pro", &unmeasured);
+    assert_eq!(q, 1);
+    assert!(
+        rule.contains("each sample's own series count (no sample carried"),
+        "{rule}"
+    );
+    let (q, rule) = quantity("datadog-pro", &unmeasured);
+    assert_eq!(q, 1);
+    assert!(
+        rule.contains("each hour's highest series count (no sample carried"),
+        "{rule}"
+    );
+    // Half measured: each observation falls back on its own; the rule counts both.
+    let mixed: Vec<Observation> = churning
+        .iter()
+        .zip(&unmeasured)
+        .enumerate()
+        .map(|(i, (m, u))| if i < 60 { *u } else { *m })
+        .collect();
+    let (q, rule) = quantity("datadog-pro", &mixed);
+    assert_eq!(
+        q, 7,
+        "hour 1 by its highest count (1), hour 2 by its distinct count (12)"
+    );
+    assert!(rule.contains("on 60 of 120 samples"), "{rule}");
 }

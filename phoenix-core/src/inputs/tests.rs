@@ -285,3 +285,29 @@ fn sample_queries_are_one_known_status_per_query_with_bounded_reasons() {
         ]
     );
 }
+
+#[test]
+fn churn_figures_lie_between_the_sample_series_and_the_tracking_cap() {
+    let cap = crate::cost::churn::MAX_TRACKED_SERIES as u64;
+    let check = |active: Option<u64>, hour: Option<u64>| {
+        let mut s = sample();
+        s.baseline.active_series = active;
+        s.baseline.hour_distinct_series = hour;
+        let mut e = ValidationErrors::new();
+        super::sample(&mut e, "s", &s, now());
+        paths(&e).into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    // Absent (older agents), equal to the series, and at the bound: accepted.
+    assert!(check(None, None).is_empty());
+    assert!(check(Some(100), Some(100)).is_empty());
+    assert!(check(Some(100 + cap), Some(450)).is_empty());
+    // Below the interval's own series, or above series + cap: refused, each by its path.
+    assert_eq!(
+        check(Some(99), Some(101 + cap)),
+        [
+            "s.baseline.active_series",
+            "s.baseline.hour_distinct_series"
+        ]
+    );
+    assert_eq!(churn_figure_limit(MAX_SERIES), MAX_CHURN_SERIES);
+}

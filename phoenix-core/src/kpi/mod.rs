@@ -411,6 +411,8 @@ fn observations(
                 points: v.points,
                 bytes: v.bytes,
                 interval_secs: s.interval_secs,
+                active_series: v.active_series,
+                hour_distinct_series: v.hour_distinct_series,
             }
         })
         .collect()

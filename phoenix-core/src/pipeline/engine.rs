@@ -587,6 +587,9 @@ fn stats_of(input: &Sample, output: &Sample, critical: &KeepCriticalStage) -> Va
         fidelity: fidelity(input, output),
         critical: coverage(input, output, critical),
         eval_nanos: 0,
+        // Churn needs the variant's history: the agent's tracker fills them.
+        active_series: None,
+        hour_distinct_series: None,
     }
 }
 

@@ -303,6 +303,9 @@ fn price_preview(
         points: scaled(stats.series),
         bytes: scaled(stats.bytes),
         interval_secs,
+        // One recorded sample has no history: no churn to measure.
+        active_series: None,
+        hour_distinct_series: None,
     };
     let usage = |stats: &VariantStats, what: &str| {
         Usage::from_hosts(

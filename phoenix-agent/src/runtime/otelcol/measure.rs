@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use phoenix_core::cost::churn::sample_identities;
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::measure::{MeasurementSample, Variant, VariantStats};
 use phoenix_core::pipeline::Engine;
@@ -129,6 +130,9 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         };
         let baseline = stats(Variant::Baseline);
         let candidate = stats(Variant::Candidate);
+        // The series identities of each variant's actual output, for its churn tracker.
+        let identities = [Variant::Baseline, Variant::Candidate]
+            .map(|v| sample_identities(window.sample(TapStream::Variant(v))));
         // The queries, on the series each variant's output carries as Prometheus names them.
         let queries = query_set.map(|set| {
             set.evaluate(
@@ -152,6 +156,7 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         (
             baseline,
             candidate,
+            identities,
             queries,
             Arc::new(input),
             processes,
@@ -159,7 +164,8 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         )
     })
     .await;
-    let Ok((baseline, candidate, queries, input, processes, at_ms)) = computed else {
+    let Ok((mut baseline, mut candidate, identities, queries, input, processes, at_ms)) = computed
+    else {
         return;
     };
     let mut host = lock(&inner.measure.probe).host_stats((processes > 0).then_some(processes));
@@ -168,6 +174,25 @@ async fn report_window(inner: &Arc<Inner>, m: &Measuring, window: ClosedWindow, 
         host.agent_rss_bytes += rss;
     }
     let taken_at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap_or_else(Utc::now);
+    {
+        let mut churn = lock(&inner.churn);
+        churn.retain(|id| id == m.experiment_id);
+        let [base_ids, cand_ids] = &identities;
+        churn.record(
+            m.experiment_id,
+            Variant::Baseline,
+            taken_at,
+            base_ids,
+            &mut baseline,
+        );
+        churn.record(
+            m.experiment_id,
+            Variant::Candidate,
+            taken_at,
+            cand_ids,
+            &mut candidate,
+        );
+    }
     let seq = match inner.sequences.next(m.experiment_id) {
         Ok(seq) => seq,
         Err(e) => {

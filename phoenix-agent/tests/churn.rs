@@ -11,12 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_client::Client;
-use phoenix_core::clock::SystemClock;
 use phoenix_core::cost::churn::MAX_TRACKED_SERIES;
 use phoenix_core::cost::{Catalogue, Observation, Usage};
 use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
@@ -24,42 +20,18 @@ use phoenix_core::ids::ExperimentId;
 use phoenix_core::judge::{Criterion, KpiName};
 use phoenix_core::measure::MeasurementSample;
 use phoenix_core::pipeline::{ParamValue, PipelineRef};
-use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
-use phoenix_server::config::ServerConfig;
-use tokio::process::{Child, Command};
+use phoenix_core::{Phoenix, PhoenixConfig};
+use tokio::process::Child;
 
 mod support;
 use support::processes::NamedProcesses;
+use support::stand::Stand;
 
-const ADMIN: &str = "phx_admin_churn_0123456789abcdef";
-const ENROLL: &str = "phx_enroll_churn_0123456789abcdef";
-
-fn start_agent(server: &str, state_dir: &Path, label: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_phoenix-agent"))
-        .args(["--server", server, "--enrollment-token", ENROLL])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args([
-            "--listen",
-            "off",
-            "--host-name",
-            "churn-a",
-            "--label",
-            &format!("churn={label}"),
-            "--heartbeat-interval-secs",
-            "1",
-            "--poll-wait-secs",
-            "2",
-            "--backoff-initial-ms",
-            "100",
-            "--backoff-max-ms",
-            "1000",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
+fn start_agent(stand: &Stand, state_dir: &Path, label: &str) -> Child {
+    stand
+        .agent(state_dir, "churn-a")
+        .args(["--label", &format!("churn={label}")])
         .spawn()
-        .expect("agent binary starts")
 }
 
 async fn wait_done(phoenix: &Phoenix, id: ExperimentId) -> phoenix_core::experiment::Experiment {
@@ -90,38 +62,16 @@ fn every(s: &str) -> ParamValue {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_count() {
-    let phoenix = Phoenix::new(
-        MemoryStore::new().stores(),
-        Arc::new(SystemClock),
-        PhoenixConfig {
-            heartbeat_interval: chrono::Duration::seconds(1),
-            safety_poll: chrono::Duration::milliseconds(200),
-            ..PhoenixConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(phoenix_server::serve_with(
-        listener,
-        phoenix.clone(),
-        ServerConfig {
-            admin_token: Some(ADMIN.to_owned()),
-            enrollment_token: Some(ENROLL.to_owned()),
-            controller_interval_ms: 100,
-            agent_rate_per_sec: 1000.0,
-            agent_rate_burst: 1000,
-            ..ServerConfig::default()
-        },
-        phoenix_server::ServeOptions::default(),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
-    let client = Client::new(&base).unwrap().with_token(ADMIN);
+    let stand = Stand::start(PhoenixConfig {
+        heartbeat_interval: chrono::Duration::seconds(1),
+        safety_poll: chrono::Duration::milliseconds(200),
+        ..PhoenixConfig::default()
+    })
+    .await;
+    let (client, phoenix) = (&stand.client, &stand.phoenix);
     let dirs = tempfile::tempdir().unwrap();
     let label = uuid::Uuid::new_v4().to_string();
-    let _agent = start_agent(&base, &dirs.path().join("a"), &label);
+    let _agent = start_agent(&stand, &dirs.path().join("a"), &label);
 
     // The churning processes: 30 of them, all restarted every 500 ms (so every 1 s sample
     // sees new pids) for as long as the test runs.
@@ -176,7 +126,7 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
             .expect("created");
         client.start_experiment(created.id).await.expect("started");
         let id = ExperimentId(created.id);
-        let done = wait_done(&phoenix, id).await;
+        let done = wait_done(phoenix, id).await;
 
         // Every sample carries both figures for both variants, within their bounds.
         let samples: Vec<MeasurementSample> =
@@ -290,6 +240,5 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
         );
     }
     restarts.abort();
-    let _ = stop_server.send(());
-    let _ = server.await;
+    stand.stop().await;
 }

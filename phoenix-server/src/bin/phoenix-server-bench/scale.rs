@@ -22,6 +22,7 @@ use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource}
 use crate::{ADMIN, ServerProcess, cpu_ticks, enroll, env_usize, reqwest_client, rss_kib};
 
 /// What the section is run with.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ScaleSetup {
     hosts: usize,
     series: usize,
@@ -399,7 +400,7 @@ async fn run_store(
     let window = Duration::from_secs(setup.window_secs);
     let ingesting = tokio::spawn({
         let agents = Arc::clone(&agents);
-        let setup = ScaleSetup { ..*setup };
+        let setup = *setup;
         async move { ingest(agents, &setup, window, 1).await }
     });
     let mut during: BTreeMap<View, Vec<f64>> = BTreeMap::new();

@@ -14,7 +14,11 @@ use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource}
 use phoenix_store_postgres::{PgStore, migrator};
 use sqlx::{Connection, PgConnection};
 
-fn snapshot(agent: AgentId, source: SnapshotSource, taken_at: DateTime<Utc>) -> CardinalitySnapshot {
+fn snapshot(
+    agent: AgentId,
+    source: SnapshotSource,
+    taken_at: DateTime<Utc>,
+) -> CardinalitySnapshot {
     CardinalitySnapshot {
         agent_id: agent,
         source,
@@ -97,7 +101,10 @@ async fn snapshots_stored_at_0005_get_versions_from_0006() {
     assert_ne!(versions[0].version, versions[1].version);
     let fetched = stores
         .metrics
-        .snapshots_of(&[(agent, SnapshotSource::Shipped), (agent, SnapshotSource::Input)])
+        .snapshots_of(&[
+            (agent, SnapshotSource::Shipped),
+            (agent, SnapshotSource::Input),
+        ])
         .await
         .unwrap();
     assert_eq!(fetched.len(), 2);

@@ -52,7 +52,12 @@ fn snapshot(
 
 /// What `snapshot` would ship after a pipeline that drops `route`: one series per
 /// (metric, service, namespace), one point each.
-fn shipped(backend: &dyn TestBackend, agent: &Agent, series: usize, salt: usize) -> CardinalitySnapshot {
+fn shipped(
+    backend: &dyn TestBackend,
+    agent: &Agent,
+    series: usize,
+    salt: usize,
+) -> CardinalitySnapshot {
     let input = snapshot(backend, agent, series, salt);
     let mut out: Vec<SnapshotSeries> = input
         .series
@@ -163,12 +168,20 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
     assert_eq!(a.cost_flow(None, Vec::new(), false).await.unwrap().hosts, 3);
 
     // Two hosts report what they ship (through either replica): raw vs shipped on them.
-    a.report_metrics(agents[0].id, &[], Some(&shipped(backend, &agents[0], 20, 0)))
-        .await
-        .unwrap();
-    b.report_metrics(agents[2].id, &[], Some(&shipped(backend, &agents[2], 30, 2)))
-        .await
-        .unwrap();
+    a.report_metrics(
+        agents[0].id,
+        &[],
+        Some(&shipped(backend, &agents[0], 20, 0)),
+    )
+    .await
+    .unwrap();
+    b.report_metrics(
+        agents[2].id,
+        &[],
+        Some(&shipped(backend, &agents[2], 30, 2)),
+    )
+    .await
+    .unwrap();
     check(&[&a, &b]).await;
     let flow = b.cost_flow(None, Vec::new(), false).await.unwrap();
     assert_eq!(flow.coverage.reporting_shipped, 2);

@@ -430,7 +430,13 @@ impl Phoenix {
             .iter()
             .map(SnapshotVersion::meta)
             .collect();
-        let out = select_hosts(&agents, &metas, self.now(), self.config().snapshot_retention).out;
+        let out = select_hosts(
+            &agents,
+            &metas,
+            self.now(),
+            self.config().snapshot_retention,
+        )
+        .out;
         if out.is_empty() {
             return Ok(0);
         }

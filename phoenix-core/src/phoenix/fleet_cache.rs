@@ -135,14 +135,16 @@ impl ViewTables<'_> {
             .filter(|t| shipping.contains(&t.agent_id()))
             .cloned()
             .collect();
-        Ok(Some((self.merged(&raw)?, self.merged(&self.hosts.shipped)?)))
+        Ok(Some((
+            self.merged(&raw)?,
+            self.merged(&self.hosts.shipped)?,
+        )))
     }
 }
 
 /// What a view computes from the merged tables of its host set.
-pub(crate) type Compute = Arc<
-    dyn Fn(&ViewTables<'_>) -> Result<CachedView, PhoenixError> + Send + Sync + 'static,
->;
+pub(crate) type Compute =
+    Arc<dyn Fn(&ViewTables<'_>) -> Result<CachedView, PhoenixError> + Send + Sync + 'static>;
 
 #[derive(Default)]
 struct Slot {
@@ -275,9 +277,7 @@ impl Phoenix {
     }
 
     /// [`Phoenix::cached_fleet_hosts`] with the version of every cached snapshot.
-    async fn cached_fleet(
-        &self,
-    ) -> Result<(FleetHosts, BTreeMap<SnapshotKey, u64>), PhoenixError> {
+    async fn cached_fleet(&self) -> Result<(FleetHosts, BTreeMap<SnapshotKey, u64>), PhoenixError> {
         let computed_at = self.now();
         let hosts = self.fleet_cache().sync(&*self.stores().metrics).await?;
         let agents = self

@@ -117,10 +117,18 @@ impl Figure {
             Self::LoadSecs => format!(
                 "{store}: {hosts} agents x {series} series, every snapshot posted to `POST /api/v1/agent/metrics`, 8 at a time (s)"
             ),
-            Self::ServerRssMib => format!("{store}: server RSS after the views were computed (MiB)"),
+            Self::ServerRssMib => {
+                format!("{store}: server RSS after the views were computed (MiB)")
+            }
             Self::ColdMs(v) => format!("{store}: {}, first request after the load (ms)", v.route()),
-            Self::QuietP50Ms(v) => format!("{store}: {}, p50 of {n} requests, no ingest (ms)", v.route()),
-            Self::QuietP99Ms(v) => format!("{store}: {}, p99 of {n} requests, no ingest (ms)", v.route()),
+            Self::QuietP50Ms(v) => format!(
+                "{store}: {}, p50 of {n} requests, no ingest (ms)",
+                v.route()
+            ),
+            Self::QuietP99Ms(v) => format!(
+                "{store}: {}, p99 of {n} requests, no ingest (ms)",
+                v.route()
+            ),
             Self::IngestingP50Ms(v) => format!(
                 "{store}: {}, p50 while snapshots are replaced at {rate}/min, {secs} s (ms)",
                 v.route()
@@ -152,9 +160,29 @@ impl Figure {
 /// Process names, services and namespaces hosts draw from (shared across hosts, so the
 /// breakdowns group many hosts' series).
 const EXECUTABLES: [&str; 24] = [
-    "java", "python3", "node", "postgres", "nginx", "envoy", "redis-server", "kubelet",
-    "containerd", "dockerd", "sshd", "systemd", "journald", "chronyd", "prometheus",
-    "otelcol", "php-fpm", "ruby", "gunicorn", "celery", "kafka", "zookeeper", "etcd",
+    "java",
+    "python3",
+    "node",
+    "postgres",
+    "nginx",
+    "envoy",
+    "redis-server",
+    "kubelet",
+    "containerd",
+    "dockerd",
+    "sshd",
+    "systemd",
+    "journald",
+    "chronyd",
+    "prometheus",
+    "otelcol",
+    "php-fpm",
+    "ruby",
+    "gunicorn",
+    "celery",
+    "kafka",
+    "zookeeper",
+    "etcd",
     "coredns",
 ];
 const SERVICES: usize = 40;
@@ -170,7 +198,11 @@ fn host_snapshot(agent: AgentId, host: usize, series: usize, round: u64) -> Card
     let host_name = format!("host-{host:05}");
     for p in 0..processes {
         // 2 % of the processes restart each round.
-        let generation = if p % 50 == (round % 50) as usize { round } else { 0 };
+        let generation = if p % 50 == (round % 50) as usize {
+            round
+        } else {
+            0
+        };
         let pid = (1_000 + p * 7 + generation as usize * 100_000).to_string();
         let exe = EXECUTABLES[(p + host) % EXECUTABLES.len()];
         let service = format!("svc-{:02}", (p * 3 + host) % SERVICES);
@@ -318,7 +350,7 @@ async fn run_store(
     let enrolled = enroll(&server.base, setup.hosts, 32, "scale").await;
     let http = reqwest_client(64);
     let agents = Arc::new(Agents {
-        ids: enrolled.iter().map(|e| AgentId(e.agent_id)).collect(),
+        ids: enrolled.iter().map(|e| AgentId(e.agent.id)).collect(),
         clients: enrolled
             .into_iter()
             .map(|e| {
@@ -386,7 +418,10 @@ async fn run_store(
     let mut quiet: BTreeMap<View, Vec<f64>> = BTreeMap::new();
     for _ in 0..setup.requests {
         for view in View::ALL {
-            quiet.entry(view).or_default().push(read(&admin, view).await);
+            quiet
+                .entry(view)
+                .or_default()
+                .push(read(&admin, view).await);
         }
     }
     for (view, v) in quiet {
@@ -407,7 +442,10 @@ async fn run_store(
     let started = Instant::now();
     while !ingesting.is_finished() {
         for view in View::ALL {
-            during.entry(view).or_default().push(read(&admin, view).await);
+            during
+                .entry(view)
+                .or_default()
+                .push(read(&admin, view).await);
         }
     }
     let stored_during = ingesting.await.expect("ingest");
@@ -514,7 +552,12 @@ pub(crate) async fn scale(
     machine.finish();
     let mut report = Report::new();
     for ((store, figure), values) in &out {
-        report.row(figure.describe(*store, setup), values.clone(), 2, &figure.targets());
+        report.row(
+            figure.describe(*store, setup),
+            values.clone(),
+            2,
+            &figure.targets(),
+        );
     }
     let mut text = format!(
         "{machine}\n\nRelease build; the server runs as its own process at its defaults \

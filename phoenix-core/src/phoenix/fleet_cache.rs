@@ -59,6 +59,10 @@ struct CachedHost {
 
 /// A fleet view's result, memoized.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per memo, held behind an Arc and never moved in bulk"
+)]
 pub(crate) enum CachedView {
     /// The analysis (breakdowns, label cardinalities, cost flow when priced).
     Report(CardinalityReport),
@@ -99,6 +103,9 @@ impl FleetHosts {
     }
 }
 
+/// The shipping hosts' inputs and their shipped outputs, each merged.
+pub(crate) type RawAndShipped = (Arc<SeriesTable>, Arc<SeriesTable>);
+
 /// The merged tables a view computes from, built on first use and shared by the views of
 /// the same host set.
 pub(crate) struct ViewTables<'a> {
@@ -122,7 +129,7 @@ impl ViewTables<'_> {
     /// (`None` when no host reports one).
     pub(crate) fn raw_and_shipped(
         &self,
-    ) -> Result<Option<(Arc<SeriesTable>, Arc<SeriesTable>)>, PhoenixError> {
+    ) -> Result<Option<RawAndShipped>, PhoenixError> {
         if self.hosts.shipped.is_empty() {
             return Ok(None);
         }

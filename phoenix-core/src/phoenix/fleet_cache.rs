@@ -127,9 +127,7 @@ impl ViewTables<'_> {
 
     /// The inputs of the hosts that report a shipped output and those outputs, merged
     /// (`None` when no host reports one).
-    pub(crate) fn raw_and_shipped(
-        &self,
-    ) -> Result<Option<RawAndShipped>, PhoenixError> {
+    pub(crate) fn raw_and_shipped(&self) -> Result<Option<RawAndShipped>, PhoenixError> {
         if self.hosts.shipped.is_empty() {
             return Ok(None);
         }

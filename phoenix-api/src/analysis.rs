@@ -637,6 +637,9 @@ wire_struct! {
         /// Hosts of the set reporting a current shipped output (what the pipeline deployed
         /// or promoted on them ships).
         reporting_shipped: u64,
+        /// The instant the view was computed for (the snapshots stored then): fleet views
+        /// are memoized per server replica for at most the server's fleet view staleness.
+        computed_at: DateTime<Utc>,
     }
 }
 

@@ -196,6 +196,7 @@ macro_rules! conformance_tests {
         $crate::__stamp_case!($factory, metrics, metric_samples_idempotent_and_ordered);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_latest_per_agent);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_delete);
+        $crate::__stamp_case!($factory, metrics, metric_snapshot_versions_follow_writes);
         $crate::__stamp_case!($factory, metrics, metric_snapshots_per_source);
         $crate::__stamp_case!($factory, metrics, deployment_create_and_compare_and_set);
         $crate::__stamp_case!($factory, flows, flow_experiment_runs_to_completion);
@@ -222,6 +223,12 @@ macro_rules! conformance_tests {
             $factory,
             inputs,
             inputs_churn_figures_round_trip_and_bounded
+        );
+        $crate::__stamp_case!($factory, fleet, fleet_views_match_uncached_across_replicas);
+        $crate::__stamp_case!(
+            $factory,
+            fleet,
+            fleet_views_state_their_instant_within_staleness
         );
     };
 }

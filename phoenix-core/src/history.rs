@@ -404,7 +404,25 @@ pub fn observe(
     stamp: DateTime<Utc>,
     top: usize,
 ) -> Result<Observation, AnalysisError> {
-    let table = SeriesTable::from_snapshots(snapshots)?;
+    observe_table(
+        &SeriesTable::from_snapshots(snapshots)?,
+        live_hosts,
+        reporting_live,
+        catalogue,
+        stamp,
+        top,
+    )
+}
+
+/// [`observe`] on the host set's snapshots already interned (the fleet cache's table).
+pub fn observe_table(
+    table: &SeriesTable,
+    live_hosts: u64,
+    reporting_live: u64,
+    catalogue: &Catalogue,
+    stamp: DateTime<Utc>,
+    top: usize,
+) -> Result<Observation, AnalysisError> {
     let options = AnalysisOptions {
         breakdowns: BreakdownKind::ALL
             .iter()

@@ -300,6 +300,19 @@ impl FromStr for SnapshotSource {
     }
 }
 
+/// What a fleet view's host set is chosen by, of one stored snapshot (its body aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// The agent that took it.
+    pub agent_id: AgentId,
+    /// What it describes.
+    pub source: SnapshotSource,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Interval covered, seconds.
+    pub interval_secs: u32,
+}
+
 /// Every series a host emits before any reduction (its input), or what its deployed
 /// pipeline ships (its output), as seen by its agent. Inputs feed the cardinality
 /// explorer, the cost flow and recommendations; shipped outputs the cost flow's raw vs
@@ -319,4 +332,17 @@ pub struct CardinalitySnapshot {
     pub interval_secs: u32,
     /// The series.
     pub series: Vec<SnapshotSeries>,
+}
+
+impl CardinalitySnapshot {
+    /// What the host set is chosen by.
+    #[must_use]
+    pub fn meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            agent_id: self.agent_id,
+            source: self.source,
+            taken_at: self.taken_at,
+            interval_secs: self.interval_secs,
+        }
+    }
 }

@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// this long after its last snapshot, seconds [default: 900].
     #[arg(long, env = "PHOENIX_SNAPSHOT_RETENTION_SECS")]
     pub snapshot_retention_secs: Option<u64>,
+    /// The most the fleet's cost flow, cardinality and recommendations may lag the stored
+    /// snapshots, seconds: each replica memoizes them and recomputes in the background
+    /// after half of this; 0 computes them on every request [default: 10].
+    #[arg(long, env = "PHOENIX_FLEET_VIEW_STALENESS_SECS")]
+    pub fleet_view_staleness_secs: Option<u64>,
     /// Cost history: one observation of the fleet per this many seconds, a whole number
     /// of minutes (60 to 3600) [default: 60].
     #[arg(long, env = "PHOENIX_HISTORY_INTERVAL_SECS")]
@@ -228,6 +233,7 @@ pub struct FileConfig {
     agent_heartbeat_secs: Option<u64>,
     snapshot_interval_secs: Option<u64>,
     snapshot_retention_secs: Option<u64>,
+    fleet_view_staleness_secs: Option<u64>,
     history_interval_secs: Option<u64>,
     history_hourly_retention_days: Option<u64>,
     history_daily_retention_days: Option<u64>,
@@ -403,6 +409,15 @@ impl ServeArgs {
                     }
                     phoenix.snapshot_retention =
                         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                }
+                if let Some(secs) = pick!(fleet_view_staleness_secs) {
+                    if secs > 86_400 {
+                        return Err(CliError::Invalid(
+                            "fleet_view_staleness_secs must be at most 86400".to_owned(),
+                        ));
+                    }
+                    phoenix.fleet_view_staleness =
+                        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(86_400));
                 }
                 if let Some(secs) = pick!(history_interval_secs) {
                     if !(60..=3600).contains(&secs) || secs % 60 != 0 {

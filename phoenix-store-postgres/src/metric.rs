@@ -12,14 +12,15 @@ use chrono::{DateTime, Utc};
 use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
 use phoenix_core::store::{
-    AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, StoreError,
+    AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion, StoreError,
+    VersionedSnapshot,
 };
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::codec::{self, to_i64};
-use crate::error::store_error;
+use crate::error::{corrupt, store_error};
 use crate::{PgStore, settle};
 
 /// `append_samples` inside a transaction; returns the samples inserted per experiment.
@@ -168,13 +169,22 @@ impl MetricStore for PgStore {
     }
 
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+        // Serialized straight to JSON text (no `serde_json::Value` on the way): a snapshot
+        // can hold thousands of series.
+        let json = serde_json::to_string(snapshot)
+            .map_err(|e| StoreError::Invalid(format!("value cannot be serialized: {e}")))?;
         sqlx::query(
-            "INSERT INTO snapshots (agent_id, source, body) VALUES ($1, $2, $3) \
-             ON CONFLICT (agent_id, source) DO UPDATE SET body = excluded.body",
+            "INSERT INTO snapshots (agent_id, source, body, taken_at, interval_secs) \
+             VALUES ($1, $2, $3::jsonb, $4, $5) \
+             ON CONFLICT (agent_id, source) DO UPDATE SET body = excluded.body, \
+             taken_at = excluded.taken_at, interval_secs = excluded.interval_secs, \
+             version = nextval('snapshot_versions')",
         )
         .bind(snapshot.agent_id.0)
         .bind(snapshot.source.as_str())
-        .bind(Json(codec::body(snapshot)?))
+        .bind(json)
+        .bind(snapshot.taken_at)
+        .bind(i32::try_from(snapshot.interval_secs).unwrap_or(i32::MAX))
         .execute(self.pool_ref())
         .await
         .map_err(store_error)?;
@@ -182,26 +192,79 @@ impl MetricStore for PgStore {
     }
 
     async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
-        let rows: Vec<Json<serde_json::Value>> =
-            sqlx::query_scalar("SELECT body FROM snapshots ORDER BY agent_id, source")
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT body::text FROM snapshots ORDER BY agent_id, source")
                 .fetch_all(self.pool_ref())
                 .await
                 .map_err(store_error)?;
-        rows.into_iter()
-            .map(|Json(body)| codec::from_body("snapshot", body))
-            .collect()
+        rows.iter().map(|body| decode_snapshot(body)).collect()
     }
 
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
-        let body: Option<Json<serde_json::Value>> =
-            sqlx::query_scalar("SELECT body FROM snapshots WHERE agent_id = $1 AND source = $2")
-                .bind(agent.0)
-                .bind(SnapshotSource::Input.as_str())
-                .fetch_optional(self.pool_ref())
-                .await
-                .map_err(store_error)?;
-        body.map(|Json(body)| codec::from_body("snapshot", body))
-            .transpose()
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body::text FROM snapshots WHERE agent_id = $1 AND source = $2",
+        )
+        .bind(agent.0)
+        .bind(SnapshotSource::Input.as_str())
+        .fetch_optional(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        body.as_deref().map(decode_snapshot).transpose()
+    }
+
+    async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersion>, StoreError> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>, i32, i64)> = sqlx::query_as(
+            "SELECT agent_id, source, taken_at, interval_secs, version FROM snapshots \
+             ORDER BY agent_id, source",
+        )
+        .fetch_all(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(agent, source, taken_at, interval_secs, version)| {
+                Ok(SnapshotVersion {
+                    agent_id: AgentId(agent),
+                    source: source
+                        .parse()
+                        .map_err(|_| corrupt("unknown snapshot source"))?,
+                    taken_at,
+                    interval_secs: u32::try_from(interval_secs)
+                        .map_err(|_| corrupt("negative snapshot interval"))?,
+                    version: u64::try_from(version)
+                        .map_err(|_| corrupt("negative snapshot version"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn snapshots_of(
+        &self,
+        keys: &[(AgentId, SnapshotSource)],
+    ) -> Result<Vec<VersionedSnapshot>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let agents: Vec<Uuid> = keys.iter().map(|(a, _)| a.0).collect();
+        let sources: Vec<&str> = keys.iter().map(|(_, s)| s.as_str()).collect();
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT version, body::text FROM snapshots \
+             WHERE (agent_id, source) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) \
+             ORDER BY agent_id, source",
+        )
+        .bind(agents)
+        .bind(sources)
+        .fetch_all(self.pool_ref())
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|(version, body)| {
+                Ok(VersionedSnapshot {
+                    version: u64::try_from(*version)
+                        .map_err(|_| corrupt("negative snapshot version"))?,
+                    snapshot: decode_snapshot(body)?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
@@ -216,4 +279,9 @@ impl MetricStore for PgStore {
             .map_err(store_error)?;
         Ok(done.rows_affected())
     }
+}
+
+/// A stored snapshot body, parsed from its text.
+fn decode_snapshot(body: &str) -> Result<CardinalitySnapshot, StoreError> {
+    serde_json::from_str(body).map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
 }

@@ -6,16 +6,22 @@
 //! of that agent's [`RECENT_SAMPLES`] members with the highest `seq` (kept by the append
 //! script, for the plausibility check's history); `snap` is a hash of the current snapshot
 //! per agent and source: field `<agent>` for the input (the only field written before
-//! sources existed), `<agent>:shipped` for the shipped output ([`snap_field`]).
+//! sources existed), `<agent>:shipped` for the shipped output ([`snap_field`]); `snapver`
+//! holds, under the same field, the snapshot's version stamp "<version> <taken_at> <interval
+//! secs>", written with the body in one script (`snapshot_put.lua`, the version drawn from
+//! the counter `snapseq`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::{AgentId, ExperimentId};
 use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
-use phoenix_core::store::{AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
+use phoenix_core::store::{
+    AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion,
+    VersionedSnapshot,
+};
 
 use crate::RedisStore;
 use crate::bus::event_line;
@@ -158,14 +164,17 @@ impl MetricStore for RedisStore {
 
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
         let json = encode_json(snapshot)?;
-        let _: i64 = self
-            .query(
-                redis::cmd("HSET")
-                    .arg(self.key(&["snap"]))
-                    .arg(snap_field(snapshot.agent_id, snapshot.source))
-                    .arg(json),
-            )
-            .await?;
+        self.run(&SCRIPTS.snapshot_put, |inv| {
+            inv.arg(snap_field(snapshot.agent_id, snapshot.source))
+                .arg(
+                    snapshot
+                        .taken_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                )
+                .arg(snapshot.interval_secs)
+                .arg(json);
+        })
+        .await?;
         Ok(())
     }
 
@@ -192,20 +201,140 @@ impl MetricStore for RedisStore {
         json.as_deref().map(decode_json).transpose()
     }
 
+    async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersion>, StoreError> {
+        // One atomic step: the stamps, and the fields holding a body (a body written before
+        // stamps existed has none until its agent's next snapshot: it is read here, under
+        // version 0).
+        let (stamps, fields): (Vec<(String, String)>, Vec<String>) = self
+            .query_pipeline(
+                redis::pipe()
+                    .atomic()
+                    .cmd("HGETALL")
+                    .arg(self.key(&["snapver"]))
+                    .cmd("HKEYS")
+                    .arg(self.key(&["snap"])),
+            )
+            .await?;
+        let stamps: BTreeMap<&str, &str> = stamps
+            .iter()
+            .map(|(f, v)| (f.as_str(), v.as_str()))
+            .collect();
+        let mut versions = Vec::with_capacity(fields.len());
+        for field in &fields {
+            let (agent_id, source) = parse_field(field)?;
+            let version = match stamps.get(field.as_str()) {
+                Some(stamp) => parse_stamp(agent_id, source, stamp)?,
+                None => {
+                    let json: Option<String> = self
+                        .query(redis::cmd("HGET").arg(self.key(&["snap"])).arg(field))
+                        .await?;
+                    match json {
+                        Some(json) => SnapshotVersion::of(&decode_json(&json)?, 0),
+                        None => continue,
+                    }
+                }
+            };
+            versions.push(version);
+        }
+        versions.sort_by_key(|v| (v.agent_id, v.source));
+        Ok(versions)
+    }
+
+    async fn snapshots_of(
+        &self,
+        keys: &[(AgentId, SnapshotSource)],
+    ) -> Result<Vec<VersionedSnapshot>, StoreError> {
+        let keys: BTreeSet<(AgentId, SnapshotSource)> = keys.iter().copied().collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<String> = keys.iter().map(|(a, s)| snap_field(*a, *s)).collect();
+        let (bodies, stamps): (Vec<Option<String>>, Vec<Option<String>>) = self
+            .query_pipeline(
+                redis::pipe()
+                    .atomic()
+                    .cmd("HMGET")
+                    .arg(self.key(&["snap"]))
+                    .arg(&fields)
+                    .cmd("HMGET")
+                    .arg(self.key(&["snapver"]))
+                    .arg(&fields),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (((agent, source), body), stamp) in keys.iter().zip(bodies).zip(stamps) {
+            let Some(body) = body else { continue };
+            let version = match stamp {
+                Some(stamp) => parse_stamp(*agent, *source, &stamp)?.version,
+                None => 0,
+            };
+            out.push(VersionedSnapshot {
+                version,
+                snapshot: decode_json(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {
         if agents.is_empty() {
             return Ok(0);
         }
-        let mut cmd = redis::cmd("HDEL");
-        cmd.arg(self.key(&["snap"]));
-        for agent in agents {
-            for source in SnapshotSource::ALL {
-                cmd.arg(snap_field(*agent, source));
-            }
-        }
-        let deleted: u64 = self.query(&cmd).await?;
+        let fields: Vec<String> = agents
+            .iter()
+            .flat_map(|agent| SnapshotSource::ALL.map(|source| snap_field(*agent, source)))
+            .collect();
+        // Body and stamp leave together.
+        let (deleted, _): (u64, u64) = self
+            .query_pipeline(
+                redis::pipe()
+                    .atomic()
+                    .cmd("HDEL")
+                    .arg(self.key(&["snap"]))
+                    .arg(&fields)
+                    .cmd("HDEL")
+                    .arg(self.key(&["snapver"]))
+                    .arg(&fields),
+            )
+            .await?;
         Ok(deleted)
     }
+}
+
+/// The (agent, source) of a `snap` field ([`snap_field`]).
+fn parse_field(field: &str) -> Result<(AgentId, SnapshotSource), StoreError> {
+    let (agent, source) = match field.strip_suffix(":shipped") {
+        Some(agent) => (agent, SnapshotSource::Shipped),
+        None => (field, SnapshotSource::Input),
+    };
+    let agent = agent
+        .parse::<uuid::Uuid>()
+        .map_err(|_| corrupt("snapshot hash field is not an agent id"))?;
+    Ok((AgentId(agent), source))
+}
+
+/// A `snapver` value: "<version> <taken_at RFC 3339> <interval secs>".
+fn parse_stamp(
+    agent_id: AgentId,
+    source: SnapshotSource,
+    stamp: &str,
+) -> Result<SnapshotVersion, StoreError> {
+    let bad = || corrupt("snapshot version stamp is malformed");
+    let mut parts = stamp.split(' ');
+    let (Some(version), Some(taken_at), Some(interval), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(SnapshotVersion {
+        agent_id,
+        source,
+        taken_at: DateTime::parse_from_rfc3339(taken_at)
+            .map_err(|_| bad())?
+            .with_timezone(&Utc),
+        interval_secs: interval.parse().map_err(|_| bad())?,
+        version: version.parse().map_err(|_| bad())?,
+    })
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ scripts!(
     query_source_put,
     samples_append,
     scan,
+    snapshot_put,
     stats,
     token_create,
     token_find,

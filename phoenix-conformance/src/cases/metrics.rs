@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use chrono::DateTime;
+
 use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
 use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
 use phoenix_core::page::PageRequest;
 use phoenix_core::pipeline::{PipelineRef, RenderContext, TemplateRegistry};
-use phoenix_core::store::{AppendReport, BusEvent, StoreError};
+use phoenix_core::store::{AppendReport, BusEvent, SnapshotVersion, StoreError};
 use phoenix_core::task::{EnqueueResult, TaskFilter, TaskState};
 
 use crate::TestBackend;
@@ -251,6 +253,115 @@ pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
         .unwrap();
     assert_eq!(m.delete_snapshots(&[a, b]).await.unwrap(), 2);
     assert!(m.snapshots().await.unwrap().is_empty());
+}
+
+/// Snapshot versions: one per stored snapshot (agent and source), ordered by agent id then
+/// source, with its `taken_at` and interval; a changed snapshot gets a new version and the
+/// others (the other source of the same agent included) keep theirs; `snapshots_of` hands
+/// each body out with the version `snapshot_versions` reports; a deleted agent leaves both
+/// reads with all its sources.
+pub async fn metric_snapshot_versions_follow_writes(backend: &dyn TestBackend) {
+    let m = backend.stores().metrics;
+    assert!(m.snapshot_versions().await.unwrap().is_empty());
+    assert!(
+        m.snapshots_of(&[(AgentId::new(), SnapshotSource::Input)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (a, b) = (AgentId::new(), AgentId::new());
+    let taken_at = DateTime::from_timestamp(backend.clock().now().timestamp(), 0).unwrap();
+    let snap = |agent: AgentId, source: SnapshotSource, points: u64| CardinalitySnapshot {
+        agent_id: agent,
+        source,
+        host: format!("h-{agent}"),
+        taken_at,
+        interval_secs: 60,
+        series: vec![SnapshotSeries {
+            metric: "node_load1".to_owned(),
+            labels: BTreeMap::from([("cpu".to_owned(), "0".to_owned())]),
+            points,
+            value: None,
+        }],
+    };
+    let (input, shipped) = (SnapshotSource::Input, SnapshotSource::Shipped);
+    m.put_snapshot(&snap(a, input, 1)).await.unwrap();
+    m.put_snapshot(&snap(b, input, 1)).await.unwrap();
+    m.put_snapshot(&snap(a, shipped, 1)).await.unwrap();
+    let mut keys = vec![(a, input), (a, shipped), (b, input)];
+    keys.sort();
+    let first = m.snapshot_versions().await.unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|v| (v.agent_id, v.source))
+            .collect::<Vec<_>>(),
+        keys
+    );
+    assert!(
+        first
+            .iter()
+            .all(|v| v.taken_at == taken_at && v.interval_secs == 60)
+    );
+
+    // Bodies come with the versions listed, ordered, unknown keys skipped, repeats once.
+    let got = m
+        .snapshots_of(&[
+            (b, input),
+            (AgentId::new(), input),
+            (a, shipped),
+            (a, input),
+            (b, input),
+            (b, shipped),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|v| (v.snapshot.agent_id, v.snapshot.source))
+            .collect::<Vec<_>>(),
+        keys
+    );
+    for (listed, fetched) in first.iter().zip(&got) {
+        assert_eq!(listed.version, fetched.version);
+        assert_eq!(fetched.snapshot, snap(listed.agent_id, listed.source, 1));
+    }
+    assert!(m.snapshots_of(&[]).await.unwrap().is_empty());
+
+    // A new shipped snapshot of `a` changes that version only.
+    m.put_snapshot(&snap(a, shipped, 2)).await.unwrap();
+    let second = m.snapshot_versions().await.unwrap();
+    let version = |list: &[SnapshotVersion], agent: AgentId, source: SnapshotSource| {
+        list.iter()
+            .find(|v| v.agent_id == agent && v.source == source)
+            .map(|v| v.version)
+    };
+    assert_ne!(version(&second, a, shipped), version(&first, a, shipped));
+    assert_eq!(version(&second, a, input), version(&first, a, input));
+    assert_eq!(version(&second, b, input), version(&first, b, input));
+    let fetched = m.snapshots_of(&[(a, shipped)]).await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(Some(fetched[0].version), version(&second, a, shipped));
+    assert_eq!(fetched[0].snapshot.series[0].points, 2);
+
+    // Deleted: every source of `a` leaves both reads; stored again, it is listed again.
+    assert_eq!(m.delete_snapshots(&[a]).await.unwrap(), 2);
+    let third = m.snapshot_versions().await.unwrap();
+    assert_eq!(
+        third
+            .iter()
+            .map(|v| (v.agent_id, v.source))
+            .collect::<Vec<_>>(),
+        vec![(b, input)]
+    );
+    assert!(
+        m.snapshots_of(&[(a, input), (a, shipped)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    m.put_snapshot(&snap(a, input, 3)).await.unwrap();
+    assert_eq!(m.snapshot_versions().await.unwrap().len(), 2);
 }
 
 /// Deployments are created with their first tasks and updated by compare-and-set.

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod experiments;
+pub mod fleet;
 pub mod flows;
 pub mod history;
 pub mod inputs;

@@ -8,6 +8,7 @@
 
 mod analysis;
 mod engine;
+mod host_table;
 mod interner;
 mod queries;
 mod recommend;
@@ -20,9 +21,10 @@ pub use analysis::{
     NAMESPACE_KEYS, NONE_GROUP, OTHER_GROUP, PricedBreakdowns, PricedGroup, SERVICE_KEYS,
 };
 pub use engine::{ProjectionError, RESOURCE_PREFIXES, check_projectable, is_resource_key};
+pub use host_table::HostTable;
 pub use queries::{KEPT_QUERIES_LISTED, QueryImpact};
 pub use recommend::{Action, RecommendOptions, Recommendation, glob_match};
-pub use shipped::{FlowTotals, RawVsShipped, raw_vs_shipped};
+pub use shipped::{FlowTotals, RawVsShipped, raw_vs_shipped, raw_vs_shipped_tables};
 pub use table::{CardinalityError, SeriesTable};
 
 use crate::cost::{CostError, PricingModel};

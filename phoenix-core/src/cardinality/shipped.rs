@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::cost::{CostBreakdown, PricingModel, reduction_pct};
 use crate::measure::{CardinalitySnapshot, SnapshotSource};
 
-use super::{AnalysisError, AnalysisOptions, analyze};
+use super::{AnalysisError, AnalysisOptions, SeriesTable};
 
 /// One side of a [`RawVsShipped`].
 #[derive(Debug, Clone, PartialEq)]
@@ -45,15 +45,12 @@ fn pct(raw: u64, shipped: u64) -> Option<f64> {
     (raw > 0).then(|| (1.0 - shipped as f64 / raw as f64) * 100.0)
 }
 
-fn totals(
-    snapshots: &[CardinalitySnapshot],
-    model: &PricingModel,
-) -> Result<FlowTotals, AnalysisError> {
+fn totals(table: &SeriesTable, model: &PricingModel) -> Result<FlowTotals, AnalysisError> {
     let options = AnalysisOptions {
         breakdowns: Vec::new(),
         ..AnalysisOptions::default()
     };
-    let report = analyze(snapshots, &options, Some(model))?;
+    let report = table.analyze(&options, Some(model))?;
     let Some(flow) = report.cost_flow else {
         unreachable!("an analysis given a pricing model prices its series")
     };
@@ -94,16 +91,41 @@ pub fn raw_vs_shipped(
         .filter(|s| s.source == SnapshotSource::Input && hosts.contains(&s.agent_id))
         .cloned()
         .collect();
-    let raw = totals(&raw, model)?;
-    let shipped = totals(&out, model)?;
-    Ok(Some(RawVsShipped {
-        hosts: hosts.len() as u64,
+    raw_vs_shipped_tables(
+        &SeriesTable::from_snapshots(&raw)?,
+        &SeriesTable::from_snapshots(&out)?,
+        model,
+    )
+    .map(|r| {
+        Some(RawVsShipped {
+            hosts: hosts.len() as u64,
+            ..r
+        })
+    })
+}
+
+/// [`raw_vs_shipped`] on interned tables: `raw` holds the inputs of exactly the hosts whose
+/// shipped outputs `shipped` holds, one snapshot per host each (the fleet cache merges them
+/// from its per-host tables).
+///
+/// # Errors
+/// When the series cannot be priced.
+pub fn raw_vs_shipped_tables(
+    raw: &SeriesTable,
+    shipped: &SeriesTable,
+    model: &PricingModel,
+) -> Result<RawVsShipped, AnalysisError> {
+    let hosts = shipped.hosts() as u64;
+    let raw = totals(raw, model)?;
+    let shipped = totals(shipped, model)?;
+    Ok(RawVsShipped {
+        hosts,
         series_reduction_pct: pct(raw.series, shipped.series),
         points_reduction_pct: pct(raw.points_per_minute, shipped.points_per_minute),
         cost_reduction_pct: reduction_pct(raw.cost.gross_monthly, shipped.cost.gross_monthly),
         raw,
         shipped,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use super::MemoryStore;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ExperimentId};
 use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
-use crate::store::{AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
+use crate::store::{
+    AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion,
+    VersionedSnapshot,
+};
 
 #[async_trait]
 impl MetricStore for MemoryStore {
@@ -79,14 +82,24 @@ impl MetricStore for MemoryStore {
     }
 
     async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
-        self.lock()
+        // Cloned outside the lock: a snapshot can hold thousands of series.
+        let copy = snapshot.clone();
+        let mut state = self.lock();
+        state.snapshot_seq += 1;
+        let version = state.snapshot_seq;
+        state
             .snapshots
-            .insert((snapshot.agent_id, snapshot.source), snapshot.clone());
+            .insert((snapshot.agent_id, snapshot.source), (version, copy));
         Ok(())
     }
 
     async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
-        Ok(self.lock().snapshots.values().cloned().collect())
+        Ok(self
+            .lock()
+            .snapshots
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect())
     }
 
     async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
@@ -94,7 +107,32 @@ impl MetricStore for MemoryStore {
             .lock()
             .snapshots
             .get(&(agent, SnapshotSource::Input))
-            .cloned())
+            .map(|(_, s)| s.clone()))
+    }
+
+    async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersion>, StoreError> {
+        Ok(self
+            .lock()
+            .snapshots
+            .values()
+            .map(|(version, s)| SnapshotVersion::of(s, *version))
+            .collect())
+    }
+
+    async fn snapshots_of(
+        &self,
+        keys: &[(AgentId, SnapshotSource)],
+    ) -> Result<Vec<VersionedSnapshot>, StoreError> {
+        let wanted: BTreeSet<(AgentId, SnapshotSource)> = keys.iter().copied().collect();
+        let state = self.lock();
+        Ok(wanted
+            .iter()
+            .filter_map(|key| state.snapshots.get(key))
+            .map(|(version, snapshot)| VersionedSnapshot {
+                version: *version,
+                snapshot: snapshot.clone(),
+            })
+            .collect())
     }
 
     async fn delete_snapshots(&self, agents: &[AgentId]) -> Result<u64, StoreError> {

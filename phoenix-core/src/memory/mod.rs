@@ -71,7 +71,10 @@ struct State {
     leases: BTreeSet<(DateTime<Utc>, TaskId)>,
     agents: BTreeMap<AgentId, (Agent, SecretHash)>,
     samples: HashMap<ExperimentId, SampleLog>,
-    snapshots: BTreeMap<(AgentId, SnapshotSource), CardinalitySnapshot>,
+    /// The current snapshot per agent and source, with its version.
+    snapshots: BTreeMap<(AgentId, SnapshotSource), (u64, CardinalitySnapshot)>,
+    /// The last snapshot version handed out.
+    snapshot_seq: u64,
     rollups: BTreeMap<(crate::history::Granularity, DateTime<Utc>), crate::history::RollupBucket>,
     /// Health history per agent, oldest first.
     health: HashMap<AgentId, std::collections::VecDeque<crate::agent::HealthPoint>>,

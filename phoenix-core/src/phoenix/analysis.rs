@@ -6,23 +6,25 @@
 //! to their wire types and nothing more.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::agent::{Agent, AgentFilter, AgentStatus, PipelineHealth};
 use crate::cardinality::{
-    self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, RawVsShipped, RecommendOptions,
-    Recommendation,
+    self, AnalysisOptions, CardinalityReport, CostFlow, Dimension, HostTable, RawVsShipped,
+    RecommendOptions, Recommendation,
 };
 use crate::cost::{FleetProjection, PricingModel, Savings, project_fleet};
 use crate::experiment::{DEFAULT_PRICING_MODEL, Experiment, Phase};
 use crate::ids::{AgentId, ExperimentId};
 use crate::kpi::{self, ExperimentKpis};
-use crate::measure::{CardinalitySnapshot, SnapshotSource};
-use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT};
+use crate::measure::{CardinalitySnapshot, SnapshotMeta, SnapshotSource};
+use crate::store::{ExperimentFilter, MAX_SAMPLES_PER_EXPERIMENT, SnapshotVersion};
 use crate::task::{EnqueueResult, NewTask, TaskPayload};
 use crate::validation::ValidationErrors;
 
+use super::fleet_cache::{CachedView, ViewTables};
 use super::{Phoenix, PhoenixError};
 
 /// An experiment's cost: both variants priced on the measured hosts, projected to the
@@ -69,6 +71,9 @@ pub struct Coverage {
     /// Hosts of the set that report a current shipped output (the output of the pipeline
     /// deployed or promoted on them, [`shipped_is_current`]).
     pub reporting_shipped: u64,
+    /// The instant the view was computed for (the snapshots stored then). Fleet views are
+    /// memoized per replica for at most [`super::PhoenixConfig::fleet_view_staleness`].
+    pub computed_at: DateTime<Utc>,
 }
 
 /// The snapshots a fleet view uses and the coverage they give.
@@ -97,15 +102,100 @@ pub struct CardinalityView {
 /// host whose pipeline was removed stops counting one interval after).
 #[must_use]
 pub fn shipped_is_current(input: &CardinalitySnapshot, shipped: &CardinalitySnapshot) -> bool {
+    shipped_meta_is_current(&input.meta(), &shipped.meta())
+}
+
+/// [`shipped_is_current`] on what the stores list of each snapshot.
+fn shipped_meta_is_current(input: &SnapshotMeta, shipped: &SnapshotMeta) -> bool {
     shipped.taken_at + chrono::Duration::seconds(i64::from(input.interval_secs.max(1)))
         >= input.taken_at
 }
 
-/// Which snapshots a fleet view keeps, decided once: a host's input snapshot counts while
-/// its agent exists and is live, or, for an agent no longer live, while the snapshot is
-/// younger than `retention`; its shipped output counts with it while current
-/// ([`shipped_is_current`]). Returns the snapshots kept, the coverage, and the agents whose
-/// snapshots are out (deleted agents, retention passed): the controller deletes those.
+/// The host set chosen from stored snapshots' metadata ([`select_hosts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HostSelection {
+    /// Positions (in the snapshots given) of the input snapshots kept, ordered by agent id.
+    pub(crate) inputs: Vec<usize>,
+    /// Positions of the shipped snapshots kept, ordered by agent id.
+    pub(crate) shipped: Vec<usize>,
+    /// What they cover.
+    pub(crate) coverage: Coverage,
+    /// Agents whose snapshots are out (deleted agents, retention passed), each once.
+    pub(crate) out: Vec<AgentId>,
+}
+
+/// Which snapshots a fleet view keeps, decided once, on what the stores list of each
+/// snapshot (agent, source, taken_at, interval): a host's input snapshot counts while its
+/// agent exists and is live, or, for an agent no longer live, while the snapshot is younger
+/// than `retention`; its shipped output counts with it while current
+/// ([`shipped_is_current`]). Both the uncached path ([`select_snapshots`]) and the fleet
+/// cache choose their host set here. `coverage.computed_at` is `now`.
+pub(crate) fn select_hosts(
+    agents: &[Agent],
+    snapshots: &[SnapshotMeta],
+    now: DateTime<Utc>,
+    retention: chrono::Duration,
+) -> HostSelection {
+    let live = AgentFilter::live();
+    let by_id: BTreeMap<AgentId, &Agent> = agents.iter().map(|a| (a.id, a)).collect();
+    let mut coverage = Coverage {
+        live_hosts: agents.iter().filter(|a| live.matches(a)).count() as u64,
+        computed_at: now,
+        ..Coverage::default()
+    };
+    let mut kept: Vec<usize> = Vec::new();
+    let mut shipped: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for (i, snapshot) in snapshots.iter().enumerate() {
+        let Some(agent) = by_id.get(&snapshot.agent_id) else {
+            out.push(snapshot.agent_id);
+            continue;
+        };
+        if snapshot.source != SnapshotSource::Input {
+            shipped.push(i);
+            continue;
+        }
+        if live.matches(agent) {
+            coverage.reporting_live += 1;
+        } else if now - snapshot.taken_at > retention {
+            out.push(snapshot.agent_id);
+            continue;
+        }
+        kept.push(i);
+    }
+    kept.sort_by_key(|&i| snapshots[i].agent_id);
+    out.sort();
+    out.dedup();
+    let inputs: BTreeMap<AgentId, &SnapshotMeta> = kept
+        .iter()
+        .map(|&i| (snapshots[i].agent_id, &snapshots[i]))
+        .collect();
+    shipped.retain(|&i| {
+        inputs
+            .get(&snapshots[i].agent_id)
+            .is_some_and(|input| shipped_meta_is_current(input, &snapshots[i]))
+    });
+    shipped.sort_by_key(|&i| snapshots[i].agent_id);
+    coverage.reporting_shipped = shipped.len() as u64;
+    coverage.reporting = kept.len() as u64;
+    coverage.hosts = coverage.live_hosts + (coverage.reporting - coverage.reporting_live);
+    coverage.percent = (coverage.live_hosts > 0)
+        .then(|| coverage.reporting_live as f64 * 100.0 / coverage.live_hosts as f64);
+    coverage.oldest_snapshot_at = kept.iter().map(|&i| snapshots[i].taken_at).min();
+    coverage.oldest_snapshot_age_secs = coverage
+        .oldest_snapshot_at
+        .map(|t| u64::try_from((now - t).num_seconds()).unwrap_or(0));
+    HostSelection {
+        inputs: kept,
+        shipped,
+        coverage,
+        out,
+    }
+}
+
+/// [`select_hosts`] over the snapshots themselves: returns the snapshots kept, the
+/// coverage, and the agents whose snapshots are out (deleted agents, retention passed):
+/// the controller deletes those.
 #[must_use]
 pub fn select_snapshots(
     agents: &[Agent],
@@ -113,65 +203,21 @@ pub fn select_snapshots(
     now: DateTime<Utc>,
     retention: chrono::Duration,
 ) -> (FleetSnapshots, Vec<AgentId>) {
-    let live = AgentFilter::live();
-    let by_id: BTreeMap<AgentId, &Agent> = agents.iter().map(|a| (a.id, a)).collect();
-    let mut coverage = Coverage {
-        live_hosts: agents.iter().filter(|a| live.matches(a)).count() as u64,
-        ..Coverage::default()
+    let metas: Vec<SnapshotMeta> = snapshots.iter().map(CardinalitySnapshot::meta).collect();
+    let selection = select_hosts(agents, &metas, now, retention);
+    let mut slots: Vec<Option<CardinalitySnapshot>> = snapshots.into_iter().map(Some).collect();
+    let mut take = |positions: &[usize]| -> Vec<CardinalitySnapshot> {
+        positions.iter().filter_map(|&i| slots[i].take()).collect()
     };
-    let (snapshots, shipped): (Vec<_>, Vec<_>) = snapshots
-        .into_iter()
-        .partition(|s| s.source == SnapshotSource::Input);
-    let mut kept = Vec::new();
-    let mut out = Vec::new();
-    for snapshot in &shipped {
-        if !by_id.contains_key(&snapshot.agent_id) {
-            out.push(snapshot.agent_id);
-        }
-    }
-    for snapshot in snapshots {
-        let Some(agent) = by_id.get(&snapshot.agent_id) else {
-            out.push(snapshot.agent_id);
-            continue;
-        };
-        if live.matches(agent) {
-            coverage.reporting_live += 1;
-        } else if now - snapshot.taken_at > retention {
-            out.push(snapshot.agent_id);
-            continue;
-        }
-        kept.push(snapshot);
-    }
-    kept.sort_by_key(|s| s.agent_id);
-    out.sort();
-    out.dedup();
-    let inputs: BTreeMap<AgentId, &CardinalitySnapshot> =
-        kept.iter().map(|s| (s.agent_id, s)).collect();
-    let mut shipped: Vec<CardinalitySnapshot> = shipped
-        .into_iter()
-        .filter(|s| {
-            inputs
-                .get(&s.agent_id)
-                .is_some_and(|input| shipped_is_current(input, s))
-        })
-        .collect();
-    shipped.sort_by_key(|s| s.agent_id);
-    coverage.reporting_shipped = shipped.len() as u64;
-    coverage.reporting = kept.len() as u64;
-    coverage.hosts = coverage.live_hosts + (coverage.reporting - coverage.reporting_live);
-    coverage.percent = (coverage.live_hosts > 0)
-        .then(|| coverage.reporting_live as f64 * 100.0 / coverage.live_hosts as f64);
-    coverage.oldest_snapshot_at = kept.iter().map(|s| s.taken_at).min();
-    coverage.oldest_snapshot_age_secs = coverage
-        .oldest_snapshot_at
-        .map(|t| u64::try_from((now - t).num_seconds()).unwrap_or(0));
+    let kept = take(&selection.inputs);
+    let shipped = take(&selection.shipped);
     (
         FleetSnapshots {
             snapshots: kept,
             shipped,
-            coverage,
+            coverage: selection.coverage,
         },
-        out,
+        selection.out,
     )
 }
 
@@ -247,6 +293,56 @@ fn invalid(field: &str, message: String) -> PhoenixError {
     PhoenixError::Validation(errors)
 }
 
+/// The cost flow's analysis options: `breakdowns`, or the default ones when empty.
+fn flow_options(breakdowns: Vec<Dimension>) -> AnalysisOptions {
+    let mut options = AnalysisOptions::default();
+    if !breakdowns.is_empty() {
+        options.breakdowns = breakdowns;
+    }
+    options
+}
+
+fn recommend_options(allow_changed_queries: bool) -> RecommendOptions {
+    RecommendOptions {
+        allow_changed_queries,
+        ..RecommendOptions::default()
+    }
+}
+
+/// A stamp of the query inventory's content (part of a memoized cost flow's key).
+fn inventory_version(inventory: &[crate::queries::InventoryQuery]) -> u64 {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    digest.update(format!("{inventory:?}").as_bytes());
+    let digest = digest.finalize();
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// A cost flow view from its analysis.
+fn flow_view(
+    report: CardinalityReport,
+    recommendations: Vec<Recommendation>,
+    shipped: Option<RawVsShipped>,
+    coverage: Coverage,
+) -> Result<CostFlowView, PhoenixError> {
+    let cost_flow = report.cost_flow.ok_or_else(|| {
+        invalid(
+            "pricing_model",
+            "the cost flow could not be priced under this model".to_owned(),
+        )
+    })?;
+    Ok(CostFlowView {
+        hosts: report.hosts,
+        coverage,
+        total_series: report.total_series,
+        cost_flow,
+        recommendations,
+        shipped,
+    })
+}
+
 impl Phoenix {
     /// The catalogue entry `id`, or a 422 on `pricing_model` listing the known ones.
     pub fn pricing_model(&self, id: &str) -> Result<&PricingModel, PhoenixError> {
@@ -277,10 +373,6 @@ impl Phoenix {
     /// The snapshots every fleet view uses and their coverage ([`select_snapshots`] under
     /// [`super::PhoenixConfig::snapshot_retention`]).
     pub async fn fleet_snapshots(&self) -> Result<FleetSnapshots, PhoenixError> {
-        Ok(self.select_fleet_snapshots().await?.0)
-    }
-
-    async fn select_fleet_snapshots(&self) -> Result<(FleetSnapshots, Vec<AgentId>), PhoenixError> {
         let agents = self
             .all_agents(&AgentFilter {
                 statuses: Vec::new(),
@@ -293,7 +385,8 @@ impl Phoenix {
             snapshots,
             self.now(),
             self.config().snapshot_retention,
-        ))
+        )
+        .0)
     }
 
     /// Asks every live agent for a fresh cardinality snapshot now rather than at its next
@@ -322,7 +415,28 @@ impl Phoenix {
     /// Deletes the snapshots no fleet view uses any more (agents deleted, or not live and
     /// past the retention); returns how many. The controller runs it.
     pub async fn prune_snapshots(&self) -> Result<u64, PhoenixError> {
-        let (_, out) = self.select_fleet_snapshots().await?;
+        // The rule needs no snapshot body: the versions list what it decides on.
+        let agents = self
+            .all_agents(&AgentFilter {
+                statuses: Vec::new(),
+                include_revoked: true,
+            })
+            .await?;
+        let metas: Vec<SnapshotMeta> = self
+            .stores()
+            .metrics
+            .snapshot_versions()
+            .await?
+            .iter()
+            .map(SnapshotVersion::meta)
+            .collect();
+        let out = select_hosts(
+            &agents,
+            &metas,
+            self.now(),
+            self.config().snapshot_retention,
+        )
+        .out;
         if out.is_empty() {
             return Ok(0);
         }
@@ -364,11 +478,8 @@ impl Phoenix {
         if measured.is_none() && pricing.is_some() {
             notes.push("no judged sample yet: nothing to price".to_owned());
         }
-        let FleetSnapshots {
-            snapshots: fleet_snapshots,
-            coverage,
-            ..
-        } = self.fleet_snapshots().await?;
+        let fleet_hosts_now = self.cached_fleet_hosts().await?;
+        let coverage = fleet_hosts_now.coverage.clone();
         let fleet_size = fleet_hosts.unwrap_or(coverage.hosts);
         let fleet = match (pricing, measured) {
             (Some(model), Some(cost)) if fleet_size > 0 => {
@@ -389,23 +500,21 @@ impl Phoenix {
         };
         let targets: std::collections::BTreeSet<_> =
             experiment.targets.iter().map(|t| t.agent_id).collect();
-        let snapshots: Vec<CardinalitySnapshot> = fleet_snapshots
+        let hosts: Vec<Arc<HostTable>> = fleet_hosts_now
+            .inputs
             .into_iter()
-            .filter(|s| targets.contains(&s.agent_id))
+            .filter(|t| targets.contains(&t.agent_id()))
             .collect();
         let recommendations = match pricing {
-            Some(model) if !snapshots.is_empty() => {
+            Some(model) if !hosts.is_empty() => {
                 let inventory = self.query_inventory().await?;
-                cardinality::recommend_with_queries(
-                    &snapshots,
-                    model,
-                    &RecommendOptions::default(),
-                    &inventory,
-                )
-                .map_err(|e| invalid("snapshots", e.to_string()))?
+                self.merge_hosts(hosts)
+                    .await?
+                    .recommend_with_queries(model, &RecommendOptions::default(), &inventory)
+                    .map_err(|e| invalid("snapshots", e.to_string()))?
             }
             _ => {
-                if snapshots.is_empty() {
+                if hosts.is_empty() {
                     notes.push("no cardinality snapshot from the targets yet".to_owned());
                 }
                 Vec::new()
@@ -423,8 +532,42 @@ impl Phoenix {
     }
 
     /// The fleet's raw series from the host set's snapshots ([`Phoenix::fleet_snapshots`]),
-    /// priced under `pricing_model` when given.
+    /// priced under `pricing_model` when given; memoized per replica within
+    /// [`super::PhoenixConfig::fleet_view_staleness`] (the coverage states the instant).
     pub async fn cardinality_report(
+        &self,
+        options: &AnalysisOptions,
+        pricing_model: Option<&str>,
+    ) -> Result<CardinalityView, PhoenixError> {
+        let model = pricing_model
+            .map(|id| self.pricing_model(id).cloned())
+            .transpose()?;
+        let key = format!("cardinality|{pricing_model:?}|{options:?}");
+        let options = options.clone();
+        let memo = self
+            .fleet_view(
+                key,
+                Arc::new(move |tables: &ViewTables<'_>| {
+                    tables
+                        .inputs()?
+                        .analyze(&options, model.as_ref())
+                        .map(CachedView::Report)
+                        .map_err(|e| invalid("snapshots", e.to_string()))
+                }),
+            )
+            .await?;
+        let CachedView::Report(report) = &*memo.view else {
+            unreachable!("a cardinality key holds a report");
+        };
+        Ok(CardinalityView {
+            report: report.clone(),
+            coverage: memo.coverage,
+        })
+    }
+
+    /// The uncached [`Phoenix::cardinality_report`]: reads every snapshot from the store
+    /// and analyses them now (what the cached views must equal).
+    pub async fn cardinality_report_uncached(
         &self,
         options: &AnalysisOptions,
         pricing_model: Option<&str>,
@@ -444,18 +587,74 @@ impl Phoenix {
     /// experiment, [`DEFAULT_PRICING_MODEL`]), by `breakdowns` (default: metric, service,
     /// namespace, host), with recommendations that keep the query inventory answering
     /// (and, with `allow_changed_queries`, also those under which some query answers
-    /// differently, listing them).
+    /// differently, listing them), and raw vs shipped; memoized per replica within
+    /// [`super::PhoenixConfig::fleet_view_staleness`] (the coverage states the instant; the
+    /// inventory is part of the memo's key).
     pub async fn cost_flow(
         &self,
         pricing_model: Option<&str>,
         breakdowns: Vec<Dimension>,
         allow_changed_queries: bool,
     ) -> Result<CostFlowView, PhoenixError> {
+        let id = pricing_model.unwrap_or(DEFAULT_PRICING_MODEL);
+        let model = self.pricing_model(id)?.clone();
+        let options = flow_options(breakdowns);
+        let inventory = self.query_inventory().await?;
+        let key = format!(
+            "cost_flow|{id}|{options:?}|{allow_changed_queries}|{:016x}",
+            inventory_version(&inventory)
+        );
+        let memo = self
+            .fleet_view(
+                key,
+                Arc::new(move |tables: &ViewTables<'_>| {
+                    let inputs = tables.inputs()?;
+                    let report = inputs
+                        .analyze(&options, Some(&model))
+                        .map_err(|e| invalid("snapshots", e.to_string()))?;
+                    let shipped = tables
+                        .raw_and_shipped()?
+                        .map(|(raw, shipped)| {
+                            cardinality::raw_vs_shipped_tables(&raw, &shipped, &model)
+                        })
+                        .transpose()
+                        .map_err(|e| invalid("snapshots", e.to_string()))?;
+                    let recommendations = if inputs.hosts() == 0 {
+                        Vec::new()
+                    } else {
+                        inputs
+                            .recommend_with_queries(
+                                &model,
+                                &recommend_options(allow_changed_queries),
+                                &inventory,
+                            )
+                            .map_err(|e| invalid("snapshots", e.to_string()))?
+                    };
+                    Ok(CachedView::Flow(report, recommendations, shipped))
+                }),
+            )
+            .await?;
+        let CachedView::Flow(report, recommendations, shipped) = &*memo.view else {
+            unreachable!("a cost flow key holds a flow");
+        };
+        flow_view(
+            report.clone(),
+            recommendations.clone(),
+            shipped.clone(),
+            memo.coverage,
+        )
+    }
+
+    /// The uncached [`Phoenix::cost_flow`]: reads every snapshot from the store and
+    /// analyses them now (what the cached views must equal).
+    pub async fn cost_flow_uncached(
+        &self,
+        pricing_model: Option<&str>,
+        breakdowns: Vec<Dimension>,
+        allow_changed_queries: bool,
+    ) -> Result<CostFlowView, PhoenixError> {
         let model = self.pricing_model(pricing_model.unwrap_or(DEFAULT_PRICING_MODEL))?;
-        let mut options = AnalysisOptions::default();
-        if !breakdowns.is_empty() {
-            options.breakdowns = breakdowns;
-        }
+        let options = flow_options(breakdowns);
         let FleetSnapshots {
             snapshots,
             shipped,
@@ -469,27 +668,15 @@ impl Phoenix {
             Vec::new()
         } else {
             let inventory = self.query_inventory().await?;
-            let options = RecommendOptions {
-                allow_changed_queries,
-                ..RecommendOptions::default()
-            };
-            cardinality::recommend_with_queries(&snapshots, model, &options, &inventory)
-                .map_err(|e| invalid("snapshots", e.to_string()))?
-        };
-        let cost_flow = report.cost_flow.ok_or_else(|| {
-            invalid(
-                "pricing_model",
-                "the cost flow could not be priced under this model".to_owned(),
+            cardinality::recommend_with_queries(
+                &snapshots,
+                model,
+                &recommend_options(allow_changed_queries),
+                &inventory,
             )
-        })?;
-        Ok(CostFlowView {
-            hosts: report.hosts,
-            coverage,
-            total_series: report.total_series,
-            cost_flow,
-            recommendations,
-            shipped,
-        })
+            .map_err(|e| invalid("snapshots", e.to_string()))?
+        };
+        flow_view(report, recommendations, shipped, coverage)
     }
 
     /// The fleet: totals per status, version and template, refused reports, experiments

@@ -163,12 +163,17 @@ impl Phoenix {
         let day = store.rollup(Granularity::Day, day_start).await?;
         let hour = store.rollup(Granularity::Hour, hour_start).await?;
         if history::record(hour.as_ref(), day.as_ref(), &probe(stamp), top).is_ok() {
-            let fleet = self.fleet_snapshots().await?;
-            if !fleet.snapshots.is_empty() {
-                let observation = history::observe(
-                    &fleet.snapshots,
-                    fleet.coverage.live_hosts,
-                    fleet.coverage.reporting_live,
+            // The fleet cache's host set: only the snapshots changed since its last sync
+            // are read and interned.
+            let fleet = self.cached_fleet_hosts().await?;
+            if !fleet.inputs.is_empty() {
+                let (live_hosts, reporting_live) =
+                    (fleet.coverage.live_hosts, fleet.coverage.reporting_live);
+                let table = self.merge_hosts(fleet.inputs).await?;
+                let observation = history::observe_table(
+                    &table,
+                    live_hosts,
+                    reporting_live,
                     self.catalogue(),
                     stamp,
                     top,

@@ -6,6 +6,7 @@ mod agents;
 mod analysis;
 mod deployments;
 mod experiments;
+mod fleet_cache;
 mod group_commit;
 mod history;
 mod preview;
@@ -70,6 +71,12 @@ pub struct PhoenixConfig {
     /// A host that is not live (lost, revoked) keeps its last snapshot in the fleet's views
     /// this long after taking it; then the controller deletes it. Deleted agents leave at once.
     pub snapshot_retention: Duration,
+    /// The most a fleet view (cost flow, cardinality, recommendations) may lag the stored
+    /// snapshots: views are memoized per replica and recomputed in the background once
+    /// half of this has passed; a request finding one older waits for a fresh one. Zero
+    /// computes every view on request. Views state the instant they were computed for
+    /// (`Coverage::computed_at`).
+    pub fleet_view_staleness: Duration,
     /// Cost history: recording interval, retention and bound ([`crate::history`]).
     pub history: crate::history::HistoryConfig,
     /// An agent's health history keeps the points of this long (and at most
@@ -89,6 +96,7 @@ impl Default for PhoenixConfig {
             task_retention: Duration::hours(24),
             snapshot_interval: Duration::seconds(60),
             snapshot_retention: Duration::minutes(15),
+            fleet_view_staleness: Duration::seconds(10),
             history: crate::history::HistoryConfig::default(),
             health_retention: Duration::hours(1),
         }
@@ -195,6 +203,8 @@ struct Inner {
     pump: OnceLock<()>,
     /// Concurrent task completions, applied together.
     completions: Arc<group_commit::GroupCommit>,
+    /// This replica's interned snapshots and memoized fleet views.
+    fleet_cache: Arc<fleet_cache::FleetCache>,
     /// The last history interval this process handled.
     history_last: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
@@ -343,6 +353,7 @@ impl PhoenixBuilder {
                 waiters: Arc::new(Waiters::default()),
                 pump: OnceLock::new(),
                 completions: Arc::default(),
+                fleet_cache: Arc::default(),
                 history_last: std::sync::Mutex::new(None),
             }),
         }

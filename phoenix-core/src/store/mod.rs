@@ -26,7 +26,10 @@ pub use bus::{BusEvent, EventBus};
 pub use deployment::DeploymentStore;
 pub use experiment::{Commit, CommitReceipt, ExperimentFilter, ExperimentStore};
 pub use history::HistoryStore;
-pub use metric::{AppendReport, MAX_SAMPLES_PER_EXPERIMENT, MetricStore};
+pub use metric::{
+    AppendReport, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion, VersionedSnapshot,
+    content_version,
+};
 pub use query::QueryStore;
 pub use queue::TaskQueue;
 pub use token::TokenStore;

@@ -17,6 +17,11 @@
 //!    through phoenix-core, then heartbeats and measurement reports back to back, each with
 //!    server (and database) CPU per 1,000 requests; next to it, in the same repetition,
 //!    Phoenix's library drain and apalis 1.0 at its defaults on the same database.
+//! 6. Fleet views at scale (`scale.rs`, issue #15 item 4): 1,000 hosts x 5,000 series on
+//!    the memory store, PostgreSQL and Redis, the cost flow and cardinality read over HTTP
+//!    (cold, quiet, while snapshots are replaced at 1,000/min) and the server's CPU while it
+//!    ingests 1,000 snapshots/min; its own block (`server-scale`), written when run alone
+//!    (`PHOENIX_BENCH_ONLY=scale`) or in a full run.
 //! 5. Fleet scale (`fleet.rs`): `PHOENIX_BENCH_AGENTS` (10,000) simulated agents at the
 //!    agent's real cadence against one server on the memory store and two replicas on each
 //!    database: time for a `start` to reach all of them, then a sustained window
@@ -28,7 +33,7 @@
 //! `TARGETS` table (through `phoenix-bench`). The hand-written `### Notes` under the block are kept.
 //!
 //! `PHOENIX_BENCH_POLLS` sets the number of idle polls; `PHOENIX_BENCH_ONLY` (a comma
-//! list of `heartbeats`, `idle-polls`, `replicas`, `product`, `fleet`) runs only those
+//! list of `heartbeats`, `idle-polls`, `replicas`, `product`, `fleet`, `scale`) runs only those
 //! scenarios and prints their section without touching the docs;
 //! `PHOENIX_BENCH_WRAP` runs the server under a profiler (see `ServerProcess::start`).
 
@@ -36,6 +41,7 @@ mod drains;
 mod fleet;
 mod payload;
 mod product;
+mod scale;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -776,6 +782,31 @@ async fn main() {
                     }
                 }
             }
+        }
+    }
+    // Fleet views at scale: once (its figures are percentiles over many requests), into
+    // its own block.
+    if selected("scale") {
+        let mut machine = Machine::read();
+        if let Some(url) = &postgres {
+            machine.with_postgres(url);
+        }
+        if let Some(url) = &redis {
+            machine.with_redis(url);
+        }
+        let section = scale::scale(
+            &scale::ScaleSetup::from_env(),
+            &mut machine,
+            postgres.as_deref(),
+            redis.as_deref(),
+        )
+        .await;
+        print!("{section}");
+        if only.as_deref().is_none_or(|o| o.trim() == "scale") {
+            scale::write(&section);
+        }
+        if only.as_deref().is_some_and(|o| o.trim() == "scale") {
+            return;
         }
     }
     machine.finish();

@@ -45,6 +45,12 @@ impl std::error::Error for BodyError {}
 /// # Errors
 /// [`BodyError`] saying what is wrong and where.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    // The common case, a valid body, parses without tracking where it is (the path
+    // tracker records every map key it passes, a cost per label on a host's snapshot);
+    // a body that fails is parsed again with the tracker, to say where.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| classify(&e))?;
     // Nothing but whitespace after the value.

@@ -89,22 +89,67 @@ pub const MAX_CLOCK_AHEAD_SECS: i64 = 300;
 /// day of agent buffering).
 pub const MAX_REPORT_AGE_SECS: i64 = 31 * 24 * 3600;
 
+/// A field's path in an error. The checks take one so that a caller checking many
+/// fields of a large input (a host's snapshot: thousands of series and their labels) can
+/// pass [`LazyPath`] and build a path only when an error names it.
+pub trait FieldPath {
+    /// The path, as the error shows it.
+    fn render(&self) -> String;
+}
+
+impl FieldPath for str {
+    fn render(&self) -> String {
+        self.to_owned()
+    }
+}
+
+impl FieldPath for String {
+    fn render(&self) -> String {
+        self.clone()
+    }
+}
+
+/// A path built only when an error names it.
+pub struct LazyPath<F>(pub F);
+
+impl<F> std::fmt::Debug for LazyPath<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyPath(..)")
+    }
+}
+
+impl<F: Fn() -> String> FieldPath for LazyPath<F> {
+    fn render(&self) -> String {
+        (self.0)()
+    }
+}
+
 /// Records an error unless `value` is a name: not blank, at most `max` characters, no
 /// control character.
-pub fn name(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+pub fn name(
+    errors: &mut ValidationErrors,
+    path: &(impl FieldPath + ?Sized),
+    value: &str,
+    max: usize,
+) {
     if value.trim().is_empty() {
-        errors.push(path, "must not be empty");
+        errors.push(path.render(), "must not be empty");
     } else {
         optional_name(errors, path, value, max);
     }
 }
 
 /// [`name`], but empty is allowed.
-pub fn optional_name(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+pub fn optional_name(
+    errors: &mut ValidationErrors,
+    path: &(impl FieldPath + ?Sized),
+    value: &str,
+    max: usize,
+) {
     if value.chars().count() > max {
-        errors.push(path, format!("must be at most {max} characters"));
+        errors.push(path.render(), format!("must be at most {max} characters"));
     } else if value.chars().any(char::is_control) {
-        errors.push(path, "must not contain control characters");
+        errors.push(path.render(), "must not contain control characters");
     }
 }
 
@@ -128,12 +173,17 @@ pub fn query_source(errors: &mut ValidationErrors, name_value: &str, content: &s
 
 /// Records an error unless `value` is free text of at most `max` characters: tabs and line
 /// breaks allowed, no other control character.
-pub fn free_text(errors: &mut ValidationErrors, path: &str, value: &str, max: usize) {
+pub fn free_text(
+    errors: &mut ValidationErrors,
+    path: &(impl FieldPath + ?Sized),
+    value: &str,
+    max: usize,
+) {
     if value.chars().count() > max {
-        errors.push(path, format!("must be at most {max} characters"));
+        errors.push(path.render(), format!("must be at most {max} characters"));
     } else if value.chars().any(not_free_text) {
         errors.push(
-            path,
+            path.render(),
             "must not contain control characters other than tab and line breaks",
         );
     }
@@ -190,20 +240,30 @@ pub fn json(errors: &mut ValidationErrors, path: &str, value: &serde_json::Value
 }
 
 /// Records an error unless `value` lies in `range`.
-pub fn int(errors: &mut ValidationErrors, path: &str, value: u64, range: RangeInclusive<u64>) {
+pub fn int(
+    errors: &mut ValidationErrors,
+    path: &(impl FieldPath + ?Sized),
+    value: u64,
+    range: RangeInclusive<u64>,
+) {
     if !range.contains(&value) {
         errors.push(
-            path,
+            path.render(),
             format!("must be between {} and {}", range.start(), range.end()),
         );
     }
 }
 
 /// Records an error unless `value` is finite and lies in `range`.
-pub fn float(errors: &mut ValidationErrors, path: &str, value: f64, range: RangeInclusive<f64>) {
+pub fn float(
+    errors: &mut ValidationErrors,
+    path: &(impl FieldPath + ?Sized),
+    value: f64,
+    range: RangeInclusive<f64>,
+) {
     if !value.is_finite() || !range.contains(&value) {
         errors.push(
-            path,
+            path.render(),
             format!("must be between {} and {}", range.start(), range.end()),
         );
     }
@@ -585,42 +645,39 @@ pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: Dat
         if errors.errors.len() >= 100 {
             break;
         }
-        snapshot_series(errors, &format!("series[{i}]"), series);
+        snapshot_series(errors, &LazyPath(|| format!("series[{i}]")), series);
     }
 }
 
 /// One series of a cardinality snapshot, its fields under `p`. Senders that take series
 /// from elsewhere (the agent's OTLP receiver) ask it too, to leave out a series the server
 /// would refuse rather than lose the whole snapshot.
-pub fn snapshot_series(errors: &mut ValidationErrors, p: &str, series: &SnapshotSeries) {
-    name(
-        errors,
-        &format!("{p}.metric"),
-        &series.metric,
-        MAX_TOKEN_CHARS,
-    );
+pub fn snapshot_series(
+    errors: &mut ValidationErrors,
+    p: &(impl FieldPath + ?Sized),
+    series: &SnapshotSeries,
+) {
+    // Paths are built only for an error: a valid snapshot of thousands of series costs no
+    // allocation here.
+    let at = |field: &'static str| LazyPath(move || format!("{}.{field}", p.render()));
+    name(errors, &at("metric"), &series.metric, MAX_TOKEN_CHARS);
     if series.labels.len() > MAX_SERIES_LABELS {
         errors.push(
-            format!("{p}.labels"),
+            at("labels").render(),
             format!("at most {MAX_SERIES_LABELS} labels"),
         );
     }
     for (key, value) in &series.labels {
-        let lp = format!("{p}.labels.{}", key.escape_debug());
+        let lp = LazyPath(|| format!("{}.labels.{}", p.render(), key.escape_debug()));
         name(errors, &lp, key, MAX_LABEL_KEY_CHARS);
         // Values are whatever the host's processes carry (command lines included).
         free_text(errors, &lp, value, MAX_DETAIL_CHARS);
     }
-    int(
-        errors,
-        &format!("{p}.points"),
-        series.points,
-        0..=MAX_POINTS,
-    );
+    int(errors, &at("points"), series.points, 0..=MAX_POINTS);
     if let Some(value) = series.value {
         float(
             errors,
-            &format!("{p}.value"),
+            &at("value"),
             value,
             -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
         );

@@ -9,7 +9,7 @@
 //! either way, so every analysis of it is identical.
 
 use super::interner::Interner;
-use super::table::{CardinalityError, HostInfo, Label, SeriesTable};
+use super::table::{CardinalityError, HostInfo, Label, SeriesTable, grouped_layout};
 use crate::ids::AgentId;
 use crate::measure::{CardinalitySnapshot, SnapshotMeta, SnapshotSource};
 
@@ -213,20 +213,9 @@ impl SeriesTable {
             value_maps.push(value_map);
         }
         let total_labels: u64 = metric_label_counts.iter().sum();
-        u32::try_from(total_labels).map_err(too_large)?;
-
         // Where each metric's series and labels start in the grouped layout.
-        let mut metric_ranges = Vec::with_capacity(metric_counts.len());
-        let mut next_series = Vec::with_capacity(metric_counts.len());
-        let mut next_label = Vec::with_capacity(metric_counts.len());
-        let (mut s, mut l) = (0_u32, 0_u32);
-        for (count, labels) in metric_counts.iter().zip(&metric_label_counts) {
-            metric_ranges.push((s, s + count));
-            next_series.push(s);
-            next_label.push(l);
-            s += count;
-            l += u32::try_from(*labels).map_err(too_large)?;
-        }
+        let (metric_ranges, mut next_series, mut next_label) =
+            grouped_layout(&metric_counts, &metric_label_counts)?;
 
         // Pass 2: scatter every series into its metric's group, labels remapped.
         let mut series_host = vec![0_u32; total];

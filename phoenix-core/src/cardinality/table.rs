@@ -113,20 +113,9 @@ impl SeriesTable {
             }
         }
         let total_labels: u64 = metric_label_counts.iter().sum();
-        u32::try_from(total_labels).map_err(too_large)?;
-
         // Where each metric's series and labels start in the grouped layout.
-        let mut metric_ranges = Vec::with_capacity(metric_counts.len());
-        let mut next_series = Vec::with_capacity(metric_counts.len());
-        let mut next_label = Vec::with_capacity(metric_counts.len());
-        let (mut s, mut l) = (0_u32, 0_u32);
-        for (count, labels) in metric_counts.iter().zip(&metric_label_counts) {
-            metric_ranges.push((s, s + count));
-            next_series.push(s);
-            next_label.push(l);
-            s += count;
-            l += u32::try_from(*labels).map_err(too_large)?;
-        }
+        let (metric_ranges, mut next_series, mut next_label) =
+            grouped_layout(&metric_counts, &metric_label_counts)?;
 
         // Pass 2: intern labels and scatter every series into its metric's group.
         let mut keys = Interner::default();
@@ -234,4 +223,33 @@ impl SeriesTable {
     pub(crate) fn key_id(&self, key: &str) -> Option<u32> {
         self.keys.get_id(key)
     }
+}
+
+/// The grouped layout of a table from each metric's series and label counts: each metric's
+/// series range, and where its next series and next label go (the scatter's cursors).
+pub(crate) type GroupedLayout = (Vec<(u32, u32)>, Vec<u32>, Vec<u32>);
+
+/// [`GroupedLayout`] of `metric_counts` series and `metric_label_counts` labels per metric.
+///
+/// # Errors
+/// [`CardinalityError::TooLarge`] when the labels do not fit the table's 32-bit indexes.
+pub(crate) fn grouped_layout(
+    metric_counts: &[u32],
+    metric_label_counts: &[u64],
+) -> Result<GroupedLayout, CardinalityError> {
+    let too_large = |_| CardinalityError::TooLarge;
+    let total_labels: u64 = metric_label_counts.iter().sum();
+    u32::try_from(total_labels).map_err(too_large)?;
+    let mut metric_ranges = Vec::with_capacity(metric_counts.len());
+    let mut next_series = Vec::with_capacity(metric_counts.len());
+    let mut next_label = Vec::with_capacity(metric_counts.len());
+    let (mut s, mut l) = (0_u32, 0_u32);
+    for (count, labels) in metric_counts.iter().zip(metric_label_counts) {
+        metric_ranges.push((s, s + count));
+        next_series.push(s);
+        next_label.push(l);
+        s += count;
+        l += u32::try_from(*labels).map_err(too_large)?;
+    }
+    Ok((metric_ranges, next_series, next_label))
 }

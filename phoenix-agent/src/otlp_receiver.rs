@@ -563,26 +563,31 @@ async fn answer(
         .get(header::CONTENT_ENCODING)
         .and_then(|e| Encoding::of(e.as_bytes()))
         .unwrap_or(Encoding::Identity);
-    let decoded = match encoding.decode(&body) {
-        Ok(decoded) => decoded,
-        Err(Inflate::TooLarge) => return Err(too_large()),
-        Err(Inflate::Invalid(e)) => {
-            return Err(status(
-                StatusCode::BAD_REQUEST,
-                INVALID_ARGUMENT,
-                format!("the body is not valid {} data: {e}", encoding.name()),
-            ));
-        }
-    };
-    let request = match ExportMetricsServiceRequest::decode(decoded) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(status(
+    // Inflating and decoding up to 20 MiB is CPU work: off the async workers.
+    let raw = body.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let decoded = encoding.decode(&raw).map_err(|e| {
+            Box::new(match e {
+                Inflate::TooLarge => too_large(),
+                Inflate::Invalid(e) => status(
+                    StatusCode::BAD_REQUEST,
+                    INVALID_ARGUMENT,
+                    format!("the body is not valid {} data: {e}", encoding.name()),
+                ),
+            })
+        })?;
+        ExportMetricsServiceRequest::decode(decoded).map_err(|e| {
+            Box::new(status(
                 StatusCode::BAD_REQUEST,
                 INVALID_ARGUMENT,
                 format!("the body is not a protobuf OTLP ExportMetricsServiceRequest: {e}"),
-            ));
-        }
+            ))
+        })
+    })
+    .await;
+    let request = match decoded {
+        Ok(decoded) => decoded.map_err(|refused| *refused)?,
+        Err(_) => return Ok(unavailable("the receiver is stopping".to_owned())),
     };
     let answer = match &receiver.forward {
         Forward::Off => {

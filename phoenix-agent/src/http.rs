@@ -38,6 +38,20 @@ impl HttpControlPlane {
     }
 }
 
+/// The server's message with the first few invalid fields it names, so that the agent's
+/// log says what was refused.
+fn rejection_text(error: &phoenix_api::error::ErrorObject) -> String {
+    let mut text = error.message.clone();
+    let fields = error.details.fields.as_deref().unwrap_or_default();
+    for f in fields.iter().take(3) {
+        text.push_str(&format!("; {}: {}", f.path, f.message));
+    }
+    if fields.len() > 3 {
+        text.push_str(&format!("; and {} more", fields.len() - 3));
+    }
+    text
+}
+
 fn map(e: ClientError) -> ControlError {
     match &e {
         ClientError::Api {
@@ -54,7 +68,7 @@ fn map(e: ClientError) -> ControlError {
             _ if *status >= 500 => ControlError::unavailable(e),
             _ => ControlError::Rejected {
                 status: *status,
-                message: error.message.clone(),
+                message: rejection_text(error),
             },
         },
         _ => ControlError::unavailable(e),

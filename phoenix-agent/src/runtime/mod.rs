@@ -270,8 +270,14 @@ impl ChurnTrackers {
                 "more series than the churn tracker remembers: active and hourly distinct series are lower bounds from now on"
             );
         }
-        stats.active_series = Some(f.active);
-        stats.hour_distinct_series = Some(f.hour_distinct);
+        // Identities merge resource and point attributes, as a vendor names a series, so
+        // two series of one output can share one (the same label set under different
+        // resources): the distinct count can fall below the sample's series. The
+        // interval's own series are active and seen in its hour, which is the floor the
+        // server holds every report to (`inputs::variant_stats`); a report under it would
+        // be refused whole, and the sample lost.
+        stats.active_series = Some(f.active.max(stats.series));
+        stats.hour_distinct_series = Some(f.hour_distinct.max(stats.series));
     }
 
     /// Forgets the trackers of experiments `keep` refuses.

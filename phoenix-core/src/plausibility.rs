@@ -25,6 +25,11 @@
 //! These checks stop a figure that cannot be true; a host lying plausibly is the judge's
 //! concern, which decides on the median of hosts ([`crate::judge::fleet_median`]).
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::ExperimentId;
 use crate::measure::{CardinalitySnapshot, MeasurementSample, VariantStats};
 use crate::validation::ValidationErrors;
 
@@ -55,17 +60,25 @@ fn variants(s: &MeasurementSample) -> [(&'static str, &VariantStats); 2] {
 
 /// Records a field error (`{path}[i].{variant}.series`) for every variant of `samples`
 /// reporting more series than `snapshot`, the same agent's, allows. Samples taken further
-/// than [`SNAPSHOT_MAX_AGE_SECS`] from the snapshot are not checked.
+/// than [`SNAPSHOT_MAX_AGE_SECS`] from the snapshot are not checked, nor samples of an
+/// experiment whose pipelines were deployed on the host after the snapshot was taken
+/// (`deployed_at`: when the host's target of each experiment last changed): the snapshot
+/// could not see the inputs those pipelines added (Prometheus targets the host view does
+/// not scrape), and the next snapshot will.
 pub fn against_snapshot(
     errors: &mut ValidationErrors,
     path: &str,
     samples: &[MeasurementSample],
     snapshot: &CardinalitySnapshot,
+    deployed_at: &BTreeMap<ExperimentId, DateTime<Utc>>,
 ) {
     let limit = snapshot_series_limit(snapshot);
     for (i, s) in samples.iter().enumerate() {
         if s.agent_id != snapshot.agent_id
             || (s.taken_at - snapshot.taken_at).num_seconds().abs() > SNAPSHOT_MAX_AGE_SECS
+            || deployed_at
+                .get(&s.experiment_id)
+                .is_some_and(|at| *at > snapshot.taken_at)
         {
             continue;
         }
@@ -206,12 +219,22 @@ mod tests {
             sample(agent, e, 1_000_000, 1),
             sample(agent, e, 500, 2_001),
         ];
-        against_snapshot(&mut errors, "samples", &samples, &snap);
+        let none = BTreeMap::new();
+        against_snapshot(&mut errors, "samples", &samples, &snap, &none);
         assert_eq!(
             paths(&errors),
             ["samples[1].baseline.series", "samples[2].candidate.series"]
         );
         assert!(errors.errors[0].message.contains("holds 100 series"));
+        // Deployed on the host after the snapshot: its pipelines' inputs are not in it.
+        let mut errors = ValidationErrors::new();
+        let later = BTreeMap::from([(e, snap.taken_at + Duration::seconds(1))]);
+        against_snapshot(&mut errors, "samples", &samples, &snap, &later);
+        assert!(errors.is_empty());
+        // Deployed before it: the snapshot bounds the samples.
+        let earlier = BTreeMap::from([(e, snap.taken_at - Duration::seconds(1))]);
+        against_snapshot(&mut errors, "samples", &samples, &snap, &earlier);
+        assert_eq!(errors.errors.len(), 2);
         // A snapshot of another agent, or more than an hour away, bounds nothing.
         let mut errors = ValidationErrors::new();
         against_snapshot(
@@ -219,10 +242,11 @@ mod tests {
             "samples",
             &samples,
             &snapshot(AgentId::new(), 100),
+            &none,
         );
         let mut old = snap.clone();
         old.taken_at -= Duration::seconds(SNAPSHOT_MAX_AGE_SECS + 1);
-        against_snapshot(&mut errors, "samples", &samples, &old);
+        against_snapshot(&mut errors, "samples", &samples, &old, &none);
         assert!(errors.is_empty());
     }
 

@@ -241,6 +241,7 @@ impl Phoenix {
         let mut errors = ValidationErrors::new();
         let mut checked = BTreeSet::new();
         let mut queries = BTreeMap::new();
+        let mut deployed_at = BTreeMap::new();
         for (i, sample) in samples.iter().enumerate() {
             if sample.agent_id != agent {
                 errors.push(
@@ -255,6 +256,9 @@ impl Phoenix {
             match self.stores().experiments.get(sample.experiment_id).await {
                 Ok(experiment) if experiment.target(agent).is_some() => {
                     queries.insert(sample.experiment_id, experiment.queries.len());
+                    if let Some(target) = experiment.target(agent) {
+                        deployed_at.insert(sample.experiment_id, target.updated_at);
+                    }
                 }
                 Ok(_) => errors.push(
                     format!("samples[{i}].experiment_id"),
@@ -300,7 +304,7 @@ impl Phoenix {
             }
         };
         if let Some(snapshot) = snapshot {
-            plausibility::against_snapshot(&mut errors, "samples", samples, snapshot);
+            plausibility::against_snapshot(&mut errors, "samples", samples, snapshot, &deployed_at);
         }
         let mut recent = Vec::new();
         for experiment in samples

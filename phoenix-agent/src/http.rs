@@ -10,7 +10,7 @@ use phoenix_api::task::TaskStatusReport;
 use phoenix_client::{Client, ClientError};
 use phoenix_core::agent::{AgentRegistration, Heartbeat};
 use phoenix_core::ids::{AgentId, LeaseToken, TaskId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, PackedSnapshot};
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::{LeaseRef, LeasedTask, Task};
 
@@ -208,7 +208,10 @@ impl ControlPlane for HttpControlPlane {
     ) -> Result<MetricsAck, ControlError> {
         let body = phoenix_api::measure::MetricsReport {
             samples: samples.iter().cloned().map(Into::into).collect(),
-            snapshot: snapshot.cloned().map(Into::into),
+            // Packed: a host's strings once (a fifth of the bytes, and a fraction of the
+            // server's work to read).
+            snapshot: None,
+            packed_snapshot: snapshot.map(|s| PackedSnapshot::pack(s).into()),
         };
         let receipt = self
             .with(credential)

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::agent::{AgentRegistration, Heartbeat};
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample};
+use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, PackedSnapshot};
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::{LeaseRef, LeasedTask};
 use phoenix_core::{Phoenix, PhoenixError, StoreError};
@@ -152,9 +152,11 @@ impl ControlPlane for InProcessControlPlane {
         snapshot: Option<&CardinalitySnapshot>,
     ) -> Result<MetricsAck, ControlError> {
         let id = self.agent(credential).await?;
+        // Packed, as the HTTP control sends it.
+        let packed = snapshot.map(PackedSnapshot::pack);
         let (report, _) = self
             .phoenix
-            .report_metrics(id, samples, snapshot)
+            .report_metrics(id, samples, packed.as_ref().map(Into::into))
             .await
             .map_err(map)?;
         Ok(MetricsAck {

@@ -394,6 +394,75 @@ impl From<CardinalitySnapshot> for core::CardinalitySnapshot {
     }
 }
 
+/// A cardinality snapshot with every string once, the form agents send: series `i` is
+/// the metric `strings[metrics[i]]` with labels `strings[labels[i][0]]` =
+/// `strings[labels[i][1]]`, and so on, `points[i]` points in the interval and value
+/// `values[i]`. Canonical: one entry per series in `metrics`, `labels`, `points` and
+/// `values`; each series' label keys distinct and ascending; every string used and listed
+/// once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", oai(deny_unknown_fields))]
+pub struct PackedSnapshot {
+    /// The reporting agent's own id.
+    pub agent_id: Uuid,
+    /// What it describes (default: the input).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
+    pub source: SnapshotSource,
+    /// Host name.
+    pub host: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Interval covered, seconds.
+    pub interval_secs: u32,
+    /// Every metric name, label key and label value of the series, each once.
+    pub strings: Vec<String>,
+    /// Per series: its metric name, an index into `strings`.
+    pub metrics: Vec<u32>,
+    /// Per series: its labels as indexes into `strings`, key then value, keys ascending.
+    pub labels: Vec<Vec<u32>>,
+    /// Per series: data points in the interval.
+    pub points: Vec<u64>,
+    /// Per series: its value when the snapshot was taken, or null.
+    pub values: Vec<Option<f64>>,
+}
+
+impl From<core::PackedSnapshot> for PackedSnapshot {
+    fn from(s: core::PackedSnapshot) -> Self {
+        Self {
+            agent_id: s.agent_id.0,
+            source: s.source.into(),
+            host: s.host,
+            taken_at: s.taken_at,
+            interval_secs: s.interval_secs,
+            strings: s.strings,
+            metrics: s.metrics,
+            labels: s.labels,
+            points: s.points,
+            values: s.values,
+        }
+    }
+}
+
+impl From<PackedSnapshot> for core::PackedSnapshot {
+    fn from(s: PackedSnapshot) -> Self {
+        Self {
+            agent_id: AgentId(s.agent_id),
+            source: s.source.into(),
+            host: s.host,
+            taken_at: s.taken_at,
+            interval_secs: s.interval_secs,
+            strings: s.strings,
+            metrics: s.metrics,
+            labels: s.labels,
+            points: s.points,
+            values: s.values,
+        }
+    }
+}
+
 /// Body of `POST /agent/metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
@@ -404,9 +473,16 @@ pub struct MetricsReport {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", oai(default))]
     pub samples: Vec<MeasurementSample>,
-    /// The host's latest cardinality snapshot.
+    /// The host's latest cardinality snapshot, spelled out (agents before packing send
+    /// this; at most one of `snapshot` and `packed_snapshot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
     pub snapshot: Option<CardinalitySnapshot>,
+    /// The host's latest cardinality snapshot, packed: what agents send (a host's strings
+    /// once, about a fifth of the bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", oai(skip_serializing_if_is_none))]
+    pub packed_snapshot: Option<PackedSnapshot>,
 }
 
 /// The answer to a metrics report.

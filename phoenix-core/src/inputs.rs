@@ -22,7 +22,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::agent::{ActivePipeline, AgentRegistration, Heartbeat};
 use crate::experiment::TargetSelector;
 use crate::measure::{
-    CardinalitySnapshot, HostStats, MeasurementSample, SnapshotSeries, VariantStats,
+    CardinalitySnapshot, HostStats, MeasurementSample, PackedSnapshot, SnapshotSeries,
+    VariantStats,
 };
 use crate::queries::SampleQueries;
 use crate::validation::ValidationErrors;
@@ -646,6 +647,105 @@ pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: Dat
             break;
         }
         snapshot_series(errors, &LazyPath(|| format!("series[{i}]")), series);
+    }
+}
+
+/// Records the errors of a packed snapshot ([`PackedSnapshot`]): the rules of
+/// [`snapshot`] for every series, each distinct string checked once for each role it
+/// plays (metric name, label key, label value), and the packed form's own shape: one entry
+/// per series in every column, indexes in range, each series' keys distinct and ascending,
+/// every string used and listed once.
+pub fn packed_snapshot(errors: &mut ValidationErrors, s: &PackedSnapshot, now: DateTime<Utc>) {
+    const METRIC: u8 = 1;
+    const KEY: u8 = 2;
+    const VALUE: u8 = 4;
+    name(errors, "host", &s.host, MAX_HOST_CHARS);
+    timestamp(errors, "taken_at", s.taken_at, now, MAX_REPORT_AGE_SECS);
+    int(
+        errors,
+        "interval_secs",
+        u64::from(s.interval_secs),
+        1..=u64::from(MAX_SNAPSHOT_INTERVAL_SECS),
+    );
+    if let Some((path, message)) = s.shape_error() {
+        errors.push(path, message);
+        return;
+    }
+    // The roles each string was checked in.
+    let mut roles = vec![0_u8; s.strings.len()];
+    let mut check = |errors: &mut ValidationErrors, index: u32, role: u8| {
+        let i = index as usize;
+        if roles[i] & role != 0 {
+            return;
+        }
+        roles[i] |= role;
+        let text = &s.strings[i];
+        let path = LazyPath(|| format!("strings[{i}]"));
+        match role {
+            METRIC => name(errors, &path, text, MAX_TOKEN_CHARS),
+            KEY => name(errors, &path, text, MAX_LABEL_KEY_CHARS),
+            // Values are whatever the host's processes carry (command lines included).
+            _ => free_text(errors, &path, text, MAX_DETAIL_CHARS),
+        }
+    };
+    for i in 0..s.len() {
+        if errors.errors.len() >= 100 {
+            return;
+        }
+        check(errors, s.metrics[i], METRIC);
+        let pairs = &s.labels[i];
+        if pairs.len() / 2 > MAX_SERIES_LABELS {
+            errors.push(
+                format!("labels[{i}]"),
+                format!("at most {MAX_SERIES_LABELS} labels"),
+            );
+        }
+        let mut previous: Option<&str> = None;
+        for pair in pairs.chunks_exact(2) {
+            check(errors, pair[0], KEY);
+            check(errors, pair[1], VALUE);
+            let key = s.strings[pair[0] as usize].as_str();
+            if previous.is_some_and(|p| p >= key) {
+                errors.push(
+                    format!("labels[{i}]"),
+                    format!(
+                        "label keys must be distinct and in ascending order (`{}` follows `{}`)",
+                        key.escape_debug(),
+                        previous.unwrap_or_default().escape_debug()
+                    ),
+                );
+                break;
+            }
+            previous = Some(key);
+        }
+        int(
+            errors,
+            &LazyPath(|| format!("points[{i}]")),
+            s.points[i],
+            0..=MAX_POINTS,
+        );
+        if let Some(value) = s.values[i] {
+            float(
+                errors,
+                &LazyPath(|| format!("values[{i}]")),
+                value,
+                -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
+            );
+        }
+    }
+    let mut seen = std::collections::HashSet::with_capacity(s.strings.len());
+    for (i, text) in s.strings.iter().enumerate() {
+        if errors.errors.len() >= 100 {
+            return;
+        }
+        if roles[i] == 0 {
+            errors.push(format!("strings[{i}]"), "is not used by any series");
+        } else if !seen.insert(text.as_str()) {
+            errors.push(
+                format!("strings[{i}]"),
+                "repeats an earlier string (each string is listed once)",
+            );
+        }
     }
 }
 

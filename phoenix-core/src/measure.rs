@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentId, ExperimentId};
 
+mod packed;
+pub use packed::{PackedSeries, PackedSnapshot};
+
 /// One of the two pipelines an experiment compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -297,6 +300,28 @@ impl FromStr for SnapshotSource {
             "shipped" => Ok(Self::Shipped),
             other => Err(format!("unknown snapshot source `{other}`")),
         }
+    }
+}
+
+/// A snapshot as an agent reports it: packed, as agents send it, or spelled out, as
+/// agents that predate packing do (checked as such, then packed).
+#[derive(Debug, Clone, Copy)]
+pub enum ReportedSnapshot<'a> {
+    /// Strings once ([`PackedSnapshot`]).
+    Packed(&'a PackedSnapshot),
+    /// Every series' strings in full.
+    SpelledOut(&'a CardinalitySnapshot),
+}
+
+impl<'a> From<&'a PackedSnapshot> for ReportedSnapshot<'a> {
+    fn from(s: &'a PackedSnapshot) -> Self {
+        Self::Packed(s)
+    }
+}
+
+impl<'a> From<&'a CardinalitySnapshot> for ReportedSnapshot<'a> {
+    fn from(s: &'a CardinalitySnapshot) -> Self {
+        Self::SpelledOut(s)
     }
 }
 

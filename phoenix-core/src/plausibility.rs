@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::ids::ExperimentId;
-use crate::measure::{CardinalitySnapshot, MeasurementSample, VariantStats};
+use crate::measure::{MeasurementSample, PackedSnapshot, VariantStats};
 use crate::validation::ValidationErrors;
 
 /// A variant may report at most this many times its snapshot's series (plus the slack).
@@ -48,8 +48,8 @@ pub const HISTORY_MIN_SAMPLES: usize = 5;
 
 /// Most series a variant of a sample taken with `snapshot` in hand may report.
 #[must_use]
-pub fn snapshot_series_limit(snapshot: &CardinalitySnapshot) -> u64 {
-    (snapshot.series.len() as u64)
+pub fn snapshot_series_limit(snapshot: &PackedSnapshot) -> u64 {
+    (snapshot.len() as u64)
         .saturating_mul(SNAPSHOT_FACTOR)
         .saturating_add(SNAPSHOT_SLACK_SERIES)
 }
@@ -69,7 +69,7 @@ pub fn against_snapshot(
     errors: &mut ValidationErrors,
     path: &str,
     samples: &[MeasurementSample],
-    snapshot: &CardinalitySnapshot,
+    snapshot: &PackedSnapshot,
     deployed_at: &BTreeMap<ExperimentId, DateTime<Utc>>,
 ) {
     let limit = snapshot_series_limit(snapshot);
@@ -90,7 +90,7 @@ pub fn against_snapshot(
                         "implausible: {} series, but this host's snapshot of {} holds {} series, and a pipeline cannot output more series than its input (at most {limit} accepted)",
                         v.series,
                         snapshot.taken_at.to_rfc3339(),
-                        snapshot.series.len()
+                        snapshot.len()
                     ),
                 );
             }
@@ -186,8 +186,8 @@ mod tests {
         }
     }
 
-    fn snapshot(agent: AgentId, series: usize) -> CardinalitySnapshot {
-        CardinalitySnapshot {
+    fn snapshot(agent: AgentId, series: usize) -> PackedSnapshot {
+        PackedSnapshot::pack(&crate::measure::CardinalitySnapshot {
             agent_id: agent,
             source: crate::measure::SnapshotSource::Input,
             host: "web-1".to_owned(),
@@ -201,7 +201,7 @@ mod tests {
                     value: None,
                 })
                 .collect(),
-        }
+        })
     }
 
     fn paths(errors: &ValidationErrors) -> Vec<&str> {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use phoenix_core::measure::{MeasurementSample, PackedSnapshot, SnapshotSource};
 use phoenix_core::store::{
     AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion, StoreError,
     VersionedSnapshot,
@@ -168,9 +168,9 @@ impl MetricStore for PgStore {
             .collect()
     }
 
-    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+    async fn put_snapshot(&self, snapshot: &PackedSnapshot) -> Result<(), StoreError> {
         // Serialized straight to JSON text (no `serde_json::Value` on the way): a snapshot
-        // can hold thousands of series.
+        // can hold thousands of series. Kept packed, as agents send it.
         let json = serde_json::to_string(snapshot)
             .map_err(|e| StoreError::Invalid(format!("value cannot be serialized: {e}")))?;
         sqlx::query(
@@ -191,7 +191,7 @@ impl MetricStore for PgStore {
         Ok(())
     }
 
-    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
+    async fn snapshots(&self) -> Result<Vec<PackedSnapshot>, StoreError> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT body::text FROM snapshots ORDER BY agent_id, source")
                 .fetch_all(self.pool_ref())
@@ -200,7 +200,7 @@ impl MetricStore for PgStore {
         rows.iter().map(|body| decode_snapshot(body)).collect()
     }
 
-    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<PackedSnapshot>, StoreError> {
         let body: Option<String> = sqlx::query_scalar(
             "SELECT body::text FROM snapshots WHERE agent_id = $1 AND source = $2",
         )
@@ -281,7 +281,9 @@ impl MetricStore for PgStore {
     }
 }
 
-/// A stored snapshot body, parsed from its text.
-fn decode_snapshot(body: &str) -> Result<CardinalitySnapshot, StoreError> {
-    serde_json::from_str(body).map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
+/// A stored snapshot body, parsed from its text: packed, or spelled out as bodies stored
+/// before packing are ([`PackedSnapshot::from_stored_json`]).
+fn decode_snapshot(body: &str) -> Result<PackedSnapshot, StoreError> {
+    PackedSnapshot::from_stored_json(body)
+        .map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use phoenix_core::clock::TimeShift;
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
+use phoenix_core::measure::{CardinalitySnapshot, PackedSnapshot, SnapshotSeries, SnapshotSource};
 use phoenix_store_postgres::{PgStore, migrator};
 use sqlx::{Connection, PgConnection};
 
@@ -108,12 +108,17 @@ async fn snapshots_stored_at_0005_get_versions_from_0006() {
         .await
         .unwrap();
     assert_eq!(fetched.len(), 2);
-    assert_eq!(fetched[0].snapshot, input);
-    assert_eq!(fetched[1].snapshot, shipped);
+    // Bodies stored spelled out (before packing) are read packed.
+    assert_eq!(fetched[0].snapshot, PackedSnapshot::pack(&input));
+    assert_eq!(fetched[1].snapshot, PackedSnapshot::pack(&shipped));
     assert_eq!(fetched[0].version, versions[0].version);
     assert_eq!(fetched[1].version, versions[1].version);
     // A new write draws a new version for that source only.
-    stores.metrics.put_snapshot(&input).await.unwrap();
+    stores
+        .metrics
+        .put_snapshot(&PackedSnapshot::pack(&input))
+        .await
+        .unwrap();
     let after = stores.metrics.snapshot_versions().await.unwrap();
     assert!(after[0].version > versions[1].version);
     assert_eq!(after[1].version, versions[1].version);

@@ -8,7 +8,7 @@ mod common;
 use common::pg;
 use phoenix_conformance::TestBackend;
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::CardinalitySnapshot;
+use phoenix_core::measure::{CardinalitySnapshot, PackedSnapshot};
 use phoenix_core::store::StoreError;
 
 #[tokio::test]
@@ -16,14 +16,14 @@ async fn refused_values_are_invalid_without_driver_text() {
     let Some(backend) = pg().await else {
         return;
     };
-    let snapshot = CardinalitySnapshot {
+    let snapshot = PackedSnapshot::pack(&CardinalitySnapshot {
         agent_id: AgentId::new(),
         source: phoenix_core::measure::SnapshotSource::Input,
         host: "web\0".to_owned(),
         taken_at: backend.clock().now(),
         interval_secs: 10,
         series: Vec::new(),
-    };
+    });
     match backend.stores().metrics.put_snapshot(&snapshot).await {
         Err(StoreError::Invalid(message)) => {
             for internal in [

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phoenix_core::error::StoreError;
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use phoenix_core::measure::{MeasurementSample, PackedSnapshot, SnapshotSource};
 use phoenix_core::store::{
     AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion,
     VersionedSnapshot,
@@ -162,7 +162,8 @@ impl MetricStore for RedisStore {
             .collect()
     }
 
-    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+    async fn put_snapshot(&self, snapshot: &PackedSnapshot) -> Result<(), StoreError> {
+        // Kept packed, as agents send it.
         let json = encode_json(snapshot)?;
         self.run(&SCRIPTS.snapshot_put, |inv| {
             inv.arg(snap_field(snapshot.agent_id, snapshot.source))
@@ -178,19 +179,19 @@ impl MetricStore for RedisStore {
         Ok(())
     }
 
-    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
+    async fn snapshots(&self) -> Result<Vec<PackedSnapshot>, StoreError> {
         let all: Vec<(String, String)> = self
             .query(redis::cmd("HGETALL").arg(self.key(&["snap"])))
             .await?;
         let mut snapshots = all
             .iter()
-            .map(|(_, json)| decode_json::<CardinalitySnapshot>(json))
+            .map(|(_, json)| decode_snapshot(json))
             .collect::<Result<Vec<_>, _>>()?;
         snapshots.sort_by_key(|s| (s.agent_id, s.source));
         Ok(snapshots)
     }
 
-    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<PackedSnapshot>, StoreError> {
         let json: Option<String> = self
             .query(
                 redis::cmd("HGET")
@@ -198,7 +199,7 @@ impl MetricStore for RedisStore {
                     .arg(snap_field(agent, SnapshotSource::Input)),
             )
             .await?;
-        json.as_deref().map(decode_json).transpose()
+        json.as_deref().map(decode_snapshot).transpose()
     }
 
     async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersion>, StoreError> {
@@ -229,7 +230,7 @@ impl MetricStore for RedisStore {
                         .query(redis::cmd("HGET").arg(self.key(&["snap"])).arg(field))
                         .await?;
                     match json {
-                        Some(json) => SnapshotVersion::of(&decode_json(&json)?, 0),
+                        Some(json) => SnapshotVersion::of(&decode_snapshot(&json)?, 0),
                         None => continue,
                     }
                 }
@@ -270,7 +271,7 @@ impl MetricStore for RedisStore {
             };
             out.push(VersionedSnapshot {
                 version,
-                snapshot: decode_json(&body)?,
+                snapshot: decode_snapshot(&body)?,
             });
         }
         Ok(out)
@@ -361,4 +362,11 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, keys);
     }
+}
+
+/// A stored snapshot body: packed, or spelled out as bodies stored before packing are
+/// ([`PackedSnapshot::from_stored_json`]).
+fn decode_snapshot(json: &str) -> Result<PackedSnapshot, StoreError> {
+    PackedSnapshot::from_stored_json(json)
+        .map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
 }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use phoenix_core::MemoryStore;
 use phoenix_core::ids::{AgentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use phoenix_core::measure::{MeasurementSample, PackedSnapshot, SnapshotSource};
 use phoenix_core::store::{
     AppendReport, BusEvent, EventBus, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, StoreError, Stores,
 };
@@ -43,7 +43,7 @@ struct Log {
 struct State {
     file: File,
     logs: HashMap<ExperimentId, Log>,
-    snapshots: BTreeMap<(AgentId, SnapshotSource), CardinalitySnapshot>,
+    snapshots: BTreeMap<(AgentId, SnapshotSource), PackedSnapshot>,
 }
 
 /// Measurements and snapshots in files under one directory.
@@ -98,8 +98,7 @@ impl FileMetricStore {
             let p = entry.map_err(io)?.path();
             if p.extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(&p).map_err(io)?;
-                let s: CardinalitySnapshot =
-                    serde_json::from_str(&text).map_err(|e| corrupt(&p, 1, e))?;
+                let s = PackedSnapshot::from_stored_json(&text).map_err(|e| corrupt(&p, 1, e))?;
                 snapshots.insert((s.agent_id, s.source), s);
             }
         }
@@ -238,7 +237,7 @@ impl MetricStore for FileMetricStore {
         Ok(mine.into_iter().take(limit).cloned().collect())
     }
 
-    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
+    async fn put_snapshot(&self, snapshot: &PackedSnapshot) -> Result<(), StoreError> {
         let text = serde_json::to_vec(snapshot).map_err(io)?;
         let mut state = self.lock();
         let path = self.snapshot_path(snapshot.agent_id, snapshot.source);
@@ -255,11 +254,11 @@ impl MetricStore for FileMetricStore {
         Ok(())
     }
 
-    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
+    async fn snapshots(&self) -> Result<Vec<PackedSnapshot>, StoreError> {
         Ok(self.lock().snapshots.values().cloned().collect())
     }
 
-    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<PackedSnapshot>, StoreError> {
         Ok(self
             .lock()
             .snapshots

@@ -313,6 +313,7 @@ impl Server {
         }
         let receipt = self
             .block_on(agent.client.report_metrics(&MetricsReport {
+                packed_snapshot: None,
                 samples,
                 snapshot: Some(CardinalitySnapshot {
                     agent_id: agent.id,

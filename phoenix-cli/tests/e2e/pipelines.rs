@@ -168,6 +168,7 @@ fn preview_on_an_agents_snapshot() {
         .collect();
     server
         .block_on(agent.client.report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(CardinalitySnapshot {
                 agent_id: agent.id,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use phoenix_core::cost::Money;
 use phoenix_core::history::{BreakdownKind, Granularity, RollupBucket, RollupRow};
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries};
+use phoenix_core::measure::{CardinalitySnapshot, PackedSnapshot, SnapshotSeries};
 use phoenix_core::phoenix::HistoryQuery;
 
 use crate::TestBackend;
@@ -216,7 +216,7 @@ pub async fn history_recording_is_idempotent_across_replicas(backend: &dyn TestB
     let agent = enroll(&a, "history-1").await;
     a.stores()
         .metrics
-        .put_snapshot(&snapshot(agent.id, "history-1", 40))
+        .put_snapshot(&PackedSnapshot::pack(&snapshot(agent.id, "history-1", 40)))
         .await
         .unwrap();
 

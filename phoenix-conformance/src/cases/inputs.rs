@@ -9,7 +9,7 @@ use phoenix_core::agent::{ActivePipeline, AgentRegistration, Heartbeat, Pipeline
 use phoenix_core::auth::Role;
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::inputs::MAX_STORABLE_INT;
-use phoenix_core::measure::{CardinalitySnapshot, HostStats, SnapshotSeries};
+use phoenix_core::measure::{CardinalitySnapshot, HostStats, PackedSnapshot, SnapshotSeries};
 use phoenix_core::page::PageRequest;
 use phoenix_core::phoenix::{DeploymentRequest, TaskReport};
 use phoenix_core::pipeline::PipelineRef;
@@ -235,7 +235,7 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         }],
     };
     assert_eq!(
-        refused(p.report_metrics(agent.id, &[], Some(&snapshot)).await),
+        refused(p.report_metrics(agent.id, &[], Some((&snapshot).into())).await),
         [
             "snapshot.taken_at",
             "snapshot.series[0].metric",
@@ -243,12 +243,55 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
             "snapshot.series[0].points"
         ]
     );
+    // Packed (as agents send it), the same faults are refused, each string's once.
+    let packed = PackedSnapshot::pack(&snapshot);
+    assert_eq!(
+        refused(p.report_metrics(agent.id, &[], Some((&packed).into())).await),
+        [
+            "packed_snapshot.taken_at",
+            "packed_snapshot.strings[0]",
+            "packed_snapshot.strings[2]",
+            "packed_snapshot.points[0]"
+        ]
+    );
+    // And the packed form's own shape: columns of one entry per series, indexes in
+    // range, keys ascending and distinct, every string used once.
+    let mut shape = PackedSnapshot::pack(&CardinalitySnapshot {
+        taken_at: now,
+        series: vec![SnapshotSeries {
+            metric: "up".to_owned(),
+            labels: BTreeMap::from([
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned()),
+            ]),
+            points: 1,
+            value: None,
+        }],
+        ..snapshot.clone()
+    });
+    shape.points.push(1);
+    assert_eq!(
+        refused(p.report_metrics(agent.id, &[], Some((&shape).into())).await),
+        ["packed_snapshot.points"]
+    );
+    shape.points.pop();
+    shape.labels[0] = vec![3, 4, 1, 2];
+    shape.strings.push("unused".to_owned());
+    shape.strings.push("up".to_owned());
+    assert_eq!(
+        refused(p.report_metrics(agent.id, &[], Some((&shape).into())).await),
+        [
+            "packed_snapshot.labels[0]",
+            "packed_snapshot.strings[5]",
+            "packed_snapshot.strings[6]"
+        ]
+    );
     assert_eq!(
         backend.stores().metrics.snapshot(agent.id).await.unwrap(),
         None
     );
-    // Heartbeat, samples, report: three refused reports counted.
-    assert_eq!(p.agent(agent.id).await.unwrap().refused.count, 3);
+    // Heartbeat, samples, four reports: six refused reports counted.
+    assert_eq!(p.agent(agent.id).await.unwrap().refused.count, 6);
 
     // The bounds are what every store holds: the largest sequence number is stored alike.
     let mut largest = sample(now, experiment.id, agent.id, 1);
@@ -366,7 +409,7 @@ pub async fn inputs_implausible_samples_refused_alike(backend: &dyn TestBackend)
     let honest: Vec<_> = (1..=5)
         .map(|seq| sample(now, experiment.id, agent.id, seq))
         .collect();
-    p.report_metrics(agent.id, &honest, Some(&snapshot))
+    p.report_metrics(agent.id, &honest, Some((&snapshot).into()))
         .await
         .unwrap();
     let stored = || async {

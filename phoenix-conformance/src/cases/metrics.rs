@@ -7,7 +7,7 @@ use chrono::DateTime;
 use phoenix_core::deployment::{Deployment, DeploymentState, RolloutStrategy};
 use phoenix_core::experiment::TargetSelector;
 use phoenix_core::ids::{AgentId, DeploymentId, ExperimentId};
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
+use phoenix_core::measure::{CardinalitySnapshot, PackedSnapshot, SnapshotSeries, SnapshotSource};
 use phoenix_core::page::PageRequest;
 use phoenix_core::pipeline::{PipelineRef, RenderContext, TemplateRegistry};
 use phoenix_core::store::{AppendReport, BusEvent, SnapshotVersion, StoreError};
@@ -107,7 +107,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let a = AgentId::new();
     let b = AgentId::new();
-    let snap = |agent: AgentId, n: usize| CardinalitySnapshot {
+    let snap = |agent: AgentId, n: usize| PackedSnapshot::pack(&CardinalitySnapshot {
         agent_id: agent,
         source: SnapshotSource::Input,
         host: format!("h-{agent}"),
@@ -121,7 +121,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
                 value: None,
             })
             .collect(),
-    };
+    });
     m.put_snapshot(&snap(a, 3)).await.unwrap();
     m.put_snapshot(&snap(b, 1)).await.unwrap();
     m.put_snapshot(&snap(a, 5)).await.unwrap();
@@ -130,7 +130,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     let mut ids = vec![a, b];
     ids.sort();
     assert_eq!(all.iter().map(|s| s.agent_id).collect::<Vec<_>>(), ids);
-    assert_eq!(m.snapshot(a).await.unwrap().unwrap().series.len(), 5);
+    assert_eq!(m.snapshot(a).await.unwrap().unwrap().len(), 5);
     assert!(m.snapshot(AgentId::new()).await.unwrap().is_none());
 }
 
@@ -139,7 +139,7 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
 pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let (a, b, c) = (AgentId::new(), AgentId::new(), AgentId::new());
-    let snap = |agent: AgentId| CardinalitySnapshot {
+    let snap = |agent: AgentId| PackedSnapshot::pack(&CardinalitySnapshot {
         agent_id: agent,
         source: SnapshotSource::Input,
         host: format!("h-{agent}"),
@@ -151,7 +151,7 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
             points: 4,
             value: None,
         }],
-    };
+    });
     for agent in [a, b, c] {
         m.put_snapshot(&snap(agent)).await.unwrap();
     }
@@ -164,7 +164,7 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
     let left = m.snapshots().await.unwrap();
     assert_eq!(left.iter().map(|s| s.agent_id).collect::<Vec<_>>(), vec![b]);
     assert!(m.snapshot(a).await.unwrap().is_none());
-    assert_eq!(m.snapshot(b).await.unwrap().unwrap().series[0].points, 4);
+    assert_eq!(m.snapshot(b).await.unwrap().unwrap().points[0], 4);
     m.put_snapshot(&snap(a)).await.unwrap();
     assert_eq!(m.snapshots().await.unwrap().len(), 2);
 }
@@ -176,7 +176,7 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
 pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let (a, b) = (AgentId::new(), AgentId::new());
-    let snap = |agent: AgentId, source: SnapshotSource, n: usize| CardinalitySnapshot {
+    let snap = |agent: AgentId, source: SnapshotSource, n: usize| PackedSnapshot::pack(&CardinalitySnapshot {
         agent_id: agent,
         source,
         host: format!("h-{agent}"),
@@ -190,7 +190,7 @@ pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
                 value: None,
             })
             .collect(),
-    };
+    });
     m.put_snapshot(&snap(a, SnapshotSource::Shipped, 2))
         .await
         .unwrap();
@@ -208,7 +208,7 @@ pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
         .unwrap();
     let input = m.snapshot(a).await.unwrap().unwrap();
     assert_eq!(input.source, SnapshotSource::Input);
-    assert_eq!(input.series.len(), 9);
+    assert_eq!(input.len(), 9);
     m.put_snapshot(&snap(a, SnapshotSource::Input, 8))
         .await
         .unwrap();
@@ -221,7 +221,7 @@ pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
     expected.sort_by_key(|(agent, source, _)| (*agent, *source));
     assert_eq!(
         all.iter()
-            .map(|s| (s.agent_id, s.source, s.series.len()))
+            .map(|s| (s.agent_id, s.source, s.len()))
             .collect::<Vec<_>>(),
         expected
     );
@@ -271,7 +271,7 @@ pub async fn metric_snapshot_versions_follow_writes(backend: &dyn TestBackend) {
     );
     let (a, b) = (AgentId::new(), AgentId::new());
     let taken_at = DateTime::from_timestamp(backend.clock().now().timestamp(), 0).unwrap();
-    let snap = |agent: AgentId, source: SnapshotSource, points: u64| CardinalitySnapshot {
+    let snap = |agent: AgentId, source: SnapshotSource, points: u64| PackedSnapshot::pack(&CardinalitySnapshot {
         agent_id: agent,
         source,
         host: format!("h-{agent}"),
@@ -283,7 +283,7 @@ pub async fn metric_snapshot_versions_follow_writes(backend: &dyn TestBackend) {
             points,
             value: None,
         }],
-    };
+    });
     let (input, shipped) = (SnapshotSource::Input, SnapshotSource::Shipped);
     m.put_snapshot(&snap(a, input, 1)).await.unwrap();
     m.put_snapshot(&snap(b, input, 1)).await.unwrap();
@@ -342,7 +342,7 @@ pub async fn metric_snapshot_versions_follow_writes(backend: &dyn TestBackend) {
     let fetched = m.snapshots_of(&[(a, shipped)]).await.unwrap();
     assert_eq!(fetched.len(), 1);
     assert_eq!(Some(fetched[0].version), version(&second, a, shipped));
-    assert_eq!(fetched[0].snapshot.series[0].points, 2);
+    assert_eq!(fetched[0].snapshot.points[0], 2);
 
     // Deleted: every source of `a` leaves both reads; stored again, it is listed again.
     assert_eq!(m.delete_snapshots(&[a]).await.unwrap(), 2);

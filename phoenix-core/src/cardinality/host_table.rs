@@ -11,7 +11,7 @@
 use super::interner::Interner;
 use super::table::{CardinalityError, HostInfo, Label, SeriesTable, grouped_layout};
 use crate::ids::AgentId;
-use crate::measure::{CardinalitySnapshot, SnapshotMeta, SnapshotSource};
+use crate::measure::{CardinalitySnapshot, PackedSnapshot, SnapshotMeta, SnapshotSource};
 
 /// One snapshot with its strings interned per host, series in snapshot order.
 #[derive(Debug, Clone)]
@@ -35,19 +35,63 @@ pub struct HostTable {
 impl HostTable {
     /// Interns one snapshot.
     pub fn from_snapshot(snapshot: &CardinalitySnapshot) -> Result<Self, CardinalityError> {
-        let total = snapshot.series.len();
         let total_labels: usize = snapshot.series.iter().map(|s| s.labels.len()).sum();
-        let too_large = |_| CardinalityError::TooLarge;
-        u32::try_from(total).map_err(too_large)?;
-        u32::try_from(total_labels).map_err(too_large)?;
-        let mut table = Self {
-            info: HostInfo {
+        Self::build(
+            HostInfo {
                 agent_id: snapshot.agent_id,
                 host: snapshot.host.clone(),
                 taken_at: snapshot.taken_at,
                 interval_secs: snapshot.interval_secs,
             },
-            source: snapshot.source,
+            snapshot.source,
+            total_labels,
+            snapshot.series.iter().map(|s| {
+                (
+                    s.metric.as_str(),
+                    s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    s.points,
+                )
+            }),
+        )
+    }
+
+    /// Interns one packed snapshot: the table [`HostTable::from_snapshot`] builds from it
+    /// spelled out.
+    pub fn from_packed(snapshot: &PackedSnapshot) -> Result<Self, CardinalityError> {
+        let total_labels: usize = snapshot.labels.iter().map(|l| l.len() / 2).sum();
+        Self::build(
+            HostInfo {
+                agent_id: snapshot.agent_id,
+                host: snapshot.host.clone(),
+                taken_at: snapshot.taken_at,
+                interval_secs: snapshot.interval_secs,
+            },
+            snapshot.source,
+            total_labels,
+            snapshot
+                .series()
+                .map(|s| (s.metric(), s.labels(), s.points())),
+        )
+    }
+
+    /// Interns series (metric, labels in key order, points), ids in order of first
+    /// appearance.
+    fn build<'a, L>(
+        info: HostInfo,
+        source: SnapshotSource,
+        total_labels: usize,
+        series: impl ExactSizeIterator<Item = (&'a str, L, u64)>,
+    ) -> Result<Self, CardinalityError>
+    where
+        L: Iterator<Item = (&'a str, &'a str)>,
+    {
+        let total = series.len();
+        let too_large = |_| CardinalityError::TooLarge;
+        u32::try_from(total).map_err(too_large)?;
+        u32::try_from(total_labels).map_err(too_large)?;
+        let mut table = Self {
+            info,
+            source,
             metrics: Interner::default(),
             keys: Interner::default(),
             values: Vec::new(),
@@ -58,23 +102,25 @@ impl HostTable {
         };
         let mut last_metric: Option<(&str, u32)> = None;
         let mut last_value: Vec<Option<(&str, u32)>> = Vec::new();
-        for series in &snapshot.series {
+        for (metric_name, labels, points) in series {
             let metric = match last_metric {
-                Some((name, id)) if name == series.metric => id,
+                Some((name, id)) if name == metric_name => id,
                 _ => {
                     let id = table
                         .metrics
-                        .intern(&series.metric)
+                        .intern(metric_name)
                         .ok_or(CardinalityError::TooLarge)?;
-                    last_metric = Some((&series.metric, id));
+                    last_metric = Some((metric_name, id));
                     id
                 }
             };
             table.series_metric.push(metric);
-            table.series_points.push(series.points);
-            // Fits: `total_labels` was checked above.
-            table.label_offsets.push(table.labels.len() as u32);
-            for (key, value) in &series.labels {
+            table.series_points.push(points);
+            let start = table.labels.len();
+            u32::try_from(start).map_err(too_large)?;
+            // Fits: checked just above.
+            table.label_offsets.push(start as u32);
+            for (key, value) in labels {
                 let key_id = table.keys.intern(key).ok_or(CardinalityError::TooLarge)?;
                 let k = key_id as usize;
                 if k == table.values.len() {
@@ -97,7 +143,8 @@ impl HostTable {
                 });
             }
         }
-        table.label_offsets.push(table.labels.len() as u32);
+        let end = u32::try_from(table.labels.len()).map_err(too_large)?;
+        table.label_offsets.push(end);
         Ok(table)
     }
 
@@ -318,9 +365,10 @@ mod tests {
     fn merged_host_tables_analyse_exactly_as_the_table_from_snapshots() {
         let snapshots = snapshots();
         let direct = SeriesTable::from_snapshots(&snapshots).unwrap();
+        // Interned from the packed form, as the fleet cache does.
         let hosts: Vec<HostTable> = snapshots
             .iter()
-            .map(|s| HostTable::from_snapshot(s).unwrap())
+            .map(|s| HostTable::from_packed(&PackedSnapshot::pack(s)).unwrap())
             .collect();
         let merged = SeriesTable::from_hosts(&hosts.iter().collect::<Vec<_>>()).unwrap();
         // The same columns, id for id.

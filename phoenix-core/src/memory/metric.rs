@@ -1,13 +1,14 @@
 //! [`MetricStore`] on the in-memory state.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::ids::{AgentId, ExperimentId};
-use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use crate::measure::{MeasurementSample, PackedSnapshot, SnapshotSource};
 use crate::store::{
     AppendReport, BusEvent, MAX_SAMPLES_PER_EXPERIMENT, MetricStore, SnapshotVersion,
     VersionedSnapshot,
@@ -81,9 +82,10 @@ impl MetricStore for MemoryStore {
         Ok(mine.into_iter().take(limit).cloned().collect())
     }
 
-    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError> {
-        // Cloned outside the lock: a snapshot can hold thousands of series.
-        let copy = snapshot.clone();
+    async fn put_snapshot(&self, snapshot: &PackedSnapshot) -> Result<(), StoreError> {
+        // Cloned outside the lock: a snapshot can hold thousands of series. Held behind an
+        // Arc, so readers copy a pointer under the lock.
+        let copy = Arc::new(snapshot.clone());
         let mut state = self.lock();
         state.snapshot_seq += 1;
         let version = state.snapshot_seq;
@@ -93,21 +95,23 @@ impl MetricStore for MemoryStore {
         Ok(())
     }
 
-    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError> {
-        Ok(self
+    async fn snapshots(&self) -> Result<Vec<PackedSnapshot>, StoreError> {
+        let held: Vec<Arc<PackedSnapshot>> = self
             .lock()
             .snapshots
             .values()
-            .map(|(_, s)| s.clone())
-            .collect())
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
+        Ok(held.iter().map(|s| PackedSnapshot::clone(s)).collect())
     }
 
-    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError> {
-        Ok(self
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<PackedSnapshot>, StoreError> {
+        let held = self
             .lock()
             .snapshots
             .get(&(agent, SnapshotSource::Input))
-            .map(|(_, s)| s.clone()))
+            .map(|(_, s)| Arc::clone(s));
+        Ok(held.map(|s| PackedSnapshot::clone(&s)))
     }
 
     async fn snapshot_versions(&self) -> Result<Vec<SnapshotVersion>, StoreError> {
@@ -124,13 +128,19 @@ impl MetricStore for MemoryStore {
         keys: &[(AgentId, SnapshotSource)],
     ) -> Result<Vec<VersionedSnapshot>, StoreError> {
         let wanted: BTreeSet<(AgentId, SnapshotSource)> = keys.iter().copied().collect();
-        let state = self.lock();
-        Ok(wanted
-            .iter()
-            .filter_map(|key| state.snapshots.get(key))
+        let held: Vec<(u64, Arc<PackedSnapshot>)> = {
+            let state = self.lock();
+            wanted
+                .iter()
+                .filter_map(|key| state.snapshots.get(key))
+                .map(|(version, snapshot)| (*version, Arc::clone(snapshot)))
+                .collect()
+        };
+        Ok(held
+            .into_iter()
             .map(|(version, snapshot)| VersionedSnapshot {
-                version: *version,
-                snapshot: snapshot.clone(),
+                version,
+                snapshot: PackedSnapshot::clone(&snapshot),
             })
             .collect())
     }

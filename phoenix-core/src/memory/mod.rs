@@ -30,7 +30,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::deployment::Deployment;
 use crate::experiment::{Experiment, ExperimentEvent};
 use crate::ids::{AgentId, DeploymentId, ExperimentId, LeaseToken, TaskId};
-use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use crate::measure::{MeasurementSample, PackedSnapshot, SnapshotSource};
 use crate::store::{BusEvent, Stores};
 use crate::task::Task;
 
@@ -72,7 +72,7 @@ struct State {
     agents: BTreeMap<AgentId, (Agent, SecretHash)>,
     samples: HashMap<ExperimentId, SampleLog>,
     /// The current snapshot per agent and source, with its version.
-    snapshots: BTreeMap<(AgentId, SnapshotSource), (u64, CardinalitySnapshot)>,
+    snapshots: BTreeMap<(AgentId, SnapshotSource), (u64, Arc<PackedSnapshot>)>,
     /// The last snapshot version handed out.
     snapshot_seq: u64,
     rollups: BTreeMap<(crate::history::Granularity, DateTime<Utc>), crate::history::RollupBucket>,

@@ -9,7 +9,9 @@ use crate::agent::{
 };
 use crate::auth::{ApiToken, Role};
 use crate::ids::AgentId;
-use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotSource};
+use crate::measure::{
+    CardinalitySnapshot, MeasurementSample, PackedSnapshot, ReportedSnapshot, SnapshotSource,
+};
 use crate::page::{Page, PageRequest};
 use crate::store::{AppendReport, MAX_HEALTH_POINTS_PER_AGENT, StoreError};
 use crate::validation::ValidationErrors;
@@ -222,7 +224,7 @@ impl Phoenix {
         &self,
         agent: AgentId,
         samples: &[MeasurementSample],
-        snapshot: Option<&CardinalitySnapshot>,
+        snapshot: Option<&PackedSnapshot>,
     ) -> Result<(), PhoenixError> {
         if samples.len() > MAX_SAMPLES_PER_REPORT {
             let mut errors = ValidationErrors::new();
@@ -323,34 +325,46 @@ impl Phoenix {
         Ok(errors.into_result()?)
     }
 
-    /// Stores an agent's cardinality snapshot (bounded by [`inputs::snapshot`]).
+    /// Stores an agent's cardinality snapshot (bounded by [`inputs::packed_snapshot`]).
     pub async fn put_snapshot(
         &self,
         agent: AgentId,
-        snapshot: &CardinalitySnapshot,
+        snapshot: &PackedSnapshot,
     ) -> Result<(), PhoenixError> {
-        let checked = self.check_snapshot(agent, snapshot, "").into_result();
+        let checked = self.check_packed(agent, snapshot, "").into_result();
         self.count_refusal(agent, checked.map_err(Into::into))
             .await?;
         Ok(self.stores().metrics.put_snapshot(snapshot).await?)
     }
 
     /// One report of an agent: its samples ([`Phoenix::ingest_samples`]) and its latest
-    /// snapshot ([`Phoenix::put_snapshot`], errors under `snapshot.`). Either both are
+    /// snapshot, packed (errors under `packed_snapshot.`) or spelled out by an agent that
+    /// predates packing (errors under `snapshot.`, stored packed). Either both are
     /// acceptable or nothing is stored (and the refusal is counted once on the agent).
     /// Returns what the samples did and whether a snapshot was stored.
     pub async fn report_metrics(
         &self,
         agent: AgentId,
         samples: &[MeasurementSample],
-        snapshot: Option<&CardinalitySnapshot>,
+        snapshot: Option<ReportedSnapshot<'_>>,
     ) -> Result<(AppendReport, bool), PhoenixError> {
-        let checked = match snapshot {
-            Some(snapshot) => self
-                .check_snapshot(agent, snapshot, "snapshot.")
-                .into_result()
-                .map_err(Into::into),
-            None => Ok(()),
+        let packed_here;
+        let (snapshot, checked) = match snapshot {
+            None => (None, Ok(())),
+            Some(ReportedSnapshot::Packed(packed)) => (
+                Some(packed),
+                self.check_packed(agent, packed, "packed_snapshot.")
+                    .into_result()
+                    .map_err(Into::into),
+            ),
+            Some(ReportedSnapshot::SpelledOut(spelled)) => {
+                let checked = self
+                    .check_spelled_out(agent, spelled, "snapshot.")
+                    .into_result()
+                    .map_err(Into::into);
+                packed_here = PackedSnapshot::pack(spelled);
+                (Some(&packed_here), checked)
+            }
         };
         let checked = match checked {
             Ok(()) if !samples.is_empty() => self.check_samples(agent, samples, snapshot).await,
@@ -368,7 +382,28 @@ impl Phoenix {
         Ok((appended, snapshot.is_some()))
     }
 
-    fn check_snapshot(
+    fn check_packed(
+        &self,
+        agent: AgentId,
+        snapshot: &PackedSnapshot,
+        prefix: &str,
+    ) -> ValidationErrors {
+        let mut errors = ValidationErrors::new();
+        if snapshot.agent_id != agent {
+            errors.push("agent_id", "must be the reporting agent's id");
+        }
+        if snapshot.len() > MAX_SNAPSHOT_SERIES {
+            errors.push("metrics", format!("at most {MAX_SNAPSHOT_SERIES} series"));
+        } else {
+            inputs::packed_snapshot(&mut errors, snapshot, self.now());
+        }
+        for e in &mut errors.errors {
+            e.path.insert_str(0, prefix);
+        }
+        errors
+    }
+
+    fn check_spelled_out(
         &self,
         agent: AgentId,
         snapshot: &CardinalitySnapshot,
@@ -389,9 +424,11 @@ impl Phoenix {
         errors
     }
 
-    /// Every agent's current snapshot of each source (input, shipped), ordered by agent.
+    /// Every agent's current snapshot of each source (input, shipped), ordered by agent,
+    /// spelled out (stores keep them packed).
     pub async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, PhoenixError> {
-        Ok(self.stores().metrics.snapshots().await?)
+        let packed = self.stores().metrics.snapshots().await?;
+        Ok(packed.iter().map(PackedSnapshot::unpack).collect())
     }
 
     /// Lists agents passing `filter` (all pages); see [`Phoenix::all_agents`].

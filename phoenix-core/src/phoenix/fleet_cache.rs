@@ -224,7 +224,7 @@ impl FleetCache {
                         (
                             (v.snapshot.agent_id, v.snapshot.source),
                             v.version,
-                            HostTable::from_snapshot(&v.snapshot),
+                            HostTable::from_packed(&v.snapshot),
                         )
                     })
                     .collect::<Vec<_>>()

@@ -96,7 +96,7 @@ impl Phoenix {
                         self.config().snapshot_interval.num_seconds()
                     ))
                 })?;
-                (Recorded::from_snapshot(&snapshot), "agent_id")
+                (Recorded::from_snapshot(&snapshot.unpack()), "agent_id")
             }
         };
         let inventory = self.query_inventory().await?;

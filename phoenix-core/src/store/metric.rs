@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::ids::{AgentId, ExperimentId};
-use crate::measure::{CardinalitySnapshot, MeasurementSample, SnapshotMeta, SnapshotSource};
+use crate::measure::{MeasurementSample, PackedSnapshot, SnapshotMeta, SnapshotSource};
 
 /// Samples kept per experiment; older ones are dropped first.
 pub const MAX_SAMPLES_PER_EXPERIMENT: usize = 100_000;
@@ -30,12 +30,18 @@ pub struct SnapshotVersion {
 impl SnapshotVersion {
     /// The stamp of `snapshot` under `version`.
     #[must_use]
-    pub fn of(snapshot: &CardinalitySnapshot, version: u64) -> Self {
+    pub fn of(snapshot: &PackedSnapshot, version: u64) -> Self {
+        let SnapshotMeta {
+            agent_id,
+            source,
+            taken_at,
+            interval_secs,
+        } = snapshot.meta();
         Self {
-            agent_id: snapshot.agent_id,
-            source: snapshot.source,
-            taken_at: snapshot.taken_at,
-            interval_secs: snapshot.interval_secs,
+            agent_id,
+            source,
+            taken_at,
+            interval_secs,
             version,
         }
     }
@@ -58,13 +64,13 @@ pub struct VersionedSnapshot {
     /// The stamp ([`SnapshotVersion::version`]).
     pub version: u64,
     /// The snapshot.
-    pub snapshot: CardinalitySnapshot,
+    pub snapshot: PackedSnapshot,
 }
 
 /// The default version stamp of a snapshot: the first 8 bytes of the SHA-256 of its JSON,
 /// for stores that keep no stamp of their own (it changes whenever the content does).
 #[must_use]
-pub fn content_version(snapshot: &CardinalitySnapshot) -> u64 {
+pub fn content_version(snapshot: &PackedSnapshot) -> u64 {
     use sha2::Digest;
     let json = serde_json::to_vec(snapshot).unwrap_or_default();
     let digest = sha2::Sha256::digest(&json);
@@ -111,15 +117,16 @@ pub trait MetricStore: Send + Sync + 'static {
     ) -> Result<Vec<MeasurementSample>, StoreError>;
 
     /// Replaces the agent's current snapshot of `snapshot.source` (one per agent and
-    /// source; the other source is left alone).
-    async fn put_snapshot(&self, snapshot: &CardinalitySnapshot) -> Result<(), StoreError>;
+    /// source; the other source is left alone). Snapshots are kept packed, as agents send
+    /// them: a host's strings once.
+    async fn put_snapshot(&self, snapshot: &PackedSnapshot) -> Result<(), StoreError>;
 
     /// The current snapshot of every agent and source that sent one, ordered by agent id,
     /// then source (input first).
-    async fn snapshots(&self) -> Result<Vec<CardinalitySnapshot>, StoreError>;
+    async fn snapshots(&self) -> Result<Vec<PackedSnapshot>, StoreError>;
 
     /// The current input snapshot of one agent ([`SnapshotSource::Input`](crate::measure::SnapshotSource::Input)).
-    async fn snapshot(&self, agent: AgentId) -> Result<Option<CardinalitySnapshot>, StoreError>;
+    async fn snapshot(&self, agent: AgentId) -> Result<Option<PackedSnapshot>, StoreError>;
 
     /// The version of every stored snapshot (each agent and source), ordered by agent id,
     /// then source (input first): one cheap read (no snapshot body) that the fleet's host

@@ -8,10 +8,12 @@ use phoenix_api::measure::{MetricsReceipt, MetricsReport};
 use phoenix_api::task::{
     ReleaseRequest, Task, TaskBatch, TaskReportStatus, TaskStatusReceipt, TaskStatusReport,
 };
+use phoenix_core::measure as core_measure;
+use phoenix_core::phoenix::PhoenixError;
 use phoenix_core::ids::{LeaseToken, TaskId};
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::LeaseRef;
-use phoenix_core::validation::FieldError;
+use phoenix_core::validation::{FieldError, ValidationErrors};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -312,12 +314,27 @@ impl AgentApi {
     ) -> ApiResult<Json<MetricsReceipt>> {
         let agent = self.state.agent(&auth).await?;
         let report = body.0;
+        if report.snapshot.is_some() && report.packed_snapshot.is_some() {
+            let mut errors = ValidationErrors::new();
+            errors.push(
+                "packed_snapshot",
+                "at most one of `snapshot` and `packed_snapshot` (one snapshot per report)",
+            );
+            return Err(PhoenixError::Validation(errors).into());
+        }
         let samples: Vec<_> = report.samples.into_iter().map(Into::into).collect();
-        let snapshot = report.snapshot.map(Into::into);
+        let spelled_out: Option<core_measure::CardinalitySnapshot> =
+            report.snapshot.map(Into::into);
+        let packed: Option<core_measure::PackedSnapshot> = report.packed_snapshot.map(Into::into);
+        let snapshot = match (&packed, &spelled_out) {
+            (Some(p), _) => Some(core_measure::ReportedSnapshot::Packed(p)),
+            (None, Some(s)) => Some(core_measure::ReportedSnapshot::SpelledOut(s)),
+            (None, None) => None,
+        };
         let (appended, snapshot_stored) = self
             .state
             .phoenix
-            .report_metrics(agent.id, &samples, snapshot.as_ref())
+            .report_metrics(agent.id, &samples, snapshot)
             .await?;
         Ok(Json(MetricsReceipt {
             inserted: appended.inserted,

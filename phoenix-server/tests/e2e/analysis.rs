@@ -8,7 +8,8 @@ use phoenix_client::api::agent::Heartbeat;
 use phoenix_client::api::analysis::Undefined;
 use phoenix_client::api::experiment::{KpiName, Phase};
 use phoenix_client::api::measure::{
-    CardinalitySnapshot, HostStats, MeasurementSample, MetricsReport, SnapshotSeries, VariantStats,
+    CardinalitySnapshot, HostStats, MeasurementSample, MetricsReport, PackedSnapshot,
+    SnapshotSeries, VariantStats,
 };
 use phoenix_client::api::pipeline::{PipelineRef, PreviewRequest, RenderRequest};
 use phoenix_client::api::token::Role;
@@ -114,6 +115,7 @@ async fn reported_measurements_become_kpis_cost_and_cardinality() {
     let receipt = agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: samples.clone(),
             snapshot: Some(snapshot(agent.id, start)),
         })
@@ -125,6 +127,7 @@ async fn reported_measurements_become_kpis_cost_and_cardinality() {
     let again = agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples,
             snapshot: None,
         })
@@ -348,6 +351,7 @@ async fn preview_on_an_agents_snapshot_priced() {
     let stored = agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(snapshot(agent.id, at)),
         })
@@ -372,6 +376,7 @@ async fn preview_on_an_agents_snapshot_priced() {
     agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(snapshot_with_values(agent.id, at)),
         })
@@ -489,6 +494,7 @@ async fn cost_flow_recommendations_keep_the_query_inventory() {
     agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(snapshot(agent.id, now)),
         })
@@ -553,4 +559,105 @@ async fn cost_flow_recommendations_keep_the_query_inventory() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     server.stop().await;
+}
+
+/// A snapshot reported packed (what agents send) or spelled out (agents before packing)
+/// is the same snapshot to every view; a report with both is refused, and so is a packed
+/// snapshot whose columns disagree, with the field named and nothing stored.
+#[tokio::test]
+async fn packed_and_spelled_out_snapshots_are_the_same_snapshot() {
+    let server = TestServer::start().await;
+    let viewer = server.user(Role::Viewer).await;
+    let spelled = server.agent("spelled-1").await;
+    let packed = server.agent("packed-1").await;
+    let now = spelled
+        .client
+        .heartbeat(&Heartbeat::default())
+        .await
+        .unwrap()
+        .server_time;
+    let paths = |e: phoenix_client::ClientError| -> Vec<String> {
+        assert_eq!(e.status(), Some(422));
+        e.api_error()
+            .and_then(|e| e.details.fields.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    };
+
+    // Both forms in one report: refused.
+    let mut both_forms = snapshot(packed.id, now);
+    both_forms.host = "packed-1".to_owned();
+    let core: phoenix_core::measure::CardinalitySnapshot = both_forms.clone().into();
+    let wire: PackedSnapshot = phoenix_core::measure::PackedSnapshot::pack(&core).into();
+    let refused = packed
+        .client
+        .report_metrics(&MetricsReport {
+            samples: Vec::new(),
+            snapshot: Some(both_forms),
+            packed_snapshot: Some(wire.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(paths(refused), ["packed_snapshot"]);
+    // Columns that disagree: refused, naming the column.
+    let mut short = wire.clone();
+    short.points.pop();
+    let refused = packed
+        .client
+        .report_metrics(&MetricsReport {
+            packed_snapshot: Some(short),
+            ..MetricsReport::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(paths(refused), ["packed_snapshot.points"]);
+    assert_eq!(viewer.cardinality(&["host"], None, None).await.unwrap().hosts, 0);
+
+    // The same series each way.
+    let mut spelled_snapshot = snapshot(spelled.id, now);
+    spelled_snapshot.host = "spelled-1".to_owned();
+    assert!(
+        spelled
+            .client
+            .report_metrics(&MetricsReport {
+                snapshot: Some(spelled_snapshot),
+                ..MetricsReport::default()
+            })
+            .await
+            .unwrap()
+            .snapshot_stored
+    );
+    assert!(
+        packed
+            .client
+            .report_metrics(&MetricsReport {
+                packed_snapshot: Some(wire),
+                ..MetricsReport::default()
+            })
+            .await
+            .unwrap()
+            .snapshot_stored
+    );
+    let card = viewer
+        .cardinality(&["host", "label:process.executable.name"], None, None)
+        .await
+        .unwrap();
+    assert_eq!(card.hosts, 2);
+    assert_eq!(card.total_series, 200);
+    let by_host = card
+        .breakdowns
+        .iter()
+        .find(|b| b.dimension == "host")
+        .expect("host breakdown");
+    let series: BTreeMap<&str, u64> = by_host
+        .groups
+        .iter()
+        .map(|g| (g.value.as_str(), g.series))
+        .collect();
+    assert_eq!(
+        series,
+        BTreeMap::from([("packed-1", 100), ("spelled-1", 100)])
+    );
 }

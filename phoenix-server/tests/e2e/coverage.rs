@@ -28,6 +28,7 @@ async fn coverage_retention_and_refresh(backend: Backend) {
     let receipt = a
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(CardinalitySnapshot {
                 agent_id: a.id,

@@ -24,6 +24,7 @@ async fn record_one(server: &TestServer) {
     let receipt = agent
         .client
         .report_metrics(&MetricsReport {
+            packed_snapshot: None,
             samples: Vec::new(),
             snapshot: Some(CardinalitySnapshot {
                 agent_id: agent.id,

@@ -241,6 +241,7 @@ async fn calls_loop(sim: Arc<Sim>, stats: Arc<Stats>, payload: Arc<HostPayload>)
                 let snapshot = (seq % per_minute == 1 || per_minute == 1)
                     .then(|| payload.snapshot(sim.id, &sim.host));
                 let report = MetricsReport {
+                    packed_snapshot: None,
                     samples: vec![payload.sample(experiment.0, sim.id, seq, experiment.1)],
                     snapshot,
                 };

@@ -391,6 +391,7 @@ pub(crate) async fn product(
         let payload = payload.clone();
         async move {
             let report = MetricsReport {
+                packed_snapshot: None,
                 samples: vec![payload.sample(shared.experiment, a.id, seq, shared.interval)],
                 snapshot: None,
             };

@@ -17,7 +17,7 @@ use phoenix_bench::{Bound, Machine, Report, Target, percentile, write_generated}
 use phoenix_client::Client;
 use phoenix_client::api::measure::MetricsReport;
 use phoenix_core::ids::AgentId;
-use phoenix_core::measure::{CardinalitySnapshot, SnapshotSeries, SnapshotSource};
+use phoenix_core::measure::{CardinalitySnapshot, PackedSnapshot, SnapshotSeries, SnapshotSource};
 
 use crate::{ADMIN, ServerProcess, cpu_ticks, enroll, env_usize, reqwest_client, rss_kib};
 
@@ -260,7 +260,9 @@ async fn post(agents: &Agents, host: usize, series: usize, round: u64) -> bool {
     agents.clients[host]
         .report_metrics(&MetricsReport {
             samples: Vec::new(),
-            snapshot: Some(snapshot.into()),
+            // Packed, as agents send it.
+            snapshot: None,
+            packed_snapshot: Some(PackedSnapshot::pack(&snapshot).into()),
         })
         .await
         .is_ok_and(|r| r.snapshot_stored)

@@ -22,8 +22,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::agent::{ActivePipeline, AgentRegistration, Heartbeat};
 use crate::experiment::TargetSelector;
 use crate::measure::{
-    CardinalitySnapshot, HostStats, MeasurementSample, PackedSnapshot, SnapshotSeries,
-    VariantStats,
+    CardinalitySnapshot, HostStats, MeasurementSample, PackedSnapshot, SnapshotSeries, VariantStats,
 };
 use crate::queries::SampleQueries;
 use crate::validation::ValidationErrors;

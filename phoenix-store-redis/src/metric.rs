@@ -338,6 +338,13 @@ fn parse_stamp(
     })
 }
 
+/// A stored snapshot body: packed, or spelled out as bodies stored before packing are
+/// ([`PackedSnapshot::from_stored_json`]).
+fn decode_snapshot(json: &str) -> Result<PackedSnapshot, StoreError> {
+    PackedSnapshot::from_stored_json(json)
+        .map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,11 +369,4 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, keys);
     }
-}
-
-/// A stored snapshot body: packed, or spelled out as bodies stored before packing are
-/// ([`PackedSnapshot::from_stored_json`]).
-fn decode_snapshot(json: &str) -> Result<PackedSnapshot, StoreError> {
-    PackedSnapshot::from_stored_json(json)
-        .map_err(|e| corrupt(format!("stored snapshot does not decode: {e}")))
 }

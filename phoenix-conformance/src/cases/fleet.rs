@@ -161,7 +161,12 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
             .report_metrics(
                 agent.id,
                 &[],
-                Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, agent, 20 + i * 5, i)))),
+                Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+                    backend,
+                    agent,
+                    20 + i * 5,
+                    i,
+                )))),
             )
             .await
             .unwrap();
@@ -173,14 +178,18 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
     a.report_metrics(
         agents[0].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&shipped(backend, &agents[0], 20, 0)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&shipped(
+            backend, &agents[0], 20, 0,
+        )))),
     )
     .await
     .unwrap();
     b.report_metrics(
         agents[2].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&shipped(backend, &agents[2], 30, 2)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&shipped(
+            backend, &agents[2], 30, 2,
+        )))),
     )
     .await
     .unwrap();
@@ -193,14 +202,18 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
     b.report_metrics(
         agents[0].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agents[0], 31, 9)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agents[0], 31, 9,
+        )))),
     )
     .await
     .unwrap();
     a.report_metrics(
         agents[3].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agents[3], 12, 4)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agents[3], 12, 4,
+        )))),
     )
     .await
     .unwrap();
@@ -212,7 +225,9 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
     a.report_metrics(
         agents[2].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agents[2], 30, 5)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agents[2], 30, 5,
+        )))),
     )
     .await
     .unwrap();
@@ -245,7 +260,9 @@ pub async fn fleet_views_match_uncached_across_replicas(backend: &dyn TestBacken
     b.report_metrics(
         agents[3].id,
         &[],
-        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agents[3], 17, 1)))),
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agents[3], 17, 1,
+        )))),
     )
     .await
     .unwrap();
@@ -261,17 +278,29 @@ pub async fn fleet_views_state_their_instant_within_staleness(backend: &dyn Test
     let bound = Duration::seconds(10);
     let p = Phoenix::new(backend.stores(), backend.clock(), with_staleness(bound));
     let agent = enroll(&p, "fleet-stale-0").await;
-    p.report_metrics(agent.id, &[], Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agent, 10, 0)))))
-        .await
-        .unwrap();
+    p.report_metrics(
+        agent.id,
+        &[],
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agent, 10, 0,
+        )))),
+    )
+    .await
+    .unwrap();
     let first = p.cost_flow(None, Vec::new(), false).await.unwrap();
     assert_eq!(first.total_series, 10);
     let t0 = first.coverage.computed_at;
 
     // A new snapshot: the memo may still be served, and then says when it is from.
-    p.report_metrics(agent.id, &[], Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(backend, &agent, 14, 0)))))
-        .await
-        .unwrap();
+    p.report_metrics(
+        agent.id,
+        &[],
+        Some(ReportedSnapshot::Packed(&PackedSnapshot::pack(&snapshot(
+            backend, &agent, 14, 0,
+        )))),
+    )
+    .await
+    .unwrap();
     let second = p.cost_flow(None, Vec::new(), false).await.unwrap();
     if second.coverage.computed_at == t0 {
         assert_eq!(second.total_series, 10);

@@ -235,7 +235,10 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
         }],
     };
     assert_eq!(
-        refused(p.report_metrics(agent.id, &[], Some((&snapshot).into())).await),
+        refused(
+            p.report_metrics(agent.id, &[], Some((&snapshot).into()))
+                .await
+        ),
         [
             "snapshot.taken_at",
             "snapshot.series[0].metric",
@@ -246,7 +249,10 @@ pub async fn inputs_absurd_agent_reports_refused_alike(backend: &dyn TestBackend
     // Packed (as agents send it), the same faults are refused, each string's once.
     let packed = PackedSnapshot::pack(&snapshot);
     assert_eq!(
-        refused(p.report_metrics(agent.id, &[], Some((&packed).into())).await),
+        refused(
+            p.report_metrics(agent.id, &[], Some((&packed).into()))
+                .await
+        ),
         [
             "packed_snapshot.taken_at",
             "packed_snapshot.strings[0]",

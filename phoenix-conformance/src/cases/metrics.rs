@@ -107,21 +107,23 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let a = AgentId::new();
     let b = AgentId::new();
-    let snap = |agent: AgentId, n: usize| PackedSnapshot::pack(&CardinalitySnapshot {
-        agent_id: agent,
-        source: SnapshotSource::Input,
-        host: format!("h-{agent}"),
-        taken_at: backend.clock().now(),
-        interval_secs: 10,
-        series: (0..n)
-            .map(|i| SnapshotSeries {
-                metric: "process.memory.usage".to_owned(),
-                labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
-                points: 1,
-                value: None,
-            })
-            .collect(),
-    });
+    let snap = |agent: AgentId, n: usize| {
+        PackedSnapshot::pack(&CardinalitySnapshot {
+            agent_id: agent,
+            source: SnapshotSource::Input,
+            host: format!("h-{agent}"),
+            taken_at: backend.clock().now(),
+            interval_secs: 10,
+            series: (0..n)
+                .map(|i| SnapshotSeries {
+                    metric: "process.memory.usage".to_owned(),
+                    labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
+                    points: 1,
+                    value: None,
+                })
+                .collect(),
+        })
+    };
     m.put_snapshot(&snap(a, 3)).await.unwrap();
     m.put_snapshot(&snap(b, 1)).await.unwrap();
     m.put_snapshot(&snap(a, 5)).await.unwrap();
@@ -139,19 +141,21 @@ pub async fn metric_snapshots_latest_per_agent(backend: &dyn TestBackend) {
 pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let (a, b, c) = (AgentId::new(), AgentId::new(), AgentId::new());
-    let snap = |agent: AgentId| PackedSnapshot::pack(&CardinalitySnapshot {
-        agent_id: agent,
-        source: SnapshotSource::Input,
-        host: format!("h-{agent}"),
-        taken_at: backend.clock().now(),
-        interval_secs: 60,
-        series: vec![SnapshotSeries {
-            metric: "node_load1".to_owned(),
-            labels: BTreeMap::new(),
-            points: 4,
-            value: None,
-        }],
-    });
+    let snap = |agent: AgentId| {
+        PackedSnapshot::pack(&CardinalitySnapshot {
+            agent_id: agent,
+            source: SnapshotSource::Input,
+            host: format!("h-{agent}"),
+            taken_at: backend.clock().now(),
+            interval_secs: 60,
+            series: vec![SnapshotSeries {
+                metric: "node_load1".to_owned(),
+                labels: BTreeMap::new(),
+                points: 4,
+                value: None,
+            }],
+        })
+    };
     for agent in [a, b, c] {
         m.put_snapshot(&snap(agent)).await.unwrap();
     }
@@ -176,21 +180,23 @@ pub async fn metric_snapshots_delete(backend: &dyn TestBackend) {
 pub async fn metric_snapshots_per_source(backend: &dyn TestBackend) {
     let m = backend.stores().metrics;
     let (a, b) = (AgentId::new(), AgentId::new());
-    let snap = |agent: AgentId, source: SnapshotSource, n: usize| PackedSnapshot::pack(&CardinalitySnapshot {
-        agent_id: agent,
-        source,
-        host: format!("h-{agent}"),
-        taken_at: backend.clock().now(),
-        interval_secs: 60,
-        series: (0..n)
-            .map(|i| SnapshotSeries {
-                metric: "process.memory.usage".to_owned(),
-                labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
-                points: 6,
-                value: None,
-            })
-            .collect(),
-    });
+    let snap = |agent: AgentId, source: SnapshotSource, n: usize| {
+        PackedSnapshot::pack(&CardinalitySnapshot {
+            agent_id: agent,
+            source,
+            host: format!("h-{agent}"),
+            taken_at: backend.clock().now(),
+            interval_secs: 60,
+            series: (0..n)
+                .map(|i| SnapshotSeries {
+                    metric: "process.memory.usage".to_owned(),
+                    labels: BTreeMap::from([("process.pid".to_owned(), i.to_string())]),
+                    points: 6,
+                    value: None,
+                })
+                .collect(),
+        })
+    };
     m.put_snapshot(&snap(a, SnapshotSource::Shipped, 2))
         .await
         .unwrap();
@@ -271,19 +277,21 @@ pub async fn metric_snapshot_versions_follow_writes(backend: &dyn TestBackend) {
     );
     let (a, b) = (AgentId::new(), AgentId::new());
     let taken_at = DateTime::from_timestamp(backend.clock().now().timestamp(), 0).unwrap();
-    let snap = |agent: AgentId, source: SnapshotSource, points: u64| PackedSnapshot::pack(&CardinalitySnapshot {
-        agent_id: agent,
-        source,
-        host: format!("h-{agent}"),
-        taken_at,
-        interval_secs: 60,
-        series: vec![SnapshotSeries {
-            metric: "node_load1".to_owned(),
-            labels: BTreeMap::from([("cpu".to_owned(), "0".to_owned())]),
-            points,
-            value: None,
-        }],
-    });
+    let snap = |agent: AgentId, source: SnapshotSource, points: u64| {
+        PackedSnapshot::pack(&CardinalitySnapshot {
+            agent_id: agent,
+            source,
+            host: format!("h-{agent}"),
+            taken_at,
+            interval_secs: 60,
+            series: vec![SnapshotSeries {
+                metric: "node_load1".to_owned(),
+                labels: BTreeMap::from([("cpu".to_owned(), "0".to_owned())]),
+                points,
+                value: None,
+            }],
+        })
+    };
     let (input, shipped) = (SnapshotSource::Input, SnapshotSource::Shipped);
     m.put_snapshot(&snap(a, input, 1)).await.unwrap();
     m.put_snapshot(&snap(b, input, 1)).await.unwrap();

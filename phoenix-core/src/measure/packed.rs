@@ -332,7 +332,10 @@ mod tests {
             ]
         );
         assert_eq!(packed.metrics, [0, 0, 6, 3]);
-        assert_eq!(packed.labels, [vec![1, 2, 3, 4], vec![1, 2, 3, 5], vec![], vec![3, 3]]);
+        assert_eq!(
+            packed.labels,
+            [vec![1, 2, 3, 4], vec![1, 2, 3, 5], vec![], vec![3, 3]]
+        );
         assert_eq!(packed.points, [6, 6, 1, 0]);
         assert_eq!(packed.values, [Some(1.5), None, Some(1.0), None]);
         assert_eq!(packed.shape_error(), None);

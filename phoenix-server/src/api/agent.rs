@@ -8,9 +8,9 @@ use phoenix_api::measure::{MetricsReceipt, MetricsReport};
 use phoenix_api::task::{
     ReleaseRequest, Task, TaskBatch, TaskReportStatus, TaskStatusReceipt, TaskStatusReport,
 };
+use phoenix_core::ids::{LeaseToken, TaskId};
 use phoenix_core::measure as core_measure;
 use phoenix_core::phoenix::PhoenixError;
-use phoenix_core::ids::{LeaseToken, TaskId};
 use phoenix_core::phoenix::TaskReport;
 use phoenix_core::task::LeaseRef;
 use phoenix_core::validation::{FieldError, ValidationErrors};

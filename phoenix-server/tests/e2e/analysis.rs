@@ -613,7 +613,14 @@ async fn packed_and_spelled_out_snapshots_are_the_same_snapshot() {
         .await
         .unwrap_err();
     assert_eq!(paths(refused), ["packed_snapshot.points"]);
-    assert_eq!(viewer.cardinality(&["host"], None, None).await.unwrap().hosts, 0);
+    assert_eq!(
+        viewer
+            .cardinality(&["host"], None, None)
+            .await
+            .unwrap()
+            .hosts,
+        0
+    );
 
     // The same series each way.
     let mut spelled_snapshot = snapshot(spelled.id, now);

@@ -630,17 +630,28 @@ pub fn sample_queries(
     }
 }
 
-/// A cardinality snapshot, at the server's `now`. Stops after the first hundred errors
-/// (a snapshot holds up to a million series).
-pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: DateTime<Utc>) {
-    name(errors, "host", &s.host, MAX_HOST_CHARS);
-    timestamp(errors, "taken_at", s.taken_at, now, MAX_REPORT_AGE_SECS);
+/// What a snapshot says of itself (either form): host, time taken, interval.
+fn snapshot_header(
+    errors: &mut ValidationErrors,
+    host: &str,
+    taken_at: DateTime<Utc>,
+    interval_secs: u32,
+    now: DateTime<Utc>,
+) {
+    name(errors, "host", host, MAX_HOST_CHARS);
+    timestamp(errors, "taken_at", taken_at, now, MAX_REPORT_AGE_SECS);
     int(
         errors,
         "interval_secs",
-        u64::from(s.interval_secs),
+        u64::from(interval_secs),
         1..=u64::from(MAX_SNAPSHOT_INTERVAL_SECS),
     );
+}
+
+/// A cardinality snapshot, at the server's `now`. Stops after the first hundred errors
+/// (a snapshot holds up to a million series).
+pub fn snapshot(errors: &mut ValidationErrors, s: &CardinalitySnapshot, now: DateTime<Utc>) {
+    snapshot_header(errors, &s.host, s.taken_at, s.interval_secs, now);
     for (i, series) in s.series.iter().enumerate() {
         if errors.errors.len() >= 100 {
             break;
@@ -658,14 +669,7 @@ pub fn packed_snapshot(errors: &mut ValidationErrors, s: &PackedSnapshot, now: D
     const METRIC: u8 = 1;
     const KEY: u8 = 2;
     const VALUE: u8 = 4;
-    name(errors, "host", &s.host, MAX_HOST_CHARS);
-    timestamp(errors, "taken_at", s.taken_at, now, MAX_REPORT_AGE_SECS);
-    int(
-        errors,
-        "interval_secs",
-        u64::from(s.interval_secs),
-        1..=u64::from(MAX_SNAPSHOT_INTERVAL_SECS),
-    );
+    snapshot_header(errors, &s.host, s.taken_at, s.interval_secs, now);
     if let Some((path, message)) = s.shape_error() {
         errors.push(path, message);
         return;

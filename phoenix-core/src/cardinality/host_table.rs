@@ -37,12 +37,7 @@ impl HostTable {
     pub fn from_snapshot(snapshot: &CardinalitySnapshot) -> Result<Self, CardinalityError> {
         let total_labels: usize = snapshot.series.iter().map(|s| s.labels.len()).sum();
         Self::build(
-            HostInfo {
-                agent_id: snapshot.agent_id,
-                host: snapshot.host.clone(),
-                taken_at: snapshot.taken_at,
-                interval_secs: snapshot.interval_secs,
-            },
+            HostInfo::of(snapshot.meta(), &snapshot.host),
             snapshot.source,
             total_labels,
             snapshot.series.iter().map(|s| {
@@ -60,12 +55,7 @@ impl HostTable {
     pub fn from_packed(snapshot: &PackedSnapshot) -> Result<Self, CardinalityError> {
         let total_labels: usize = snapshot.labels.iter().map(|l| l.len() / 2).sum();
         Self::build(
-            HostInfo {
-                agent_id: snapshot.agent_id,
-                host: snapshot.host.clone(),
-                taken_at: snapshot.taken_at,
-                interval_secs: snapshot.interval_secs,
-            },
+            HostInfo::of(snapshot.meta(), &snapshot.host),
             snapshot.source,
             total_labels,
             snapshot

@@ -44,6 +44,18 @@ pub(crate) struct HostInfo {
     pub(crate) interval_secs: u32,
 }
 
+impl HostInfo {
+    /// The host of a snapshot of `meta`, named `host`.
+    pub(crate) fn of(meta: crate::measure::SnapshotMeta, host: &str) -> Self {
+        Self {
+            agent_id: meta.agent_id,
+            host: host.to_owned(),
+            taken_at: meta.taken_at,
+            interval_secs: meta.interval_secs,
+        }
+    }
+}
+
 /// Snapshots in interned, columnar form, series grouped by metric.
 #[derive(Debug, Clone)]
 pub struct SeriesTable {
@@ -85,12 +97,7 @@ impl SeriesTable {
                     host: snapshot.host.clone(),
                 });
             }
-            hosts.push(HostInfo {
-                agent_id: snapshot.agent_id,
-                host: snapshot.host.clone(),
-                taken_at: snapshot.taken_at,
-                interval_secs: snapshot.interval_secs,
-            });
+            hosts.push(HostInfo::of(snapshot.meta(), &snapshot.host));
             let mut last: Option<(&str, u32)> = None;
             for series in &snapshot.series {
                 let id = match last {

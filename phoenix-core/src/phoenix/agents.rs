@@ -331,7 +331,9 @@ impl Phoenix {
         agent: AgentId,
         snapshot: &PackedSnapshot,
     ) -> Result<(), PhoenixError> {
-        let checked = self.check_packed(agent, snapshot, "").into_result();
+        let checked = self
+            .check_snapshot(agent, snapshot.into(), "")
+            .into_result();
         self.count_refusal(agent, checked.map_err(Into::into))
             .await?;
         Ok(self.stores().metrics.put_snapshot(snapshot).await?)
@@ -353,13 +355,13 @@ impl Phoenix {
             None => (None, Ok(())),
             Some(ReportedSnapshot::Packed(packed)) => (
                 Some(packed),
-                self.check_packed(agent, packed, "packed_snapshot.")
+                self.check_snapshot(agent, packed.into(), "packed_snapshot.")
                     .into_result()
                     .map_err(Into::into),
             ),
             Some(ReportedSnapshot::SpelledOut(spelled)) => {
                 let checked = self
-                    .check_spelled_out(agent, spelled, "snapshot.")
+                    .check_snapshot(agent, spelled.into(), "snapshot.")
                     .into_result()
                     .map_err(Into::into);
                 packed_here = PackedSnapshot::pack(spelled);
@@ -382,41 +384,30 @@ impl Phoenix {
         Ok((appended, snapshot.is_some()))
     }
 
-    fn check_packed(
+    fn check_snapshot(
         &self,
         agent: AgentId,
-        snapshot: &PackedSnapshot,
+        snapshot: ReportedSnapshot<'_>,
         prefix: &str,
     ) -> ValidationErrors {
         let mut errors = ValidationErrors::new();
-        if snapshot.agent_id != agent {
+        let (agent_id, series, series_field) = match snapshot {
+            ReportedSnapshot::Packed(p) => (p.agent_id, p.len(), "metrics"),
+            ReportedSnapshot::SpelledOut(s) => (s.agent_id, s.series.len(), "series"),
+        };
+        if agent_id != agent {
             errors.push("agent_id", "must be the reporting agent's id");
         }
-        if snapshot.len() > MAX_SNAPSHOT_SERIES {
-            errors.push("metrics", format!("at most {MAX_SNAPSHOT_SERIES} series"));
+        if series > MAX_SNAPSHOT_SERIES {
+            errors.push(
+                series_field,
+                format!("at most {MAX_SNAPSHOT_SERIES} series"),
+            );
         } else {
-            inputs::packed_snapshot(&mut errors, snapshot, self.now());
-        }
-        for e in &mut errors.errors {
-            e.path.insert_str(0, prefix);
-        }
-        errors
-    }
-
-    fn check_spelled_out(
-        &self,
-        agent: AgentId,
-        snapshot: &CardinalitySnapshot,
-        prefix: &str,
-    ) -> ValidationErrors {
-        let mut errors = ValidationErrors::new();
-        if snapshot.agent_id != agent {
-            errors.push("agent_id", "must be the reporting agent's id");
-        }
-        if snapshot.series.len() > MAX_SNAPSHOT_SERIES {
-            errors.push("series", format!("at most {MAX_SNAPSHOT_SERIES} series"));
-        } else {
-            inputs::snapshot(&mut errors, snapshot, self.now());
+            match snapshot {
+                ReportedSnapshot::Packed(p) => inputs::packed_snapshot(&mut errors, p, self.now()),
+                ReportedSnapshot::SpelledOut(s) => inputs::snapshot(&mut errors, s, self.now()),
+            }
         }
         for e in &mut errors.errors {
             e.path.insert_str(0, prefix);

@@ -13,47 +13,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use phoenix_core::PhoenixConfig;
 use phoenix_core::cost::churn::MAX_TRACKED_SERIES;
 use phoenix_core::cost::{Catalogue, Observation, Usage};
-use phoenix_core::experiment::{ExperimentSpec, Phase, TargetSelector};
+use phoenix_core::experiment::{ExperimentSpec, TargetSelector};
 use phoenix_core::ids::ExperimentId;
 use phoenix_core::judge::{Criterion, KpiName};
 use phoenix_core::measure::MeasurementSample;
 use phoenix_core::pipeline::{ParamValue, PipelineRef};
-use phoenix_core::{Phoenix, PhoenixConfig};
 use tokio::process::Child;
 
 mod support;
 use support::processes::NamedProcesses;
-use support::stand::Stand;
+use support::stand::{FINAL_PHASES, Stand, wait_phase};
 
 fn start_agent(stand: &Stand, state_dir: &Path, label: &str) -> Child {
     stand
         .agent(state_dir, "churn-a")
         .args(["--label", &format!("churn={label}")])
         .spawn()
-}
-
-async fn wait_done(phoenix: &Phoenix, id: ExperimentId) -> phoenix_core::experiment::Experiment {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let e = phoenix.experiment(id).await.unwrap();
-        if e.verdict.is_some()
-            && matches!(
-                e.phase,
-                Phase::Completed | Phase::Failed | Phase::RolledBack
-            )
-        {
-            return e;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "experiment stuck in {:?}: {:#?}",
-            e.phase,
-            e.targets
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn every(s: &str) -> ParamValue {
@@ -126,7 +104,7 @@ async fn a_churning_candidate_is_priced_by_the_vendors_windows_not_its_sample_co
             .expect("created");
         client.start_experiment(created.id).await.expect("started");
         let id = ExperimentId(created.id);
-        let done = wait_done(phoenix, id).await;
+        let done = wait_phase(phoenix, id, &FINAL_PHASES, 180).await;
 
         // Every sample carries both figures for both variants, within their bounds.
         let samples: Vec<MeasurementSample> =

@@ -26,7 +26,7 @@ use tokio::process::Child;
 
 mod support;
 use support::processes::NamedProcesses;
-use support::stand::Stand;
+use support::stand::{FINAL_PHASES, Stand, wait_phase};
 
 struct AgentProcess {
     child: Child,
@@ -113,27 +113,6 @@ async fn create_and_start(client: &Client, name: &str, spec: ExperimentSpec) -> 
     client.start_experiment(e.id).await.expect("started")
 }
 
-async fn wait_phase(
-    phoenix: &Phoenix,
-    id: ExperimentId,
-    done: &[Phase],
-) -> phoenix_core::experiment::Experiment {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let e = phoenix.experiment(id).await.unwrap();
-        if done.contains(&e.phase) {
-            return e;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "experiment stuck in {:?}: {:#?}",
-            e.phase,
-            e.targets
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn samples_by_agent(
     phoenix: &Phoenix,
     id: ExperimentId,
@@ -200,12 +179,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     )
     .await;
     let good_id = ExperimentId(good.id);
-    let done = wait_phase(
-        &phoenix,
-        good_id,
-        &[Phase::Completed, Phase::Failed, Phase::RolledBack],
-    )
-    .await;
+    let done = wait_phase(&phoenix, good_id, &FINAL_PHASES, 120).await;
     assert_eq!(done.phase, Phase::Completed, "{done:#?}");
     let verdict = done.verdict.clone().unwrap();
     assert_eq!(verdict.outcome, VerdictOutcome::Pass, "{verdict:#?}");
@@ -273,12 +247,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
     bad_spec.auto_rollback = true;
     let bad = create_and_start(&client, "hides a critical process", bad_spec).await;
     let bad_id = ExperimentId(bad.id);
-    let rolled = wait_phase(
-        &phoenix,
-        bad_id,
-        &[Phase::RolledBack, Phase::Failed, Phase::Completed],
-    )
-    .await;
+    let rolled = wait_phase(&phoenix, bad_id, &FINAL_PHASES, 120).await;
     assert_eq!(rolled.phase, Phase::RolledBack, "{rolled:#?}");
     assert_eq!(
         rolled.verdict.as_ref().unwrap().outcome,
@@ -375,12 +344,7 @@ async fn two_agent_processes_run_experiments_end_to_end() {
         id_c,
         "the restarted agent keeps its identity"
     );
-    let finished = wait_phase(
-        &phoenix,
-        third_id,
-        &[Phase::Completed, Phase::Failed, Phase::RolledBack],
-    )
-    .await;
+    let finished = wait_phase(&phoenix, third_id, &FINAL_PHASES, 120).await;
     assert_eq!(finished.phase, Phase::Completed, "{finished:#?}");
     let deploy = phoenix
         .tasks(&deploy_filter, &PageRequest::default())
@@ -477,12 +441,7 @@ async fn queries_kept_fails_a_candidate_that_drops_a_label_an_alert_uses() {
                 "the inventory is frozen into the experiment"
             );
             let id = ExperimentId(created.id);
-            let done = wait_phase(
-                &phoenix,
-                id,
-                &[Phase::Completed, Phase::Failed, Phase::RolledBack],
-            )
-            .await;
+            let done = wait_phase(&phoenix, id, &FINAL_PHASES, 120).await;
             let kpis = client.experiment_kpis(created.id).await.unwrap();
             let samples = samples_by_agent(&phoenix, id).await;
             (done, kpis, samples)

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use phoenix_client::Client;
 use phoenix_core::clock::SystemClock;
+use phoenix_core::experiment::{Experiment, Phase};
+use phoenix_core::ids::ExperimentId;
 use phoenix_core::{MemoryStore, Phoenix, PhoenixConfig};
 use phoenix_server::config::ServerConfig;
 use tokio::process::{Child, Command};
@@ -165,6 +167,36 @@ pub async fn eventually<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Op
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The phases an experiment ends in.
+pub const FINAL_PHASES: [Phase; 3] = [Phase::Completed, Phase::Failed, Phase::RolledBack];
+
+/// Polls the experiment every 200 ms until it is in one of `phases`, for at most `secs`
+/// seconds; returns it.
+///
+/// # Panics
+/// When `secs` pass first, naming the phase it is stuck in and its targets.
+pub async fn wait_phase(
+    phoenix: &Phoenix,
+    id: ExperimentId,
+    phases: &[Phase],
+    secs: u64,
+) -> Experiment {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let e = phoenix.experiment(id).await.unwrap();
+        if phases.contains(&e.phase) {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "experiment stuck in {:?}: {:#?}",
+            e.phase,
+            e.targets
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -685,10 +685,9 @@ pub fn packed_snapshot(errors: &mut ValidationErrors, s: &PackedSnapshot, now: D
         let text = &s.strings[i];
         let path = LazyPath(|| format!("strings[{i}]"));
         match role {
-            METRIC => name(errors, &path, text, MAX_TOKEN_CHARS),
-            KEY => name(errors, &path, text, MAX_LABEL_KEY_CHARS),
-            // Values are whatever the host's processes carry (command lines included).
-            _ => free_text(errors, &path, text, MAX_DETAIL_CHARS),
+            METRIC => metric_name(errors, &path, text),
+            KEY => label_key(errors, &path, text),
+            _ => label_value(errors, &path, text),
         }
     };
     for i in 0..s.len() {
@@ -721,20 +720,8 @@ pub fn packed_snapshot(errors: &mut ValidationErrors, s: &PackedSnapshot, now: D
             }
             previous = Some(key);
         }
-        int(
-            errors,
-            &LazyPath(|| format!("points[{i}]")),
-            s.points[i],
-            0..=MAX_POINTS,
-        );
-        if let Some(value) = s.values[i] {
-            float(
-                errors,
-                &LazyPath(|| format!("values[{i}]")),
-                value,
-                -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
-            );
-        }
+        series_points(errors, &LazyPath(|| format!("points[{i}]")), s.points[i]);
+        series_value(errors, &LazyPath(|| format!("values[{i}]")), s.values[i]);
     }
     let mut seen = std::collections::HashSet::with_capacity(s.strings.len());
     for (i, text) in s.strings.iter().enumerate() {
@@ -763,7 +750,7 @@ pub fn snapshot_series(
     // Paths are built only for an error: a valid snapshot of thousands of series costs no
     // allocation here.
     let at = |field: &'static str| LazyPath(move || format!("{}.{field}", p.render()));
-    name(errors, &at("metric"), &series.metric, MAX_TOKEN_CHARS);
+    metric_name(errors, &at("metric"), &series.metric);
     if series.labels.len() > MAX_SERIES_LABELS {
         errors.push(
             at("labels").render(),
@@ -772,18 +759,35 @@ pub fn snapshot_series(
     }
     for (key, value) in &series.labels {
         let lp = LazyPath(|| format!("{}.labels.{}", p.render(), key.escape_debug()));
-        name(errors, &lp, key, MAX_LABEL_KEY_CHARS);
-        // Values are whatever the host's processes carry (command lines included).
-        free_text(errors, &lp, value, MAX_DETAIL_CHARS);
+        label_key(errors, &lp, key);
+        label_value(errors, &lp, value);
     }
-    int(errors, &at("points"), series.points, 0..=MAX_POINTS);
-    if let Some(value) = series.value {
-        float(
-            errors,
-            &at("value"),
-            value,
-            -MAX_SERIES_VALUE..=MAX_SERIES_VALUE,
-        );
+    series_points(errors, &at("points"), series.points);
+    series_value(errors, &at("value"), series.value);
+}
+
+// The rules of a snapshot series' fields, for both forms of a snapshot.
+
+fn metric_name(errors: &mut ValidationErrors, p: &(impl FieldPath + ?Sized), text: &str) {
+    name(errors, p, text, MAX_TOKEN_CHARS);
+}
+
+fn label_key(errors: &mut ValidationErrors, p: &(impl FieldPath + ?Sized), text: &str) {
+    name(errors, p, text, MAX_LABEL_KEY_CHARS);
+}
+
+/// Values are whatever the host's processes carry (command lines included).
+fn label_value(errors: &mut ValidationErrors, p: &(impl FieldPath + ?Sized), text: &str) {
+    free_text(errors, p, text, MAX_DETAIL_CHARS);
+}
+
+fn series_points(errors: &mut ValidationErrors, p: &(impl FieldPath + ?Sized), points: u64) {
+    int(errors, p, points, 0..=MAX_POINTS);
+}
+
+fn series_value(errors: &mut ValidationErrors, p: &(impl FieldPath + ?Sized), value: Option<f64>) {
+    if let Some(value) = value {
+        float(errors, p, value, -MAX_SERIES_VALUE..=MAX_SERIES_VALUE);
     }
 }
 
